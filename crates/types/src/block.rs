@@ -1,0 +1,152 @@
+//! Blocks, their headers, and the genesis that starts a chain.
+
+use crate::{Address, Amount, Hash32, Keypair, PublicKey, Signature, SignedTx};
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+/// A block header. The proposer signs its hash.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct BlockHeader {
+    /// The chain.
+    pub chain_id: String,
+    /// Height; genesis state is height 0, the first block is 1.
+    pub height: u64,
+    /// Hash of the previous header (zero for the first block).
+    pub parent: Hash32,
+    /// Block time in milliseconds since the Unix epoch; the ledger's only clock.
+    pub time_ms: u64,
+    /// Merkle root of the transaction ids in order.
+    pub tx_root: Hash32,
+    /// State root after applying this block.
+    pub state_root: Hash32,
+    /// Who produced the block.
+    pub proposer: PublicKey,
+}
+
+impl BlockHeader {
+    /// The block hash.
+    pub fn hash(&self) -> Hash32 {
+        Hash32::tagged(
+            "deed block header v1",
+            &borsh::to_vec(self).expect("borsh to Vec"),
+        )
+    }
+}
+
+/// A block: a signed header and the transactions it orders.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Block {
+    /// The header.
+    pub header: BlockHeader,
+    /// The proposer's signature over the header hash.
+    pub signature: Signature,
+    /// Transactions in execution order.
+    pub txs: Vec<SignedTx>,
+}
+
+impl Block {
+    /// The Merkle root of `txs`' ids.
+    pub fn tx_root(txs: &[SignedTx]) -> Hash32 {
+        crate::merkle::root(&txs.iter().map(|t| t.hash()).collect::<Vec<_>>())
+    }
+
+    /// Signs `header` and wraps it with `txs`.
+    pub fn seal(header: BlockHeader, txs: Vec<SignedTx>, key: &Keypair) -> Block {
+        assert_eq!(
+            header.tx_root,
+            Self::tx_root(&txs),
+            "header tx_root must match txs"
+        );
+        let signature = key.sign(&header.hash().0);
+        Block {
+            header,
+            signature,
+            txs,
+        }
+    }
+
+    /// Checks the proposer's signature and the transaction root.
+    pub fn verify(&self) -> Result<(), crate::Error> {
+        self.header
+            .proposer
+            .verify(&self.header.hash().0, &self.signature)?;
+        if Self::tx_root(&self.txs) != self.header.tx_root {
+            return Err(crate::Error::BadSignature(
+                "transaction root does not match the transactions".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Chain parameters fixed at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Params {
+    /// Smallest transaction fee accepted.
+    #[serde(with = "crate::amount_serde")]
+    pub min_tx_fee: Amount,
+    /// Smallest stake that lets an executor submit receipts.
+    #[serde(with = "crate::amount_serde")]
+    pub min_executor_stake: Amount,
+    /// Blocks after which an unrevealed model commitment expires.
+    pub commit_ttl_blocks: u64,
+    /// Most transactions in one block.
+    pub block_txs_max: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            min_tx_fee: 10,
+            min_executor_stake: 1_000_000,
+            commit_ttl_blocks: 1_000,
+            block_txs_max: 10_000,
+        }
+    }
+}
+
+/// A funded account at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct GenesisAccount {
+    /// The account.
+    pub address: Address,
+    /// Its starting balance.
+    #[serde(with = "crate::amount_serde")]
+    pub balance: Amount,
+}
+
+/// A staked executor at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct GenesisExecutor {
+    /// The executor's key (receipts are signed with it).
+    pub key: PublicKey,
+    /// Its stake (moved out of circulation into the stake, counted in total supply).
+    #[serde(with = "crate::amount_serde")]
+    pub stake: Amount,
+}
+
+/// The starting state of a chain.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Genesis {
+    /// The chain id every transaction must carry.
+    pub chain_id: String,
+    /// Genesis time in ms since the Unix epoch.
+    pub time_ms: u64,
+    /// Funded accounts.
+    pub accounts: Vec<GenesisAccount>,
+    /// Staked executors.
+    pub executors: Vec<GenesisExecutor>,
+    /// Chain parameters.
+    pub params: Params,
+}
+
+impl Genesis {
+    /// The genesis hash (the parent of block 1 is not this; it is informational and
+    /// lets nodes check they start from the same genesis).
+    pub fn hash(&self) -> Hash32 {
+        Hash32::tagged(
+            "deed genesis v1",
+            &borsh::to_vec(self).expect("borsh to Vec"),
+        )
+    }
+}

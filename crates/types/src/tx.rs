@@ -1,0 +1,282 @@
+//! Transactions, their signatures, and inference receipts.
+//!
+//! A transaction is signed over `"deed-tx-v1\0"` followed by the borsh encoding of
+//! [`Tx`]; its hash (the transaction id) is a tagged BLAKE3 of that same encoding, so
+//! the id does not depend on the signature bytes.
+
+use crate::{Address, Amount, Cid, Hash32, Keypair, PublicKey, Signature};
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+/// Signing domain of transactions.
+pub const TX_SIGNING_DOMAIN: &[u8] = b"deed-tx-v1\0";
+/// Signing domain of receipts.
+pub const RECEIPT_SIGNING_DOMAIN: &[u8] = b"deed-receipt-v1\0";
+/// Longest model name.
+pub const MODEL_NAME_BYTES_MAX: usize = 128;
+/// Largest encoded transaction accepted from outside.
+pub const TX_BYTES_MAX: usize = 64 * 1024;
+
+/// The body of a transaction: what it does.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TxBody {
+    /// Moves `amount` from the sender to `to`.
+    Transfer {
+        /// Recipient.
+        to: Address,
+        /// Base units moved.
+        #[serde(with = "crate::amount_serde")]
+        amount: Amount,
+    },
+    /// First half of registration: a blinded commitment to a model id, see
+    /// [`model_commitment`]. Reveals must come in a later block.
+    CommitModel {
+        /// `model_commitment(model, sender, salt)`.
+        commitment: Hash32,
+    },
+    /// Second half of registration: reveals the model id and claims it.
+    RegisterModel {
+        /// The model's content id.
+        model: Cid,
+        /// A display name.
+        name: String,
+        /// The salt used in the commitment.
+        salt: Hash32,
+        /// Price per call in base units; 0 means open and free.
+        #[serde(with = "crate::amount_serde")]
+        price: Amount,
+    },
+    /// Pays for one inference: escrows `price + executor_fee` until a receipt settles it.
+    RequestInference {
+        /// The model to run.
+        model: Cid,
+        /// The input tensor set, stored as a blob (its id is the input hash).
+        input: Cid,
+        /// The price the payer agrees to; must equal the model's current price.
+        #[serde(with = "crate::amount_serde")]
+        price: Amount,
+        /// What the executor is paid.
+        #[serde(with = "crate::amount_serde")]
+        executor_fee: Amount,
+    },
+    /// An executor's answer to a job.
+    SubmitReceipt {
+        /// The signed receipt.
+        receipt: SignedReceipt,
+    },
+}
+
+impl TxBody {
+    /// A short name for tables and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TxBody::Transfer { .. } => "transfer",
+            TxBody::CommitModel { .. } => "commit_model",
+            TxBody::RegisterModel { .. } => "register_model",
+            TxBody::RequestInference { .. } => "request_inference",
+            TxBody::SubmitReceipt { .. } => "submit_receipt",
+        }
+    }
+}
+
+/// The blinded commitment that [`TxBody::CommitModel`] carries.
+pub fn model_commitment(model: &Cid, owner: &Address, salt: &Hash32) -> Hash32 {
+    let mut b = Vec::with_capacity(84);
+    b.extend_from_slice(&model.0.0);
+    b.extend_from_slice(&owner.0);
+    b.extend_from_slice(&salt.0);
+    Hash32::tagged("deed model commitment v1", &b)
+}
+
+/// An unsigned transaction.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Tx {
+    /// The chain this transaction is for; a transaction for another chain is refused.
+    pub chain_id: String,
+    /// The sender's public key; the sender's account is its address.
+    pub sender: PublicKey,
+    /// The sender's next nonce (0 for the first transaction).
+    pub nonce: u64,
+    /// Transaction fee, paid to the block producer.
+    #[serde(with = "crate::amount_serde")]
+    pub fee: Amount,
+    /// What the transaction does.
+    pub body: TxBody,
+}
+
+impl Tx {
+    /// Canonical bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        borsh::to_vec(self).expect("borsh encoding to a Vec cannot fail")
+    }
+
+    /// The transaction id.
+    pub fn hash(&self) -> Hash32 {
+        Hash32::tagged("deed tx id v1", &self.encode())
+    }
+
+    /// The bytes that are signed.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut m = TX_SIGNING_DOMAIN.to_vec();
+        m.extend_from_slice(&self.encode());
+        m
+    }
+
+    /// Signs with `key`; panics if `key` is not the sender (a caller bug).
+    pub fn sign(self, key: &Keypair) -> SignedTx {
+        assert_eq!(
+            key.public(),
+            self.sender,
+            "signing key must be the transaction's sender"
+        );
+        let signature = key.sign(&self.signing_bytes());
+        SignedTx {
+            tx: self,
+            signature,
+        }
+    }
+}
+
+/// A transaction with the sender's signature.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct SignedTx {
+    /// The transaction.
+    pub tx: Tx,
+    /// Ed25519 signature by `tx.sender` over [`Tx::signing_bytes`].
+    pub signature: Signature,
+}
+
+impl SignedTx {
+    /// The transaction id.
+    pub fn hash(&self) -> Hash32 {
+        self.tx.hash()
+    }
+
+    /// Checks the signature.
+    pub fn verify(&self) -> Result<(), crate::Error> {
+        self.tx
+            .sender
+            .verify(&self.tx.signing_bytes(), &self.signature)
+    }
+
+    /// The sender's address.
+    pub fn sender(&self) -> Address {
+        self.tx.sender.address()
+    }
+}
+
+/// What an executor attests about one inference. Version 1.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Receipt {
+    /// Receipt format version (1).
+    pub version: u8,
+    /// The chain the job was paid on.
+    pub chain_id: String,
+    /// The job: the id of the `RequestInference` transaction.
+    pub job: Hash32,
+    /// The model that ran.
+    pub model: Cid,
+    /// The engine spec version that ran it, e.g. `deed-engine/1`.
+    pub engine: String,
+    /// Hash of the input tensor set.
+    pub input_hash: Hash32,
+    /// Hash of the output tensor set.
+    pub output_hash: Hash32,
+    /// Merkle root of `trace`.
+    pub trace_root: Hash32,
+    /// Per-op output hashes in execution order.
+    pub trace: Vec<Hash32>,
+    /// The executor's public key.
+    pub executor: PublicKey,
+    /// Price paid to the owners.
+    #[serde(with = "crate::amount_serde")]
+    pub price: Amount,
+    /// Fee paid to the executor.
+    #[serde(with = "crate::amount_serde")]
+    pub executor_fee: Amount,
+}
+
+impl Receipt {
+    /// Canonical bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        borsh::to_vec(self).expect("borsh encoding to a Vec cannot fail")
+    }
+
+    /// The receipt's id.
+    pub fn hash(&self) -> Hash32 {
+        Hash32::tagged("deed receipt id v1", &self.encode())
+    }
+
+    /// Signs with the executor's key.
+    pub fn sign(self, key: &Keypair) -> SignedReceipt {
+        assert_eq!(
+            key.public(),
+            self.executor,
+            "signing key must be the receipt's executor"
+        );
+        let mut m = RECEIPT_SIGNING_DOMAIN.to_vec();
+        m.extend_from_slice(&self.encode());
+        let signature = key.sign(&m);
+        SignedReceipt {
+            receipt: self,
+            signature,
+        }
+    }
+}
+
+/// A receipt with the executor's signature.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct SignedReceipt {
+    /// The receipt.
+    pub receipt: Receipt,
+    /// Ed25519 signature by `receipt.executor`.
+    pub signature: Signature,
+}
+
+impl SignedReceipt {
+    /// Checks the executor's signature and that the trace root matches the trace.
+    pub fn verify(&self) -> Result<(), crate::Error> {
+        let mut m = RECEIPT_SIGNING_DOMAIN.to_vec();
+        m.extend_from_slice(&self.receipt.encode());
+        self.receipt.executor.verify(&m, &self.signature)?;
+        if crate::merkle::root(&self.receipt.trace) != self.receipt.trace_root {
+            return Err(crate::Error::BadSignature(
+                "trace root does not match the trace".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_verify_json_roundtrip() {
+        let k = Keypair::dev("alice");
+        let tx = Tx {
+            chain_id: "deed-dev".into(),
+            sender: k.public(),
+            nonce: 3,
+            fee: 10,
+            body: TxBody::Transfer {
+                to: Keypair::dev("bob").address(),
+                amount: u128::MAX / 3,
+            },
+        };
+        let stx = tx.sign(&k);
+        stx.verify().unwrap();
+        let json = serde_json::to_string(&stx).unwrap();
+        let back: SignedTx = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, stx);
+        back.verify().unwrap();
+        let mut forged = back.clone();
+        forged.tx.nonce = 4;
+        assert!(forged.verify().is_err());
+        let mut other_chain = stx.clone();
+        other_chain.tx.chain_id = "deed-main".into();
+        assert!(other_chain.verify().is_err());
+    }
+}
