@@ -26,10 +26,7 @@ pub struct BlockHeader {
 impl BlockHeader {
     /// The block hash.
     pub fn hash(&self) -> Hash32 {
-        Hash32::tagged(
-            "deed block header v1",
-            &borsh::to_vec(self).expect("borsh to Vec"),
-        )
+        Hash32::tagged("deed block header v1", &borsh::to_vec(self).expect("borsh to Vec"))
     }
 }
 
@@ -52,28 +49,16 @@ impl Block {
 
     /// Signs `header` and wraps it with `txs`.
     pub fn seal(header: BlockHeader, txs: Vec<SignedTx>, key: &Keypair) -> Block {
-        assert_eq!(
-            header.tx_root,
-            Self::tx_root(&txs),
-            "header tx_root must match txs"
-        );
+        assert_eq!(header.tx_root, Self::tx_root(&txs), "header tx_root must match txs");
         let signature = key.sign(&header.hash().0);
-        Block {
-            header,
-            signature,
-            txs,
-        }
+        Block { header, signature, txs }
     }
 
     /// Checks the proposer's signature and the transaction root.
     pub fn verify(&self) -> Result<(), crate::Error> {
-        self.header
-            .proposer
-            .verify(&self.header.hash().0, &self.signature)?;
+        self.header.proposer.verify(&self.header.hash().0, &self.signature)?;
         if Self::tx_root(&self.txs) != self.header.tx_root {
-            return Err(crate::Error::BadSignature(
-                "transaction root does not match the transactions".into(),
-            ));
+            return Err(crate::Error::BadSignature("transaction root does not match the transactions".into()));
         }
         Ok(())
     }
@@ -96,12 +81,7 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params {
-            min_tx_fee: 10,
-            min_executor_stake: 1_000_000,
-            commit_ttl_blocks: 1_000,
-            block_txs_max: 10_000,
-        }
+        Params { min_tx_fee: 10, min_executor_stake: 1_000_000, commit_ttl_blocks: 1_000, block_txs_max: 10_000 }
     }
 }
 
@@ -144,9 +124,6 @@ impl Genesis {
     /// The genesis hash (the parent of block 1 is not this; it is informational and
     /// lets nodes check they start from the same genesis).
     pub fn hash(&self) -> Hash32 {
-        Hash32::tagged(
-            "deed genesis v1",
-            &borsh::to_vec(self).expect("borsh to Vec"),
-        )
+        Hash32::tagged("deed genesis v1", &borsh::to_vec(self).expect("borsh to Vec"))
     }
 }

@@ -39,13 +39,7 @@ impl Cid {
 
 impl fmt::Display for Cid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "b{}",
-            data_encoding::BASE32_NOPAD
-                .encode(&self.to_bytes())
-                .to_ascii_lowercase()
-        )
+        write!(f, "b{}", data_encoding::BASE32_NOPAD.encode(&self.to_bytes()).to_ascii_lowercase())
     }
 }
 
@@ -58,17 +52,14 @@ impl fmt::Debug for Cid {
 impl FromStr for Cid {
     type Err = crate::Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let body = s.strip_prefix('b').ok_or_else(|| {
-            crate::Error::parse("cid", "expected a base32 CIDv1 starting with 'b'")
-        })?;
+        let body = s
+            .strip_prefix('b')
+            .ok_or_else(|| crate::Error::parse("cid", "expected a base32 CIDv1 starting with 'b'"))?;
         let bytes = data_encoding::BASE32_NOPAD
             .decode(body.to_ascii_uppercase().as_bytes())
             .map_err(|e| crate::Error::parse("cid", format!("not base32: {e}")))?;
         if bytes.len() != 36 || bytes[..4] != CID_PREFIX {
-            return Err(crate::Error::parse(
-                "cid",
-                "not a CIDv1 with raw codec and a BLAKE3-256 multihash",
-            ));
+            return Err(crate::Error::parse("cid", "not a CIDv1 with raw codec and a BLAKE3-256 multihash"));
         }
         let mut d = [0u8; 32];
         d.copy_from_slice(&bytes[4..]);

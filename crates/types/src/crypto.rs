@@ -7,17 +7,7 @@ use std::{fmt, str::FromStr};
 
 /// An ed25519 public key (32 bytes).
 #[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    BorshSerialize,
-    BorshDeserialize,
-    Serialize,
-    Deserialize,
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
 pub struct PublicKey(#[serde(with = "crate::hexser")] pub [u8; 32]);
 
@@ -45,9 +35,8 @@ impl PublicKey {
         let vk = VerifyingKey::from_bytes(&self.0)
             .map_err(|e| crate::Error::BadSignature(format!("invalid public key: {e}")))?;
         let s = ed25519_dalek::Signature::from_bytes(&sig.0);
-        vk.verify_strict(msg, &s).map_err(|_| {
-            crate::Error::BadSignature("signature does not match the signer's key".into())
-        })
+        vk.verify_strict(msg, &s)
+            .map_err(|_| crate::Error::BadSignature("signature does not match the signer's key".into()))
     }
 }
 
@@ -67,9 +56,8 @@ impl FromStr for PublicKey {
     type Err = crate::Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).map_err(|e| {
-            crate::Error::parse("public key", format!("expected 64 hex characters: {e}"))
-        })?;
+        hex::decode_to_slice(s, &mut out)
+            .map_err(|e| crate::Error::parse("public key", format!("expected 64 hex characters: {e}")))?;
         Ok(PublicKey(out))
     }
 }
@@ -84,13 +72,7 @@ pub const ADDRESS_PREFIX: &str = "deed1";
 
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{ADDRESS_PREFIX}{}",
-            data_encoding::BASE32_NOPAD
-                .encode(&self.0)
-                .to_ascii_lowercase()
-        )
+        write!(f, "{ADDRESS_PREFIX}{}", data_encoding::BASE32_NOPAD.encode(&self.0).to_ascii_lowercase())
     }
 }
 
@@ -104,17 +86,12 @@ impl FromStr for Address {
     type Err = crate::Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let body = s.strip_prefix(ADDRESS_PREFIX).ok_or_else(|| {
-            crate::Error::parse(
-                "address",
-                format!("expected an address starting with '{ADDRESS_PREFIX}'"),
-            )
+            crate::Error::parse("address", format!("expected an address starting with '{ADDRESS_PREFIX}'"))
         })?;
         let bytes = data_encoding::BASE32_NOPAD
             .decode(body.to_ascii_uppercase().as_bytes())
             .map_err(|e| crate::Error::parse("address", format!("not base32: {e}")))?;
-        let arr: [u8; 20] = bytes
-            .try_into()
-            .map_err(|_| crate::Error::parse("address", "expected 20 bytes"))?;
+        let arr: [u8; 20] = bytes.try_into().map_err(|_| crate::Error::parse("address", "expected 20 bytes"))?;
         Ok(Address(arr))
     }
 }
@@ -127,9 +104,7 @@ impl Serialize for Address {
 
 impl<'de> Deserialize<'de> for Address {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        <String as Deserialize>::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        <String as Deserialize>::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -148,9 +123,7 @@ impl Keypair {
 
     /// The key with this 32-byte secret seed.
     pub fn from_seed(seed: [u8; 32]) -> Self {
-        Keypair {
-            sk: SigningKey::from_bytes(&seed),
-        }
+        Keypair { sk: SigningKey::from_bytes(&seed) }
     }
 
     /// A key derived from a name: for dev accounts and tests only, never for value.
@@ -187,24 +160,14 @@ impl fmt::Debug for Keypair {
 
 /// Verifies many (message, key, signature) triples at once; much faster than one by
 /// one. On failure the caller re-checks individually to find the culprit.
-pub fn verify_batch(
-    msgs: &[&[u8]],
-    keys: &[PublicKey],
-    sigs: &[Signature],
-) -> Result<(), crate::Error> {
-    assert!(
-        msgs.len() == keys.len() && keys.len() == sigs.len(),
-        "batch lengths differ"
-    );
+pub fn verify_batch(msgs: &[&[u8]], keys: &[PublicKey], sigs: &[Signature]) -> Result<(), crate::Error> {
+    assert!(msgs.len() == keys.len() && keys.len() == sigs.len(), "batch lengths differ");
     let vks = keys
         .iter()
         .map(|k| VerifyingKey::from_bytes(&k.0))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| crate::Error::BadSignature(format!("invalid public key: {e}")))?;
-    let ss: Vec<ed25519_dalek::Signature> = sigs
-        .iter()
-        .map(|s| ed25519_dalek::Signature::from_bytes(&s.0))
-        .collect();
+    let ss: Vec<ed25519_dalek::Signature> = sigs.iter().map(|s| ed25519_dalek::Signature::from_bytes(&s.0)).collect();
     ed25519_dalek::verify_batch(msgs, &ss, &vks)
         .map_err(|_| crate::Error::BadSignature("batch verification failed".into()))
 }
@@ -225,19 +188,7 @@ mod tests {
         assert_eq!(s.parse::<Address>().unwrap(), a);
         assert!("deed1xyz".parse::<Address>().is_err());
         let b = Keypair::dev("bob");
-        verify_batch(
-            &[b"m1", b"m2"],
-            &[k.public(), b.public()],
-            &[k.sign(b"m1"), b.sign(b"m2")],
-        )
-        .unwrap();
-        assert!(
-            verify_batch(
-                &[b"m1", b"m2"],
-                &[k.public(), b.public()],
-                &[k.sign(b"m1"), b.sign(b"m1")]
-            )
-            .is_err()
-        );
+        verify_batch(&[b"m1", b"m2"], &[k.public(), b.public()], &[k.sign(b"m1"), b.sign(b"m2")]).unwrap();
+        assert!(verify_batch(&[b"m1", b"m2"], &[k.public(), b.public()], &[k.sign(b"m1"), b.sign(b"m1")]).is_err());
     }
 }

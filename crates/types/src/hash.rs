@@ -6,18 +6,7 @@ use std::{fmt, str::FromStr};
 
 /// A 32-byte BLAKE3 digest.
 #[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Default,
-    BorshSerialize,
-    BorshDeserialize,
-    Serialize,
-    Deserialize,
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
 pub struct Hash32(#[serde(with = "crate::hexser")] pub [u8; 32]);
 

@@ -47,10 +47,7 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn parse(what: &'static str, reason: impl Into<String>) -> Self {
-        Error::Parse {
-            what,
-            reason: reason.into(),
-        }
+        Error::Parse { what, reason: reason.into() }
     }
 }
 
@@ -62,9 +59,7 @@ pub(crate) mod hexser {
         s.serialize_str(&hex::encode(b))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
-        d: D,
-    ) -> Result<[u8; N], D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
         let s = String::deserialize(d)?;
         let mut out = [0u8; N];
         hex::decode_to_slice(s.trim_start_matches("0x"), &mut out)
@@ -94,9 +89,9 @@ pub mod amount_serde {
         }
         match Raw::deserialize(d)? {
             Raw::N(n) => Ok(n as u128),
-            Raw::S(s) => s.parse().map_err(|_| {
-                D::Error::custom(format!("'{s}' is not an amount (a non-negative integer)"))
-            }),
+            Raw::S(s) => {
+                s.parse().map_err(|_| D::Error::custom(format!("'{s}' is not an amount (a non-negative integer)")))
+            }
         }
     }
 }

@@ -30,16 +30,7 @@ pub fn root(items: &[Hash32]) -> Hash32 {
     }
     let mut level: Vec<Hash32> = items.iter().map(leaf).collect();
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|p| {
-                if p.len() == 2 {
-                    inner(&p[0], &p[1])
-                } else {
-                    p[0]
-                }
-            })
-            .collect();
+        level = level.chunks(2).map(|p| if p.len() == 2 { inner(&p[0], &p[1]) } else { p[0] }).collect();
     }
     level[0]
 }
@@ -62,21 +53,9 @@ pub fn prove(items: &[Hash32], index: usize) -> Vec<ProofStep> {
     while level.len() > 1 {
         let sib = idx ^ 1;
         if sib < level.len() {
-            steps.push(ProofStep {
-                sibling: level[sib],
-                left: sib < idx,
-            });
+            steps.push(ProofStep { sibling: level[sib], left: sib < idx });
         }
-        level = level
-            .chunks(2)
-            .map(|p| {
-                if p.len() == 2 {
-                    inner(&p[0], &p[1])
-                } else {
-                    p[0]
-                }
-            })
-            .collect();
+        level = level.chunks(2).map(|p| if p.len() == 2 { inner(&p[0], &p[1]) } else { p[0] }).collect();
         idx /= 2;
     }
     steps
@@ -86,11 +65,7 @@ pub fn prove(items: &[Hash32], index: usize) -> Vec<ProofStep> {
 pub fn verify(root: &Hash32, item: &Hash32, proof: &[ProofStep]) -> bool {
     let mut acc = leaf(item);
     for s in proof {
-        acc = if s.left {
-            inner(&s.sibling, &acc)
-        } else {
-            inner(&acc, &s.sibling)
-        };
+        acc = if s.left { inner(&s.sibling, &acc) } else { inner(&acc, &s.sibling) };
     }
     &acc == root
 }

@@ -28,19 +28,9 @@ pub fn encode(t: &Tensor) -> Vec<u8> {
     let shape = match t.shape.len() {
         0 => "()".to_string(),
         1 => format!("({},)", t.shape[0]),
-        _ => format!(
-            "({})",
-            t.shape
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        _ => format!("({})", t.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
     };
-    let mut header = format!(
-        "{{'descr': '{}', 'fortran_order': False, 'shape': {shape}, }}",
-        descr(t.dtype())
-    );
+    let mut header = format!("{{'descr': '{}', 'fortran_order': False, 'shape': {shape}, }}", descr(t.dtype()));
     // Pad so that the data starts on a 64-byte boundary, header ends with '\n'.
     let total = MAGIC.len() + 2 + 2 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
@@ -66,60 +56,36 @@ pub fn decode(bytes: &[u8]) -> Result<Tensor, Error> {
             if bytes.len() < 12 {
                 return Err(bad("truncated header"));
             }
-            (
-                u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize,
-                12,
-            )
+            (u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize, 12)
         }
         v => return Err(bad(&format!("unsupported format version {v}"))),
     };
     if hlen > NPY_HEADER_BYTES_MAX || bytes.len() < hstart + hlen {
         return Err(bad("header length out of range"));
     }
-    let header = std::str::from_utf8(&bytes[hstart..hstart + hlen])
-        .map_err(|_| bad("header is not text"))?;
+    let header = std::str::from_utf8(&bytes[hstart..hstart + hlen]).map_err(|_| bad("header is not text"))?;
     let field = |key: &str| -> Result<&str, Error> {
-        let at = header
-            .find(&format!("'{key}'"))
-            .ok_or_else(|| bad(&format!("header lacks '{key}'")))?;
+        let at = header.find(&format!("'{key}'")).ok_or_else(|| bad(&format!("header lacks '{key}'")))?;
         let rest = &header[at + key.len() + 2..];
         let colon = rest.find(':').ok_or_else(|| bad("malformed header"))?;
         Ok(rest[colon + 1..].trim_start())
     };
     let d = field("descr")?;
-    let d = d
-        .strip_prefix('\'')
-        .and_then(|s| s.split('\'').next())
-        .ok_or_else(|| bad("malformed descr"))?;
+    let d = d.strip_prefix('\'').and_then(|s| s.split('\'').next()).ok_or_else(|| bad("malformed descr"))?;
     let dtype = DType::ALL
         .into_iter()
-        .find(|&t| {
-            descr(t) == d || descr(t).replace('|', "<") == d || descr(t).replace('<', "|") == d
-        })
-        .ok_or_else(|| {
-            bad(&format!(
-                "unsupported dtype '{d}' (big-endian and object arrays are not supported)"
-            ))
-        })?;
+        .find(|&t| descr(t) == d || descr(t).replace('|', "<") == d || descr(t).replace('<', "|") == d)
+        .ok_or_else(|| bad(&format!("unsupported dtype '{d}' (big-endian and object arrays are not supported)")))?;
     if field("fortran_order")?.starts_with("True") {
-        return Err(bad(
-            "Fortran-order arrays are not supported; save with np.ascontiguousarray",
-        ));
+        return Err(bad("Fortran-order arrays are not supported; save with np.ascontiguousarray"));
     }
     let s = field("shape")?;
-    let s = s
-        .strip_prefix('(')
-        .and_then(|s| s.split(')').next())
-        .ok_or_else(|| bad("malformed shape"))?;
+    let s = s.strip_prefix('(').and_then(|s| s.split(')').next()).ok_or_else(|| bad("malformed shape"))?;
     let shape = s
         .split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.trim_end_matches('L')
-                .parse::<usize>()
-                .map_err(|_| bad("malformed shape"))
-        })
+        .map(|p| p.trim_end_matches('L').parse::<usize>().map_err(|_| bad("malformed shape")))
         .collect::<Result<Vec<_>, _>>()?;
     if shape.len() > crate::tensor::TENSOR_RANK_MAX {
         return Err(bad("rank over the limit"));
@@ -129,11 +95,7 @@ pub fn decode(bytes: &[u8]) -> Result<Tensor, Error> {
         .ok_or_else(|| bad("too many elements"))?;
     let body = &bytes[hstart + hlen..];
     if body.len() != n * dtype.size() {
-        return Err(bad(&format!(
-            "shape {shape:?} needs {} data bytes, file has {}",
-            n * dtype.size(),
-            body.len()
-        )));
+        return Err(bad(&format!("shape {shape:?} needs {} data bytes, file has {}", n * dtype.size(), body.len())));
     }
     Tensor::new(shape, TensorData::from_le(dtype, body)?)
 }

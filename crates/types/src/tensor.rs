@@ -182,30 +182,14 @@ impl TensorData {
             TensorData::Bool(v) => out.extend(v.iter().map(|&b| b as u8)),
             TensorData::U8(v) => out.extend_from_slice(v),
             TensorData::I8(v) => out.extend(v.iter().map(|&x| x as u8)),
-            TensorData::F32(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            TensorData::U16(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            TensorData::I16(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            TensorData::I32(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            TensorData::I64(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            TensorData::F64(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            TensorData::U32(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            TensorData::U64(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::U16(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::I16(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::I32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::I64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::U32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::U64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         }
     }
 
@@ -221,20 +205,13 @@ impl TensorData {
         }
         macro_rules! rd {
             ($t:ty, $var:ident) => {
-                TensorData::$var(
-                    bytes
-                        .chunks_exact(sz)
-                        .map(|c| <$t>::from_le_bytes(c.try_into().unwrap()))
-                        .collect(),
-                )
+                TensorData::$var(bytes.chunks_exact(sz).map(|c| <$t>::from_le_bytes(c.try_into().unwrap())).collect())
             };
         }
         Ok(match dtype {
             DType::Bool => {
                 if let Some(b) = bytes.iter().find(|&&b| b > 1) {
-                    return Err(Error::Tensor(format!(
-                        "boolean byte {b} is neither 0 nor 1"
-                    )));
+                    return Err(Error::Tensor(format!("boolean byte {b} is neither 0 nor 1")));
                 }
                 TensorData::Bool(bytes.iter().map(|&b| b == 1).collect())
             }
@@ -269,13 +246,9 @@ pub fn element_count(shape: &[usize]) -> Option<usize> {
 impl Tensor {
     /// A tensor, checked: the data length must equal the product of the shape.
     pub fn new(shape: Vec<usize>, data: TensorData) -> Result<Tensor, Error> {
-        let n =
-            element_count(&shape).ok_or_else(|| Error::Tensor("element count overflows".into()))?;
+        let n = element_count(&shape).ok_or_else(|| Error::Tensor("element count overflows".into()))?;
         if n != data.len() {
-            return Err(Error::Tensor(format!(
-                "shape {shape:?} needs {n} elements but {} were given",
-                data.len()
-            )));
+            return Err(Error::Tensor(format!("shape {shape:?} needs {n} elements but {} were given", data.len())));
         }
         Ok(Tensor { shape, data })
     }
@@ -316,27 +289,19 @@ impl Tensor {
     /// Decodes one tensor from the front of `buf`, advancing it; enforces the limits.
     pub fn decode_from(buf: &mut &[u8]) -> Result<Tensor, Error> {
         let code = take(buf, 1)?[0];
-        let dtype = DType::from_code(code as i32)
-            .ok_or_else(|| Error::Tensor(format!("unknown dtype code {code}")))?;
+        let dtype = DType::from_code(code as i32).ok_or_else(|| Error::Tensor(format!("unknown dtype code {code}")))?;
         let rank = u32::from_le_bytes(take(buf, 4)?.try_into().unwrap()) as usize;
         if rank > TENSOR_RANK_MAX {
-            return Err(Error::Tensor(format!(
-                "rank {rank} is over the limit of {TENSOR_RANK_MAX}"
-            )));
+            return Err(Error::Tensor(format!("rank {rank} is over the limit of {TENSOR_RANK_MAX}")));
         }
         let mut shape = Vec::with_capacity(rank);
         for _ in 0..rank {
             let d = u64::from_le_bytes(take(buf, 8)?.try_into().unwrap());
-            shape
-                .push(usize::try_from(d).map_err(|_| Error::Tensor("dimension too large".into()))?);
+            shape.push(usize::try_from(d).map_err(|_| Error::Tensor("dimension too large".into()))?);
         }
-        let n = element_count(&shape)
-            .filter(|&n| n <= TENSOR_ELEMENTS_MAX)
-            .ok_or_else(|| {
-                Error::Tensor(format!(
-                    "shape {shape:?} is over the limit of {TENSOR_ELEMENTS_MAX} elements"
-                ))
-            })?;
+        let n = element_count(&shape).filter(|&n| n <= TENSOR_ELEMENTS_MAX).ok_or_else(|| {
+            Error::Tensor(format!("shape {shape:?} is over the limit of {TENSOR_ELEMENTS_MAX} elements"))
+        })?;
         let data = TensorData::from_le(dtype, take(buf, n * dtype.size())?)?;
         Ok(Tensor { shape, data })
     }
@@ -360,48 +325,31 @@ impl Tensor {
         let raw: Raw = serde_json::from_value(v.clone())
             .map_err(|e| Error::Tensor(format!("expected {{shape, dtype, data}}: {e}")))?;
         if raw.shape.len() > TENSOR_RANK_MAX {
-            return Err(Error::Tensor(format!(
-                "rank {} is over the limit of {TENSOR_RANK_MAX}",
-                raw.shape.len()
-            )));
+            return Err(Error::Tensor(format!("rank {} is over the limit of {TENSOR_RANK_MAX}", raw.shape.len())));
         }
         let n = element_count(&raw.shape)
             .filter(|&n| n <= TENSOR_ELEMENTS_MAX)
             .ok_or_else(|| Error::Tensor("too many elements".into()))?;
         let dtype_name = raw.dtype.as_deref().unwrap_or("float32");
-        let dtype = DType::from_name(dtype_name)
-            .ok_or_else(|| Error::Tensor(format!("unknown dtype '{dtype_name}'")))?;
+        let dtype =
+            DType::from_name(dtype_name).ok_or_else(|| Error::Tensor(format!("unknown dtype '{dtype_name}'")))?;
         let mut flat = Vec::with_capacity(n.min(1 << 20));
         flatten(&raw.data, &mut flat, n)?;
         if flat.len() != n {
-            return Err(Error::Tensor(format!(
-                "shape {:?} needs {n} elements but data has {}",
-                raw.shape,
-                flat.len()
-            )));
+            return Err(Error::Tensor(format!("shape {:?} needs {n} elements but data has {}", raw.shape, flat.len())));
         }
-        fn num<T: serde::de::DeserializeOwned>(
-            x: &serde_json::Value,
-            dt: DType,
-        ) -> Result<T, Error> {
-            T::deserialize(x)
-                .map_err(|_| Error::Tensor(format!("{x} is not a valid {}", dt.name())))
+        fn num<T: serde::de::DeserializeOwned>(x: &serde_json::Value, dt: DType) -> Result<T, Error> {
+            T::deserialize(x).map_err(|_| Error::Tensor(format!("{x} is not a valid {}", dt.name())))
         }
         macro_rules! conv {
             ($var:ident) => {
-                TensorData::$var(
-                    flat.iter()
-                        .map(|x| num(x, dtype))
-                        .collect::<Result<_, _>>()?,
-                )
+                TensorData::$var(flat.iter().map(|x| num(x, dtype)).collect::<Result<_, _>>()?)
             };
         }
         let data = match dtype {
-            DType::F32 => TensorData::F32(
-                flat.iter()
-                    .map(|x| num::<f64>(x, dtype).map(|f| f as f32))
-                    .collect::<Result<_, _>>()?,
-            ),
+            DType::F32 => {
+                TensorData::F32(flat.iter().map(|x| num::<f64>(x, dtype).map(|f| f as f32)).collect::<Result<_, _>>()?)
+            }
             DType::F64 => conv!(F64),
             DType::U8 => conv!(U8),
             DType::I8 => conv!(I8),
@@ -415,9 +363,7 @@ impl Tensor {
                 flat.iter()
                     .map(|x| match x {
                         serde_json::Value::Bool(b) => Ok(*b),
-                        serde_json::Value::Number(n)
-                            if n.as_u64() == Some(0) || n.as_u64() == Some(1) =>
-                        {
+                        serde_json::Value::Number(n) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => {
                             Ok(n.as_u64() == Some(1))
                         }
                         _ => Err(Error::Tensor(format!("{x} is not a bool"))),
@@ -429,11 +375,7 @@ impl Tensor {
     }
 }
 
-fn flatten<'a>(
-    v: &'a serde_json::Value,
-    out: &mut Vec<&'a serde_json::Value>,
-    max: usize,
-) -> Result<(), Error> {
+fn flatten<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Value>, max: usize) -> Result<(), Error> {
     match v {
         serde_json::Value::Array(items) => {
             for i in items {
@@ -443,9 +385,7 @@ fn flatten<'a>(
         }
         other => {
             if out.len() >= max {
-                return Err(Error::Tensor(
-                    "data has more elements than the shape".into(),
-                ));
+                return Err(Error::Tensor("data has more elements than the shape".into()));
             }
             out.push(other);
             Ok(())
@@ -455,10 +395,7 @@ fn flatten<'a>(
 
 fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], Error> {
     if buf.len() < n {
-        return Err(Error::Tensor(format!(
-            "truncated: needed {n} more bytes, {} left",
-            buf.len()
-        )));
+        return Err(Error::Tensor(format!("truncated: needed {n} more bytes, {} left", buf.len())));
     }
     let (h, t) = buf.split_at(n);
     *buf = t;
@@ -493,15 +430,11 @@ impl TensorSet {
     /// so that every set has exactly one encoding.
     pub fn decode(mut buf: &[u8]) -> Result<TensorSet, Error> {
         if take(&mut buf, 4)? != TENSOR_SET_MAGIC {
-            return Err(Error::Tensor(
-                "not a tensor set (missing DTS1 magic)".into(),
-            ));
+            return Err(Error::Tensor("not a tensor set (missing DTS1 magic)".into()));
         }
         let n = u32::from_le_bytes(take(&mut buf, 4)?.try_into().unwrap()) as usize;
         if n > TENSOR_SET_LEN_MAX {
-            return Err(Error::Tensor(format!(
-                "{n} tensors is over the limit of {TENSOR_SET_LEN_MAX}"
-            )));
+            return Err(Error::Tensor(format!("{n} tensors is over the limit of {TENSOR_SET_LEN_MAX}")));
         }
         let mut map = BTreeMap::new();
         let mut last: Option<String> = None;
@@ -514,47 +447,34 @@ impl TensorSet {
                 .map_err(|_| Error::Tensor("tensor name is not UTF-8".into()))?
                 .to_owned();
             if last.as_ref().is_some_and(|l| l.as_str() >= name.as_str()) {
-                return Err(Error::Tensor(
-                    "tensor names are not in strictly ascending order".into(),
-                ));
+                return Err(Error::Tensor("tensor names are not in strictly ascending order".into()));
             }
             let t = Tensor::decode_from(&mut buf)?;
             last = Some(name.clone());
             map.insert(name, t);
         }
         if !buf.is_empty() {
-            return Err(Error::Tensor(format!(
-                "{} trailing bytes after the tensor set",
-                buf.len()
-            )));
+            return Err(Error::Tensor(format!("{} trailing bytes after the tensor set", buf.len())));
         }
         Ok(TensorSet(map))
     }
 
     /// The JSON form: an object from name to tensor.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Object(
-            self.0
-                .iter()
-                .map(|(k, t)| (k.clone(), t.to_json()))
-                .collect(),
-        )
+        serde_json::Value::Object(self.0.iter().map(|(k, t)| (k.clone(), t.to_json())).collect())
     }
 
     /// Reads the JSON form.
     pub fn from_json(v: &serde_json::Value) -> Result<TensorSet, Error> {
-        let obj = v.as_object().ok_or_else(|| {
-            Error::Tensor("expected an object from input name to {shape, dtype, data}".into())
-        })?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| Error::Tensor("expected an object from input name to {shape, dtype, data}".into()))?;
         if obj.len() > TENSOR_SET_LEN_MAX {
             return Err(Error::Tensor("too many tensors".into()));
         }
         let mut map = BTreeMap::new();
         for (k, t) in obj {
-            map.insert(
-                k.clone(),
-                Tensor::from_json(t).map_err(|e| Error::Tensor(format!("'{k}': {e}")))?,
-            );
+            map.insert(k.clone(), Tensor::from_json(t).map_err(|e| Error::Tensor(format!("'{k}': {e}")))?);
         }
         Ok(TensorSet(map))
     }
@@ -573,12 +493,7 @@ mod tests {
         let back = TensorSet::from_json(&s.to_json()).unwrap();
         assert_eq!(back, s);
         let bad = serde_json::json!({"x": {"shape": [3], "data": [1, 2]}});
-        assert!(
-            TensorSet::from_json(&bad)
-                .unwrap_err()
-                .to_string()
-                .contains("needs 3 elements")
-        );
+        assert!(TensorSet::from_json(&bad).unwrap_err().to_string().contains("needs 3 elements"));
         let bad = serde_json::json!({"x": {"shape": [1], "dtype": "int8", "data": [300]}});
         assert!(TensorSet::from_json(&bad).is_err());
     }

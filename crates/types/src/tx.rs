@@ -125,16 +125,9 @@ impl Tx {
 
     /// Signs with `key`; panics if `key` is not the sender (a caller bug).
     pub fn sign(self, key: &Keypair) -> SignedTx {
-        assert_eq!(
-            key.public(),
-            self.sender,
-            "signing key must be the transaction's sender"
-        );
+        assert_eq!(key.public(), self.sender, "signing key must be the transaction's sender");
         let signature = key.sign(&self.signing_bytes());
-        SignedTx {
-            tx: self,
-            signature,
-        }
+        SignedTx { tx: self, signature }
     }
 }
 
@@ -155,9 +148,7 @@ impl SignedTx {
 
     /// Checks the signature.
     pub fn verify(&self) -> Result<(), crate::Error> {
-        self.tx
-            .sender
-            .verify(&self.tx.signing_bytes(), &self.signature)
+        self.tx.sender.verify(&self.tx.signing_bytes(), &self.signature)
     }
 
     /// The sender's address.
@@ -210,18 +201,11 @@ impl Receipt {
 
     /// Signs with the executor's key.
     pub fn sign(self, key: &Keypair) -> SignedReceipt {
-        assert_eq!(
-            key.public(),
-            self.executor,
-            "signing key must be the receipt's executor"
-        );
+        assert_eq!(key.public(), self.executor, "signing key must be the receipt's executor");
         let mut m = RECEIPT_SIGNING_DOMAIN.to_vec();
         m.extend_from_slice(&self.encode());
         let signature = key.sign(&m);
-        SignedReceipt {
-            receipt: self,
-            signature,
-        }
+        SignedReceipt { receipt: self, signature }
     }
 }
 
@@ -241,9 +225,7 @@ impl SignedReceipt {
         m.extend_from_slice(&self.receipt.encode());
         self.receipt.executor.verify(&m, &self.signature)?;
         if crate::merkle::root(&self.receipt.trace) != self.receipt.trace_root {
-            return Err(crate::Error::BadSignature(
-                "trace root does not match the trace".into(),
-            ));
+            return Err(crate::Error::BadSignature("trace root does not match the trace".into()));
         }
         Ok(())
     }
@@ -261,10 +243,7 @@ mod tests {
             sender: k.public(),
             nonce: 3,
             fee: 10,
-            body: TxBody::Transfer {
-                to: Keypair::dev("bob").address(),
-                amount: u128::MAX / 3,
-            },
+            body: TxBody::Transfer { to: Keypair::dev("bob").address(), amount: u128::MAX / 3 },
         };
         let stx = tx.sign(&k);
         stx.verify().unwrap();
