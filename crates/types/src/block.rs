@@ -116,6 +116,8 @@ pub struct Genesis {
     pub accounts: Vec<GenesisAccount>,
     /// Staked executors.
     pub executors: Vec<GenesisExecutor>,
+    /// Keys allowed to produce blocks (the solo node's key, or the BFT validator set).
+    pub validators: Vec<PublicKey>,
     /// Chain parameters.
     pub params: Params,
 }
