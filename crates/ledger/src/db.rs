@@ -1,0 +1,425 @@
+//! Chain storage on redb: genesis, blocks, the current state and its root, a
+//! transaction index, and the mempool — each update one durable redb transaction,
+//! so a crash at any instant loses nothing that was acknowledged.
+//!
+//! Tables:
+//!
+//! | table         | key                    | value                          |
+//! |---------------|------------------------|--------------------------------|
+//! | `meta`        | `genesis`, `genesis_root`, `head`, `state_root`, `mempool_seq` | borsh |
+//! | `state`       | state key (see crate docs) | borsh record               |
+//! | `blocks`      | height (u64)           | borsh [`Block`]                |
+//! | `txs`         | tx hash (32 bytes)     | borsh [`TxStatus`]             |
+//! | `mempool`     | insertion sequence (u64) | borsh [`SignedTx`]           |
+//! | `mempool_idx` | tx hash (32 bytes)     | insertion sequence (u64)       |
+
+use crate::exec::decode;
+use crate::state::{StateRead, WriteSet, prefix_range};
+use crate::{GenesisError, MemState, TxResult};
+use borsh::{BorshDeserialize, BorshSerialize};
+use deed_types::{Block, BlockHeader, Genesis, Hash32, SignedTx};
+use redb::{
+    Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
+const STATE: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("state");
+const BLOCKS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("blocks");
+const TXS: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("txs");
+const MEMPOOL: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("mempool");
+const MEMPOOL_IDX: TableDefinition<'static, &[u8], u64> = TableDefinition::new("mempool_idx");
+
+const K_GENESIS: &str = "genesis";
+const K_GENESIS_ROOT: &str = "genesis_root";
+const K_HEAD: &str = "head";
+const K_STATE_ROOT: &str = "state_root";
+const K_MEMPOOL_SEQ: &str = "mempool_seq";
+
+/// Most transactions the stored mempool holds.
+pub const MEMPOOL_TXS_MAX: u64 = 100_000;
+
+/// Storage errors.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database file could not be opened, read or written.
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// Stored bytes do not decode: the database is damaged.
+    #[error("corrupt database: {0}")]
+    Corrupt(String),
+    /// The chain has not been initialized with a genesis.
+    #[error("the database has no genesis: initialize the chain first")]
+    NoGenesis,
+    /// The database already holds a different chain.
+    #[error("the database holds genesis {stored}, not {given}: use another data directory for another chain")]
+    GenesisMismatch {
+        /// Hash of the stored genesis.
+        stored: Hash32,
+        /// Hash of the genesis given.
+        given: Hash32,
+    },
+    /// The genesis is invalid.
+    #[error(transparent)]
+    BadGenesis(#[from] GenesisError),
+    /// The block does not extend the current head.
+    #[error("block does not extend the head: {0}")]
+    NotNext(String),
+    /// The mempool is full.
+    #[error("the mempool is full ({max} transactions): try again later")]
+    MempoolFull {
+        /// The limit.
+        max: u64,
+    },
+}
+
+macro_rules! storage_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for DbError {
+            fn from(e: $t) -> Self {
+                DbError::Storage(e.to_string())
+            }
+        }
+    )*};
+}
+storage_errors!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Where a transaction ended up.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct TxStatus {
+    /// Height of the block that includes it; `None` if it was rejected.
+    pub height: Option<u64>,
+    /// Its position in that block.
+    pub index: Option<u32>,
+    /// Whether it applied.
+    pub ok: bool,
+    /// Why it was rejected.
+    pub error: Option<String>,
+}
+
+fn enc<T: BorshSerialize>(v: &T) -> Vec<u8> {
+    borsh::to_vec(v).expect("borsh encoding to a Vec cannot fail")
+}
+
+fn dec<T: BorshDeserialize>(what: &str, b: &[u8]) -> Result<T, DbError> {
+    borsh::from_slice(b).map_err(|e| DbError::Corrupt(format!("{what}: {e}")))
+}
+
+/// The chain database. `Send + Sync`; share it with an `Arc`.
+pub struct ChainDb {
+    db: Database,
+}
+
+impl std::fmt::Debug for ChainDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChainDb")
+    }
+}
+
+/// A consistent read view of the state at one instant; later commits do not change it.
+pub struct Snapshot {
+    table: ReadOnlyTable<&'static [u8], &'static [u8]>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Snapshot")
+    }
+}
+
+impl StateRead for Snapshot {
+    /// Panics if the storage fails underneath (the ledger cannot continue without state).
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.table.get(key).expect("reading ledger state from storage failed").map(|v| v.value().to_vec())
+    }
+
+    /// Panics if the storage fails underneath.
+    fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let (lo, hi) = prefix_range(prefix);
+        let lo = lo.as_ref().map(Vec::as_slice);
+        let hi = hi.as_ref().map(Vec::as_slice);
+        self.table
+            .range::<&[u8]>((lo, hi))
+            .expect("reading ledger state from storage failed")
+            .map(|r| {
+                let (k, v) = r.expect("reading ledger state from storage failed");
+                (k.value().to_vec(), v.value().to_vec())
+            })
+            .collect()
+    }
+}
+
+fn get_meta<T: BorshDeserialize>(
+    t: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<T>, DbError> {
+    match t.get(key)? {
+        Some(v) => Ok(Some(dec(key, v.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// Removes `hash` from the mempool tables if present.
+fn mempool_remove(w: &WriteTransaction, hash: &Hash32) -> Result<(), DbError> {
+    let mut idx = w.open_table(MEMPOOL_IDX)?;
+    let seq = idx.remove(hash.0.as_slice())?.map(|g| g.value());
+    if let Some(seq) = seq {
+        w.open_table(MEMPOOL)?.remove(seq)?;
+    }
+    Ok(())
+}
+
+/// Records a rejection unless the transaction is already known as included (a replay
+/// of an included transaction has the same hash and must not overwrite its status).
+fn record_rejection(w: &WriteTransaction, r: &TxResult) -> Result<(), DbError> {
+    let mut txs = w.open_table(TXS)?;
+    let existing: Option<TxStatus> = match txs.get(r.hash.0.as_slice())? {
+        Some(v) => Some(dec("tx status", v.value())?),
+        None => None,
+    };
+    if existing.is_some_and(|s| s.height.is_some()) {
+        return Ok(());
+    }
+    let status = TxStatus { height: None, index: None, ok: r.ok, error: r.error.clone() };
+    txs.insert(r.hash.0.as_slice(), enc(&status).as_slice())?;
+    Ok(())
+}
+
+impl ChainDb {
+    /// Opens the database at `path`, creating it if missing.
+    pub fn open(path: &Path) -> Result<ChainDb, DbError> {
+        let db = Database::create(path)?;
+        // Create every table so read transactions can always open them.
+        let w = db.begin_write()?;
+        w.open_table(META)?;
+        w.open_table(STATE)?;
+        w.open_table(BLOCKS)?;
+        w.open_table(TXS)?;
+        w.open_table(MEMPOOL)?;
+        w.open_table(MEMPOOL_IDX)?;
+        w.commit()?;
+        Ok(ChainDb { db })
+    }
+
+    /// Writes the genesis state. Idempotent for the same genesis (returns its state
+    /// root); refuses a different genesis.
+    pub fn init_genesis(&self, g: &Genesis) -> Result<Hash32, DbError> {
+        let w = self.db.begin_write()?;
+        {
+            let meta = w.open_table(META)?;
+            if let Some(stored) = get_meta::<Genesis>(&meta, K_GENESIS)? {
+                if stored != *g {
+                    return Err(DbError::GenesisMismatch { stored: stored.hash(), given: g.hash() });
+                }
+                return get_meta::<Hash32>(&meta, K_GENESIS_ROOT)?
+                    .ok_or_else(|| DbError::Corrupt("genesis without a genesis root".into()));
+            }
+        }
+        crate::check_genesis(g)?;
+        let (writes, root) = crate::genesis_writes(g);
+        Self::write_state(&w, &writes)?;
+        {
+            let mut meta = w.open_table(META)?;
+            meta.insert(K_GENESIS, enc(g).as_slice())?;
+            meta.insert(K_GENESIS_ROOT, enc(&root).as_slice())?;
+            meta.insert(K_STATE_ROOT, enc(&root).as_slice())?;
+        }
+        w.commit()?;
+        Ok(root)
+    }
+
+    fn write_state(w: &WriteTransaction, writes: &WriteSet) -> Result<(), DbError> {
+        let mut t = w.open_table(STATE)?;
+        for (k, v) in &writes.0 {
+            match v {
+                Some(v) => t.insert(k.as_slice(), v.as_slice())?,
+                None => t.remove(k.as_slice())?,
+            };
+        }
+        Ok(())
+    }
+
+    fn read_meta<T: BorshDeserialize>(&self, key: &str) -> Result<Option<T>, DbError> {
+        let r = self.db.begin_read()?;
+        get_meta(&r.open_table(META)?, key)
+    }
+
+    /// The genesis, if initialized.
+    pub fn genesis(&self) -> Result<Option<Genesis>, DbError> {
+        self.read_meta(K_GENESIS)
+    }
+
+    /// The latest block's header; `None` before block 1.
+    pub fn head(&self) -> Result<Option<BlockHeader>, DbError> {
+        self.read_meta(K_HEAD)
+    }
+
+    /// The latest block's height; 0 before block 1.
+    pub fn height(&self) -> Result<u64, DbError> {
+        Ok(self.head()?.map_or(0, |h| h.height))
+    }
+
+    /// The current state root (all zeros before genesis).
+    pub fn state_root(&self) -> Result<Hash32, DbError> {
+        Ok(self.read_meta(K_STATE_ROOT)?.unwrap_or(Hash32::ZERO))
+    }
+
+    /// A consistent read view of the current state.
+    pub fn snapshot(&self) -> Result<Snapshot, DbError> {
+        let r = self.db.begin_read()?;
+        Ok(Snapshot { table: r.open_table(STATE)? })
+    }
+
+    /// Stores `block` with its state changes (from [`crate::propose`] or
+    /// [`crate::apply_block`]) in one durable transaction: the block, the state writes,
+    /// the new root and head, the transaction index for every transaction in the block
+    /// and every rejected one in `results`, and their removal from the mempool.
+    ///
+    /// The block must extend the head (height + 1, parent = head hash).
+    pub fn commit_block(&self, block: &Block, writes: &WriteSet, results: &[TxResult]) -> Result<(), DbError> {
+        let h = &block.header;
+        let w = self.db.begin_write()?;
+        {
+            let mut meta = w.open_table(META)?;
+            if get_meta::<Genesis>(&meta, K_GENESIS)?.is_none() {
+                return Err(DbError::NoGenesis);
+            }
+            let head: Option<BlockHeader> = get_meta(&meta, K_HEAD)?;
+            let (height, parent) = head.map_or((1, Hash32::ZERO), |hd| (hd.height + 1, hd.hash()));
+            if h.height != height {
+                return Err(DbError::NotNext(format!("block height is {}, the next height is {height}", h.height)));
+            }
+            if h.parent != parent {
+                return Err(DbError::NotNext(format!("block parent is {}, the head is {parent}", h.parent)));
+            }
+            meta.insert(K_HEAD, enc(h).as_slice())?;
+            meta.insert(K_STATE_ROOT, enc(&h.state_root).as_slice())?;
+            w.open_table(BLOCKS)?.insert(h.height, enc(block).as_slice())?;
+        }
+        Self::write_state(&w, writes)?;
+        let mut in_block = std::collections::BTreeSet::new();
+        for (i, stx) in block.txs.iter().enumerate() {
+            let hash = stx.hash();
+            in_block.insert(hash);
+            let index = u32::try_from(i).expect("a block holds fewer than 2^32 transactions");
+            let status = TxStatus { height: Some(h.height), index: Some(index), ok: true, error: None };
+            w.open_table(TXS)?.insert(hash.0.as_slice(), enc(&status).as_slice())?;
+            mempool_remove(&w, &hash)?;
+        }
+        for r in results.iter().filter(|r| !in_block.contains(&r.hash)) {
+            record_rejection(&w, r)?;
+            mempool_remove(&w, &r.hash)?;
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    /// The block at `height`.
+    pub fn block(&self, height: u64) -> Result<Option<Block>, DbError> {
+        let r = self.db.begin_read()?;
+        match r.open_table(BLOCKS)?.get(height)? {
+            Some(v) => Ok(Some(dec("block", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Where a transaction ended up, if it was included or rejected.
+    pub fn tx_status(&self, hash: &Hash32) -> Result<Option<TxStatus>, DbError> {
+        let r = self.db.begin_read()?;
+        match r.open_table(TXS)?.get(hash.0.as_slice())? {
+            Some(v) => Ok(Some(dec("tx status", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records transactions the producer dropped (they never make a block) and removes
+    /// them from the mempool. A transaction already included keeps its status.
+    pub fn record_rejected(&self, results: &[TxResult]) -> Result<(), DbError> {
+        let w = self.db.begin_write()?;
+        for r in results {
+            record_rejection(&w, r)?;
+            mempool_remove(&w, &r.hash)?;
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    /// Adds a transaction to the stored mempool (a no-op if already there); durable on
+    /// return.
+    pub fn mempool_insert(&self, tx: &SignedTx) -> Result<(), DbError> {
+        let hash = tx.hash();
+        let w = self.db.begin_write()?;
+        {
+            let mut idx = w.open_table(MEMPOOL_IDX)?;
+            if idx.get(hash.0.as_slice())?.is_some() {
+                return Ok(());
+            }
+            let mut pool = w.open_table(MEMPOOL)?;
+            if pool.len()? >= MEMPOOL_TXS_MAX {
+                return Err(DbError::MempoolFull { max: MEMPOOL_TXS_MAX });
+            }
+            let mut meta = w.open_table(META)?;
+            let seq: u64 = get_meta(&meta, K_MEMPOOL_SEQ)?.unwrap_or(0);
+            meta.insert(K_MEMPOOL_SEQ, enc(&(seq + 1)).as_slice())?;
+            pool.insert(seq, enc(tx).as_slice())?;
+            idx.insert(hash.0.as_slice(), seq)?;
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    /// Removes transactions from the mempool without recording anything (eviction).
+    pub fn mempool_remove(&self, hashes: &[Hash32]) -> Result<(), DbError> {
+        let w = self.db.begin_write()?;
+        for h in hashes {
+            mempool_remove(&w, h)?;
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    /// Every mempool transaction, in insertion order.
+    pub fn mempool_all(&self) -> Result<Vec<SignedTx>, DbError> {
+        let r = self.db.begin_read()?;
+        let pool = r.open_table(MEMPOOL)?;
+        let mut out = Vec::new();
+        for e in pool.iter()? {
+            let (_, v) = e?;
+            out.push(dec("mempool tx", v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The state, copied into memory (for tools and tests; O(state)).
+    pub fn state_copy(&self) -> Result<MemState, DbError> {
+        let snap = self.snapshot()?;
+        Ok(MemState(snap.scan_prefix(b"").into_iter().collect()))
+    }
+}
+
+/// Decodes a state value (re-exported for the node's convenience in debugging tools).
+#[doc(hidden)]
+pub fn decode_state<T: BorshDeserialize>(key: &[u8], v: &[u8]) -> T {
+    decode(key, v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_are_send_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<ChainDb>();
+        check::<Snapshot>();
+    }
+}

@@ -1,0 +1,163 @@
+//! Why a transaction or a block is refused. Messages are written for the person who
+//! sent the transaction: what is wrong, and what to do about it.
+
+use deed_types::{Amount, Cid, Hash32};
+
+/// Why a transaction cannot be applied.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// The transaction names another chain.
+    #[error("wrong chain: this chain is '{expected}', the transaction is for '{got}'; sign it for '{expected}'")]
+    WrongChain {
+        /// This chain's id.
+        expected: String,
+        /// The transaction's chain id.
+        got: String,
+    },
+    /// The signature does not match the sender key.
+    #[error("bad signature: the transaction is not signed by its sender's key; sign it again")]
+    BadSignature,
+    /// The nonce was already used.
+    #[error("nonce {got} was already used (account nonce is {expected}): a replayed or duplicate transaction")]
+    NonceTooLow {
+        /// The nonce the next transaction must carry.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// The nonce skips ahead.
+    #[error(
+        "nonce {got} is ahead of the next nonce {expected}: send the missing transactions first, or use nonce {expected}"
+    )]
+    NonceGap {
+        /// The nonce the next transaction must carry.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// The fee is under the chain's minimum.
+    #[error("fee too low: the minimum fee is {min}, the transaction offers {got}")]
+    FeeTooLow {
+        /// The chain's minimum fee.
+        min: Amount,
+        /// The transaction's fee.
+        got: Amount,
+    },
+    /// The sender cannot pay.
+    #[error("insufficient funds: needs {needed}, balance is {available}")]
+    InsufficientFunds {
+        /// Fee plus amounts moved.
+        needed: Amount,
+        /// The sender's balance.
+        available: Amount,
+    },
+    /// The model is not registered.
+    #[error("unknown model {0}: it is not registered on this chain")]
+    UnknownModel(Cid),
+    /// The model is already registered.
+    #[error("model {0} is already registered")]
+    ModelExists(Cid),
+    /// A reveal without a matching commitment by the sender.
+    #[error(
+        "no commitment: send CommitModel with model_commitment(model, your address, salt) first, \
+         and reveal with the same model and salt in a later block"
+    )]
+    NoCommitment,
+    /// A reveal in the same block as its commitment.
+    #[error("commitment too recent: reveal the model in a block after the one that recorded its commitment")]
+    CommitmentTooRecent,
+    /// A reveal after the commitment expired.
+    #[error("commitment expired: commit again with a fresh salt, then reveal within the commitment's lifetime")]
+    CommitmentExpired,
+    /// The sender already has a live commitment with this hash.
+    #[error("duplicate commitment: you already have a live commitment with this hash; reveal it instead")]
+    DuplicateCommitment,
+    /// The offered price differs from the model's price.
+    #[error("price mismatch: the model's price is {model_price}, the request offers {offered}")]
+    PriceMismatch {
+        /// The model's current price.
+        model_price: Amount,
+        /// The price in the request.
+        offered: Amount,
+    },
+    /// The receipt names a job that does not exist.
+    #[error("unknown job: no inference request with this id exists")]
+    UnknownJob,
+    /// The job was already settled.
+    #[error("job already settled: another receipt was accepted for it")]
+    JobSettled,
+    /// The sender is not a staked executor.
+    #[error("not staked: only an executor with at least the minimum stake can submit receipts")]
+    NotStaked,
+    /// The receipt disagrees with the job or the submitter.
+    #[error("receipt does not match: {0}")]
+    ReceiptMismatch(String),
+    /// The receipt's signature or trace root does not verify.
+    #[error("bad receipt: {0}")]
+    BadReceipt(String),
+    /// The model name is unusable.
+    #[error("bad model name: {0}")]
+    BadName(String),
+    /// An amount would exceed the largest representable amount.
+    #[error("amount overflow: {0}")]
+    Overflow(String),
+    /// The encoded transaction is over the size limit.
+    #[error("transaction too large: {bytes} bytes, the limit is {max}")]
+    TooLarge {
+        /// Encoded size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The state has no genesis (a node set-up error).
+    #[error("the ledger has no genesis: initialize the chain first")]
+    NoGenesis,
+}
+
+/// Why a block cannot be applied.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    /// The header is malformed, for another chain, or badly signed.
+    #[error("bad block header: {0}")]
+    BadHeader(String),
+    /// A transaction in the block fails.
+    #[error("transaction {index} ({hash}) in the block fails: {error}")]
+    Tx {
+        /// Position in the block.
+        index: usize,
+        /// Its id.
+        hash: Hash32,
+        /// Why it fails.
+        error: TxError,
+    },
+    /// The header's state root differs from the state the block produces.
+    #[error("state root mismatch: the header says {expected}, applying the block gives {computed}")]
+    StateRootMismatch {
+        /// The header's root.
+        expected: Hash32,
+        /// The computed root.
+        computed: Hash32,
+    },
+    /// The block has more transactions than allowed.
+    #[error("too many transactions: {count}, the limit is {max}")]
+    TooManyTxs {
+        /// Transactions in the block.
+        count: usize,
+        /// `params.block_txs_max`.
+        max: u32,
+    },
+    /// The state has no genesis.
+    #[error("the ledger has no genesis: initialize the chain first")]
+    NoGenesis,
+}
+
+/// Why a genesis is unusable.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    /// The genesis is inconsistent.
+    #[error("invalid genesis: {0}")]
+    Invalid(String),
+}

@@ -1,0 +1,597 @@
+//! Executing transactions and blocks: genesis, the producer's [`propose`], the
+//! validator's [`apply_block`], and mempool admission with [`check_tx`].
+//!
+//! Every transaction is atomic: it either applies completely (fee, nonce and body)
+//! or not at all. Fees go to the block's proposer, so the total supply never changes.
+
+use crate::error::{BlockError, GenesisError, TxError};
+use crate::keys;
+use crate::records::{Account, BPS_TOTAL, Commitment, Executor, Job, JobStatus, ModelRecord, Owner};
+use crate::state::{Overlay, StateRead, WriteSet, root_after};
+use borsh::{BorshDeserialize, BorshSerialize};
+use deed_types::tx::{MODEL_NAME_BYTES_MAX, TX_BYTES_MAX, model_commitment};
+use deed_types::{Address, Amount, Block, Genesis, Hash32, Params, PublicKey, SignedReceipt, SignedTx, TxBody};
+
+/// The receipt format version this ledger accepts.
+pub const RECEIPT_VERSION: u8 = 1;
+
+/// What a block's execution depends on besides state: taken from its header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockEnv {
+    /// The chain id (must equal the genesis chain id).
+    pub chain_id: String,
+    /// The block's height.
+    pub height: u64,
+    /// The block's time in ms since the Unix epoch.
+    pub time_ms: u64,
+    /// The block's producer; transaction fees go to its address.
+    pub proposer: PublicKey,
+}
+
+impl BlockEnv {
+    /// The environment a block's header describes.
+    pub fn of(block: &Block) -> Self {
+        let h = &block.header;
+        BlockEnv { chain_id: h.chain_id.clone(), height: h.height, time_ms: h.time_ms, proposer: h.proposer }
+    }
+}
+
+/// The producer's result: which transactions go into the block and what they do.
+#[derive(Clone, Debug)]
+pub struct Proposal {
+    /// Transactions that applied, in order: the block's body.
+    pub included: Vec<SignedTx>,
+    /// Transactions that failed, with the reason; they are not in the block.
+    pub rejected: Vec<(Hash32, TxError)>,
+    /// The state changes of `included`.
+    pub writes: WriteSet,
+    /// The state root after `writes`: the header's `state_root`.
+    pub state_root: Hash32,
+}
+
+impl Proposal {
+    /// One [`crate::TxResult`] per included and rejected transaction, for
+    /// [`crate::db::ChainDb::commit_block`].
+    pub fn results(&self) -> Vec<crate::TxResult> {
+        let ok = self.included.iter().map(|t| crate::TxResult { hash: t.hash(), ok: true, error: None });
+        let bad =
+            self.rejected.iter().map(|(h, e)| crate::TxResult { hash: *h, ok: false, error: Some(e.to_string()) });
+        ok.chain(bad).collect()
+    }
+}
+
+/// What applying a block does.
+#[derive(Clone, Debug)]
+pub struct BlockOutcome {
+    /// The state changes.
+    pub writes: WriteSet,
+    /// The state root after them (equal to the header's).
+    pub state_root: Hash32,
+}
+
+// ---------------------------------------------------------------------------------------
+// Typed state access.
+
+/// Reads and decodes a record; a value that does not decode is a broken invariant.
+pub(crate) fn read<T: BorshDeserialize>(s: &(impl StateRead + ?Sized), key: &[u8]) -> Option<T> {
+    s.get(key).map(|v| decode(key, &v))
+}
+
+pub(crate) fn decode<T: BorshDeserialize>(key: &[u8], v: &[u8]) -> T {
+    borsh::from_slice(v)
+        .unwrap_or_else(|e| panic!("corrupt ledger state under key {}: {e}", String::from_utf8_lossy(key)))
+}
+
+fn enc<T: BorshSerialize>(v: &T) -> Vec<u8> {
+    borsh::to_vec(v).expect("borsh encoding to a Vec cannot fail")
+}
+
+/// The chain id and parameters from genesis.
+pub(crate) fn meta(s: &(impl StateRead + ?Sized)) -> Option<(String, Params)> {
+    Some((read(s, keys::CHAIN_ID)?, read(s, keys::PARAMS)?))
+}
+
+/// A transaction's view of state: reads see its own writes first.
+struct TxView<'a, S: StateRead + ?Sized> {
+    o: Overlay<'a, S>,
+}
+
+impl<S: StateRead + ?Sized> TxView<'_, S> {
+    fn get<T: BorshDeserialize>(&self, key: &[u8]) -> Option<T> {
+        read(&self.o, key)
+    }
+    fn put<T: BorshSerialize>(&mut self, key: Vec<u8>, v: &T) {
+        self.o.writes.put(key, enc(v));
+    }
+    fn del(&mut self, key: Vec<u8>) {
+        self.o.writes.delete(key);
+    }
+    fn account(&self, a: &Address) -> Account {
+        self.get(&keys::account(a)).unwrap_or_default()
+    }
+    fn set_account(&mut self, a: &Address, acct: &Account) {
+        if *acct == Account::default() {
+            self.del(keys::account(a));
+        } else {
+            self.put(keys::account(a), acct);
+        }
+    }
+    fn debit(&mut self, a: &Address, amount: Amount) -> Result<(), TxError> {
+        let mut acct = self.account(a);
+        acct.balance = acct
+            .balance
+            .checked_sub(amount)
+            .ok_or(TxError::InsufficientFunds { needed: amount, available: acct.balance })?;
+        self.set_account(a, &acct);
+        Ok(())
+    }
+    fn credit(&mut self, a: &Address, amount: Amount) -> Result<(), TxError> {
+        let mut acct = self.account(a);
+        acct.balance = acct.balance.checked_add(amount).ok_or_else(|| TxError::Overflow(format!("balance of {a}")))?;
+        self.set_account(a, &acct);
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Genesis.
+
+/// Checks that a genesis is usable: a chain id, unique accounts and executors, and a
+/// total supply that fits in an [`Amount`].
+pub fn check_genesis(g: &Genesis) -> Result<(), GenesisError> {
+    let bad = |m: String| Err(GenesisError::Invalid(m));
+    if g.chain_id.is_empty() || g.chain_id.len() > 64 || g.chain_id.chars().any(|c| c.is_control()) {
+        return bad("the chain id must be 1 to 64 printable bytes".into());
+    }
+    let mut supply: Amount = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    for a in &g.accounts {
+        if !seen.insert(a.address) {
+            return bad(format!("account {} is listed twice", a.address));
+        }
+        supply = match supply.checked_add(a.balance) {
+            Some(s) => s,
+            None => return bad("total supply exceeds the largest amount".into()),
+        };
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for e in &g.executors {
+        if !seen.insert(e.key) {
+            return bad(format!("executor {} is listed twice", e.key));
+        }
+        supply = match supply.checked_add(e.stake) {
+            Some(s) => s,
+            None => return bad("total supply exceeds the largest amount".into()),
+        };
+    }
+    Ok(())
+}
+
+/// The state a chain starts from (chain id, params, accounts, executors) and its root.
+///
+/// Panics if [`check_genesis`] refuses `g`.
+pub fn genesis_writes(g: &Genesis) -> (WriteSet, Hash32) {
+    if let Err(e) = check_genesis(g) {
+        panic!("{e}");
+    }
+    let mut w = WriteSet::default();
+    w.put(keys::CHAIN_ID.to_vec(), enc(&g.chain_id));
+    w.put(keys::PARAMS.to_vec(), enc(&g.params));
+    for a in &g.accounts {
+        if a.balance > 0 {
+            w.put(keys::account(&a.address), enc(&Account { balance: a.balance, nonce: 0 }));
+        }
+    }
+    for e in &g.executors {
+        w.put(keys::executor(&e.key), enc(&Executor { key: e.key, stake: e.stake }));
+    }
+    let root = root_after(&crate::MemState::new(), &w);
+    (w, root)
+}
+
+// ---------------------------------------------------------------------------------------
+// Transaction checks.
+
+/// Base units a transaction moves out of the sender's balance besides its fee.
+fn body_amount(body: &TxBody) -> Result<Amount, TxError> {
+    match body {
+        TxBody::Transfer { amount, .. } => Ok(*amount),
+        TxBody::RequestInference { price, executor_fee, .. } => price
+            .checked_add(*executor_fee)
+            .ok_or_else(|| TxError::Overflow("price + executor fee exceeds the largest amount".into())),
+        _ => Ok(0),
+    }
+}
+
+/// A model name is 1..=128 bytes of printable text.
+fn check_name(name: &str) -> Result<(), TxError> {
+    if name.trim().is_empty() {
+        return Err(TxError::BadName("the name is empty; give the model a name".into()));
+    }
+    if name.len() > MODEL_NAME_BYTES_MAX {
+        return Err(TxError::BadName(format!(
+            "the name is {} bytes, the limit is {MODEL_NAME_BYTES_MAX}; shorten it",
+            name.len()
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(TxError::BadName("the name contains control characters; use printable text".into()));
+    }
+    Ok(())
+}
+
+/// Checks that need no state: size, and the body's self-consistency.
+fn check_stateless(stx: &SignedTx) -> Result<(), TxError> {
+    let bytes = borsh::object_length(stx).expect("borsh length cannot fail");
+    if bytes > TX_BYTES_MAX {
+        return Err(TxError::TooLarge { bytes, max: TX_BYTES_MAX });
+    }
+    match &stx.tx.body {
+        TxBody::RegisterModel { name, .. } => check_name(name)?,
+        TxBody::SubmitReceipt { receipt } => check_receipt_stateless(&stx.tx.sender, receipt)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+fn check_receipt_stateless(sender: &PublicKey, r: &SignedReceipt) -> Result<(), TxError> {
+    if r.receipt.executor != *sender {
+        return Err(TxError::ReceiptMismatch(format!(
+            "the receipt's executor is {}, but the transaction is sent by {sender}; executors submit their own receipts",
+            r.receipt.executor
+        )));
+    }
+    if r.receipt.version != RECEIPT_VERSION {
+        return Err(TxError::ReceiptMismatch(format!(
+            "receipt version {} is not supported (expected {RECEIPT_VERSION})",
+            r.receipt.version
+        )));
+    }
+    if r.receipt.engine.trim().is_empty() {
+        return Err(TxError::ReceiptMismatch("the receipt does not name the engine version that ran".into()));
+    }
+    r.verify().map_err(|e| TxError::BadReceipt(e.to_string()))
+}
+
+fn check_nonce(acct: &Account, got: u64) -> Result<(), TxError> {
+    if got < acct.nonce {
+        return Err(TxError::NonceTooLow { expected: acct.nonce, got });
+    }
+    if got > acct.nonce {
+        return Err(TxError::NonceGap { expected: acct.nonce, got });
+    }
+    Ok(())
+}
+
+/// Mempool admission: signature, chain id, size, fee, nonce and affordability against
+/// `state`. `pending_nonce` is the nonce the sender's next transaction must carry given
+/// the sender's transactions already in the mempool (the account nonce if none).
+///
+/// Affordability is checked against the current balance only, not net of the sender's
+/// other pending transactions; a transaction that cannot pay by the time it is
+/// proposed is dropped by [`propose`].
+pub fn check_tx(state: &impl StateRead, stx: &SignedTx, pending_nonce: u64) -> Result<(), TxError> {
+    let (chain_id, params) = meta(state).ok_or(TxError::NoGenesis)?;
+    if stx.tx.chain_id != chain_id {
+        return Err(TxError::WrongChain { expected: chain_id, got: stx.tx.chain_id.clone() });
+    }
+    stx.verify().map_err(|_| TxError::BadSignature)?;
+    check_stateless(stx)?;
+    let acct: Account = read(state, &keys::account(&stx.sender())).unwrap_or_default();
+    if stx.tx.nonce < acct.nonce {
+        return Err(TxError::NonceTooLow { expected: acct.nonce, got: stx.tx.nonce });
+    }
+    let next = pending_nonce.max(acct.nonce);
+    if stx.tx.nonce < next {
+        return Err(TxError::NonceTooLow { expected: next, got: stx.tx.nonce });
+    }
+    if stx.tx.nonce > next {
+        return Err(TxError::NonceGap { expected: next, got: stx.tx.nonce });
+    }
+    if stx.tx.fee < params.min_tx_fee {
+        return Err(TxError::FeeTooLow { min: params.min_tx_fee, got: stx.tx.fee });
+    }
+    let needed = stx
+        .tx
+        .fee
+        .checked_add(body_amount(&stx.tx.body)?)
+        .ok_or_else(|| TxError::Overflow("fee + amount exceeds the largest amount".into()))?;
+    if acct.balance < needed {
+        return Err(TxError::InsufficientFunds { needed, available: acct.balance });
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Execution.
+
+/// Everything a transaction's execution reads besides state.
+struct Ctx<'e> {
+    chain_id: &'e str,
+    params: &'e Params,
+    env: &'e BlockEnv,
+}
+
+/// Applies one transaction whose signature is already checked, on top of `view`;
+/// returns its writes, or why it fails (then it has no effect).
+fn execute(view: &(impl StateRead + ?Sized), cx: &Ctx<'_>, stx: &SignedTx) -> Result<WriteSet, TxError> {
+    let tx = &stx.tx;
+    if tx.chain_id != cx.chain_id {
+        return Err(TxError::WrongChain { expected: cx.chain_id.to_string(), got: tx.chain_id.clone() });
+    }
+    check_stateless(stx)?;
+    let sender = stx.sender();
+    let mut v = TxView { o: Overlay::new(view) };
+    let mut acct = v.account(&sender);
+    check_nonce(&acct, tx.nonce)?;
+    if tx.fee < cx.params.min_tx_fee {
+        return Err(TxError::FeeTooLow { min: cx.params.min_tx_fee, got: tx.fee });
+    }
+    let needed = tx
+        .fee
+        .checked_add(body_amount(&tx.body)?)
+        .ok_or_else(|| TxError::Overflow("fee + amount exceeds the largest amount".into()))?;
+    if acct.balance < needed {
+        return Err(TxError::InsufficientFunds { needed, available: acct.balance });
+    }
+    acct.balance -= tx.fee;
+    acct.nonce = acct.nonce.checked_add(1).ok_or_else(|| TxError::Overflow("account nonce".into()))?;
+    v.set_account(&sender, &acct);
+    v.credit(&cx.env.proposer.address(), tx.fee)?;
+
+    match &tx.body {
+        TxBody::Transfer { to, amount } => {
+            v.debit(&sender, *amount)?;
+            v.credit(to, *amount)?;
+        }
+        TxBody::CommitModel { commitment } => {
+            let key = keys::commitment(commitment, &sender);
+            if let Some(c) = v.get::<Commitment>(&key)
+                && cx.env.height <= c.expires_height
+            {
+                return Err(TxError::DuplicateCommitment);
+            }
+            let expires_height = cx
+                .env
+                .height
+                .checked_add(cx.params.commit_ttl_blocks)
+                .ok_or_else(|| TxError::Overflow("commitment expiry height".into()))?;
+            v.put(key, &Commitment { owner: sender, height: cx.env.height, expires_height });
+        }
+        TxBody::RegisterModel { model, name, salt, price } => {
+            if v.get::<ModelRecord>(&keys::model(model)).is_some() {
+                return Err(TxError::ModelExists(*model));
+            }
+            let key = keys::commitment(&model_commitment(model, &sender, salt), &sender);
+            let c: Commitment = v.get(&key).ok_or(TxError::NoCommitment)?;
+            assert_eq!(c.owner, sender, "a commitment is keyed by its owner");
+            if c.height >= cx.env.height {
+                return Err(TxError::CommitmentTooRecent);
+            }
+            if cx.env.height > c.expires_height {
+                return Err(TxError::CommitmentExpired);
+            }
+            v.del(key);
+            let rec = ModelRecord {
+                id: *model,
+                name: name.clone(),
+                owners: vec![Owner { address: sender, bps: BPS_TOTAL }],
+                price: *price,
+                registered_height: cx.env.height,
+                calls: 0,
+                earnings: 0,
+            };
+            v.put(keys::model(model), &rec);
+        }
+        TxBody::RequestInference { model, input, price, executor_fee } => {
+            let rec: ModelRecord = v.get(&keys::model(model)).ok_or(TxError::UnknownModel(*model))?;
+            if rec.price != *price {
+                return Err(TxError::PriceMismatch { model_price: rec.price, offered: *price });
+            }
+            let id = stx.hash();
+            assert!(
+                v.get::<Job>(&keys::job(&id)).is_none(),
+                "a job id is a transaction id and nonces make them unique"
+            );
+            v.debit(&sender, body_amount(&tx.body)?)?;
+            let job = Job {
+                id,
+                payer: sender,
+                model: *model,
+                input: *input,
+                price: *price,
+                executor_fee: *executor_fee,
+                height: cx.env.height,
+                status: JobStatus::Pending,
+            };
+            v.put(keys::job(&id), &job);
+            v.o.writes.put(keys::pending_job(&id), Vec::new());
+        }
+        TxBody::SubmitReceipt { receipt } => settle(&mut v, cx, receipt)?,
+    }
+    Ok(v.o.writes)
+}
+
+/// Checks a receipt against its job and pays out: owners by share, the executor its fee.
+fn settle<S: StateRead + ?Sized>(v: &mut TxView<'_, S>, cx: &Ctx<'_>, sr: &SignedReceipt) -> Result<(), TxError> {
+    let r = &sr.receipt;
+    let ex: Executor = v.get(&keys::executor(&r.executor)).ok_or(TxError::NotStaked)?;
+    if ex.stake < cx.params.min_executor_stake {
+        return Err(TxError::NotStaked);
+    }
+    if r.chain_id != cx.chain_id {
+        return Err(TxError::ReceiptMismatch(format!(
+            "the receipt is for chain '{}', this chain is '{}'",
+            r.chain_id, cx.chain_id
+        )));
+    }
+    let mut job: Job = v.get(&keys::job(&r.job)).ok_or(TxError::UnknownJob)?;
+    if job.status != JobStatus::Pending {
+        return Err(TxError::JobSettled);
+    }
+    let mismatch = |what: &str, job_v: String, rec_v: String| {
+        Err(TxError::ReceiptMismatch(format!("the job's {what} is {job_v}, the receipt says {rec_v}")))
+    };
+    if r.model != job.model {
+        return mismatch("model", job.model.to_string(), r.model.to_string());
+    }
+    if r.input_hash != *job.input.digest() {
+        return mismatch("input hash", job.input.digest().to_string(), r.input_hash.to_string());
+    }
+    if r.price != job.price {
+        return mismatch("price", job.price.to_string(), r.price.to_string());
+    }
+    if r.executor_fee != job.executor_fee {
+        return mismatch("executor fee", job.executor_fee.to_string(), r.executor_fee.to_string());
+    }
+    let mut model: ModelRecord = v
+        .get(&keys::model(&job.model))
+        .unwrap_or_else(|| panic!("job {} names model {} which is not registered", job.id, job.model));
+
+    // Pay the owners out of escrow: each its floor share, the remainder to the first.
+    let shares = split(job.price, &model.owners);
+    for (owner, share) in model.owners.iter().zip(&shares) {
+        v.credit(&owner.address, *share)?;
+    }
+    v.credit(&r.executor.address(), job.executor_fee)?;
+    model.calls = model.calls.checked_add(1).ok_or_else(|| TxError::Overflow("model call count".into()))?;
+    model.earnings = model.earnings.checked_add(job.price).ok_or_else(|| TxError::Overflow("model earnings".into()))?;
+    v.put(keys::model(&model.id), &model);
+
+    job.status = JobStatus::Settled {
+        executor: r.executor,
+        receipt: r.hash(),
+        output_hash: r.output_hash,
+        height: cx.env.height,
+    };
+    v.put(keys::job(&job.id), &job);
+    v.del(keys::pending_job(&job.id));
+    v.put(keys::receipt(&job.id), sr);
+    Ok(())
+}
+
+/// Splits `price` among `owners` by basis points: each gets
+/// `floor(price * bps / 10_000)`, computed without overflow, and the rounding
+/// remainder goes to the first owner. The result sums to exactly `price`.
+pub fn split(price: Amount, owners: &[Owner]) -> Vec<Amount> {
+    assert!(!owners.is_empty(), "a model has at least one owner");
+    let total = Amount::from(BPS_TOTAL);
+    let mut shares: Vec<Amount> = owners
+        .iter()
+        .map(|o| {
+            let bps = Amount::from(o.bps);
+            // (price / T) * bps <= price since bps <= T; (price % T) * bps < T * T.
+            (price / total) * bps + (price % total) * bps / total
+        })
+        .collect();
+    let paid: Amount = shares.iter().sum();
+    assert!(paid <= price, "owner shares sum to at most 10_000 bps");
+    shares[0] += price - paid;
+    shares
+}
+
+// ---------------------------------------------------------------------------------------
+// Blocks.
+
+/// Indices of transactions whose signature does not verify: one batch check, then
+/// one by one only if the batch fails.
+fn bad_signatures(txs: &[SignedTx]) -> Vec<usize> {
+    if txs.is_empty() {
+        return Vec::new();
+    }
+    let msgs: Vec<Vec<u8>> = txs.iter().map(|t| t.tx.signing_bytes()).collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+    let keys: Vec<PublicKey> = txs.iter().map(|t| t.tx.sender).collect();
+    let sigs: Vec<_> = txs.iter().map(|t| t.signature).collect();
+    if deed_types::crypto::verify_batch(&refs, &keys, &sigs).is_ok() {
+        return Vec::new();
+    }
+    (0..txs.len()).filter(|&i| txs[i].tx.sender.verify(&msgs[i], &sigs[i]).is_err()).collect()
+}
+
+/// The producer's side: executes `txs` in order on top of `state`, keeping those that
+/// apply and dropping, with the reason, those that fail. At most
+/// `params.block_txs_max` transactions are included; any after that are neither
+/// included nor rejected (they wait for the next block).
+///
+/// Panics if `state` has no genesis or `env` is for another chain (caller bugs).
+pub fn propose(state: &impl StateRead, env: &BlockEnv, txs: Vec<SignedTx>) -> Proposal {
+    let (chain_id, params) = meta(state).expect("propose needs a state with a genesis");
+    assert_eq!(env.chain_id, chain_id, "the block environment is for another chain");
+    let cx = Ctx { chain_id: &chain_id, params: &params, env };
+    let bad = bad_signatures(&txs);
+    let mut o = Overlay::new(state);
+    let mut included = Vec::new();
+    let mut rejected = Vec::new();
+    let max = usize::try_from(params.block_txs_max).unwrap_or(usize::MAX);
+    for (i, stx) in txs.into_iter().enumerate() {
+        if included.len() == max {
+            break;
+        }
+        let result = if bad.binary_search(&i).is_ok() { Err(TxError::BadSignature) } else { execute(&o, &cx, &stx) };
+        match result {
+            Ok(w) => {
+                o.writes.extend(w);
+                included.push(stx);
+            }
+            Err(e) => rejected.push((stx.hash(), e)),
+        }
+    }
+    let state_root = root_after(state, &o.writes);
+    Proposal { included, rejected, writes: o.writes, state_root }
+}
+
+/// The validator's (and replay's) side: checks the header (chain, proposer signature,
+/// transaction root, size), applies every transaction — each must succeed — and checks
+/// the header's state root against the result.
+///
+/// Height, parent and time are the caller's to check against its chain head: the
+/// state does not record them.
+pub fn apply_block(state: &impl StateRead, block: &Block) -> Result<BlockOutcome, BlockError> {
+    let (chain_id, params) = meta(state).ok_or(BlockError::NoGenesis)?;
+    let h = &block.header;
+    if h.chain_id != chain_id {
+        return Err(BlockError::BadHeader(format!(
+            "the block is for chain '{}', this chain is '{chain_id}'",
+            h.chain_id
+        )));
+    }
+    block.verify().map_err(|e| BlockError::BadHeader(e.to_string()))?;
+    if block.txs.len() > usize::try_from(params.block_txs_max).unwrap_or(usize::MAX) {
+        return Err(BlockError::TooManyTxs { count: block.txs.len(), max: params.block_txs_max });
+    }
+    if let Some(&index) = bad_signatures(&block.txs).first() {
+        return Err(BlockError::Tx { index, hash: block.txs[index].hash(), error: TxError::BadSignature });
+    }
+    let env = BlockEnv::of(block);
+    let cx = Ctx { chain_id: &chain_id, params: &params, env: &env };
+    let mut o = Overlay::new(state);
+    for (index, stx) in block.txs.iter().enumerate() {
+        let w = execute(&o, &cx, stx).map_err(|error| BlockError::Tx { index, hash: stx.hash(), error })?;
+        o.writes.extend(w);
+    }
+    let computed = root_after(state, &o.writes);
+    if computed != h.state_root {
+        return Err(BlockError::StateRootMismatch { expected: h.state_root, computed });
+    }
+    Ok(BlockOutcome { writes: o.writes, state_root: computed })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(bps: u16) -> Owner {
+        Owner { address: Address([bps as u8; 20]), bps }
+    }
+
+    #[test]
+    fn split_rounds_down_and_gives_remainder_to_first() {
+        assert_eq!(split(100, &[owner(10_000)]), vec![100]);
+        assert_eq!(split(10, &[owner(3_333), owner(3_333), owner(3_334)]), vec![4, 3, 3]);
+        assert_eq!(split(1, &[owner(5_000), owner(5_000)]), vec![1, 0]);
+        let big = split(Amount::MAX, &[owner(5_000), owner(5_000)]);
+        assert_eq!(big.iter().fold(0u128, |a, b| a.checked_add(*b).unwrap()), Amount::MAX);
+        assert_eq!(big[1], Amount::MAX / 2);
+    }
+}

@@ -1,0 +1,102 @@
+//! Read-only questions about state, for the node's API and for tests.
+
+use crate::exec::{decode, read};
+use crate::keys;
+use crate::records::{Account, Commitment, Executor, Job, JobStatus, ModelRecord};
+use crate::state::StateRead;
+use deed_types::{Address, Amount, Cid, Hash32, Params, PublicKey, SignedReceipt};
+
+/// The chain id from genesis.
+pub fn chain_id(s: &impl StateRead) -> Option<String> {
+    read(s, keys::CHAIN_ID)
+}
+
+/// The chain parameters from genesis.
+pub fn params(s: &impl StateRead) -> Option<Params> {
+    read(s, keys::PARAMS)
+}
+
+/// An account; the zero account if it was never funded.
+pub fn account(s: &impl StateRead, a: &Address) -> Account {
+    read(s, &keys::account(a)).unwrap_or_default()
+}
+
+/// Every account with a balance or a used nonce, in address order.
+pub fn accounts(s: &impl StateRead) -> Vec<(Address, Account)> {
+    s.scan_prefix(keys::ACCOUNT)
+        .into_iter()
+        .map(|(k, v)| {
+            let a: [u8; 20] = k[keys::ACCOUNT.len()..].try_into().expect("account keys end in a 20-byte address");
+            (Address(a), decode(&k, &v))
+        })
+        .collect()
+}
+
+/// A registered model.
+pub fn model(s: &impl StateRead, id: &Cid) -> Option<ModelRecord> {
+    read(s, &keys::model(id))
+}
+
+/// Every registered model, by registration height, then id.
+pub fn models(s: &impl StateRead) -> Vec<ModelRecord> {
+    let mut v: Vec<ModelRecord> = s.scan_prefix(keys::MODEL).into_iter().map(|(k, v)| decode(&k, &v)).collect();
+    v.sort_by(|a, b| (a.registered_height, a.id).cmp(&(b.registered_height, b.id)));
+    v
+}
+
+/// A job.
+pub fn job(s: &impl StateRead, id: &Hash32) -> Option<Job> {
+    read(s, &keys::job(id))
+}
+
+/// Every pending job, in job id order.
+pub fn pending_jobs(s: &impl StateRead) -> Vec<Job> {
+    s.scan_prefix(keys::PENDING_JOB)
+        .into_iter()
+        .map(|(k, _)| {
+            let id: [u8; 32] = k[keys::PENDING_JOB.len()..].try_into().expect("pending keys end in a 32-byte id");
+            let j = job(s, &Hash32(id)).expect("every pending index entry has a job");
+            assert_eq!(j.status, JobStatus::Pending, "the pending index lists only pending jobs");
+            j
+        })
+        .collect()
+}
+
+/// The receipt that settled a job.
+pub fn receipt(s: &impl StateRead, job: &Hash32) -> Option<SignedReceipt> {
+    read(s, &keys::receipt(job))
+}
+
+/// A staked executor.
+pub fn executor(s: &impl StateRead, key: &PublicKey) -> Option<Executor> {
+    read(s, &keys::executor(key))
+}
+
+/// Every staked executor, in key order.
+pub fn executors(s: &impl StateRead) -> Vec<Executor> {
+    s.scan_prefix(keys::EXECUTOR).into_iter().map(|(k, v)| decode(&k, &v)).collect()
+}
+
+/// A commitment with this hash. Commitments are per account (an account cannot block
+/// another by copying its commitment hash); if several accounts committed to the same
+/// hash, the earliest (then lowest address) is returned.
+pub fn commitment(s: &impl StateRead, c: &Hash32) -> Option<Commitment> {
+    s.scan_prefix(&keys::commitment_prefix(c))
+        .into_iter()
+        .map(|(k, v)| decode::<Commitment>(&k, &v))
+        .min_by(|a, b| (a.height, a.owner).cmp(&(b.height, b.owner)))
+}
+
+/// The commitment with this hash made by `owner`.
+pub fn commitment_by(s: &impl StateRead, c: &Hash32, owner: &Address) -> Option<Commitment> {
+    read(s, &keys::commitment(c, owner))
+}
+
+/// All base units in existence: balances, stakes, and escrow of pending jobs.
+/// Constant from genesis on, since fees are paid to proposers rather than burned.
+pub fn total_supply(s: &impl StateRead) -> Amount {
+    let balances = accounts(s).into_iter().map(|(_, a)| a.balance);
+    let stakes = executors(s).into_iter().map(|e| e.stake);
+    let escrow = pending_jobs(s).into_iter().map(|j| j.price + j.executor_fee);
+    balances.chain(stakes).chain(escrow).fold(0, |t: Amount, x| t.checked_add(x).expect("total supply fits an Amount"))
+}
