@@ -155,6 +155,12 @@ pub fn check_genesis(g: &Genesis) -> Result<(), GenesisError> {
         };
     }
     let mut seen = std::collections::BTreeSet::new();
+    for v in &g.validators {
+        if !seen.insert(*v) {
+            return bad(format!("validator {v} is listed twice"));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
     for e in &g.executors {
         if !seen.insert(e.key) {
             return bad(format!("executor {} is listed twice", e.key));
@@ -177,6 +183,7 @@ pub fn genesis_writes(g: &Genesis) -> (WriteSet, Hash32) {
     let mut w = WriteSet::default();
     w.put(keys::CHAIN_ID.to_vec(), enc(&g.chain_id));
     w.put(keys::PARAMS.to_vec(), enc(&g.params));
+    w.put(keys::VALIDATORS.to_vec(), enc(&g.validators));
     for a in &g.accounts {
         if a.balance > 0 {
             w.put(keys::account(&a.address), enc(&Account { balance: a.balance, nonce: 0 }));
@@ -542,7 +549,8 @@ pub fn propose(state: &impl StateRead, env: &BlockEnv, txs: Vec<SignedTx>) -> Pr
 }
 
 /// The validator's (and replay's) side: checks the header (chain, proposer signature,
-/// transaction root, size), applies every transaction — each must succeed — and checks
+/// proposer in the genesis validator set unless that set is empty, transaction root,
+/// size), applies every transaction — each must succeed — and checks
 /// the header's state root against the result.
 ///
 /// Height, parent and time are the caller's to check against its chain head: the
@@ -557,6 +565,10 @@ pub fn apply_block(state: &impl StateRead, block: &Block) -> Result<BlockOutcome
         )));
     }
     block.verify().map_err(|e| BlockError::BadHeader(e.to_string()))?;
+    let validators: Vec<PublicKey> = read(state, keys::VALIDATORS).unwrap_or_default();
+    if !validators.is_empty() && !validators.contains(&h.proposer) {
+        return Err(BlockError::BadHeader(format!("proposer {} is not one of the chain's validators", h.proposer)));
+    }
     if block.txs.len() > usize::try_from(params.block_txs_max).unwrap_or(usize::MAX) {
         return Err(BlockError::TooManyTxs { count: block.txs.len(), max: params.block_txs_max });
     }

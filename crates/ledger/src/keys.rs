@@ -5,6 +5,7 @@
 //! |---------------------------------------|--------------------------|
 //! | `meta/chain_id`                       | `String`                 |
 //! | `meta/params`                         | [`deed_types::Params`]   |
+//! | `meta/validators`                     | `Vec<PublicKey>`: who may produce blocks |
 //! | `acct/` ‖ address (20)                | [`crate::Account`]       |
 //! | `model/` ‖ cid digest (32)            | [`crate::ModelRecord`]   |
 //! | `commit/` ‖ commitment (32) ‖ owner address (20) | [`crate::Commitment`] |
@@ -23,6 +24,8 @@ pub const META: &[u8] = b"meta/";
 pub const CHAIN_ID: &[u8] = b"meta/chain_id";
 /// Key of the chain parameters.
 pub const PARAMS: &[u8] = b"meta/params";
+/// Key of the block producers' keys.
+pub const VALIDATORS: &[u8] = b"meta/validators";
 /// Prefix of accounts.
 pub const ACCOUNT: &[u8] = b"acct/";
 /// Prefix of models.

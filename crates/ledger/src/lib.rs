@@ -21,6 +21,7 @@
 //! |--------------------------------------------------|-----------------------|
 //! | `meta/chain_id`                                  | chain id (`String`)   |
 //! | `meta/params`                                    | [`deed_types::Params`]|
+//! | `meta/validators`                                | `Vec<PublicKey>` (block producers) |
 //! | `acct/` ‖ address (20 bytes)                     | [`Account`] (absent = zero) |
 //! | `model/` ‖ model cid digest (32)                 | [`ModelRecord`]       |
 //! | `commit/` ‖ commitment hash (32) ‖ owner (20)    | [`Commitment`]        |

@@ -16,6 +16,11 @@ pub fn params(s: &impl StateRead) -> Option<Params> {
     read(s, keys::PARAMS)
 }
 
+/// The keys allowed to produce blocks (empty: anyone).
+pub fn validators(s: &impl StateRead) -> Vec<PublicKey> {
+    read(s, keys::VALIDATORS).unwrap_or_default()
+}
+
 /// An account; the zero account if it was never funded.
 pub fn account(s: &impl StateRead, a: &Address) -> Account {
     read(s, &keys::account(a)).unwrap_or_default()
@@ -40,7 +45,7 @@ pub fn model(s: &impl StateRead, id: &Cid) -> Option<ModelRecord> {
 /// Every registered model, by registration height, then id.
 pub fn models(s: &impl StateRead) -> Vec<ModelRecord> {
     let mut v: Vec<ModelRecord> = s.scan_prefix(keys::MODEL).into_iter().map(|(k, v)| decode(&k, &v)).collect();
-    v.sort_by(|a, b| (a.registered_height, a.id).cmp(&(b.registered_height, b.id)));
+    v.sort_by_key(|m| (m.registered_height, m.id));
     v
 }
 
@@ -84,7 +89,7 @@ pub fn commitment(s: &impl StateRead, c: &Hash32) -> Option<Commitment> {
     s.scan_prefix(&keys::commitment_prefix(c))
         .into_iter()
         .map(|(k, v)| decode::<Commitment>(&k, &v))
-        .min_by(|a, b| (a.height, a.owner).cmp(&(b.height, b.owner)))
+        .min_by_key(|c| (c.height, c.owner))
 }
 
 /// The commitment with this hash made by `owner`.

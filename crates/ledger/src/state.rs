@@ -225,7 +225,7 @@ mod tests {
         o.writes.put(b"a/5".to_vec(), b"y".to_vec());
         o.writes.put(b"a/9".to_vec(), b"z".to_vec());
         o.writes.put(b"c/1".to_vec(), b"c".to_vec());
-        let keys: Vec<_> = o.scan_prefix(b"a/").into_iter().map(|(k, v)| (k, v)).collect();
+        let keys = o.scan_prefix(b"a/");
         assert_eq!(
             keys,
             vec![
