@@ -1,1 +1,204 @@
-fn main() {}
+//! The `deed` binary: `deed node` and the client commands.
+
+mod client;
+mod commands;
+mod tensors;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Exit code: something failed.
+pub const EXIT_ERROR: i32 = 1;
+/// Exit code: a receipt did not verify.
+pub const EXIT_NOT_VERIFIED: i32 = 3;
+/// Exit code: the node could not be reached.
+pub const EXIT_UNREACHABLE: i32 = 4;
+/// Exit code: the node refused the request (bad input, funds, signature, replay).
+pub const EXIT_REFUSED: i32 = 5;
+/// Exit code: a model, job, transaction or blob does not exist.
+pub const EXIT_NOT_FOUND: i32 = 6;
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+pub struct Fail {
+    /// Process exit code.
+    pub code: i32,
+    /// What to tell the user.
+    pub msg: String,
+}
+
+impl Fail {
+    /// A failure.
+    pub fn new(code: i32, msg: impl Into<String>) -> Fail {
+        Fail { code, msg: msg.into() }
+    }
+}
+
+impl std::fmt::Display for Fail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for Fail {}
+
+/// deed: publish AI models as owned assets, run them for a fee, verify every answer.
+#[derive(Parser, Debug)]
+#[command(name = "deed", version, about, long_about = None)]
+pub struct Cli {
+    /// Home folder with keys and config [default: $DEED_HOME, else ~/.deed].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Node URL for client commands [default: node_url from config.toml].
+    #[arg(long, global = true, value_name = "URL")]
+    pub node: Option<String>,
+    /// Name of the key that signs [default: default_key from config.toml].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub key: Option<String>,
+    /// Print one JSON document on stdout instead of human-readable text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// Commands.
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Create the home folder with a key and a config; prints the account address.
+    Init,
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Run a node: the embedded single-node network by default.
+    Node {
+        /// Address to listen on [default: listen from config.toml, 127.0.0.1:7070].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// On first start, write a dev genesis that funds the home's keys and dev accounts.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Upload and register a model (ONNX) you own.
+    Publish {
+        /// The .onnx file.
+        file: PathBuf,
+        /// A display name.
+        #[arg(long)]
+        name: String,
+        /// Price per call in base units; 0 means open and free.
+        #[arg(long, default_value_t = 0)]
+        price: u128,
+    },
+    /// List registered models.
+    Models {
+        /// Only models this address owns a share of.
+        #[arg(long, value_name = "ADDR")]
+        owner: Option<String>,
+    },
+    /// Show one model: owners and shares, price, calls, earnings.
+    Model {
+        /// Model id (CID).
+        id: String,
+    },
+    /// Pay for an inference through the network and wait for its receipt.
+    Run {
+        /// Model id (CID).
+        id: String,
+        /// Inputs: JSON tensors ({"name": {"shape", "dtype", "data"}}) or a .npy file.
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        /// Where receipt.json and the outputs are written.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+        /// Seconds to wait for the receipt.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Check a receipt: signature, inclusion in a finalized block, and a bit-exact re-run.
+    Verify {
+        /// The receipt.json written by `deed run`.
+        receipt: PathBuf,
+    },
+    /// Run a local model offline (no node).
+    Exec {
+        /// The .onnx file.
+        file: PathBuf,
+        /// Inputs: JSON tensors or a .npy file.
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        /// Run this many times and report the median latency.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+        /// Engine threads (0 = all cores); the bits do not depend on it.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+    /// Show an account's balance.
+    Balance {
+        /// Address [default: the signing key's].
+        addr: Option<String>,
+    },
+    /// Send tokens.
+    Transfer {
+        /// Recipient address.
+        to: String,
+        /// Amount in base units.
+        amount: u128,
+        /// Print the signed transaction instead of submitting it.
+        #[arg(long)]
+        sign_only: bool,
+    },
+    /// Node status: height, head, state root.
+    Status,
+    /// Raw transactions.
+    #[command(subcommand)]
+    Tx(TxCmd),
+}
+
+/// Key commands.
+#[derive(Subcommand, Debug)]
+pub enum KeyCmd {
+    /// Create a new key.
+    New {
+        /// Its name.
+        name: String,
+    },
+    /// List keys and their addresses.
+    List,
+}
+
+/// Raw transaction commands.
+#[derive(Subcommand, Debug)]
+pub enum TxCmd {
+    /// Submit a signed transaction from a JSON file.
+    Submit {
+        /// The file (as printed by `--sign-only`).
+        file: PathBuf,
+    },
+    /// Show a transaction's status.
+    Show {
+        /// Transaction hash.
+        hash: String,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let code = match commands::dispatch(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            let (code, msg) = match e.downcast_ref::<Fail>() {
+                Some(f) => (f.code, f.msg.clone()),
+                None => (EXIT_ERROR, format!("{e:#}")),
+            };
+            if json {
+                println!("{}", serde_json::json!({ "error": { "code": code, "message": msg } }));
+            }
+            eprintln!("error: {msg}");
+            code
+        }
+    };
+    std::process::exit(code);
+}

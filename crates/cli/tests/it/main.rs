@@ -1,0 +1,301 @@
+//! End-to-end tests that drive the real `deed` binary against a real node on a
+//! loopback port: init, node --dev, publish, run, verify, crash and restart, and the
+//! refusals users hit.
+
+use serde_json::Value;
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+fn deed(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deed"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("DEED_HOME")
+        .output()
+        .expect("deed runs")
+}
+
+/// Runs deed with --json, expects success, returns the JSON document.
+fn ok_json(home: &Path, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    let out = deed(home, &a);
+    assert!(
+        out.status.success(),
+        "deed {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("deed {args:?} printed no single JSON document ({e}): {}", String::from_utf8_lossy(&out.stdout))
+    })
+}
+
+/// Runs deed, expects failure with `code`, returns stderr.
+fn fails(home: &Path, args: &[&str], code: i32) -> String {
+    let out = deed(home, args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "deed {args:?}: expected exit {code}; stderr: {err}");
+    err
+}
+
+struct NodeProc {
+    child: Child,
+    url: String,
+}
+
+impl NodeProc {
+    fn start(home: &Path) -> NodeProc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_deed"))
+            .arg("--home")
+            .arg(home)
+            .args(["node", "--dev", "--listen", "127.0.0.1:0", "--json"])
+            .env("DEED_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("node prints its address");
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("node said {line:?}: {e}"));
+        let url = format!("http://{}", v["listen"].as_str().unwrap());
+        NodeProc { child, url }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn balance(home: &Path, url: &str, addr: &str) -> u128 {
+    ok_json(home, &["--node", url, "balance", addr])["balance"].as_str().unwrap().parse().unwrap()
+}
+
+/// Minimal HTTP/1.1 GET without curl, so the test needs nothing but the toolchain.
+fn supply(url: &str) -> u128 {
+    use std::io::{Read, Write};
+    let host = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(s, "GET /v1/supply HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let body = resp.split("\r\n\r\n").nth(1).unwrap();
+    let v: Value = serde_json::from_str(body).unwrap();
+    v["total"].as_str().unwrap().parse().unwrap()
+}
+
+fn key_addr(home: &Path, name: &str) -> String {
+    let keys = ok_json(home, &["key", "list"]);
+    keys["keys"].as_array().unwrap().iter().find(|k| k["name"] == name).unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Asserts every output is within 1e-5 (absolute or relative) of onnxruntime's.
+fn assert_close(got: &Value, expected_file: &Path) {
+    let exp: Value = serde_json::from_str(&std::fs::read_to_string(expected_file).unwrap()).unwrap();
+    for (name, e) in exp.as_object().unwrap() {
+        let g = &got[name];
+        assert_eq!(g["shape"], e["shape"], "{name} shape");
+        assert_eq!(g["dtype"], e["dtype"], "{name} dtype");
+        let (gd, ed) = (g["data"].as_array().unwrap(), e["data"].as_array().unwrap());
+        assert_eq!(gd.len(), ed.len());
+        for (i, (a, b)) in gd.iter().zip(ed).enumerate() {
+            if e["dtype"] == "float32" || e["dtype"] == "float64" {
+                let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+                assert!((a - b).abs() <= 1e-5 || (a - b).abs() <= 1e-5 * b.abs(), "{name}[{i}]: {a} vs {b}");
+            } else {
+                assert_eq!(a, b, "{name}[{i}]");
+            }
+        }
+    }
+}
+
+#[test]
+fn publish_run_verify_survives_sigkill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let init = ok_json(&home, &["init"]);
+    let owner = init["address"].as_str().unwrap().to_string();
+    let node = NodeProc::start(&home);
+    let url = node.url.clone();
+    let payer = key_addr(&home, "dev1");
+    let supply0 = supply(&url);
+
+    let price = 1_000u128;
+    let model_path = fixtures().join("mlp.onnx");
+    let p = ok_json(&home, &["--node", &url, "publish", model_path.to_str().unwrap(), "--name", "mlp", "--price", "1000"]);
+    let id = p["model"].as_str().unwrap().to_string();
+    assert!(id.starts_with("bafkr4i"), "CIDv1 raw blake3: {id}");
+
+    let status = ok_json(&home, &["--node", &url, "status"]);
+    let tx_fee: u128 = status["min_tx_fee"].as_str().unwrap().parse().unwrap();
+    let exec_fee: u128 = status["executor"]["fee_min"].as_str().unwrap().parse().unwrap();
+    let (owner0, payer0) = (balance(&home, &url, &owner), balance(&home, &url, &payer));
+
+    let out_dir = tmp.path().join("out");
+    let input = fixtures().join("mlp.input.json");
+    let r = ok_json(
+        &home,
+        &["--node", &url, "--key", "dev1", "run", &id, "--input", input.to_str().unwrap(), "--out", out_dir.to_str().unwrap()],
+    );
+    assert_close(&r["outputs"], &fixtures().join("mlp.expected.json"));
+    assert!(out_dir.join("receipt.json").is_file() && out_dir.join("probs.npy").is_file());
+
+    // Money: the owner got exactly the price; the payer paid price + executor fee + one tx fee.
+    assert_eq!(balance(&home, &url, &owner), owner0 + price);
+    assert_eq!(balance(&home, &url, &payer), payer0 - price - exec_fee - tx_fee);
+    assert_eq!(supply(&url), supply0, "total supply is conserved");
+    let m = ok_json(&home, &["--node", &url, "model", &id]);
+    assert_eq!(m["calls"], 1);
+    assert_eq!(m["earnings"], "1000");
+
+    // The receipt verifies; one changed byte does not.
+    let receipt = out_dir.join("receipt.json");
+    let v = ok_json(&home, &["--node", &url, "verify", receipt.to_str().unwrap()]);
+    assert_eq!(v["verified"], true);
+    let text = std::fs::read_to_string(&receipt).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let out_hash = doc["receipt"]["receipt"]["output_hash"].as_str().unwrap();
+    let flipped = format!("{}{}", if out_hash.starts_with('0') { '1' } else { '0' }, &out_hash[1..]);
+    let tampered = tmp.path().join("tampered.json");
+    std::fs::write(&tampered, text.replace(out_hash, &flipped)).unwrap();
+    let err = fails(&home, &["--node", &url, "verify", tampered.to_str().unwrap()], 3);
+    assert!(err.contains("signature"), "{err}");
+
+    // The .npy path for a single-input model gives the same bits.
+    let out2 = tmp.path().join("out2");
+    let npy = fixtures().join("mlp.input.npy");
+    let r2 = ok_json(
+        &home,
+        &["--node", &url, "--key", "dev1", "run", &id, "--input", npy.to_str().unwrap(), "--out", out2.to_str().unwrap()],
+    );
+    assert_eq!(r2["output_hash"], r["output_hash"]);
+
+    // SIGKILL, restart: models, balances and receipts are all there.
+    let before = (balance(&home, &url, &owner), balance(&home, &url, &payer));
+    node.kill9();
+    let node = NodeProc::start(&home);
+    let url = node.url.clone();
+    assert_eq!((balance(&home, &url, &owner), balance(&home, &url, &payer)), before);
+    let models = ok_json(&home, &["--node", &url, "models"]);
+    assert!(models["models"].as_array().unwrap().iter().any(|m| m["id"] == id.as_str()));
+    let v = ok_json(&home, &["--node", &url, "verify", receipt.to_str().unwrap()]);
+    assert_eq!(v["verified"], true);
+    assert_eq!(supply(&url), supply0);
+}
+
+#[test]
+fn bad_input_is_refused_and_the_node_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    ok_json(&home, &["init"]);
+    let node = NodeProc::start(&home);
+    let url = node.url.as_str();
+    let model_path = fixtures().join("mlp.onnx");
+
+    // Not ONNX, truncated ONNX, a pickle.
+    let junk = tmp.path().join("junk.onnx");
+    std::fs::write(&junk, b"this is not a model at all").unwrap();
+    let err = fails(&home, &["--node", url, "publish", junk.to_str().unwrap(), "--name", "junk"], 5);
+    assert!(err.contains("not a usable model"), "{err}");
+    let bytes = std::fs::read(&model_path).unwrap();
+    let trunc = tmp.path().join("trunc.onnx");
+    std::fs::write(&trunc, &bytes[..bytes.len() / 2]).unwrap();
+    let err = fails(&home, &["--node", url, "publish", trunc.to_str().unwrap(), "--name", "trunc"], 5);
+    assert!(err.contains("not a usable model"), "{err}");
+    let pickle = tmp.path().join("model.pt");
+    std::fs::write(&pickle, b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}").unwrap();
+    let err = fails(&home, &["--node", url, "publish", pickle.to_str().unwrap(), "--name", "pt"], 5);
+    assert!(err.contains("pickle"), "{err}");
+
+    let p = ok_json(&home, &["--node", url, "publish", model_path.to_str().unwrap(), "--name", "mlp", "--price", "500"]);
+    let id = p["model"].as_str().unwrap().to_string();
+    // Publishing the same bytes again is refused: the id is taken.
+    let err = fails(&home, &["--node", url, "--key", "dev2", "publish", model_path.to_str().unwrap(), "--name", "x"], 5);
+    assert!(err.contains("already registered"), "{err}");
+
+    // Wrong shape and wrong dtype.
+    let wrong_shape = tmp.path().join("shape.json");
+    std::fs::write(&wrong_shape, r#"{"x": {"shape": [1, 15], "dtype": "float32", "data": [0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}}"#)
+        .unwrap();
+    let err = fails(&home, &["--node", url, "run", &id, "--input", wrong_shape.to_str().unwrap()], 5);
+    assert!(err.contains("shape"), "{err}");
+    let wrong_dtype = tmp.path().join("dtype.json");
+    let data = vec!["0"; 16].join(",");
+    std::fs::write(&wrong_dtype, format!(r#"{{"x": {{"shape": [1, 16], "dtype": "int64", "data": [{data}]}}}}"#)).unwrap();
+    let err = fails(&home, &["--node", url, "run", &id, "--input", wrong_dtype.to_str().unwrap()], 5);
+    assert!(err.contains("int64") && err.contains("float32"), "{err}");
+
+    // Unknown model.
+    let unknown = "bafkr4iaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let input = fixtures().join("mlp.input.json");
+    let err = fails(&home, &["--node", url, "run", unknown, "--input", input.to_str().unwrap()], 6);
+    assert!(err.contains("no model"), "{err}");
+
+    // Too little balance: a fresh key has nothing.
+    ok_json(&home, &["key", "new", "pauper"]);
+    let err = fails(&home, &["--node", url, "--key", "pauper", "run", &id, "--input", input.to_str().unwrap()], 5);
+    assert!(err.contains("insufficient funds"), "{err}");
+
+    // A bad signature, and a replayed transaction.
+    let to = key_addr(&home, "dev3");
+    let out = deed(&home, &["--node", url, "transfer", &to, "5", "--sign-only"]);
+    assert!(out.status.success());
+    let mut tx: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let good = tx.clone();
+    let sig = tx["signature"].as_str().unwrap().to_string();
+    tx["signature"] = Value::String(format!("{}{}", if sig.starts_with('0') { '1' } else { '0' }, &sig[1..]));
+    let bad_file = tmp.path().join("bad.json");
+    std::fs::write(&bad_file, tx.to_string()).unwrap();
+    let err = fails(&home, &["--node", url, "tx", "submit", bad_file.to_str().unwrap()], 5);
+    assert!(err.contains("signature"), "{err}");
+    let good_file = tmp.path().join("good.json");
+    std::fs::write(&good_file, good.to_string()).unwrap();
+    ok_json(&home, &["--node", url, "tx", "submit", good_file.to_str().unwrap()]);
+    let err = fails(&home, &["--node", url, "tx", "submit", good_file.to_str().unwrap()], 5);
+    assert!(err.contains("already used") || err.contains("replay"), "{err}");
+
+    // Still serving.
+    let s = ok_json(&home, &["--node", url, "status"]);
+    assert!(s["height"].as_u64().unwrap() >= 3);
+}
+
+#[test]
+fn exec_runs_offline_and_reports_median() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["mlp", "cnn"] {
+        let model = fixtures().join(format!("{name}.onnx"));
+        let input = fixtures().join(format!("{name}.input.json"));
+        let v = ok_json(tmp.path(), &["exec", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--repeat", "3"]);
+        assert_close(&v["outputs"], &fixtures().join(format!("{name}.expected.json")));
+        assert!(v["median_ms"].as_f64().unwrap() > 0.0);
+        assert_eq!(v["repeat"], 3);
+        let v2 = ok_json(
+            tmp.path(),
+            &["exec", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--threads", "2"],
+        );
+        assert_eq!(v2["output_hash"], v["output_hash"], "{name}: thread count changed the bits");
+        assert_eq!(v2["trace_root"], v["trace_root"]);
+    }
+    let err = fails(tmp.path(), &["exec", "/nonexistent.onnx", "--input", "x.json"], 1);
+    assert!(err.contains("cannot read"), "{err}");
+}

@@ -1,0 +1,298 @@
+//! The node's application: chain database, blob store, mempool and model cache, with
+//! the operations block producers and the API call — admit a transaction, propose a
+//! block from the mempool, verify a block, finalize one.
+
+use crate::{NodeConfig, NodeError, mempool::Mempool};
+use deed_engine::Model;
+use deed_ledger::{BlockEnv, Proposal, StateRead, TxResult, db::ChainDb};
+use deed_store::Store;
+use deed_types::{Block, BlockHeader, Cid, Genesis, Hash32, Keypair, SignedTx, TensorSet, TxBody};
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+};
+use tokio::sync::{Notify, broadcast};
+
+/// Loaded models kept in memory.
+const MODEL_CACHE_LEN_MAX: usize = 8;
+/// Capacity of the finalized-block broadcast channel.
+const BLOCK_EVENTS_LEN_MAX: usize = 256;
+
+/// Why a transaction was not admitted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdmitError {
+    /// The ledger refuses it.
+    #[error(transparent)]
+    Ledger(#[from] deed_ledger::TxError),
+    /// The node's own policy refuses it (missing blob, input that does not fit the model).
+    #[error("{0}")]
+    Policy(String),
+    /// The same transaction is already pending.
+    #[error("transaction {0} is already pending")]
+    Duplicate(Hash32),
+    /// The mempool is full.
+    #[error("the mempool is full ({0} transactions); try again shortly")]
+    Full(usize),
+    /// Storage failed.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+impl From<deed_ledger::db::DbError> for AdmitError {
+    fn from(e: deed_ledger::db::DbError) -> Self {
+        AdmitError::Node(e.into())
+    }
+}
+
+/// Shared node state.
+pub struct App {
+    /// Blocks, state, transaction index and the durable mempool.
+    pub db: ChainDb,
+    /// Model and tensor blobs.
+    pub store: Store,
+    /// The node's identity: signs blocks and receipts.
+    pub key: Keypair,
+    /// The genesis this node runs.
+    pub genesis: Genesis,
+    /// Settings.
+    pub config: NodeConfig,
+    mempool: Mutex<Mempool>,
+    /// Woken when a transaction is admitted.
+    pub tx_notify: Notify,
+    /// Every finalized block, in order.
+    pub blocks: broadcast::Sender<Arc<Block>>,
+    models: Mutex<VecDeque<(Cid, Arc<Model>)>>,
+    commit: Mutex<()>,
+}
+
+/// Milliseconds since the Unix epoch from the wall clock (the node's, never the ledger's).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl App {
+    /// Opens storage, writes genesis on first start, reloads the mempool.
+    pub fn open(config: NodeConfig, key: Keypair, genesis: Genesis) -> Result<App, NodeError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let db = ChainDb::open(&config.data_dir.join("chain.redb"))?;
+        db.init_genesis(&genesis)?;
+        let store = Store::open(&config.data_dir.join("store"))?;
+        let mut mempool = Mempool::default();
+        for tx in db.mempool_all()? {
+            mempool.push(tx);
+        }
+        let (blocks, _) = broadcast::channel(BLOCK_EVENTS_LEN_MAX);
+        Ok(App {
+            db,
+            store,
+            key,
+            genesis,
+            config,
+            mempool: Mutex::new(mempool),
+            tx_notify: Notify::new(),
+            blocks,
+            models: Mutex::new(VecDeque::new()),
+            commit: Mutex::new(()),
+        })
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> &str {
+        &self.genesis.chain_id
+    }
+
+    /// Pending transaction count.
+    pub fn mempool_len(&self) -> usize {
+        self.mempool.lock().unwrap().len()
+    }
+
+    /// True when a transaction is pending.
+    pub fn is_pending(&self, h: &Hash32) -> bool {
+        self.mempool.lock().unwrap().contains(h)
+    }
+
+    /// The nonce the next transaction from `addr` must carry.
+    pub fn pending_nonce(&self, addr: &deed_types::Address) -> Result<u64, NodeError> {
+        let snap = self.db.snapshot()?;
+        let acct = deed_ledger::query::account(&snap, addr);
+        Ok(self.mempool.lock().unwrap().pending_nonce(addr, acct.nonce))
+    }
+
+    /// A model, loaded (and cached) from the store.
+    pub fn model(&self, id: &Cid) -> Result<Arc<Model>, NodeError> {
+        if let Some((_, m)) = self.models.lock().unwrap().iter().find(|(c, _)| c == id) {
+            return Ok(m.clone());
+        }
+        let bytes = self.store.get(id)?;
+        let m = Arc::new(Model::load(&bytes).map_err(|e| NodeError::Model(e.to_string()))?);
+        let mut cache = self.models.lock().unwrap();
+        if cache.len() >= MODEL_CACHE_LEN_MAX {
+            cache.pop_front();
+        }
+        cache.push_back((*id, m.clone()));
+        Ok(m)
+    }
+
+    /// Checks that `inputs` fit `model`'s declared inputs (names, dtypes, ranks, static dims).
+    pub fn check_inputs(model: &Model, inputs: &TensorSet) -> Result<(), String> {
+        for info in model.inputs() {
+            let Some(t) = inputs.0.get(&info.name) else {
+                return Err(format!("the model needs an input named '{}', which is missing", info.name));
+            };
+            if t.dtype() != info.dtype {
+                return Err(format!(
+                    "input '{}' is {} but the model expects {}",
+                    info.name,
+                    t.dtype().name(),
+                    info.dtype.name()
+                ));
+            }
+            let fits = t.shape.len() == info.shape.len()
+                && t.shape.iter().zip(&info.shape).all(|(&d, want)| want.is_none_or(|w| w == d));
+            if !fits {
+                let want: Vec<String> =
+                    info.shape.iter().map(|d| d.map_or("?".to_string(), |d| d.to_string())).collect();
+                return Err(format!(
+                    "input '{}' has shape {:?} but the model expects [{}]",
+                    info.name,
+                    t.shape,
+                    want.join(", ")
+                ));
+            }
+        }
+        if let Some(extra) = inputs.0.keys().find(|k| !model.inputs().iter().any(|i| &i.name == *k)) {
+            let names: Vec<&str> = model.inputs().iter().map(|i| i.name.as_str()).collect();
+            return Err(format!("the model has no input named '{extra}' (its inputs: {})", names.join(", ")));
+        }
+        Ok(())
+    }
+
+    /// The node's own rules on top of the ledger's: referenced blobs must be here and
+    /// valid, and inputs must fit the model, so that a paid job can actually run.
+    fn policy_check(&self, tx: &SignedTx) -> Result<(), AdmitError> {
+        match &tx.tx.body {
+            TxBody::RegisterModel { model, .. } => {
+                if !self.store.has(model) {
+                    return Err(AdmitError::Policy(format!(
+                        "model {model} has not been uploaded to this node; upload it first (PUT /v1/blobs?kind=model)"
+                    )));
+                }
+                self.model(model).map_err(|e| AdmitError::Policy(e.to_string()))?;
+            }
+            TxBody::RequestInference { model, input, executor_fee, .. } => {
+                if *executor_fee < self.config.executor_fee_min {
+                    return Err(AdmitError::Policy(format!(
+                        "executor fee {executor_fee} is below this node's minimum of {}",
+                        self.config.executor_fee_min
+                    )));
+                }
+                let snap = self.db.snapshot()?;
+                if deed_ledger::query::model(&snap, model).is_none() {
+                    return Err(AdmitError::Ledger(deed_ledger::TxError::UnknownModel(*model)));
+                }
+                let m = self.model(model).map_err(|e| AdmitError::Policy(e.to_string()))?;
+                let bytes = self.store.get(input).map_err(|e| match e {
+                    deed_store::StoreError::NotFound(_) => AdmitError::Policy(format!(
+                        "input {input} has not been uploaded to this node; upload it first (PUT /v1/blobs?kind=input)"
+                    )),
+                    e => AdmitError::Node(e.into()),
+                })?;
+                let set = TensorSet::decode(&bytes).map_err(|e| AdmitError::Policy(e.to_string()))?;
+                Self::check_inputs(&m, &set).map_err(AdmitError::Policy)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Admits a transaction into the mempool; durable when this returns Ok.
+    pub fn admit(&self, tx: SignedTx) -> Result<Hash32, AdmitError> {
+        let h = tx.hash();
+        self.policy_check(&tx)?;
+        let mut pool = self.mempool.lock().unwrap();
+        if pool.contains(&h) {
+            return Err(AdmitError::Duplicate(h));
+        }
+        if pool.len() >= crate::mempool::MEMPOOL_TXS_MAX {
+            return Err(AdmitError::Full(pool.len()));
+        }
+        let snap = self.db.snapshot()?;
+        let acct = deed_ledger::query::account(&snap, &tx.sender());
+        let pending = pool.pending_nonce(&tx.sender(), acct.nonce);
+        deed_ledger::check_tx(&snap, &tx, pending)?;
+        self.db.mempool_insert(&tx)?;
+        pool.push(tx);
+        drop(pool);
+        self.tx_notify.notify_one();
+        Ok(h)
+    }
+
+    /// Builds and signs the next block from the mempool; `None` when nothing is pending.
+    /// Transactions that fail are left out and recorded as rejected.
+    pub fn propose(&self, time_ms: u64) -> Result<Option<(Block, Proposal)>, NodeError> {
+        let txs = {
+            let pool = self.mempool.lock().unwrap();
+            pool.take(self.genesis.params.block_txs_max as usize)
+        };
+        if txs.is_empty() {
+            return Ok(None);
+        }
+        let snap = self.db.snapshot()?;
+        let head = self.db.head()?;
+        let height = head.as_ref().map_or(0, |h| h.height) + 1;
+        let parent = head.as_ref().map_or(Hash32::ZERO, |h| h.hash());
+        let time_ms = time_ms.max(head.as_ref().map_or(0, |h| h.time_ms + 1));
+        let env = BlockEnv { chain_id: self.chain_id().to_string(), height, time_ms, proposer: self.key.public() };
+        let proposal = deed_ledger::propose(&snap, &env, txs);
+        let header = BlockHeader {
+            chain_id: env.chain_id,
+            height,
+            parent,
+            time_ms,
+            tx_root: Block::tx_root(&proposal.included),
+            state_root: proposal.state_root,
+            proposer: env.proposer,
+        };
+        let block = Block::seal(header, proposal.included.clone(), &self.key);
+        Ok(Some((block, proposal)))
+    }
+
+    /// Commits a finalized block durably, drops its transactions (and the rejected
+    /// ones) from the mempool, and announces it.
+    pub fn finalize(&self, block: Block, proposal: &Proposal) -> Result<(), NodeError> {
+        let _g = self.commit.lock().unwrap();
+        let results: Vec<TxResult> =
+            block.txs.iter().map(|t| TxResult { hash: t.hash(), ok: true, error: None }).collect();
+        let rejected: Vec<TxResult> = proposal
+            .rejected
+            .iter()
+            .map(|(h, e)| TxResult { hash: *h, ok: false, error: Some(e.to_string()) })
+            .collect();
+        if !block.txs.is_empty() {
+            self.db.commit_block(&block, &proposal.writes, &results)?;
+        }
+        if !rejected.is_empty() {
+            self.db.record_rejected(&rejected)?;
+        }
+        self.mempool.lock().unwrap().remove(results.iter().chain(&rejected).map(|r| r.hash));
+        if !block.txs.is_empty() {
+            let _ = self.blocks.send(Arc::new(block));
+        }
+        Ok(())
+    }
+
+    /// Produces and finalizes one block if anything is pending. Returns its height.
+    pub fn produce_one(&self) -> Result<Option<u64>, NodeError> {
+        let Some((block, proposal)) = self.propose(now_ms())? else { return Ok(None) };
+        let h = block.header.height;
+        let empty = block.txs.is_empty();
+        self.finalize(block, &proposal)?;
+        Ok(if empty { None } else { Some(h) })
+    }
+
+    /// A consistent read view of the current state.
+    pub fn state(&self) -> Result<impl StateRead, NodeError> {
+        Ok(self.db.snapshot()?)
+    }
+}

@@ -1,0 +1,72 @@
+//! Pending transactions, in arrival order, with each sender's next nonce.
+//!
+//! The mempool in memory mirrors the mempool table of the chain database: a
+//! transaction is acknowledged only after it is durable there, and a restarted node
+//! reloads it from disk.
+
+use deed_types::{Address, Hash32, SignedTx};
+use std::collections::{BTreeMap, HashMap};
+
+/// Most transactions held while waiting for a block.
+pub const MEMPOOL_TXS_MAX: usize = 50_000;
+
+/// Pending transactions.
+#[derive(Default, Debug)]
+pub struct Mempool {
+    txs: BTreeMap<u64, SignedTx>,
+    by_hash: HashMap<Hash32, u64>,
+    next_nonce: HashMap<Address, u64>,
+    seq: u64,
+}
+
+impl Mempool {
+    /// Number of pending transactions.
+    pub fn len(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// True when nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.txs.is_empty()
+    }
+
+    /// True when a transaction with this id is pending.
+    pub fn contains(&self, h: &Hash32) -> bool {
+        self.by_hash.contains_key(h)
+    }
+
+    /// The nonce the sender's next transaction must carry, given `account_nonce` on chain.
+    pub fn pending_nonce(&self, sender: &Address, account_nonce: u64) -> u64 {
+        self.next_nonce.get(sender).copied().unwrap_or(account_nonce).max(account_nonce)
+    }
+
+    /// Adds an admitted transaction.
+    pub fn push(&mut self, tx: SignedTx) {
+        let h = tx.hash();
+        let sender = tx.sender();
+        let n = self.next_nonce.entry(sender).or_insert(0);
+        *n = (*n).max(tx.tx.nonce + 1);
+        self.seq += 1;
+        self.by_hash.insert(h, self.seq);
+        self.txs.insert(self.seq, tx);
+    }
+
+    /// Up to `max` transactions in arrival order.
+    pub fn take(&self, max: usize) -> Vec<SignedTx> {
+        self.txs.values().take(max).cloned().collect()
+    }
+
+    /// Drops transactions that were included in a block or rejected.
+    pub fn remove(&mut self, hashes: impl IntoIterator<Item = Hash32>) {
+        for h in hashes {
+            if let Some(seq) = self.by_hash.remove(&h) {
+                self.txs.remove(&seq);
+            }
+        }
+        self.next_nonce.clear();
+        for tx in self.txs.values() {
+            let n = self.next_nonce.entry(tx.sender()).or_insert(0);
+            *n = (*n).max(tx.tx.nonce + 1);
+        }
+    }
+}

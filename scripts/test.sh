@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, and every test in the workspace.
+# Needs only the Rust toolchain (fixtures are committed; see fixtures/README.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if cargo fmt --version >/dev/null 2>&1; then
+  echo "==> cargo fmt --check"
+  cargo fmt --all -- --check
+else
+  echo "==> rustfmt not installed: skipping the format check"
+fi
+if cargo clippy --version >/dev/null 2>&1; then
+  echo "==> cargo clippy"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+else
+  echo "==> clippy not installed: skipping lints"
+fi
+echo "==> cargo test"
+cargo test --workspace --locked
