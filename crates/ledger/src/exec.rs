@@ -590,7 +590,10 @@ pub fn apply_block(state: &impl StateRead, block: &Block) -> Result<BlockOutcome
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod split_tests {
     use super::*;
 
     fn owner(bps: u16) -> Owner {
