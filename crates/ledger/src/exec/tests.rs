@@ -519,7 +519,7 @@ fn paid_call_pays_owner_executor_and_proposer_exactly() {
             executor: exec.public(),
             receipt: r.receipt.hash(),
             output_hash: Hash32::of(b"out"),
-            height: 4
+            height: c.height
         }
     );
     assert_eq!(query::receipt(&c.state, &job.id), Some(r));
