@@ -586,7 +586,8 @@ fn receipt_that_does_not_match_the_job_is_refused() {
     let (mut c, job) = with_job();
     let exec = key("exec");
     c.send(&key("alice"), TxBody::Transfer { to: exec.address(), amount: 1_000 }).unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Receipt)>)> = vec![
+    type Tamper = Box<dyn Fn(&mut Receipt)>;
+    let cases: Vec<(&str, Tamper)> = vec![
         ("input hash", Box::new(|r| r.input_hash = Hash32::of(b"other input"))),
         ("model", Box::new(|r| r.model = Cid::of(b"other model"))),
         ("price", Box::new(|r| r.price = 999)),
@@ -636,7 +637,7 @@ fn oversized_transaction_is_refused() {
 
 #[test]
 fn apply_block_refuses_bad_blocks() {
-    let mut c = Chain::new();
+    let c = Chain::new();
     let alice = key("alice");
     let t = c.tx(&alice, TxBody::Transfer { to: key("bob").address(), amount: 1 });
     let p = propose(&c.state, &c.env(), vec![t.clone()]);
@@ -740,4 +741,201 @@ fn results_list_included_and_rejected() {
     assert!(r[0].ok && r[0].hash == good.hash());
     assert!(!r[1].ok && r[1].hash == bad.hash());
     assert!(r[1].error.as_deref().unwrap().starts_with("insufficient funds"));
+}
+
+/// Random transaction sequences against a reference model of balances, nonces and jobs.
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    const USERS: usize = 4;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Transfer { from: usize, to: usize, amount: Amount, skew: i8, low_fee: bool },
+        Request { from: usize, executor_fee: Amount, wrong_price: bool },
+        Settle { pick: usize },
+        EndBlock,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..USERS, 0..USERS + 2, prop_oneof![0..3_000u128, Just(Amount::MAX)], prop_oneof![8 => Just(0i8), 1 => Just(-1i8), 1 => Just(1i8)], proptest::bool::weighted(0.1))
+                .prop_map(|(from, to, amount, skew, low_fee)| Op::Transfer { from, to, amount, skew, low_fee }),
+            2 => (0..USERS, 0..200u128, proptest::bool::weighted(0.1))
+                .prop_map(|(from, executor_fee, wrong_price)| Op::Request { from, executor_fee, wrong_price }),
+            2 => any::<usize>().prop_map(|pick| Op::Settle { pick }),
+            1 => Just(Op::EndBlock),
+        ]
+    }
+
+    struct RefJob {
+        job: Job,
+        settled: bool,
+    }
+
+    /// The reference: plain maps, no state machine.
+    struct Model {
+        bal: BTreeMap<Address, Amount>,
+        nonce: BTreeMap<Address, u64>,
+        jobs: Vec<RefJob>,
+        price: Amount,
+        producer: Address,
+    }
+
+    impl Model {
+        fn bal(&self, a: &Address) -> Amount {
+            self.bal.get(a).copied().unwrap_or(0)
+        }
+        /// Applies the generic part (nonce, fee) if the whole tx can succeed.
+        fn try_tx(&mut self, sender: Address, nonce: u64, fee: Amount, spend: Option<Amount>) -> bool {
+            let Some(spend) = spend else { return false };
+            if nonce != self.nonce.get(&sender).copied().unwrap_or(0) || fee < FEE {
+                return false;
+            }
+            let Some(need) = fee.checked_add(spend) else { return false };
+            if self.bal(&sender) < need {
+                return false;
+            }
+            *self.bal.entry(sender).or_default() -= need;
+            *self.bal.entry(self.producer).or_default() += fee;
+            *self.nonce.entry(sender).or_default() += 1;
+            true
+        }
+    }
+
+    fn run(initial: Vec<Amount>, price: Amount, ops: Vec<Op>) -> Result<(), TestCaseError> {
+        let users: Vec<Keypair> = (0..USERS).map(|i| key(&format!("user{i}"))).collect();
+        let (owner, exec) = (key("owner"), key("exec"));
+        let mut g = test_genesis();
+        g.accounts = users
+            .iter()
+            .zip(&initial)
+            .map(|(k, b)| GenesisAccount { address: k.address(), balance: *b })
+            .chain([
+                GenesisAccount { address: owner.address(), balance: 1_000 },
+                GenesisAccount { address: exec.address(), balance: 200 },
+            ])
+            .collect();
+        let mut c = Chain::with(g);
+        let model = model_cid();
+        c.register(&owner, model, price);
+        let supply = c.supply();
+        let mut everyone: Vec<Address> = users.iter().map(|k| k.address()).collect();
+        everyone.extend([owner.address(), exec.address(), c.producer.address()]);
+        let mut m = Model {
+            bal: everyone.iter().map(|a| (*a, c.balance(a))).collect(),
+            nonce: everyone.iter().map(|a| (*a, query::account(&c.state, a).nonce)).collect(),
+            jobs: Vec::new(),
+            price,
+            producer: c.producer.address(),
+        };
+
+        let mut pending: Vec<(SignedTx, bool)> = Vec::new();
+        let flush = |c: &mut Chain, m: &Model, pending: &mut Vec<(SignedTx, bool)>| -> Result<(), TestCaseError> {
+            let txs: Vec<SignedTx> = pending.iter().map(|(t, _)| t.clone()).collect();
+            let want: Vec<Hash32> = pending.iter().filter(|(_, ok)| *ok).map(|(t, _)| t.hash()).collect();
+            let p = c.block(txs);
+            let got: Vec<Hash32> = p.included.iter().map(SignedTx::hash).collect();
+            prop_assert_eq!(got, want, "included set differs from the model; rejected: {:?}", p.rejected);
+            for a in &everyone {
+                prop_assert_eq!(c.balance(a), m.bal(a), "balance of {}", a);
+            }
+            prop_assert_eq!(c.supply(), supply);
+            let pend = query::pending_jobs(&c.state).len();
+            prop_assert_eq!(pend, m.jobs.iter().filter(|j| !j.settled).count());
+            pending.clear();
+            Ok(())
+        };
+
+        for op in ops {
+            let (sender_key, body, skew, fee) = match op {
+                Op::EndBlock => {
+                    flush(&mut c, &m, &mut pending)?;
+                    continue;
+                }
+                Op::Transfer { from, to, amount, skew, low_fee } => {
+                    let to = everyone[to.min(everyone.len() - 1)];
+                    (&users[from], TxBody::Transfer { to, amount }, skew, if low_fee { FEE - 1 } else { FEE })
+                }
+                Op::Request { from, executor_fee, wrong_price } => {
+                    let offered = if wrong_price { m.price + 1 } else { m.price };
+                    let body = TxBody::RequestInference {
+                        model,
+                        input: Cid::of(&(m.jobs.len() as u64).to_le_bytes()),
+                        price: offered,
+                        executor_fee,
+                    };
+                    (&users[from], body, 0, FEE)
+                }
+                Op::Settle { pick } => {
+                    if m.jobs.is_empty() {
+                        continue;
+                    }
+                    let j = &m.jobs[pick % m.jobs.len()].job;
+                    (&exec, TxBody::SubmitReceipt { receipt: receipt_for(j, &exec).sign(&exec) }, 0, FEE)
+                }
+            };
+            let sender = sender_key.address();
+            let base = m.nonce.get(&sender).copied().unwrap_or(0);
+            let nonce = base.saturating_add_signed(i64::from(skew));
+            let t = Tx { chain_id: CHAIN.into(), sender: sender_key.public(), nonce, fee, body: body.clone() }
+                .sign(sender_key);
+            let ok = match &body {
+                TxBody::Transfer { to, amount } => {
+                    let ok = m.try_tx(sender, nonce, fee, Some(*amount));
+                    if ok {
+                        *m.bal.entry(*to).or_default() += amount;
+                    }
+                    ok
+                }
+                TxBody::RequestInference { input, price, executor_fee, .. } => {
+                    let spend = if *price == m.price { price.checked_add(*executor_fee) } else { None };
+                    let ok = m.try_tx(sender, nonce, fee, spend);
+                    if ok {
+                        let job = Job {
+                            id: t.hash(),
+                            payer: sender,
+                            model,
+                            input: *input,
+                            price: *price,
+                            executor_fee: *executor_fee,
+                            height: c.height + 1,
+                            status: JobStatus::Pending,
+                        };
+                        m.jobs.push(RefJob { job, settled: false });
+                    }
+                    ok
+                }
+                TxBody::SubmitReceipt { receipt } => {
+                    let idx = m.jobs.iter().position(|j| j.job.id == receipt.receipt.job).unwrap();
+                    let live = !m.jobs[idx].settled;
+                    let ok = m.try_tx(sender, nonce, fee, if live { Some(0) } else { None });
+                    if ok {
+                        let j = &mut m.jobs[idx];
+                        j.settled = true;
+                        *m.bal.entry(owner.address()).or_default() += j.job.price;
+                        *m.bal.entry(exec.address()).or_default() += j.job.executor_fee;
+                    }
+                    ok
+                }
+                _ => unreachable!(),
+            };
+            pending.push((t, ok));
+        }
+        flush(&mut c, &m, &mut pending)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #[test]
+        fn random_sequences_match_the_reference(
+            initial in proptest::collection::vec(0..5_000u128, USERS),
+            price in 0..1_000u128,
+            ops in proptest::collection::vec(op(), 1..60),
+        ) {
+            run(initial, price, ops)?;
+        }
+    }
 }
