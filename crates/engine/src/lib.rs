@@ -1,1 +1,146 @@
-//! placeholder
+//! Deterministic ONNX inference: parse under limits, plan, reproducible kernels, per-op trace commitments.
+//!
+//! ```text
+//! let model = Model::load(&bytes)?;                       // every check happens here
+//! let out = model.run(&inputs, &RunOptions::default())?;  // same bits on every machine
+//! out.output_hash(); out.trace_root();                    // what a receipt commits to
+//! ```
+//!
+//! # Determinism
+//!
+//! Every operator is a plain scalar kernel whose loop order is its specification
+//! (DESIGN.md §3). The orders that matter are written next to the code and repeated in
+//! docs/PROTOCOL.md:
+//! - dot products (MatMul, Gemm, Conv): sequential `fma` in blocks of 256, block sums
+//!   added in order — [`ops::linalg`];
+//! - Gemm: `alpha × dot`, then `+ beta × c` — [`ops::linalg`];
+//! - Conv: im2col order of the weight tensor, `+0.0` in the padding, bias added after —
+//!   [`ops::conv`];
+//! - Softmax: max, `exp(x − max)`, sequential sum, divide — [`ops::reduce`];
+//! - exp, tanh, sigmoid: the engine's own — [`math`];
+//! - Cast: saturating float → int, NaN → 0 — [`ops::shape`].
+//!
+//! Threads ([`RunOptions::threads`]) only split independent output rows or positions,
+//! never a reduction, so the result does not depend on the thread count.
+//!
+//! # Trace
+//!
+//! Nodes run in the order fixed at load: Kahn's topological sort taking the ready node
+//! that comes first in the file (a file already in topological order runs in file order). For each node in that order the trace
+//! holds one [`Hash32`]: BLAKE3 over the concatenation of the canonical encodings
+//! ([`Tensor::encode_into`]) of the node's outputs in order, skipping optional outputs
+//! whose name is empty (so a node with no named output hashes the empty string).
+//! Constant nodes are traced like any other. [`RunOutput::trace_root`] is
+//! [`deed_types::merkle::root`] of that list. With [`RunOptions::trace`] off the list is
+//! empty.
+//!
+//! # Spec version
+//!
+//! [`SPEC_VERSION`] names these semantics; any change that alters an output bit or the
+//! trace bumps it.
+
+mod error;
+mod load;
+pub mod math;
+mod model;
+pub mod onnx;
+pub mod ops;
+mod scan;
+
+pub use error::{LoadError, RunError};
+pub use model::Model;
+
+use deed_types::{DType, Hash32, TensorSet};
+#[cfg(doc)]
+use deed_types::Tensor;
+
+/// The version of the engine's semantics, recorded in every receipt.
+pub const SPEC_VERSION: &str = "deed-engine/1";
+
+/// Bounds on everything that comes from outside. Loading or running past one is an
+/// error, never a crash or an unbounded allocation.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest model file, in bytes.
+    pub model_bytes_max: usize,
+    /// Largest estimated in-memory size of the decoded protobuf, in bytes (protobuf
+    /// expands; see the wire scan in the loader).
+    pub decoded_bytes_max: usize,
+    /// Most nodes in the graph.
+    pub nodes_max: usize,
+    /// Most bytes of initializer data, summed over all initializers.
+    pub initializer_bytes_max: usize,
+    /// Most elements of any one tensor: initializers, inputs, intermediates, outputs.
+    pub tensor_elements_max: usize,
+    /// Highest rank of any tensor.
+    pub rank_max: usize,
+    /// Most elements over all inputs of one run.
+    pub input_elements_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            model_bytes_max: 2 << 30,
+            decoded_bytes_max: 4 << 30,
+            nodes_max: 100_000,
+            initializer_bytes_max: 2 << 30,
+            tensor_elements_max: deed_types::tensor::TENSOR_ELEMENTS_MAX,
+            rank_max: deed_types::tensor::TENSOR_RANK_MAX,
+            input_elements_max: deed_types::tensor::TENSOR_ELEMENTS_MAX,
+        }
+    }
+}
+
+/// A graph input or output as the model declares it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct IoInfo {
+    /// The tensor's name.
+    pub name: String,
+    /// Element type (serialized by its JSON name, e.g. `"float32"`).
+    #[serde(serialize_with = "dtype_name")]
+    pub dtype: DType,
+    /// Dimensions; `None` for a dynamic one (a `dim_param` or unknown). An output whose
+    /// model declares no shape reports an empty list.
+    pub shape: Vec<Option<usize>>,
+}
+
+fn dtype_name<S: serde::Serializer>(d: &DType, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(d.name())
+}
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Worker threads for large kernels; 0 means all cores. Never changes the result.
+    pub threads: usize,
+    /// Whether to compute the per-node trace.
+    pub trace: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { threads: 1, trace: true }
+    }
+}
+
+/// The result of a run.
+#[derive(Clone, Debug)]
+pub struct RunOutput {
+    /// Exactly the graph outputs, by name.
+    pub outputs: TensorSet,
+    /// One hash per node in execution order (empty when tracing was off).
+    pub trace: Vec<Hash32>,
+}
+
+impl RunOutput {
+    /// The hash of the outputs' canonical encoding ([`TensorSet::hash`]).
+    pub fn output_hash(&self) -> Hash32 {
+        self.outputs.hash()
+    }
+
+    /// The Merkle root of the trace.
+    pub fn trace_root(&self) -> Hash32 {
+        deed_types::merkle::root(&self.trace)
+    }
+}

@@ -1,0 +1,201 @@
+//! A loaded model and its run loop: check inputs, run nodes in order, hash each node's
+//! outputs, free values after their last reader, collect the graph outputs.
+
+use crate::ops::{Ctx, KernelError, Op};
+use crate::{IoInfo, Limits, LoadError, RunError, RunOptions, RunOutput};
+use deed_types::{DType, Hash32, Tensor, TensorSet};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+/// One node, ready to run.
+pub(crate) struct Node {
+    /// How errors name it: `node 'conv1' (Conv)` or `node #3 (Conv)`.
+    pub label: String,
+    pub op_type: String,
+    pub op: Op,
+    /// Value slot per input position; `None` for an absent optional input.
+    pub inputs: Vec<Option<usize>>,
+    /// Value slot of the (single) output, `None` when its name is empty.
+    pub output: Option<usize>,
+    /// The output's dtype, fixed at load.
+    pub dtype: DType,
+}
+
+/// A checked, planned ONNX model, ready to run any number of times (also concurrently).
+pub struct Model {
+    pub(crate) opset: i64,
+    pub(crate) inputs: Vec<IoInfo>,
+    pub(crate) input_ids: Vec<usize>,
+    /// Each input's declared shape as text, with dim names: `[N, 16]`.
+    pub(crate) input_text: Vec<String>,
+    pub(crate) outputs: Vec<IoInfo>,
+    pub(crate) output_ids: Vec<usize>,
+    /// In execution order.
+    pub(crate) nodes: Vec<Node>,
+    /// Initializer values by slot.
+    pub(crate) consts: Vec<Option<Tensor>>,
+    /// Per node position: slots to free after it ran.
+    pub(crate) free_after: Vec<Vec<usize>>,
+    pub(crate) limits: Limits,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("opset", &self.opset)
+            .field("inputs", &self.inputs)
+            .field("outputs", &self.outputs)
+            .field("nodes", &self.nodes.len())
+            .finish()
+    }
+}
+
+impl Model {
+    /// Loads a model with the default [`Limits`].
+    pub fn load(bytes: &[u8]) -> Result<Model, LoadError> {
+        Model::load_with(bytes, &Limits::default())
+    }
+
+    /// Loads a model: checks size, decodes, converts initializers, refuses unsupported
+    /// operators, types and external data, detects cycles and dangling names, infers
+    /// every dtype and fixes the execution order. The limits also apply to its runs.
+    pub fn load_with(bytes: &[u8], limits: &Limits) -> Result<Model, LoadError> {
+        crate::load::load(bytes, limits)
+    }
+
+    /// The graph inputs the caller provides (initializers are not among them).
+    pub fn inputs(&self) -> &[IoInfo] {
+        &self.inputs
+    }
+
+    /// The graph outputs, in the model's order.
+    pub fn outputs(&self) -> &[IoInfo] {
+        &self.outputs
+    }
+
+    /// The imported version of the default ONNX operator set.
+    pub fn opset(&self) -> i64 {
+        self.opset
+    }
+
+    /// Number of nodes (and of trace entries).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    fn check_inputs(&self, inputs: &TensorSet) -> Result<(), RunError> {
+        for name in inputs.0.keys() {
+            if !self.inputs.iter().any(|i| &i.name == name) {
+                return Err(RunError::UnexpectedInput(name.clone()));
+            }
+        }
+        let mut total: u64 = 0;
+        for (info, text) in self.inputs.iter().zip(&self.input_text) {
+            let t = inputs.0.get(&info.name).ok_or_else(|| RunError::MissingInput(info.name.clone()))?;
+            if t.dtype() != info.dtype {
+                return Err(RunError::InputDtype { name: info.name.clone(), expected: info.dtype, got: t.dtype() });
+            }
+            let fits = t.shape.len() == info.shape.len()
+                && t.shape.iter().zip(&info.shape).all(|(&g, e)| e.is_none_or(|e| e == g));
+            if !fits {
+                return Err(RunError::InputShape { name: info.name.clone(), expected: text.clone(), got: t.shape.clone() });
+            }
+            if t.shape.len() > self.limits.rank_max {
+                return Err(RunError::OverLimit {
+                    what: format!("rank of input '{}'", info.name),
+                    value: t.shape.len() as u64,
+                    max: self.limits.rank_max as u64,
+                });
+            }
+            let n = t.data.len() as u64;
+            if n > self.limits.tensor_elements_max as u64 {
+                return Err(RunError::OverLimit {
+                    what: format!("element count of input '{}'", info.name),
+                    value: n,
+                    max: self.limits.tensor_elements_max as u64,
+                });
+            }
+            total = total.saturating_add(n);
+        }
+        if total > self.limits.input_elements_max as u64 {
+            return Err(RunError::OverLimit {
+                what: "element count over all inputs".into(),
+                value: total,
+                max: self.limits.input_elements_max as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs the model. The outputs and the trace are the same bits on every machine and
+    /// for every thread count.
+    pub fn run(&self, inputs: &TensorSet, opts: &RunOptions) -> Result<RunOutput, RunError> {
+        self.check_inputs(inputs)?;
+        let threads = match opts.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let ctx = Ctx { limits: &self.limits, threads };
+        let mut values: Vec<Option<Cow<'_, Tensor>>> =
+            self.consts.iter().map(|c| c.as_ref().map(Cow::Borrowed)).collect();
+        for (info, &id) in self.inputs.iter().zip(&self.input_ids) {
+            values[id] = Some(Cow::Borrowed(&inputs.0[&info.name]));
+        }
+        let mut trace = Vec::with_capacity(if opts.trace { self.nodes.len() } else { 0 });
+        let mut buf = Vec::new();
+        for (pos, node) in self.nodes.iter().enumerate() {
+            let out = {
+                let ins: Vec<Option<&Tensor>> = node
+                    .inputs
+                    .iter()
+                    .map(|id| id.map(|id| values[id].as_deref().expect("inputs computed before use")))
+                    .collect();
+                match &node.op {
+                    // Constants are borrowed from the model, not copied.
+                    Op::Constant(t) => Cow::Borrowed(t),
+                    op => Cow::Owned(op.run(&ins, &ctx).map_err(|e| match e {
+                        KernelError::Invalid(reason) => {
+                            RunError::Op { node: node_name(&node.label), op: node.op_type.clone(), reason }
+                        }
+                        KernelError::OverLimit { what, value, max } => {
+                            RunError::OverLimit { what: format!("{}: {what}", node.label), value, max }
+                        }
+                    })?),
+                }
+            };
+            assert_eq!(out.dtype(), node.dtype, "{}: kernel dtype differs from load-time inference", node.label);
+            assert_eq!(
+                deed_types::tensor::element_count(&out.shape),
+                Some(out.data.len()),
+                "{}: kernel produced an inconsistent tensor",
+                node.label
+            );
+            if opts.trace {
+                buf.clear();
+                if node.output.is_some() {
+                    out.encode_into(&mut buf);
+                }
+                trace.push(Hash32::of(&buf));
+            }
+            if let Some(o) = node.output {
+                values[o] = Some(out);
+            }
+            for &id in &self.free_after[pos] {
+                values[id] = None;
+            }
+        }
+        let mut outputs = BTreeMap::new();
+        for (info, &id) in self.outputs.iter().zip(&self.output_ids) {
+            let t = values[id].as_deref().expect("graph outputs are kept").clone();
+            outputs.insert(info.name.clone(), t);
+        }
+        Ok(RunOutput { outputs: TensorSet(outputs), trace })
+    }
+}
+
+/// `node 'conv1' (Conv)` → `conv1`; `node #3 (Conv)` → `#3`.
+fn node_name(label: &str) -> String {
+    let rest = label.strip_prefix("node ").unwrap_or(label);
+    let end = rest.rfind(" (").unwrap_or(rest.len());
+    rest[..end].trim_matches('\'').to_owned()
+}

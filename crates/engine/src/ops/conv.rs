@@ -1,0 +1,501 @@
+//! N-dimensional Conv and MaxPool over `[N, C, spatial...]` tensors.
+//!
+//! **Conv** (part of the engine spec): output element `y[n, m, o...]` with `m` in group
+//! `g` is `dot(w[m, :], patch)` with the engine's blocked dot product (see
+//! [`linalg`](super::linalg)), where the K = (C/group)·∏kernel terms are taken in the
+//! row-major order of the weight tensor `w[m, c, k1, k2, ...]` and `patch` holds the
+//! matching input values `x[n, g·C/group + c, o_d·stride_d + k_d·dilation_d − pad_begin_d]`,
+//! with `+0.0` at positions in the padding. When a bias is given, `y = dot + b[m]`
+//! (one rounded add). This is exactly im2col followed by the Gemm dot product.
+//!
+//! **MaxPool**: the maximum over the window positions inside the input (padding is
+//! ignored), visited in row-major window order starting from −∞, keeping a candidate
+//! only when strictly greater; a NaN in the window makes the result NaN.
+//!
+//! Output sizes: with explicit pads, `out = floor((in + pb + pe − ((k−1)·d + 1)) / s) + 1`
+//! (`ceil` with `ceil_mode`, dropping a last window that would start in the end padding);
+//! `VALID` uses zero pads; `SAME_UPPER`/`SAME_LOWER` use `out = ceil(in / s)` and a total
+//! pad of `max(0, (out−1)·s + (k−1)·d + 1 − in)`, split with the extra unit at the end
+//! (UPPER) or the beginning (LOWER).
+
+use super::linalg::dot;
+use super::{Ctx, KResult, KernelError};
+use deed_types::{Tensor, TensorData};
+
+/// `auto_pad` attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AutoPad {
+    NotSet,
+    SameUpper,
+    SameLower,
+    Valid,
+}
+
+impl AutoPad {
+    pub(crate) fn parse(s: &str) -> Option<AutoPad> {
+        Some(match s {
+            "NOTSET" | "" => AutoPad::NotSet,
+            "SAME_UPPER" => AutoPad::SameUpper,
+            "SAME_LOWER" => AutoPad::SameLower,
+            "VALID" => AutoPad::Valid,
+            _ => return None,
+        })
+    }
+}
+
+/// Window attributes shared by Conv and MaxPool; empty vectors mean "the default for the rank".
+#[derive(Clone, Debug)]
+pub(crate) struct Window {
+    pub kernel: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub dilations: Vec<usize>,
+    /// `[begin..., end...]`.
+    pub pads: Vec<usize>,
+    pub auto_pad: AutoPad,
+    pub ceil_mode: bool,
+}
+
+/// Resolved geometry for one input.
+struct Geometry {
+    kernel: Vec<usize>,
+    strides: Vec<usize>,
+    dilations: Vec<usize>,
+    pad_begin: Vec<usize>,
+    out: Vec<usize>,
+}
+
+fn overflow() -> KernelError {
+    KernelError::Invalid("window arithmetic overflows".into())
+}
+
+impl Window {
+    fn resolve(&self, spatial: &[usize], kernel: &[usize]) -> KResult<Geometry> {
+        let r = spatial.len();
+        let pick = |v: &Vec<usize>, what: &str, default: usize, len: usize| -> KResult<Vec<usize>> {
+            if v.is_empty() {
+                Ok(vec![default; len])
+            } else if v.len() == len {
+                Ok(v.clone())
+            } else {
+                Err(KernelError::Invalid(format!("{what} has {} values but the input has {r} spatial dimensions", v.len())))
+            }
+        };
+        if kernel.len() != r {
+            return Err(KernelError::Invalid(format!(
+                "kernel has {} spatial dimensions but the input has {r}",
+                kernel.len()
+            )));
+        }
+        let strides = pick(&self.strides, "strides", 1, r)?;
+        let dilations = pick(&self.dilations, "dilations", 1, r)?;
+        let pads = pick(&self.pads, "pads", 0, 2 * r)?;
+        let mut out = Vec::with_capacity(r);
+        let mut pad_begin = Vec::with_capacity(r);
+        for d in 0..r {
+            let (x, k, s, dl) = (spatial[d], kernel[d], strides[d], dilations[d]);
+            let eff = k.checked_sub(1).and_then(|k1| k1.checked_mul(dl)).and_then(|v| v.checked_add(1)).ok_or_else(overflow)?;
+            match self.auto_pad {
+                AutoPad::SameUpper | AutoPad::SameLower => {
+                    let o = x.div_ceil(s);
+                    let need = o.saturating_sub(1).checked_mul(s).and_then(|v| v.checked_add(eff)).ok_or_else(overflow)?;
+                    let total = need.saturating_sub(x);
+                    pad_begin.push(if self.auto_pad == AutoPad::SameUpper { total / 2 } else { total - total / 2 });
+                    out.push(o);
+                }
+                AutoPad::NotSet | AutoPad::Valid => {
+                    let (pb, pe) = if self.auto_pad == AutoPad::Valid { (0, 0) } else { (pads[d], pads[r + d]) };
+                    let total = x.checked_add(pb).and_then(|v| v.checked_add(pe)).ok_or_else(overflow)?;
+                    if total < eff {
+                        return Err(KernelError::Invalid(format!(
+                            "window of extent {eff} is larger than the padded input extent {total} in spatial dimension {d}"
+                        )));
+                    }
+                    let mut o = if self.ceil_mode { (total - eff).div_ceil(s) + 1 } else { (total - eff) / s + 1 };
+                    // A last window may not start in the end padding.
+                    if self.ceil_mode && (o - 1) * s >= x + pb {
+                        o -= 1;
+                    }
+                    pad_begin.push(pb);
+                    out.push(o);
+                }
+            }
+        }
+        Ok(Geometry { kernel: kernel.to_vec(), strides, dilations, pad_begin, out })
+    }
+}
+
+impl Geometry {
+    /// For output position `o` (multi-index) and every kernel position (row-major),
+    /// the flat spatial input offset, or `None` in the padding.
+    fn offsets(&self, spatial: &[usize], o: &[usize], buf: &mut Vec<Option<usize>>) {
+        buf.clear();
+        let r = spatial.len();
+        let mut kk = vec![0usize; r];
+        let q: usize = self.kernel.iter().product();
+        for _ in 0..q {
+            let mut off = 0usize;
+            let mut valid = true;
+            for d in 0..r {
+                // Bounded by the checked window arithmetic in `resolve`: at most in + pads.
+                let pos = o[d] * self.strides[d] + kk[d] * self.dilations[d];
+                if pos < self.pad_begin[d] || pos - self.pad_begin[d] >= spatial[d] {
+                    valid = false;
+                    break;
+                }
+                off = off * spatial[d] + (pos - self.pad_begin[d]);
+            }
+            buf.push(valid.then_some(off));
+            for d in (0..r).rev() {
+                kk[d] += 1;
+                if kk[d] < self.kernel[d] {
+                    break;
+                }
+                kk[d] = 0;
+            }
+        }
+    }
+}
+
+/// Advances a row-major multi-index over `dims`.
+fn next_index(idx: &mut [usize], dims: &[usize]) {
+    for d in (0..dims.len()).rev() {
+        idx[d] += 1;
+        if idx[d] < dims[d] {
+            return;
+        }
+        idx[d] = 0;
+    }
+}
+
+fn f32s(t: &Tensor) -> &[f32] {
+    match &t.data {
+        TensorData::F32(v) => v,
+        d => unreachable!("f32 kernel given {:?} (checked at load)", d.dtype()),
+    }
+}
+
+/// Patch rows built at a time per thread, bounding the im2col buffer to about this many floats.
+const PATCH_FLOATS: usize = 1 << 20;
+
+/// ONNX Conv (see the module docs).
+pub(crate) fn conv(
+    win: &Window,
+    group: usize,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    ctx: &Ctx<'_>,
+) -> KResult<Tensor> {
+    if x.shape.len() < 3 || w.shape.len() != x.shape.len() {
+        return Err(KernelError::Invalid(format!(
+            "X must be [N, C, spatial...] and W [M, C/group, kernel...] of the same rank, got {:?} and {:?}",
+            x.shape, w.shape
+        )));
+    }
+    let (n, c) = (x.shape[0], x.shape[1]);
+    let (m, cg) = (w.shape[0], w.shape[1]);
+    if group == 0 || c != cg * group || m % group != 0 {
+        return Err(KernelError::Invalid(format!(
+            "X has {c} channels and W is {:?}, which does not fit group = {group}",
+            w.shape
+        )));
+    }
+    if !win.kernel.is_empty() && win.kernel[..] != w.shape[2..] {
+        return Err(KernelError::Invalid(format!(
+            "kernel_shape {:?} does not match W's shape {:?}",
+            win.kernel, w.shape
+        )));
+    }
+    if let Some(b) = b
+        && b.shape != [m]
+    {
+        return Err(KernelError::Invalid(format!("bias has shape {:?}, expected [{m}]", b.shape)));
+    }
+    let spatial = &x.shape[2..];
+    let geo = win.resolve(spatial, &w.shape[2..])?;
+    let mut out_shape = vec![n, m];
+    out_shape.extend(&geo.out);
+    ctx.check_shape(&out_shape)?;
+    let p: usize = geo.out.iter().product();
+    let q: usize = geo.kernel.iter().product();
+    let kc = cg * q;
+    let mg = m / group;
+    let in_sp: usize = spatial.iter().product();
+    let (xv, wv, bv) = (f32s(x), f32s(w), b.map(f32s));
+    let mut out = vec![0.0f32; n * m * p];
+    if out.is_empty() {
+        return Ok(Tensor { shape: out_shape, data: TensorData::F32(out) });
+    }
+    let macs = p.saturating_mul(kc).saturating_mul(m);
+    let threads = super::linalg::threads_for(ctx, macs, p);
+    // Output positions [start, end) of one (n, g) pair into a [mg, end - start] block.
+    let block = |ni: usize, gi: usize, start: usize, end: usize| -> Vec<f32> {
+        let len = end - start;
+        let mut res = vec![0.0f32; mg * len];
+        let chunk = (PATCH_FLOATS / kc.max(1)).max(1);
+        let mut patch = vec![0.0f32; chunk.min(len) * kc];
+        let mut offs = Vec::with_capacity(q);
+        let mut o = vec![0usize; geo.out.len()];
+        // Unravel `start` into the output multi-index.
+        let mut rem = start;
+        for d in (0..o.len()).rev() {
+            o[d] = rem % geo.out[d];
+            rem /= geo.out[d];
+        }
+        let mut s = start;
+        while s < end {
+            let e = (s + chunk).min(end);
+            for row in patch.chunks_mut(kc).take(e - s) {
+                geo.offsets(spatial, &o, &mut offs);
+                for ci in 0..cg {
+                    let base = (ni * c + gi * cg + ci) * in_sp;
+                    for (dst, off) in row[ci * q..(ci + 1) * q].iter_mut().zip(&offs) {
+                        *dst = match off {
+                            Some(off) => xv[base + off],
+                            None => 0.0,
+                        };
+                    }
+                }
+                next_index(&mut o, &geo.out);
+            }
+            for mi in 0..mg {
+                let mo = gi * mg + mi;
+                let wrow = &wv[mo * kc..(mo + 1) * kc];
+                for (pi, row) in patch.chunks(kc).take(e - s).enumerate() {
+                    let d = dot(wrow, row);
+                    res[mi * len + (s - start) + pi] = match bv {
+                        Some(bv) => d + bv[mo],
+                        None => d,
+                    };
+                }
+            }
+            s = e;
+        }
+        res
+    };
+    for ni in 0..n {
+        for gi in 0..group {
+            let ranges: Vec<(usize, usize)> = {
+                let per = p.div_ceil(threads);
+                (0..p).step_by(per).map(|s| (s, (s + per).min(p))).collect()
+            };
+            let blocks: Vec<Vec<f32>> = if ranges.len() <= 1 {
+                ranges.iter().map(|&(s, e)| block(ni, gi, s, e)).collect()
+            } else {
+                std::thread::scope(|sc| {
+                    let handles: Vec<_> =
+                        ranges.iter().map(|&(s, e)| sc.spawn(move || block(ni, gi, s, e))).collect();
+                    handles.into_iter().map(|h| h.join().expect("conv worker panicked")).collect()
+                })
+            };
+            for (&(s, e), res) in ranges.iter().zip(&blocks) {
+                let len = e - s;
+                for mi in 0..mg {
+                    let dst = ((ni * m) + gi * mg + mi) * p + s;
+                    out[dst..dst + len].copy_from_slice(&res[mi * len..(mi + 1) * len]);
+                }
+            }
+        }
+    }
+    Ok(Tensor { shape: out_shape, data: TensorData::F32(out) })
+}
+
+/// ONNX MaxPool, first output only (see the module docs).
+pub(crate) fn max_pool(win: &Window, x: &Tensor, ctx: &Ctx<'_>) -> KResult<Tensor> {
+    if x.shape.len() < 3 {
+        return Err(KernelError::Invalid(format!("X must be [N, C, spatial...], got {:?}", x.shape)));
+    }
+    let spatial = &x.shape[2..];
+    if win.kernel.len() != spatial.len() {
+        return Err(KernelError::Invalid(format!(
+            "kernel_shape has {} dimensions but the input has {} spatial dimensions",
+            win.kernel.len(),
+            spatial.len()
+        )));
+    }
+    let geo = win.resolve(spatial, &win.kernel)?;
+    let mut out_shape = x.shape[..2].to_vec();
+    out_shape.extend(&geo.out);
+    ctx.check_shape(&out_shape)?;
+    let p: usize = geo.out.iter().product();
+    let in_sp: usize = spatial.iter().product();
+    let nc = x.shape[0] * x.shape[1];
+    let xv = f32s(x);
+    let mut out = Vec::with_capacity(nc * p);
+    if nc * p == 0 {
+        return Ok(Tensor { shape: out_shape, data: TensorData::F32(out) });
+    }
+    // Window offsets depend only on the output position; compute them once per position.
+    let mut table = Vec::with_capacity(p);
+    let mut o = vec![0usize; geo.out.len()];
+    let mut offs = Vec::new();
+    for _ in 0..p {
+        geo.offsets(spatial, &o, &mut offs);
+        table.push(offs.iter().flatten().copied().collect::<Vec<usize>>());
+        next_index(&mut o, &geo.out);
+    }
+    for plane in 0..nc {
+        let xs = &xv[plane * in_sp..(plane + 1) * in_sp];
+        for window in &table {
+            let mut best = f32::NEG_INFINITY;
+            for &off in window {
+                let v = xs[off];
+                if v.is_nan() {
+                    best = v;
+                    break;
+                }
+                if v > best {
+                    best = v;
+                }
+            }
+            out.push(best);
+        }
+    }
+    Ok(Tensor { shape: out_shape, data: TensorData::F32(out) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Limits;
+
+    fn ctx(l: &Limits, threads: usize) -> Ctx<'_> {
+        Ctx { limits: l, threads }
+    }
+
+    fn win(kernel: Vec<usize>, strides: Vec<usize>, pads: Vec<usize>, auto_pad: AutoPad) -> Window {
+        Window { kernel, strides, dilations: vec![], pads, auto_pad, ceil_mode: false }
+    }
+
+    fn data(t: &Tensor) -> Vec<f32> {
+        f32s(t).to_vec()
+    }
+
+    #[test]
+    fn conv_2d_hand_computed() {
+        let l = Limits::default();
+        // x: 1x1x3x3 = 1..9, w: 1x1x2x2 = [1, 0, 0, -1], bias 10.
+        let x = Tensor::f32(vec![1, 1, 3, 3], (1..=9).map(|v| v as f32).collect());
+        let w = Tensor::f32(vec![1, 1, 2, 2], vec![1., 0., 0., -1.]);
+        let b = Tensor::f32(vec![1], vec![10.]);
+        let y = conv(&win(vec![], vec![], vec![], AutoPad::NotSet), 1, &x, &w, Some(&b), &ctx(&l, 1)).unwrap();
+        assert_eq!(y.shape, vec![1, 1, 2, 2]);
+        assert_eq!(data(&y), vec![6., 6., 6., 6.]);
+        // Pads 1 all round, stride 2: out 2x2; positions (-1,-1),(−1,1),(1,−1),(1,1).
+        let y = conv(&win(vec![2, 2], vec![2, 2], vec![1, 1, 1, 1], AutoPad::NotSet), 1, &x, &w, None, &ctx(&l, 1))
+            .unwrap();
+        assert_eq!(y.shape, vec![1, 1, 2, 2]);
+        // (-1,-1): w00*pad + w11*x[0,0] = -1; (-1,1): -x[0,2] = -3; (1,-1): -x[2,0] = -7; (1,1): x[1,1]-x[2,2] = 5-9.
+        assert_eq!(data(&y), vec![-1., -3., -7., -4.]);
+        // SAME_UPPER keeps the spatial size with stride 1.
+        let y = conv(&win(vec![], vec![], vec![], AutoPad::SameUpper), 1, &x, &w, None, &ctx(&l, 1)).unwrap();
+        assert_eq!(y.shape, vec![1, 1, 3, 3]);
+        // Pad 1 at the end: y[2,2] = x[2,2]*1 = 9.
+        assert_eq!(data(&y)[8], 9.);
+        let y = conv(&win(vec![], vec![], vec![], AutoPad::SameLower), 1, &x, &w, None, &ctx(&l, 1)).unwrap();
+        // Pad 1 at the beginning: y[0,0] = -x[0,0] = -1.
+        assert_eq!(data(&y)[0], -1.);
+    }
+
+    #[test]
+    fn conv_groups_dilation_and_threads_agree() {
+        let l = Limits::default();
+        let x = Tensor::f32(vec![2, 4, 9, 7], (0..2 * 4 * 63).map(|v| ((v * 37 % 101) as f32) / 50.0 - 1.0).collect());
+        let w = Tensor::f32(vec![6, 2, 3, 2], (0..72).map(|v| ((v * 13 % 29) as f32) / 14.0 - 1.0).collect());
+        let b = Tensor::f32(vec![6], vec![0.5, -0.5, 1., 2., 3., 4.]);
+        let wn = Window {
+            kernel: vec![],
+            strides: vec![2, 1],
+            dilations: vec![2, 3],
+            pads: vec![1, 2, 0, 1],
+            auto_pad: AutoPad::NotSet,
+            ceil_mode: false,
+        };
+        let y1 = conv(&wn, 2, &x, &w, Some(&b), &ctx(&l, 1)).unwrap();
+        // Reference, straight from the definition.
+        let (xv, wv) = (data(&x), data(&w));
+        let (oh, ow) = (y1.shape[2], y1.shape[3]);
+        assert_eq!((oh, ow), ((9 + 1 - 5) / 2 + 1, (7 + 3 - 4) + 1));
+        let yv = data(&y1);
+        for ni in 0..2 {
+            for mo in 0..6 {
+                let gi = mo / 3;
+                for i in 0..oh {
+                    for j in 0..ow {
+                        let mut terms = vec![];
+                        for ci in 0..2 {
+                            for ki in 0..3 {
+                                for kj in 0..2 {
+                                    let (r, c) = ((i * 2 + ki * 2) as isize - 1, (j + kj * 3) as isize - 2);
+                                    let xval = if r < 0 || c < 0 || r >= 9 || c >= 7 {
+                                        0.0
+                                    } else {
+                                        xv[((ni * 4 + gi * 2 + ci) * 9 + r as usize) * 7 + c as usize]
+                                    };
+                                    terms.push((wv[((mo * 2 + ci) * 3 + ki) * 2 + kj], xval));
+                                }
+                            }
+                        }
+                        let mut acc = 0.0f32;
+                        for (a, bb) in terms {
+                            acc = a.mul_add(bb, acc);
+                        }
+                        let want = (0.0 + acc) + data(&b)[mo];
+                        assert_eq!(yv[((ni * 6 + mo) * oh + i) * ow + j].to_bits(), want.to_bits());
+                    }
+                }
+            }
+        }
+        // Force the threaded path with a low limit? The threshold is on work, so use a bigger input.
+        let big = Tensor::f32(vec![1, 4, 64, 64], (0..4 * 4096).map(|v| ((v * 31 % 97) as f32) / 48.0 - 1.0).collect());
+        let wb = Tensor::f32(vec![8, 4, 3, 3], (0..288).map(|v| ((v * 7 % 23) as f32) / 11.0 - 1.0).collect());
+        let wn = win(vec![3, 3], vec![], vec![1, 1, 1, 1], AutoPad::NotSet);
+        let a = conv(&wn, 1, &big, &wb, None, &ctx(&l, 1)).unwrap();
+        let c = conv(&wn, 1, &big, &wb, None, &ctx(&l, 3)).unwrap();
+        assert_eq!(a, c);
+    }
+
+    #[test]
+    fn conv_1d_and_3d_shapes() {
+        let l = Limits::default();
+        let x = Tensor::f32(vec![1, 1, 5], vec![1., 2., 3., 4., 5.]);
+        let w = Tensor::f32(vec![1, 1, 3], vec![1., 1., 1.]);
+        let y = conv(&win(vec![], vec![], vec![], AutoPad::Valid), 1, &x, &w, None, &ctx(&l, 1)).unwrap();
+        assert_eq!(data(&y), vec![6., 9., 12.]);
+        let x = Tensor::f32(vec![1, 1, 2, 2, 2], vec![1.; 8]);
+        let w = Tensor::f32(vec![2, 1, 2, 2, 2], vec![1.; 16]);
+        let y = conv(&win(vec![], vec![], vec![], AutoPad::NotSet), 1, &x, &w, None, &ctx(&l, 1)).unwrap();
+        assert_eq!((y.shape.clone(), data(&y)), (vec![1, 2, 1, 1, 1], vec![8., 8.]));
+        let bad = Tensor::f32(vec![1, 2, 3], vec![1.; 6]);
+        assert!(conv(&win(vec![], vec![], vec![], AutoPad::NotSet), 1, &x, &bad, None, &ctx(&l, 1)).is_err());
+    }
+
+    #[test]
+    fn maxpool_hand_computed() {
+        let l = Limits::default();
+        let x = Tensor::f32(vec![1, 1, 4, 4], (0..16).map(|v| v as f32).collect());
+        let y = max_pool(&win(vec![2, 2], vec![2, 2], vec![], AutoPad::NotSet), &x, &ctx(&l, 1)).unwrap();
+        assert_eq!((y.shape.clone(), data(&y)), (vec![1, 1, 2, 2], vec![5., 7., 13., 15.]));
+        // 3x3 stride 2 with ceil_mode on 4x4: floor gives 1, ceil gives 2.
+        let mut w = win(vec![3, 3], vec![2, 2], vec![], AutoPad::NotSet);
+        assert_eq!(max_pool(&w, &x, &ctx(&l, 1)).unwrap().shape, vec![1, 1, 1, 1]);
+        w.ceil_mode = true;
+        let y = max_pool(&w, &x, &ctx(&l, 1)).unwrap();
+        assert_eq!((y.shape.clone(), data(&y)), (vec![1, 1, 2, 2], vec![10., 11., 14., 15.]));
+        // Padding is ignored, not zero: all-negative input keeps negative maxima.
+        let neg = Tensor::f32(vec![1, 1, 2, 2], vec![-4., -3., -2., -1.]);
+        let y = max_pool(&win(vec![2, 2], vec![1, 1], vec![1, 1, 0, 0], AutoPad::NotSet), &neg, &ctx(&l, 1)).unwrap();
+        assert_eq!(data(&y), vec![-4., -3., -2., -1.]);
+        // NaN propagates.
+        let nan = Tensor::f32(vec![1, 1, 1, 2], vec![1., f32::NAN]);
+        assert!(data(&max_pool(&win(vec![1, 2], vec![], vec![], AutoPad::NotSet), &nan, &ctx(&l, 1)).unwrap())[0].is_nan());
+        // Dilations.
+        let mut w = win(vec![2, 2], vec![], vec![], AutoPad::NotSet);
+        w.dilations = vec![2, 2];
+        let y = max_pool(&w, &x, &ctx(&l, 1)).unwrap();
+        assert_eq!((y.shape.clone(), data(&y)), (vec![1, 1, 2, 2], vec![10., 11., 14., 15.]));
+        // SAME_UPPER with stride 2 on 4x4 -> 2x2.
+        let y = max_pool(&win(vec![3, 3], vec![2, 2], vec![], AutoPad::SameUpper), &x, &ctx(&l, 1)).unwrap();
+        assert_eq!((y.shape.clone(), data(&y)), (vec![1, 1, 2, 2], vec![10., 11., 14., 15.]));
+    }
+}

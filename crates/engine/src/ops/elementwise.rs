@@ -1,0 +1,275 @@
+//! Elementwise operators: numpy-broadcast binary arithmetic (Add, Sub, Mul, Div) and
+//! unary functions (Relu, Sigmoid, Tanh, Exp).
+//!
+//! Each output element is one IEEE-754 operation on its inputs (or one call of the
+//! engine's own [`math`](crate::math) function), so there is no ordering question.
+//! Integer arithmetic wraps (two's complement); integer division truncates toward zero
+//! and a zero divisor is an error.
+
+use super::{Ctx, KResult, KernelError};
+use deed_types::{Tensor, TensorData};
+
+/// The numpy broadcast of two shapes, or `None` when they are incompatible.
+pub(crate) fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let r = a.len().max(b.len());
+    let mut out = vec![0; r];
+    for i in 0..r {
+        let da = if i < r - a.len() { 1 } else { a[i - (r - a.len())] };
+        let db = if i < r - b.len() { 1 } else { b[i - (r - b.len())] };
+        out[i] = if da == db {
+            da
+        } else if da == 1 {
+            db
+        } else if db == 1 {
+            da
+        } else {
+            return None;
+        };
+    }
+    Some(out)
+}
+
+/// Row-major strides of `shape` right-aligned to `out`, 0 where `shape` is broadcast.
+pub(crate) fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
+    assert!(shape.len() <= out.len(), "broadcast source rank exceeds target rank");
+    let off = out.len() - shape.len();
+    let mut strides = vec![0; out.len()];
+    let mut s = 1;
+    for i in (0..shape.len()).rev() {
+        strides[off + i] = if shape[i] == 1 { 0 } else { s };
+        s *= shape[i];
+    }
+    strides
+}
+
+/// Applies `f` to every pair of elements of `a` and `b` broadcast to `out_shape`
+/// (which must be their broadcast shape), in row-major output order.
+pub(crate) fn broadcast_map<A: Copy, B: Copy, T>(
+    a: &[A],
+    a_shape: &[usize],
+    b: &[B],
+    b_shape: &[usize],
+    out_shape: &[usize],
+    mut f: impl FnMut(A, B) -> T,
+) -> Vec<T> {
+    let n: usize = out_shape.iter().product();
+    if a_shape == b_shape {
+        return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
+    }
+    if b.len() == 1 && a.len() == n {
+        return a.iter().map(|&x| f(x, b[0])).collect();
+    }
+    if a.len() == 1 && b.len() == n {
+        return b.iter().map(|&y| f(a[0], y)).collect();
+    }
+    let mut out = Vec::with_capacity(n);
+    if n == 0 {
+        return out;
+    }
+    let sa = broadcast_strides(a_shape, out_shape);
+    let sb = broadcast_strides(b_shape, out_shape);
+    let r = out_shape.len();
+    // r >= 1 here: two rank-0 shapes are equal and handled above.
+    let inner = out_shape[r - 1];
+    let (ia, ib) = (sa[r - 1], sb[r - 1]);
+    let mut idx = vec![0usize; r - 1];
+    let (mut oa, mut ob) = (0usize, 0usize);
+    loop {
+        for j in 0..inner {
+            out.push(f(a[oa + j * ia], b[ob + j * ib]));
+        }
+        // Advance the outer multi-index (all dims but the last).
+        let mut d = r - 1;
+        loop {
+            if d == 0 {
+                return out;
+            }
+            d -= 1;
+            idx[d] += 1;
+            oa += sa[d];
+            ob += sb[d];
+            if idx[d] < out_shape[d] {
+                break;
+            }
+            oa -= sa[d] * idx[d];
+            ob -= sb[d] * idx[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+/// A binary arithmetic operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+/// Runs a broadcast binary operator on two tensors of the same dtype (checked at load).
+pub(crate) fn binary(op: BinOp, a: &Tensor, b: &Tensor, ctx: &Ctx<'_>) -> KResult<Tensor> {
+    let shape = broadcast_shape(&a.shape, &b.shape).ok_or_else(|| {
+        KernelError::Invalid(format!("shapes {:?} and {:?} do not broadcast together", a.shape, b.shape))
+    })?;
+    let n = ctx.check_shape(&shape)?;
+    macro_rules! float {
+        ($x:expr, $y:expr, $var:ident) => {
+            TensorData::$var(match op {
+                BinOp::Add => broadcast_map($x, &a.shape, $y, &b.shape, &shape, |p, q| p + q),
+                BinOp::Sub => broadcast_map($x, &a.shape, $y, &b.shape, &shape, |p, q| p - q),
+                BinOp::Mul => broadcast_map($x, &a.shape, $y, &b.shape, &shape, |p, q| p * q),
+                BinOp::Div => broadcast_map($x, &a.shape, $y, &b.shape, &shape, |p, q| p / q),
+            })
+        };
+    }
+    macro_rules! int {
+        ($x:expr, $y:expr, $var:ident) => {{
+            if op == BinOp::Div && n > 0 && $y.iter().any(|&v| v == 0) {
+                return Err(KernelError::Invalid("integer division by zero".into()));
+            }
+            TensorData::$var(match op {
+                BinOp::Add => broadcast_map($x, &a.shape, $y, &b.shape, &shape, |p, q| p.wrapping_add(q)),
+                BinOp::Sub => broadcast_map($x, &a.shape, $y, &b.shape, &shape, |p, q| p.wrapping_sub(q)),
+                BinOp::Mul => broadcast_map($x, &a.shape, $y, &b.shape, &shape, |p, q| p.wrapping_mul(q)),
+                BinOp::Div => broadcast_map($x, &a.shape, $y, &b.shape, &shape, |p, q| p.wrapping_div(q)),
+            })
+        }};
+    }
+    let data = match (&a.data, &b.data) {
+        (TensorData::F32(x), TensorData::F32(y)) => float!(x, y, F32),
+        (TensorData::F64(x), TensorData::F64(y)) => float!(x, y, F64),
+        (TensorData::I32(x), TensorData::I32(y)) => int!(x, y, I32),
+        (TensorData::I64(x), TensorData::I64(y)) => int!(x, y, I64),
+        (x, y) => unreachable!("binary op dtypes {:?}/{:?} passed load-time checks", x.dtype(), y.dtype()),
+    };
+    Ok(Tensor { shape, data })
+}
+
+/// A unary elementwise function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UnOp {
+    /// `x < 0 ? 0 : x` (NaN and −0 pass through unchanged).
+    Relu,
+    /// [`math::sigmoid`](crate::math::sigmoid).
+    Sigmoid,
+    /// [`math::tanh`](crate::math::tanh).
+    Tanh,
+    /// [`math::exp`](crate::math::exp).
+    Exp,
+}
+
+/// Runs a unary function (dtypes checked at load: f32 for all, also i32/i64 for Relu).
+pub(crate) fn unary(op: UnOp, x: &Tensor) -> Tensor {
+    let data = match (&x.data, op) {
+        (TensorData::F32(v), UnOp::Relu) => TensorData::F32(v.iter().map(|&a| if a < 0.0 { 0.0 } else { a }).collect()),
+        (TensorData::F32(v), UnOp::Sigmoid) => TensorData::F32(v.iter().map(|&a| crate::math::sigmoid(a)).collect()),
+        (TensorData::F32(v), UnOp::Tanh) => TensorData::F32(v.iter().map(|&a| crate::math::tanh(a)).collect()),
+        (TensorData::F32(v), UnOp::Exp) => TensorData::F32(v.iter().map(|&a| crate::math::exp(a)).collect()),
+        (TensorData::I32(v), UnOp::Relu) => TensorData::I32(v.iter().map(|&a| a.max(0)).collect()),
+        (TensorData::I64(v), UnOp::Relu) => TensorData::I64(v.iter().map(|&a| a.max(0)).collect()),
+        (d, op) => unreachable!("{op:?} on {:?} passed load-time checks", d.dtype()),
+    };
+    Tensor { shape: x.shape.clone(), data }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Limits;
+    use proptest::prelude::*;
+
+    fn ctx(l: &Limits) -> Ctx<'_> {
+        Ctx { limits: l, threads: 1 }
+    }
+
+    /// The reference: compute every output element from its multi-index.
+    fn naive<T: Copy>(a: &[T], ash: &[usize], b: &[T], bsh: &[usize], out: &[usize], f: fn(T, T) -> T) -> Vec<T> {
+        let n: usize = out.iter().product();
+        let r = out.len();
+        (0..n)
+            .map(|flat| {
+                let mut rem = flat;
+                let mut idx = vec![0; r];
+                for d in (0..r).rev() {
+                    idx[d] = rem % out[d];
+                    rem /= out[d];
+                }
+                let pick = |sh: &[usize]| {
+                    let off = r - sh.len();
+                    sh.iter().enumerate().fold(0, |acc, (i, &dim)| acc * dim + if dim == 1 { 0 } else { idx[off + i] })
+                };
+                f(a[pick(ash)], b[pick(bsh)])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn broadcast_shapes() {
+        assert_eq!(broadcast_shape(&[2, 3], &[3]), Some(vec![2, 3]));
+        assert_eq!(broadcast_shape(&[2, 1, 4], &[3, 1]), Some(vec![2, 3, 4]));
+        assert_eq!(broadcast_shape(&[], &[5]), Some(vec![5]));
+        assert_eq!(broadcast_shape(&[0, 1], &[1, 3]), Some(vec![0, 3]));
+        assert_eq!(broadcast_shape(&[2, 3], &[4]), None);
+    }
+
+    #[test]
+    fn hand_computed() {
+        let l = Limits::default();
+        let a = Tensor::f32(vec![2, 2], vec![1.0, 2.0, 3.0, 4.0]);
+        let b = Tensor::f32(vec![2], vec![10.0, 20.0]);
+        assert_eq!(binary(BinOp::Add, &a, &b, &ctx(&l)).unwrap().data, TensorData::F32(vec![11.0, 22.0, 13.0, 24.0]));
+        assert_eq!(binary(BinOp::Sub, &a, &b, &ctx(&l)).unwrap().data, TensorData::F32(vec![-9.0, -18.0, -7.0, -16.0]));
+        assert_eq!(binary(BinOp::Mul, &b, &a, &ctx(&l)).unwrap().data, TensorData::F32(vec![10.0, 40.0, 30.0, 80.0]));
+        let c = Tensor::f32(vec![2, 1], vec![2.0, 4.0]);
+        assert_eq!(binary(BinOp::Div, &a, &c, &ctx(&l)).unwrap().data, TensorData::F32(vec![0.5, 1.0, 0.75, 1.0]));
+        let i = Tensor::new(vec![3], TensorData::I64(vec![7, -7, 9])).unwrap();
+        let j = Tensor::new(vec![1], TensorData::I64(vec![2])).unwrap();
+        assert_eq!(binary(BinOp::Div, &i, &j, &ctx(&l)).unwrap().data, TensorData::I64(vec![3, -3, 4]));
+        let z = Tensor::new(vec![1], TensorData::I64(vec![0])).unwrap();
+        assert!(binary(BinOp::Div, &i, &z, &ctx(&l)).is_err());
+        assert!(binary(BinOp::Add, &a, &Tensor::f32(vec![3], vec![0.0; 3]), &ctx(&l)).is_err());
+    }
+
+    #[test]
+    fn unary_hand_computed() {
+        let x = Tensor::f32(vec![4], vec![-1.0, 0.0, 2.5, f32::NAN]);
+        let TensorData::F32(r) = unary(UnOp::Relu, &x).data else { panic!() };
+        assert_eq!(&r[..3], &[0.0, 0.0, 2.5]);
+        assert!(r[3].is_nan());
+        let TensorData::F32(s) = unary(UnOp::Sigmoid, &Tensor::f32(vec![1], vec![0.0])).data else { panic!() };
+        assert_eq!(s, vec![0.5]);
+        let TensorData::F32(e) = unary(UnOp::Exp, &Tensor::f32(vec![2], vec![0.0, 1.0])).data else { panic!() };
+        assert_eq!(e, vec![1.0, std::f32::consts::E]);
+        let TensorData::F32(t) = unary(UnOp::Tanh, &Tensor::f32(vec![2], vec![0.0, 20.0])).data else { panic!() };
+        assert_eq!(t, vec![0.0, 1.0]);
+    }
+
+    fn shape_pair() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
+        proptest::collection::vec((0usize..4, 0usize..3), 0..5).prop_map(|dims| {
+            // For each output dim pick a size and whether each side broadcasts it.
+            let (mut a, mut b) = (vec![], vec![]);
+            for (size, mode) in dims {
+                a.push(if mode == 1 { 1 } else { size });
+                b.push(if mode == 2 { 1 } else { size });
+            }
+            let cut = a.len() / 2;
+            (a, b[cut..].to_vec())
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn broadcast_matches_reference((ash, bsh) in shape_pair(), seed in any::<u32>()) {
+            let out = broadcast_shape(&ash, &bsh).unwrap();
+            let na: usize = ash.iter().product();
+            let nb: usize = bsh.iter().product();
+            let a: Vec<i64> = (0..na as i64).map(|i| i * 7 + seed as i64).collect();
+            let b: Vec<i64> = (0..nb as i64).map(|i| i * 1000 - 3).collect();
+            let got = broadcast_map(&a, &ash, &b, &bsh, &out, |x, y| x * 3 + y);
+            prop_assert_eq!(got, naive(&a, &ash, &b, &bsh, &out, |x, y| x * 3 + y));
+            let got = broadcast_map(&b, &bsh, &a, &ash, &out, |x, y| x - y);
+            prop_assert_eq!(got, naive(&b, &bsh, &a, &ash, &out, |x, y| x - y));
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! Dot products, MatMul and Gemm.
+//!
+//! **The dot product** (shared by MatMul, Gemm and Conv; part of the engine spec): for
+//! vectors `a`, `b` of length K, split `0..K` into consecutive blocks of
+//! [`DOT_BLOCK`] = 256 (the last may be shorter). Within a block,
+//! `acc = 0.0; for k in block { acc = fma(a[k], b[k], acc) }` sequentially. The block
+//! results are added in order: `total = 0.0; for each block { total = total + acc }`.
+//! K = 0 gives +0.0. `fma` is `f32::mul_add`, correctly rounded on every platform.
+//!
+//! **Gemm**: `y[i,j] = alpha × dot(A'[i,:], B'[:,j])` (one rounded multiply, also when
+//! alpha = 1), then, when C is given and `beta ≠ 0`, `y = y + (beta × c[i,j])`
+//! (C broadcast to [M, N]; two roundings: the product, then the sum). With `beta = 0`
+//! C is not read, as in onnxruntime.
+//!
+//! Threads only split independent output rows; each output element is computed by the
+//! same sequential dot product, so the bits do not depend on the thread count.
+
+use super::elementwise::{broadcast_shape, broadcast_strides};
+use super::{Ctx, KResult, KernelError};
+use deed_types::{Tensor, TensorData};
+
+/// Length of the fixed blocks of a dot product.
+pub const DOT_BLOCK: usize = 256;
+
+/// Work (multiply-adds) below which an operator stays on the calling thread.
+const PAR_MIN_MACS: usize = 1 << 18;
+
+/// The engine's dot product (see the module docs for the exact order).
+#[inline]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot product of unequal lengths");
+    let mut total = 0.0f32;
+    for (ca, cb) in a.chunks(DOT_BLOCK).zip(b.chunks(DOT_BLOCK)) {
+        let mut acc = 0.0f32;
+        for (&x, &y) in ca.iter().zip(cb) {
+            acc = x.mul_add(y, acc);
+        }
+        total += acc;
+    }
+    total
+}
+
+/// `rows × cols` row-major → `cols × rows` row-major.
+pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    assert_eq!(src.len(), rows * cols, "transpose size");
+    let mut out = vec![0.0; src.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = src[r * cols + c];
+        }
+    }
+    out
+}
+
+/// Number of worker threads to use for `macs` multiply-adds over `rows` independent rows.
+pub(crate) fn threads_for(ctx: &Ctx<'_>, macs: usize, rows: usize) -> usize {
+    if macs < PAR_MIN_MACS { 1 } else { ctx.threads.clamp(1, rows.max(1)) }
+}
+
+/// Calls `f(row_index, row)` for every `row_len`-long row of `out`, splitting
+/// contiguous ranges of rows over `threads` scoped threads.
+pub(crate) fn for_rows(out: &mut [f32], row_len: usize, threads: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    if row_len == 0 {
+        return;
+    }
+    let rows = out.len() / row_len;
+    if threads <= 1 || rows <= 1 {
+        for (i, row) in out.chunks_mut(row_len).enumerate() {
+            f(i, row);
+        }
+        return;
+    }
+    let per = rows.div_ceil(threads);
+    std::thread::scope(|s| {
+        for (t, chunk) in out.chunks_mut(per * row_len).enumerate() {
+            let f = &f;
+            s.spawn(move || {
+                for (i, row) in chunk.chunks_mut(row_len).enumerate() {
+                    f(t * per + i, row);
+                }
+            });
+        }
+    });
+}
+
+/// `out[i*n + j] = epi(i, j, dot(a[i*k..][..k], bt[j*k..][..k]))`: a is M×K, bt is N×K.
+#[allow(clippy::too_many_arguments)]
+fn gemm_nt(
+    a: &[f32],
+    bt: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    threads: usize,
+    out: &mut [f32],
+    epi: impl Fn(usize, usize, f32) -> f32 + Sync,
+) {
+    assert!(a.len() == m * k && bt.len() == n * k && out.len() == m * n, "gemm_nt sizes");
+    for_rows(out, n, threads, |i, row| {
+        let ai = &a[i * k..(i + 1) * k];
+        for (j, y) in row.iter_mut().enumerate() {
+            *y = epi(i, j, dot(ai, &bt[j * k..(j + 1) * k]));
+        }
+    });
+}
+
+fn f32s(t: &Tensor) -> &[f32] {
+    match &t.data {
+        TensorData::F32(v) => v,
+        d => unreachable!("f32 kernel given {:?} (checked at load)", d.dtype()),
+    }
+}
+
+/// ONNX MatMul (numpy `matmul` semantics): 1-D operands are promoted and the added
+/// dimension removed again; batch dimensions broadcast.
+pub(crate) fn matmul(a: &Tensor, b: &Tensor, ctx: &Ctx<'_>) -> KResult<Tensor> {
+    let bad = || KernelError::Invalid(format!("cannot multiply shapes {:?} and {:?}", a.shape, b.shape));
+    if a.shape.is_empty() || b.shape.is_empty() {
+        return Err(bad());
+    }
+    let a_shape = if a.shape.len() == 1 { vec![1, a.shape[0]] } else { a.shape.clone() };
+    let b_shape = if b.shape.len() == 1 { vec![b.shape[0], 1] } else { b.shape.clone() };
+    let (ra, rb) = (a_shape.len(), b_shape.len());
+    let (m, k) = (a_shape[ra - 2], a_shape[ra - 1]);
+    let (k2, n) = (b_shape[rb - 2], b_shape[rb - 1]);
+    if k != k2 {
+        return Err(bad());
+    }
+    let (ba, bb) = (&a_shape[..ra - 2], &b_shape[..rb - 2]);
+    let batch = broadcast_shape(ba, bb).ok_or_else(bad)?;
+    let mut out_shape = batch.clone();
+    out_shape.extend([m, n]);
+    ctx.check_shape(&out_shape)?;
+    let mut final_shape = batch.clone();
+    if a.shape.len() > 1 {
+        final_shape.push(m);
+    }
+    if b.shape.len() > 1 {
+        final_shape.push(n);
+    }
+    let nbatch: usize = batch.iter().product();
+    let mut out = vec![0.0f32; nbatch * m * n];
+    if out.is_empty() {
+        return Ok(Tensor { shape: final_shape, data: TensorData::F32(out) });
+    }
+    let (av, bv) = (f32s(a), f32s(b));
+    // Transpose every B matrix once so the K loop reads contiguous memory.
+    let nb: usize = bb.iter().product();
+    let mut bt = Vec::with_capacity(bv.len());
+    for i in 0..nb {
+        bt.extend(transpose(&bv[i * k * n..(i + 1) * k * n], k, n));
+    }
+    let (sa, sb) = (broadcast_strides(ba, &batch), broadcast_strides(bb, &batch));
+    let threads = threads_for(ctx, m.saturating_mul(n).saturating_mul(k), m);
+    let mut idx = vec![0usize; batch.len()];
+    for (ob, chunk) in out.chunks_mut(m * n).enumerate() {
+        let (mut ia, mut ib) = (0, 0);
+        let mut rem = ob;
+        for d in (0..batch.len()).rev() {
+            idx[d] = rem % batch[d];
+            rem /= batch[d];
+            ia += idx[d] * sa[d];
+            ib += idx[d] * sb[d];
+        }
+        let am = &av[ia * m * k..(ia + 1) * m * k];
+        let btm = &bt[ib * n * k..(ib + 1) * n * k];
+        gemm_nt(am, btm, m, k, n, threads, chunk, |_, _, d| d);
+    }
+    Ok(Tensor { shape: final_shape, data: TensorData::F32(out) })
+}
+
+/// Gemm attributes.
+#[derive(Clone, Debug)]
+pub(crate) struct GemmAttrs {
+    pub alpha: f32,
+    pub beta: f32,
+    pub trans_a: bool,
+    pub trans_b: bool,
+}
+
+/// ONNX Gemm: `alpha·A'·B' + beta·C` with the order in the module docs.
+pub(crate) fn gemm(g: &GemmAttrs, a: &Tensor, b: &Tensor, c: Option<&Tensor>, ctx: &Ctx<'_>) -> KResult<Tensor> {
+    if a.shape.len() != 2 || b.shape.len() != 2 {
+        return Err(KernelError::Invalid(format!("A and B must be 2-D, got {:?} and {:?}", a.shape, b.shape)));
+    }
+    let (m, k) = if g.trans_a { (a.shape[1], a.shape[0]) } else { (a.shape[0], a.shape[1]) };
+    let (k2, n) = if g.trans_b { (b.shape[1], b.shape[0]) } else { (b.shape[0], b.shape[1]) };
+    if k != k2 {
+        return Err(KernelError::Invalid(format!(
+            "inner dimensions differ: A' is [{m}, {k}] and B' is [{k2}, {n}] (transA={}, transB={})",
+            g.trans_a as u8, g.trans_b as u8
+        )));
+    }
+    let out_shape = vec![m, n];
+    ctx.check_shape(&out_shape)?;
+    let c = c.filter(|_| g.beta != 0.0);
+    let (cv, cs) = match c {
+        Some(c) => {
+            if broadcast_shape(&c.shape, &out_shape).as_deref() != Some(&out_shape[..]) {
+                return Err(KernelError::Invalid(format!("C of shape {:?} does not broadcast to [{m}, {n}]", c.shape)));
+            }
+            (f32s(c), broadcast_strides(&c.shape, &out_shape))
+        }
+        None => (&[][..], vec![0, 0]),
+    };
+    let mut out = vec![0.0f32; m * n];
+    if out.is_empty() {
+        return Ok(Tensor { shape: out_shape, data: TensorData::F32(out) });
+    }
+    let a_rm = if g.trans_a { transpose(f32s(a), k, m) } else { f32s(a).to_vec() };
+    let bt = if g.trans_b { f32s(b).to_vec() } else { transpose(f32s(b), k, n) };
+    let (alpha, beta, has_c) = (g.alpha, g.beta, c.is_some());
+    let threads = threads_for(ctx, m.saturating_mul(n).saturating_mul(k), m);
+    gemm_nt(&a_rm, &bt, m, k, n, threads, &mut out, |i, j, d| {
+        let y = alpha * d;
+        if has_c { y + beta * cv[i * cs[0] + j * cs[1]] } else { y }
+    });
+    Ok(Tensor { shape: out_shape, data: TensorData::F32(out) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Limits;
+    use proptest::prelude::*;
+
+    fn ctx(l: &Limits, threads: usize) -> Ctx<'_> {
+        Ctx { limits: l, threads }
+    }
+
+    fn data(t: &Tensor) -> Vec<f32> {
+        f32s(t).to_vec()
+    }
+
+    #[test]
+    fn dot_order_is_blocked() {
+        // 1e8 + 1 + ... in one block loses the ones; blocks of 256 keep them in the
+        // second block's own accumulator.
+        let mut a = vec![1.0f32; 512];
+        a[0] = 1e8;
+        let b = vec![1.0f32; 512];
+        let mut acc = 0.0f32;
+        for x in &a[..256] {
+            acc = x.mul_add(1.0, acc);
+        }
+        let want = acc + 256.0;
+        assert_eq!(dot(&a, &b), want);
+        assert_eq!(dot(&[], &[]), 0.0);
+        assert_eq!(dot(&[2.0, 3.0], &[4.0, 5.0]), 23.0);
+    }
+
+    #[test]
+    fn matmul_hand_computed() {
+        let l = Limits::default();
+        let a = Tensor::f32(vec![2, 3], vec![1., 2., 3., 4., 5., 6.]);
+        let b = Tensor::f32(vec![3, 2], vec![7., 8., 9., 10., 11., 12.]);
+        let y = matmul(&a, &b, &ctx(&l, 1)).unwrap();
+        assert_eq!(y.shape, vec![2, 2]);
+        assert_eq!(data(&y), vec![58., 64., 139., 154.]);
+        // 1-D x 2-D and 2-D x 1-D.
+        let v = Tensor::f32(vec![3], vec![1., 0., -1.]);
+        let y = matmul(&v, &b, &ctx(&l, 1)).unwrap();
+        assert_eq!((y.shape.clone(), data(&y)), (vec![2], vec![-4., -4.]));
+        let y = matmul(&a, &v, &ctx(&l, 1)).unwrap();
+        assert_eq!((y.shape.clone(), data(&y)), (vec![2], vec![-2., -2.]));
+        // Batch broadcast: [2,1,2,3] x [3,3,2] -> [2,3,2,2].
+        let a4 = Tensor::f32(vec![2, 1, 2, 3], (0..12).map(|x| x as f32).collect());
+        let b3 = Tensor::f32(vec![3, 3, 2], (0..18).map(|x| x as f32).collect());
+        let y = matmul(&a4, &b3, &ctx(&l, 1)).unwrap();
+        assert_eq!(y.shape, vec![2, 3, 2, 2]);
+        // Batch (1, 2): A[1] = [[6,7,8],[9,10,11]], B[2] = [[12,13],[14,15],[16,17]].
+        let yv = data(&y);
+        let off = (3 + 2) * 4;
+        assert_eq!(&yv[off..off + 4], &[6. * 12. + 7. * 14. + 8. * 16., 6. * 13. + 7. * 15. + 8. * 17., 9. * 12. + 10. * 14. + 11. * 16., 9. * 13. + 10. * 15. + 11. * 17.]);
+        assert!(matmul(&a, &a, &ctx(&l, 1)).is_err());
+    }
+
+    #[test]
+    fn gemm_hand_computed() {
+        let l = Limits::default();
+        let a = Tensor::f32(vec![3, 2], vec![1., 4., 2., 5., 3., 6.]); // A^T of [[1,2,3],[4,5,6]]
+        let b = Tensor::f32(vec![2, 3], vec![7., 9., 11., 8., 10., 12.]); // B^T of [[7,8],[9,10],[11,12]]
+        let c = Tensor::f32(vec![2], vec![1., -1.]);
+        let g = GemmAttrs { alpha: 2.0, beta: 0.5, trans_a: true, trans_b: true };
+        let y = gemm(&g, &a, &b, Some(&c), &ctx(&l, 1)).unwrap();
+        assert_eq!(y.shape, vec![2, 2]);
+        assert_eq!(data(&y), vec![116.5, 127.5, 278.5, 307.5]);
+        let g = GemmAttrs { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: false };
+        let c = Tensor::f32(vec![2, 1], vec![1., 2.]);
+        let y = gemm(&g, &b, &a, Some(&c), &ctx(&l, 1)).unwrap();
+        assert_eq!((y.shape.clone(), data(&y)), (vec![2, 2], vec![59., 140., 66., 156.]));
+        assert!(gemm(&g, &a, &a, None, &ctx(&l, 1)).is_err());
+        let bad_c = Tensor::f32(vec![2], vec![0.; 2]);
+        assert!(gemm(&g, &a, &b, Some(&bad_c), &ctx(&l, 1)).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn gemm_matches_reference_and_threads(m in 1usize..9, k in 0usize..600, n in 1usize..9, seed in any::<u64>(), ta: bool, tb: bool) {
+            let l = Limits::default();
+            let mut s = seed;
+            let mut rnd = || { s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5 };
+            let av: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
+            let bv: Vec<f32> = (0..k * n).map(|_| rnd()).collect();
+            let cv: Vec<f32> = (0..n).map(|_| rnd()).collect();
+            let a = Tensor::f32(if ta { vec![k, m] } else { vec![m, k] }, av.clone());
+            let b = Tensor::f32(if tb { vec![n, k] } else { vec![k, n] }, bv.clone());
+            let c = Tensor::f32(vec![n], cv.clone());
+            let g = GemmAttrs { alpha: 0.75, beta: 1.5, trans_a: ta, trans_b: tb };
+            let y1 = gemm(&g, &a, &b, Some(&c), &ctx(&l, 1)).unwrap();
+            let y4 = gemm(&g, &a, &b, Some(&c), &ctx(&l, 4)).unwrap();
+            prop_assert_eq!(&y1, &y4);
+            // Reference straight from the spec text.
+            let at = |i: usize, kk: usize| if ta { av[kk * m + i] } else { av[i * k + kk] };
+            let bt = |kk: usize, j: usize| if tb { bv[j * k + kk] } else { bv[kk * n + j] };
+            let yv = data(&y1);
+            for i in 0..m {
+                for j in 0..n {
+                    let mut total = 0.0f32;
+                    let mut kk = 0;
+                    while kk < k {
+                        let mut acc = 0.0f32;
+                        for q in kk..(kk + DOT_BLOCK).min(k) { acc = at(i, q).mul_add(bt(q, j), acc); }
+                        total += acc;
+                        kk += DOT_BLOCK;
+                    }
+                    let want = 0.75 * total + 1.5 * cv[j];
+                    prop_assert_eq!(yv[i * n + j].to_bits(), want.to_bits());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The supported operators: parsed and type-checked once at load into [`Op`], then run
+//! by plain scalar kernels whose loop order is the specification (see each module).
+
+pub(crate) mod attr;
+pub mod conv;
+pub mod elementwise;
+pub mod linalg;
+pub mod reduce;
+pub mod shape;
+
+use crate::onnx::NodeProto;
+use crate::{Limits, LoadError};
+use attr::Attrs;
+use conv::{AutoPad, Window};
+use deed_types::{DType, Tensor};
+use elementwise::{BinOp, UnOp};
+use linalg::GemmAttrs;
+use reduce::ArgMaxAttrs;
+
+/// Lowest default-domain opset the engine implements.
+pub const OPSET_MIN: i64 = 7;
+/// Highest default-domain opset the engine implements. Opset 22 only widened the type
+/// lists of the operators supported here, so its semantics are those of 21.
+pub const OPSET_MAX: i64 = 22;
+
+/// The operator types the engine implements in the default (`ai.onnx`) domain.
+pub const SUPPORTED_OPS: &[&str] = &[
+    "Add", "ArgMax", "Cast", "Constant", "Conv", "Div", "Exp", "Flatten", "Gemm", "Identity", "MatMul", "MaxPool",
+    "Mul", "Relu", "Reshape", "Sigmoid", "Softmax", "Sub", "Tanh",
+];
+
+/// Largest value accepted for a window attribute (kernel size, stride, dilation, pad).
+const WINDOW_ATTR_MAX: i64 = 1 << 31;
+
+/// What a kernel needs besides its inputs.
+pub(crate) struct Ctx<'a> {
+    pub limits: &'a Limits,
+    /// Worker threads allowed (≥ 1).
+    pub threads: usize,
+}
+
+impl Ctx<'_> {
+    /// Checks an output shape against the rank and element limits; returns its element count.
+    pub(crate) fn check_shape(&self, shape: &[usize]) -> KResult<usize> {
+        if shape.len() > self.limits.rank_max {
+            return Err(KernelError::OverLimit {
+                what: "output rank".into(),
+                value: shape.len() as u64,
+                max: self.limits.rank_max as u64,
+            });
+        }
+        match deed_types::tensor::element_count(shape) {
+            Some(n) if n <= self.limits.tensor_elements_max => Ok(n),
+            n => Err(KernelError::OverLimit {
+                what: format!("element count of an output of shape {shape:?}"),
+                value: n.map_or(u64::MAX, |n| n as u64),
+                max: self.limits.tensor_elements_max as u64,
+            }),
+        }
+    }
+}
+
+/// Why a kernel failed.
+#[derive(Debug)]
+pub(crate) enum KernelError {
+    /// Inputs the operator cannot handle (shapes that do not fit, a zero divisor, ...).
+    Invalid(String),
+    /// An output would be over a limit.
+    OverLimit { what: String, value: u64, max: u64 },
+}
+
+pub(crate) type KResult<T> = Result<T, KernelError>;
+
+/// A parsed operator with its attributes.
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    MatMul,
+    Gemm(GemmAttrs),
+    Binary(BinOp),
+    Unary(UnOp),
+    Softmax { axis: i64, legacy: bool },
+    Reshape { allowzero: bool },
+    Flatten { axis: i64 },
+    Conv { win: Window, group: usize },
+    MaxPool(Window),
+    Identity,
+    Cast(DType),
+    ArgMax(ArgMaxAttrs),
+    Constant(Tensor),
+}
+
+fn to_usizes(a: &Attrs<'_>, name: &str, v: Option<Vec<i64>>, min: i64) -> Result<Vec<usize>, LoadError> {
+    v.unwrap_or_default()
+        .into_iter()
+        .map(|x| {
+            if (min..=WINDOW_ATTR_MAX).contains(&x) {
+                Ok(x as usize)
+            } else {
+                Err(a.invalid(format!("attribute '{name}' has value {x}, outside {min}..={WINDOW_ATTR_MAX}")))
+            }
+        })
+        .collect()
+}
+
+fn window(a: &Attrs<'_>, kernel_required: bool, with_ceil: bool) -> Result<Window, LoadError> {
+    let kernel = to_usizes(a, "kernel_shape", a.ints("kernel_shape")?, 1)?;
+    if kernel_required && kernel.is_empty() {
+        return Err(a.invalid("attribute 'kernel_shape' is required"));
+    }
+    let strides = to_usizes(a, "strides", a.ints("strides")?, 1)?;
+    let dilations = to_usizes(a, "dilations", a.ints("dilations")?, 1)?;
+    let pads = to_usizes(a, "pads", a.ints("pads")?, 0)?;
+    let ap = a.string("auto_pad", "NOTSET")?;
+    let auto_pad =
+        AutoPad::parse(&ap).ok_or_else(|| a.invalid(format!("attribute 'auto_pad' has unknown value '{ap}'")))?;
+    if !kernel.is_empty() {
+        let r = kernel.len();
+        for (name, v, want) in [("strides", &strides, r), ("dilations", &dilations, r), ("pads", &pads, 2 * r)] {
+            if !v.is_empty() && v.len() != want {
+                return Err(a.invalid(format!("attribute '{name}' has {} values, expected {want}", v.len())));
+            }
+        }
+    }
+    let ceil_mode = with_ceil && a.int("ceil_mode", 0)? != 0;
+    Ok(Window { kernel, strides, dilations, pads, auto_pad, ceil_mode })
+}
+
+impl Op {
+    /// Parses a default-domain node at `opset`. `label` names the node in errors.
+    pub(crate) fn parse(node: &NodeProto, opset: i64, label: String, limits: &Limits) -> Result<Op, LoadError> {
+        let a = Attrs::new(node, label);
+        Ok(match node.op_type.as_str() {
+            "MatMul" => Op::MatMul,
+            "Gemm" => {
+                if opset < 7 || a.has("broadcast") {
+                    // Pre-7 Gemm had a `broadcast` attribute; opsets below 7 are refused earlier anyway.
+                    return Err(a.unsupported("Gemm's legacy 'broadcast' attribute"));
+                }
+                Op::Gemm(GemmAttrs {
+                    alpha: a.float("alpha", 1.0)?,
+                    beta: a.float("beta", 1.0)?,
+                    trans_a: a.int("transA", 0)? != 0,
+                    trans_b: a.int("transB", 0)? != 0,
+                })
+            }
+            "Add" => Op::Binary(BinOp::Add),
+            "Sub" => Op::Binary(BinOp::Sub),
+            "Mul" => Op::Binary(BinOp::Mul),
+            "Div" => Op::Binary(BinOp::Div),
+            "Relu" => Op::Unary(UnOp::Relu),
+            "Sigmoid" => Op::Unary(UnOp::Sigmoid),
+            "Tanh" => Op::Unary(UnOp::Tanh),
+            "Exp" => Op::Unary(UnOp::Exp),
+            "Softmax" => {
+                let legacy = opset < 13;
+                Op::Softmax { axis: a.int("axis", if legacy { 1 } else { -1 })?, legacy }
+            }
+            "Reshape" => Op::Reshape { allowzero: opset >= 14 && a.int("allowzero", 0)? != 0 },
+            "Flatten" => Op::Flatten { axis: a.int("axis", 1)? },
+            "Conv" => {
+                let group = a.int("group", 1)?;
+                if !(1..=WINDOW_ATTR_MAX).contains(&group) {
+                    return Err(a.invalid(format!("attribute 'group' is {group}")));
+                }
+                Op::Conv { win: window(&a, false, false)?, group: group as usize }
+            }
+            "MaxPool" => {
+                if node.output.get(1).is_some_and(|o| !o.is_empty()) {
+                    return Err(a.unsupported("MaxPool's second output (Indices)"));
+                }
+                let win = window(&a, true, opset >= 10)?;
+                let r = win.kernel.len();
+                for (i, &p) in win.pads.iter().enumerate() {
+                    if p >= win.kernel[i % r] {
+                        return Err(a.invalid(format!("pad {p} is not smaller than the kernel size {}", win.kernel[i % r])));
+                    }
+                }
+                Op::MaxPool(win)
+            }
+            "Identity" => Op::Identity,
+            "Cast" => {
+                let to = a.int_opt("to")?.ok_or_else(|| a.invalid("attribute 'to' is required"))?;
+                let to = i32::try_from(to)
+                    .ok()
+                    .and_then(DType::from_code)
+                    .ok_or_else(|| a.unsupported(format!("Cast to data type {to}")))?;
+                Op::Cast(to)
+            }
+            "ArgMax" => Op::ArgMax(ArgMaxAttrs {
+                axis: a.int("axis", 0)?,
+                keepdims: a.int("keepdims", 1)? != 0,
+                select_last: opset >= 12 && a.int("select_last_index", 0)? != 0,
+            }),
+            "Constant" => Op::Constant(constant(&a, limits)?),
+            _ => unreachable!("caller checks SUPPORTED_OPS"),
+        })
+    }
+
+    /// `(min inputs, max inputs)`; every operator has one used output.
+    pub(crate) fn arity(&self) -> (usize, usize) {
+        match self {
+            Op::Constant(_) => (0, 0),
+            Op::Unary(_)
+            | Op::Softmax { .. }
+            | Op::Flatten { .. }
+            | Op::MaxPool(_)
+            | Op::Identity
+            | Op::Cast(_)
+            | Op::ArgMax(_) => (1, 1),
+            Op::MatMul | Op::Binary(_) | Op::Reshape { .. } => (2, 2),
+            Op::Gemm(_) | Op::Conv { .. } => (2, 3),
+        }
+    }
+
+    /// The output dtype for these input dtypes (`None` for an absent optional input),
+    /// or why the combination is not supported.
+    pub(crate) fn output_dtype(&self, ins: &[Option<DType>]) -> Result<DType, String> {
+        use DType::*;
+        let first = ins.first().copied().flatten();
+        let all_f32 = || {
+            if ins.iter().flatten().all(|&d| d == F32) {
+                Ok(F32)
+            } else {
+                Err(format!("only float32 inputs are supported, got {}", names(ins)))
+            }
+        };
+        match self {
+            Op::MatMul | Op::Gemm(_) | Op::Conv { .. } | Op::MaxPool(_) | Op::Softmax { .. } => all_f32(),
+            Op::Unary(UnOp::Relu) => match first {
+                Some(d @ (F32 | I32 | I64)) => Ok(d),
+                _ => Err(format!("only float32, int32 and int64 inputs are supported, got {}", names(ins))),
+            },
+            Op::Unary(_) => all_f32(),
+            Op::Binary(_) => match (first, ins.get(1).copied().flatten()) {
+                (Some(a), Some(b)) if a != b => Err(format!("inputs have different dtypes: {}", names(ins))),
+                (Some(d @ (F32 | F64 | I32 | I64)), _) => Ok(d),
+                _ => Err(format!("only float32, float64, int32 and int64 inputs are supported, got {}", names(ins))),
+            },
+            Op::Reshape { .. } => match ins.get(1).copied().flatten() {
+                Some(I64) => Ok(first.expect("required input")),
+                _ => Err(format!("the shape input must be int64, got {}", names(ins))),
+            },
+            Op::Flatten { .. } | Op::Identity => Ok(first.expect("required input")),
+            Op::Cast(to) => Ok(*to),
+            Op::ArgMax(_) => match first {
+                Some(F32 | I32 | I64) => Ok(I64),
+                _ => Err(format!("only float32, int32 and int64 inputs are supported, got {}", names(ins))),
+            },
+            Op::Constant(t) => Ok(t.dtype()),
+        }
+    }
+
+    /// Runs the operator; inputs were checked for presence and dtype at load.
+    pub(crate) fn run(&self, ins: &[Option<&Tensor>], ctx: &Ctx<'_>) -> KResult<Tensor> {
+        let req = |i: usize| ins[i].expect("required input present (checked at load)");
+        let opt = |i: usize| ins.get(i).copied().flatten();
+        match self {
+            Op::MatMul => linalg::matmul(req(0), req(1), ctx),
+            Op::Gemm(g) => linalg::gemm(g, req(0), req(1), opt(2), ctx),
+            Op::Binary(op) => elementwise::binary(*op, req(0), req(1), ctx),
+            Op::Unary(op) => Ok(elementwise::unary(*op, req(0))),
+            Op::Softmax { axis, legacy } => reduce::softmax(req(0), *axis, *legacy),
+            Op::Reshape { allowzero } => shape::reshape(req(0), req(1), *allowzero, ctx),
+            Op::Flatten { axis } => shape::flatten(req(0), *axis),
+            Op::Conv { win, group } => conv::conv(win, *group, req(0), req(1), opt(2), ctx),
+            Op::MaxPool(win) => conv::max_pool(win, req(0), ctx),
+            Op::Identity => Ok(req(0).clone()),
+            Op::Cast(to) => Ok(shape::cast(req(0), *to)),
+            Op::ArgMax(a) => reduce::argmax(a, req(0), ctx),
+            Op::Constant(t) => Ok(t.clone()),
+        }
+    }
+}
+
+fn names(ins: &[Option<DType>]) -> String {
+    let v: Vec<&str> = ins.iter().map(|d| d.map_or("(none)", |d| d.name())).collect();
+    format!("({})", v.join(", "))
+}
+
+/// The value of a Constant node.
+fn constant(a: &Attrs<'_>, limits: &Limits) -> Result<Tensor, LoadError> {
+    let mut found: Vec<Tensor> = Vec::new();
+    if let Some(t) = a.tensor("value")? {
+        found.push(crate::load::tensor_from_proto(t, limits, "Constant value")?);
+    }
+    if a.has("value_float") {
+        found.push(Tensor::f32(vec![], vec![a.float("value_float", 0.0)?]));
+    }
+    if let Some(v) = a.floats("value_floats")? {
+        found.push(Tensor::f32(vec![v.len()], v));
+    }
+    if let Some(v) = a.int_opt("value_int")? {
+        found.push(Tensor { shape: vec![], data: deed_types::TensorData::I64(vec![v]) });
+    }
+    if let Some(v) = a.ints("value_ints")? {
+        found.push(Tensor { shape: vec![v.len()], data: deed_types::TensorData::I64(v) });
+    }
+    for other in ["sparse_value", "value_string", "value_strings"] {
+        if a.has(other) {
+            return Err(a.unsupported(format!("Constant with '{other}'")));
+        }
+    }
+    match found.len() {
+        1 => Ok(found.pop().expect("one")),
+        0 => Err(a.invalid("Constant has no value attribute")),
+        _ => Err(a.invalid("Constant has more than one value attribute")),
+    }
+}
