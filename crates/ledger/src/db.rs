@@ -19,7 +19,8 @@ use crate::{GenesisError, MemState, TxResult};
 use borsh::{BorshDeserialize, BorshSerialize};
 use deed_types::{Block, BlockHeader, Genesis, Hash32, SignedTx};
 use redb::{
-    Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+    Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -126,6 +127,7 @@ impl std::fmt::Debug for ChainDb {
 }
 
 /// A consistent read view of the state at one instant; later commits do not change it.
+/// Drop it when done: a live snapshot keeps the pages it sees from being reused.
 pub struct Snapshot {
     table: ReadOnlyTable<&'static [u8], &'static [u8]>,
 }
@@ -213,7 +215,7 @@ impl ChainDb {
     /// Writes the genesis state. Idempotent for the same genesis (returns its state
     /// root); refuses a different genesis.
     pub fn init_genesis(&self, g: &Genesis) -> Result<Hash32, DbError> {
-        let w = self.db.begin_write()?;
+        let w = self.begin_write()?;
         {
             let meta = w.open_table(META)?;
             if let Some(stored) = get_meta::<Genesis>(&meta, K_GENESIS)? {
@@ -235,6 +237,14 @@ impl ChainDb {
         }
         w.commit()?;
         Ok(root)
+    }
+
+    /// A write transaction that is durable when its commit returns (redb's default,
+    /// stated here because acknowledged writes depend on it).
+    fn begin_write(&self) -> Result<WriteTransaction, DbError> {
+        let mut w = self.db.begin_write()?;
+        w.set_durability(Durability::Immediate).map_err(|e| DbError::Storage(e.to_string()))?;
+        Ok(w)
     }
 
     fn write_state(w: &WriteTransaction, writes: &WriteSet) -> Result<(), DbError> {
@@ -287,7 +297,7 @@ impl ChainDb {
     /// The block must extend the head (height + 1, parent = head hash).
     pub fn commit_block(&self, block: &Block, writes: &WriteSet, results: &[TxResult]) -> Result<(), DbError> {
         let h = &block.header;
-        let w = self.db.begin_write()?;
+        let w = self.begin_write()?;
         {
             let mut meta = w.open_table(META)?;
             if get_meta::<Genesis>(&meta, K_GENESIS)?.is_none() {
@@ -344,7 +354,7 @@ impl ChainDb {
     /// Records transactions the producer dropped (they never make a block) and removes
     /// them from the mempool. A transaction already included keeps its status.
     pub fn record_rejected(&self, results: &[TxResult]) -> Result<(), DbError> {
-        let w = self.db.begin_write()?;
+        let w = self.begin_write()?;
         for r in results {
             record_rejection(&w, r)?;
             mempool_remove(&w, &r.hash)?;
@@ -357,7 +367,7 @@ impl ChainDb {
     /// return.
     pub fn mempool_insert(&self, tx: &SignedTx) -> Result<(), DbError> {
         let hash = tx.hash();
-        let w = self.db.begin_write()?;
+        let w = self.begin_write()?;
         {
             let mut idx = w.open_table(MEMPOOL_IDX)?;
             if idx.get(hash.0.as_slice())?.is_some() {
@@ -379,7 +389,7 @@ impl ChainDb {
 
     /// Removes transactions from the mempool without recording anything (eviction).
     pub fn mempool_remove(&self, hashes: &[Hash32]) -> Result<(), DbError> {
-        let w = self.db.begin_write()?;
+        let w = self.begin_write()?;
         for h in hashes {
             mempool_remove(&w, h)?;
         }
