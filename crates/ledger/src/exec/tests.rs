@@ -743,6 +743,29 @@ fn results_list_included_and_rejected() {
     assert!(r[1].error.as_deref().unwrap().starts_with("insufficient funds"));
 }
 
+#[test]
+fn queries_order_models_and_commitments() {
+    let mut c = Chain::new();
+    let (alice, carol) = (key("alice"), key("carol"));
+    let (m1, m2, m3) = (Cid::of(b"m1"), Cid::of(b"m2"), Cid::of(b"m3"));
+    c.register(&alice, m2, 1);
+    c.register(&carol, m3, 1);
+    c.register(&alice, m1, 1);
+    let ids: Vec<Cid> = query::models(&c.state).into_iter().map(|m| m.id).collect();
+    assert_eq!(ids, vec![m2, m3, m1], "by registration height");
+    // Two accounts commit to the same hash: the query returns the earliest.
+    let h = Hash32::of(b"shared");
+    c.send(&carol, TxBody::CommitModel { commitment: h }).unwrap();
+    c.send(&alice, TxBody::CommitModel { commitment: h }).unwrap();
+    assert_eq!(query::commitment(&c.state, &h).unwrap().owner, carol.address());
+    assert_eq!(query::commitment_by(&c.state, &h, &alice.address()).unwrap().height, c.height);
+    assert!(query::commitment(&c.state, &Hash32::of(b"none")).is_none());
+    assert_eq!(
+        check_tx(&MemState::new(), &c.tx(&alice, TxBody::CommitModel { commitment: h }), 0),
+        Err(TxError::NoGenesis)
+    );
+}
+
 /// Random transaction sequences against a reference model of balances, nonces and jobs.
 mod prop {
     use super::*;
