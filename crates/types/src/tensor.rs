@@ -196,7 +196,7 @@ impl TensorData {
     /// Reads `n` elements of `dtype` from little-endian bytes (exactly `n * size` bytes).
     pub fn from_le(dtype: DType, bytes: &[u8]) -> Result<TensorData, Error> {
         let sz = dtype.size();
-        if bytes.len() % sz != 0 {
+        if !bytes.len().is_multiple_of(sz) {
             return Err(Error::Tensor(format!(
                 "{} bytes is not a whole number of {} elements",
                 bytes.len(),
