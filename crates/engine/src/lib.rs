@@ -50,9 +50,9 @@ mod scan;
 pub use error::{LoadError, RunError};
 pub use model::Model;
 
-use deed_types::{DType, Hash32, TensorSet};
 #[cfg(doc)]
 use deed_types::Tensor;
+use deed_types::{DType, Hash32, TensorSet};
 
 /// The version of the engine's semantics, recorded in every receipt.
 pub const SPEC_VERSION: &str = "deed-engine/1";

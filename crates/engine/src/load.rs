@@ -56,9 +56,10 @@ pub(crate) fn tensor_from_proto(tp: &TensorProto, limits: &Limits, what: &str) -
             .map_err(|_| LoadError::Invalid(format!("{what} '{name}' has a negative dimension {d}")))?;
         shape.push(d);
     }
-    let n = deed_types::tensor::element_count(&shape)
-        .filter(|&n| n <= limits.tensor_elements_max)
-        .ok_or_else(|| over(format!("element count of {what} '{name}' {shape:?}"), u64::MAX, limits.tensor_elements_max))?;
+    let n =
+        deed_types::tensor::element_count(&shape).filter(|&n| n <= limits.tensor_elements_max).ok_or_else(|| {
+            over(format!("element count of {what} '{name}' {shape:?}"), u64::MAX, limits.tensor_elements_max)
+        })?;
     let data = if !tp.raw_data.is_empty() {
         let want = n * dtype.size();
         if tp.raw_data.len() != want {
@@ -79,7 +80,9 @@ pub(crate) fn tensor_from_proto(tp: &TensorProto, limits: &Limits, what: &str) -
                 if tp.$field.len() != n {
                     return Err(count_err(tp.$field.len()));
                 }
-                TensorData::$var(tp.$field.iter().map(|&v| <$t>::try_from(v).map_err(|_| range_err())).collect::<Result<_, _>>()?)
+                TensorData::$var(
+                    tp.$field.iter().map(|&v| <$t>::try_from(v).map_err(|_| range_err())).collect::<Result<_, _>>()?,
+                )
             }};
         }
         match dtype {
@@ -123,13 +126,12 @@ pub(crate) fn tensor_from_proto(tp: &TensorProto, limits: &Limits, what: &str) -
     Ok(Tensor { shape, data })
 }
 
-/// A graph input or output's declared type: info, and its shape as text with dim names.
-fn io_info(
-    vi: &ValueInfoProto,
-    kind: &str,
-    limits: &Limits,
-    need_shape: bool,
-) -> Result<(Option<DType>, Vec<Option<usize>>, String), LoadError> {
+/// A graph input or output's declared type: dtype (absent: to be inferred), dims, and
+/// the shape as text with dim names (`[N, 16]`).
+type IoDecl = (Option<DType>, Vec<Option<usize>>, String);
+
+/// Reads a graph input's or output's declared type.
+fn io_info(vi: &ValueInfoProto, kind: &str, limits: &Limits, need_shape: bool) -> Result<IoDecl, LoadError> {
     let name = &vi.name;
     let Some(tt) = vi.r#type.as_ref().map(|t| t.tensor_type.as_ref()) else {
         // No type at all: allowed for outputs (inferred), not for inputs.
@@ -139,7 +141,9 @@ fn io_info(
         return Ok((None, vec![], "[?]".into()));
     };
     let tt = tt.ok_or_else(|| {
-        LoadError::Unsupported(format!("{kind} '{name}' is not a tensor (sequences, maps and optionals are not supported)"))
+        LoadError::Unsupported(format!(
+            "{kind} '{name}' is not a tensor (sequences, maps and optionals are not supported)"
+        ))
     })?;
     let dtype = match tt.elem_type {
         0 if !need_shape => None,
@@ -166,10 +170,9 @@ fn io_info(
     for d in &shape.dim {
         match (d.dim_value, &d.dim_param) {
             (Some(v), _) if v >= 0 => {
-                let v = usize::try_from(v)
-                    .ok()
-                    .filter(|&v| v <= limits.tensor_elements_max)
-                    .ok_or_else(|| over(format!("a dimension of {kind} '{name}'"), v as u64, limits.tensor_elements_max))?;
+                let v = usize::try_from(v).ok().filter(|&v| v <= limits.tensor_elements_max).ok_or_else(|| {
+                    over(format!("a dimension of {kind} '{name}'"), v as u64, limits.tensor_elements_max)
+                })?;
                 dims.push(Some(v));
                 text.push(v.to_string());
             }
@@ -288,7 +291,7 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits) -> Result<Model, LoadError> {
             format!("node '{}' ({})", node.name, node.op_type)
         };
         let domain = if node.domain == "ai.onnx" { "" } else { node.domain.as_str() };
-        if domain != "" || !SUPPORTED_OPS.contains(&node.op_type.as_str()) {
+        if !domain.is_empty() || !SUPPORTED_OPS.contains(&node.op_type.as_str()) {
             return Err(LoadError::UnsupportedOp {
                 op: node.op_type.clone(),
                 domain: if domain.is_empty() { "ai.onnx".into() } else { domain.to_owned() },
@@ -381,7 +384,14 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits) -> Result<Model, LoadError> {
         if let Some(o) = output {
             dtypes[o] = Some(dtype);
         }
-        nodes.push(Node { label: p.label, op_type: graph.node[i].op_type.clone(), op: p.op, inputs: ins.clone(), output, dtype });
+        nodes.push(Node {
+            label: p.label,
+            op_type: graph.node[i].op_type.clone(),
+            op: p.op,
+            inputs: ins.clone(),
+            output,
+            dtype,
+        });
     }
 
     // Graph outputs.

@@ -21,9 +21,9 @@
 
 const LOG2E: f64 = std::f64::consts::LOG2_E;
 /// High part of ln 2 with 32 trailing zero bits, so `k · LN2_HI` is exact for |k| < 2²⁰.
-const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
+const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
 /// ln 2 − LN2_HI.
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 /// 1.5 · 2⁵²: adding and subtracting it rounds an f64 of magnitude < 2⁵¹ to the nearest integer (ties to even).
 const ROUND_SHIFT: f64 = 6_755_399_441_055_744.0;
 

@@ -98,7 +98,11 @@ impl Model {
             let fits = t.shape.len() == info.shape.len()
                 && t.shape.iter().zip(&info.shape).all(|(&g, e)| e.is_none_or(|e| e == g));
             if !fits {
-                return Err(RunError::InputShape { name: info.name.clone(), expected: text.clone(), got: t.shape.clone() });
+                return Err(RunError::InputShape {
+                    name: info.name.clone(),
+                    expected: text.clone(),
+                    got: t.shape.clone(),
+                });
             }
             if t.shape.len() > self.limits.rank_max {
                 return Err(RunError::OverLimit {

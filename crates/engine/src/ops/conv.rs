@@ -77,7 +77,10 @@ impl Window {
             } else if v.len() == len {
                 Ok(v.clone())
             } else {
-                Err(KernelError::Invalid(format!("{what} has {} values but the input has {r} spatial dimensions", v.len())))
+                Err(KernelError::Invalid(format!(
+                    "{what} has {} values but the input has {r} spatial dimensions",
+                    v.len()
+                )))
             }
         };
         if kernel.len() != r {
@@ -93,11 +96,16 @@ impl Window {
         let mut pad_begin = Vec::with_capacity(r);
         for d in 0..r {
             let (x, k, s, dl) = (spatial[d], kernel[d], strides[d], dilations[d]);
-            let eff = k.checked_sub(1).and_then(|k1| k1.checked_mul(dl)).and_then(|v| v.checked_add(1)).ok_or_else(overflow)?;
+            let eff = k
+                .checked_sub(1)
+                .and_then(|k1| k1.checked_mul(dl))
+                .and_then(|v| v.checked_add(1))
+                .ok_or_else(overflow)?;
             match self.auto_pad {
                 AutoPad::SameUpper | AutoPad::SameLower => {
                     let o = x.div_ceil(s);
-                    let need = o.saturating_sub(1).checked_mul(s).and_then(|v| v.checked_add(eff)).ok_or_else(overflow)?;
+                    let need =
+                        o.saturating_sub(1).checked_mul(s).and_then(|v| v.checked_add(eff)).ok_or_else(overflow)?;
                     let total = need.saturating_sub(x);
                     pad_begin.push(if self.auto_pad == AutoPad::SameUpper { total / 2 } else { total - total / 2 });
                     out.push(o);
@@ -283,8 +291,7 @@ pub(crate) fn conv(
                 ranges.iter().map(|&(s, e)| block(ni, gi, s, e)).collect()
             } else {
                 std::thread::scope(|sc| {
-                    let handles: Vec<_> =
-                        ranges.iter().map(|&(s, e)| sc.spawn(move || block(ni, gi, s, e))).collect();
+                    let handles: Vec<_> = ranges.iter().map(|&(s, e)| sc.spawn(move || block(ni, gi, s, e))).collect();
                     handles.into_iter().map(|h| h.join().expect("conv worker panicked")).collect()
                 })
             };
@@ -488,7 +495,9 @@ mod tests {
         assert_eq!(data(&y), vec![-4., -3., -2., -1.]);
         // NaN propagates.
         let nan = Tensor::f32(vec![1, 1, 1, 2], vec![1., f32::NAN]);
-        assert!(data(&max_pool(&win(vec![1, 2], vec![], vec![], AutoPad::NotSet), &nan, &ctx(&l, 1)).unwrap())[0].is_nan());
+        assert!(
+            data(&max_pool(&win(vec![1, 2], vec![], vec![], AutoPad::NotSet), &nan, &ctx(&l, 1)).unwrap())[0].is_nan()
+        );
         // Dilations.
         let mut w = win(vec![2, 2], vec![], vec![], AutoPad::NotSet);
         w.dilations = vec![2, 2];

@@ -172,7 +172,9 @@ impl Op {
                 let r = win.kernel.len();
                 for (i, &p) in win.pads.iter().enumerate() {
                     if p >= win.kernel[i % r] {
-                        return Err(a.invalid(format!("pad {p} is not smaller than the kernel size {}", win.kernel[i % r])));
+                        return Err(
+                            a.invalid(format!("pad {p} is not smaller than the kernel size {}", win.kernel[i % r]))
+                        );
                     }
                 }
                 Op::MaxPool(win)

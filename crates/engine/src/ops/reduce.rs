@@ -156,9 +156,7 @@ mod tests {
         let l = Limits::default();
         let ctx = Ctx { limits: &l, threads: 1 };
         let x = Tensor::f32(vec![2, 3], vec![1., 5., 5., 7., 0., 7.]);
-        let am = |axis, keepdims, select_last| {
-            argmax(&ArgMaxAttrs { axis, keepdims, select_last }, &x, &ctx).unwrap()
-        };
+        let am = |axis, keepdims, select_last| argmax(&ArgMaxAttrs { axis, keepdims, select_last }, &x, &ctx).unwrap();
         let y = am(1, true, false);
         assert_eq!((y.shape, y.data), (vec![2, 1], TensorData::I64(vec![1, 0])));
         let y = am(1, false, true);

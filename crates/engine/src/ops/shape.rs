@@ -44,7 +44,7 @@ pub(crate) fn reshape(x: &Tensor, shape: &Tensor, allowzero: bool, ctx: &Ctx<'_>
     let n = x.data.len();
     if let Some(i) = infer {
         let known = out.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| bad("too many elements"))?;
-        if known == 0 || n % known != 0 {
+        if known == 0 || !n.is_multiple_of(known) {
             return Err(bad("the -1 dimension cannot be inferred"));
         }
         out[i] = n / known;

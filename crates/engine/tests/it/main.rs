@@ -1,1 +1,7 @@
-//! Integration tests for deed-engine.
+//! Integration tests for deed-engine: whole models built here or read from
+//! `fixtures/`, hostile inputs, and the determinism of outputs and traces.
+
+mod build;
+mod fixtures;
+mod hostile;
+mod models;

@@ -1,0 +1,266 @@
+//! Hostile and malformed models: every one is an error with a clear message, never a panic.
+
+use crate::build::*;
+use deed_engine::onnx::{OperatorSetIdProto, TensorProto};
+use deed_engine::{Limits, LoadError, Model, RunError, RunOptions};
+use deed_types::{DType, Tensor, TensorSet};
+use proptest::prelude::*;
+
+fn relu_graph() -> G {
+    G::new(
+        vec![node("Relu", &["x"], &["y"], vec![])],
+        vec![vi("x", DType::F32, &[D::N(2)])],
+        vec![vi("y", DType::F32, &[D::N(2)])],
+    )
+}
+
+fn load_err(bytes: &[u8]) -> LoadError {
+    Model::load(bytes).expect_err("the model must be refused")
+}
+
+#[test]
+fn not_onnx() {
+    assert!(matches!(load_err(b""), LoadError::NotOnnx(_)));
+    assert!(matches!(load_err(b"hello, this is not a model"), LoadError::NotOnnx(_)));
+    let e = load_err(&[0xff; 64]);
+    assert!(e.to_string().starts_with("not an ONNX model: "), "{e}");
+}
+
+#[test]
+fn truncated_everywhere() {
+    let bytes = relu_graph().bytes();
+    assert!(Model::load(&bytes).is_ok());
+    for cut in 0..bytes.len() {
+        // Some prefixes are themselves well-formed; none may panic.
+        let _ = Model::load(&bytes[..cut]);
+    }
+    assert!(matches!(load_err(&bytes[..bytes.len() - 3]), LoadError::NotOnnx(_)));
+}
+
+#[test]
+fn unsupported_op_named_at_load() {
+    let mut g = relu_graph();
+    g.nodes[0].op_type = "LSTM".into();
+    let e = load_err(&g.bytes());
+    assert!(matches!(&e, LoadError::UnsupportedOp { op, opset: 13, .. } if op == "LSTM"), "{e:?}");
+    assert_eq!(e.to_string(), "unsupported operator 'LSTM' (domain 'ai.onnx', opset 13)");
+    let mut g = relu_graph();
+    g.nodes[0].domain = "com.microsoft".into();
+    g.nodes[0].op_type = "FusedGemm".into();
+    let mut p = g.proto();
+    p.opset_import.push(OperatorSetIdProto { domain: "com.microsoft".into(), version: 1 });
+    let e = load_err(&prost::Message::encode_to_vec(&p));
+    assert_eq!(e.to_string(), "unsupported operator 'FusedGemm' (domain 'com.microsoft', opset 1)");
+}
+
+#[test]
+fn unsupported_opset_and_dtypes() {
+    let e = load_err(&relu_graph().opset(6).bytes());
+    assert!(matches!(e, LoadError::UnsupportedOpset { version: 6, .. }), "{e}");
+    let e = load_err(&relu_graph().opset(99).bytes());
+    assert!(e.to_string().contains("opset 99"), "{e}");
+    // Conv on int64 is refused at load, not at run.
+    let g = G::new(
+        vec![node("Conv", &["x", "w"], &["y"], vec![])],
+        vec![vi("x", DType::I64, &[D::N(1), D::N(1), D::N(3), D::N(3)])],
+        vec![vi("y", DType::I64, &[])],
+    )
+    .inits(vec![t_i64("w", &[1, 1, 1, 1], &[1])]);
+    let e = load_err(&g.bytes());
+    assert!(matches!(e, LoadError::Unsupported(_)), "{e}");
+    assert!(e.to_string().contains("Conv"), "{e}");
+    // A float16 input.
+    let mut g = relu_graph();
+    g.inputs[0].r#type.as_mut().unwrap().tensor_type.as_mut().unwrap().elem_type = 10;
+    let e = load_err(&g.bytes());
+    assert!(e.to_string().contains("FLOAT16"), "{e}");
+    // Declared output dtype that the graph does not compute.
+    let mut g = relu_graph();
+    g.outputs[0] = vi("y", DType::I64, &[D::N(2)]);
+    assert!(matches!(load_err(&g.bytes()), LoadError::Invalid(_)));
+    // Bad attribute values.
+    let mut g = relu_graph();
+    g.nodes[0] = node("Conv", &["x", "x"], &["y"], vec![attr_s("auto_pad", "SOMETIMES")]);
+    assert!(load_err(&g.bytes()).to_string().contains("auto_pad"));
+    let mut g = relu_graph();
+    g.nodes[0] = node("MaxPool", &["x"], &["y", "idx"], vec![attr_ints("kernel_shape", &[2])]);
+    assert!(load_err(&g.bytes()).to_string().contains("Indices"));
+}
+
+#[test]
+fn external_data_refused() {
+    let mut w = t_f32("w", &[2], &[1., 2.]);
+    w.raw_data.clear();
+    w.data_location = 1;
+    w.external_data.push(deed_engine::onnx::StringStringEntryProto { key: "location".into(), value: "w.bin".into() });
+    let g = G::new(
+        vec![node("Add", &["x", "w"], &["y"], vec![])],
+        vec![vi("x", DType::F32, &[D::N(2)])],
+        vec![vi("y", DType::F32, &[D::N(2)])],
+    )
+    .inits(vec![w]);
+    let e = load_err(&g.bytes());
+    assert!(matches!(&e, LoadError::ExternalData(n) if n == "w"), "{e:?}");
+    assert!(e.to_string().contains("self-contained"));
+}
+
+#[test]
+fn initializer_size_must_match_dims() {
+    let mut w = t_f32("w", &[3], &[1., 2.]);
+    let g = |w: TensorProto| {
+        G::new(
+            vec![node("Add", &["x", "w"], &["y"], vec![])],
+            vec![vi("x", DType::F32, &[D::N(3)])],
+            vec![vi("y", DType::F32, &[D::N(3)])],
+        )
+        .inits(vec![w])
+        .bytes()
+    };
+    let e = load_err(&g(w.clone()));
+    assert!(e.to_string().contains("8 bytes of data but its shape [3] of float32 needs 12"), "{e}");
+    w.raw_data.clear();
+    w.float_data = vec![1.0; 4];
+    assert!(load_err(&g(w.clone())).to_string().contains("4 values"));
+    w.dims = vec![-1];
+    assert!(load_err(&g(w)).to_string().contains("negative"));
+}
+
+#[test]
+fn rank_and_element_bombs() {
+    // An initializer claiming 2^62 elements with no data.
+    let w = TensorProto { name: "w".into(), dims: vec![1 << 31, 1 << 31], data_type: 1, ..Default::default() };
+    let g = G::new(
+        vec![node("Add", &["x", "w"], &["y"], vec![])],
+        vec![vi("x", DType::F32, &[D::N(1)])],
+        vec![vi("y", DType::F32, &[])],
+    )
+    .inits(vec![w.clone()]);
+    assert!(matches!(load_err(&g.bytes()), LoadError::OverLimit { .. }));
+    // Overflowing product.
+    let mut w2 = w.clone();
+    w2.dims = vec![i64::MAX, i64::MAX, 4];
+    let mut g = relu_graph();
+    g.nodes[0] = node("Add", &["x", "w"], &["y"], vec![]);
+    g.inits = vec![w2];
+    assert!(matches!(load_err(&g.bytes()), LoadError::OverLimit { .. }));
+    // Rank 100.
+    let mut w3 = w;
+    w3.dims = vec![1; 100];
+    let mut g = relu_graph();
+    g.nodes[0] = node("Add", &["x", "w"], &["y"], vec![]);
+    g.inits = vec![w3];
+    assert!(matches!(load_err(&g.bytes()), LoadError::OverLimit { .. }));
+    // Input declared with rank 100.
+    let dims: Vec<D> = (0..100).map(|_| D::N(1)).collect();
+    let g = G::new(
+        vec![node("Relu", &["x"], &["y"], vec![])],
+        vec![vi("x", DType::F32, &dims)],
+        vec![vi("y", DType::F32, &[])],
+    );
+    assert!(matches!(load_err(&g.bytes()), LoadError::OverLimit { .. }));
+    // A Reshape to a huge shape fails at run with OverLimit, without allocating.
+    let g = G::new(
+        vec![node("Reshape", &["x", "s"], &["y"], vec![])],
+        vec![vi("x", DType::F32, &[D::N(1)])],
+        vec![vi("y", DType::F32, &[])],
+    )
+    .inits(vec![t_i64("s", &[3], &[1 << 30, 1 << 30, 1 << 30])]);
+    let m = Model::load(&g.bytes()).unwrap();
+    let mut s = TensorSet::default();
+    s.0.insert("x".into(), Tensor::f32(vec![1], vec![1.0]));
+    let e = m.run(&s, &RunOptions::default()).unwrap_err();
+    assert!(matches!(e, RunError::OverLimit { .. }), "{e}");
+    // MatMul whose output would be huge: [2^15, 1] x [1, 2^15] = 2^30 elements.
+    let g = G::new(
+        vec![node("MatMul", &["a", "b"], &["y"], vec![])],
+        vec![vi("a", DType::F32, &[D::P("m"), D::N(1)]), vi("b", DType::F32, &[D::N(1), D::P("n")])],
+        vec![vi("y", DType::F32, &[])],
+    );
+    let m = Model::load(&g.bytes()).unwrap();
+    let mut s = TensorSet::default();
+    s.0.insert("a".into(), Tensor::f32(vec![1 << 15, 1], vec![1.0; 1 << 15]));
+    s.0.insert("b".into(), Tensor::f32(vec![1, 1 << 15], vec![1.0; 1 << 15]));
+    assert!(matches!(m.run(&s, &RunOptions::default()).unwrap_err(), RunError::OverLimit { .. }));
+}
+
+#[test]
+fn cycle_and_dangling() {
+    let g = G::new(
+        vec![node("Add", &["x", "b"], &["a"], vec![]), node("Relu", &["a"], &["b"], vec![])],
+        vec![vi("x", DType::F32, &[D::N(2)])],
+        vec![vi("b", DType::F32, &[D::N(2)])],
+    );
+    let e = load_err(&g.bytes());
+    assert!(e.to_string().contains("cycle"), "{e}");
+    let g = G::new(
+        vec![node("Relu", &["a"], &["a"], vec![])],
+        vec![vi("x", DType::F32, &[D::N(2)])],
+        vec![vi("a", DType::F32, &[D::N(2)])],
+    );
+    assert!(load_err(&g.bytes()).to_string().contains("cycle"));
+    let g = G::new(
+        vec![node("Add", &["x", "ghost"], &["y"], vec![])],
+        vec![vi("x", DType::F32, &[D::N(2)])],
+        vec![vi("y", DType::F32, &[D::N(2)])],
+    );
+    let e = load_err(&g.bytes());
+    assert_eq!(
+        e.to_string(),
+        "invalid model: node 'Add_y' (Add) reads 'ghost', which is not a graph input, an initializer or the output of any node"
+    );
+    let mut g = relu_graph();
+    g.outputs[0].name = "nowhere".into();
+    assert!(load_err(&g.bytes()).to_string().contains("nowhere"));
+    // A value produced twice.
+    let mut g = relu_graph();
+    g.nodes.push(node("Relu", &["x"], &["y"], vec![]));
+    assert!(load_err(&g.bytes()).to_string().contains("more than once"));
+    // Missing required input.
+    let mut g = relu_graph();
+    g.nodes[0] = node("Add", &["x"], &["y"], vec![]);
+    assert!(load_err(&g.bytes()).to_string().contains("required input"));
+}
+
+#[test]
+fn limits_on_size_and_nodes() {
+    let bytes = relu_graph().bytes();
+    let e = Model::load_with(&bytes, &Limits { model_bytes_max: 10, ..Default::default() }).unwrap_err();
+    assert!(matches!(e, LoadError::OverLimit { .. }));
+    assert!(e.to_string().contains("size in bytes"), "{e}");
+    let mut g = relu_graph();
+    for i in 0..10 {
+        g.nodes.push(node("Relu", &["y"], &[&format!("z{i}")], vec![]));
+    }
+    let e = Model::load_with(&g.bytes(), &Limits { nodes_max: 5, ..Default::default() }).unwrap_err();
+    assert!(e.to_string().contains("node count"), "{e}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = Model::load(&bytes);
+    }
+
+    #[test]
+    fn mutated_models_never_panic(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6)) {
+        let mut bytes = relu_graph().bytes();
+        for (i, b) in flips {
+            let i = i.index(bytes.len());
+            bytes[i] = b;
+        }
+        if let Ok(m) = Model::load(&bytes) {
+            // Whatever loaded must run or fail cleanly on a plausible input.
+            let mut s = TensorSet::default();
+            for info in m.inputs() {
+                let shape: Vec<usize> = info.shape.iter().map(|d| d.unwrap_or(2).min(4)).collect();
+                let n = shape.iter().product();
+                if info.dtype == DType::F32 {
+                    s.0.insert(info.name.clone(), Tensor::f32(shape, vec![0.5; n]));
+                }
+            }
+            let _ = m.run(&s, &RunOptions::default());
+        }
+    }
+}

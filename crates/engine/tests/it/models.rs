@@ -1,0 +1,232 @@
+//! Small models built in the test: values, input checks, the trace definition, threads.
+
+use crate::build::*;
+use deed_engine::{Model, RunError, RunOptions};
+use deed_types::{DType, Hash32, Tensor, TensorData, TensorSet};
+
+fn set(items: Vec<(&str, Tensor)>) -> TensorSet {
+    TensorSet(items.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+fn f32s(t: &Tensor) -> &[f32] {
+    match &t.data {
+        TensorData::F32(v) => v,
+        d => panic!("not f32: {:?}", d.dtype()),
+    }
+}
+
+/// x[N,2] -> Gemm(W, b) -> Relu -> MatMul(W2) -> Add(b2) -> Softmax -> probs; ArgMax -> label.
+fn mlp() -> Vec<u8> {
+    G::new(
+        vec![
+            node("Gemm", &["x", "w1", "b1"], &["h"], vec![attr_i("transB", 1)]),
+            node("Relu", &["h"], &["hr"], vec![]),
+            node("MatMul", &["hr", "w2"], &["z0"], vec![]),
+            node("Add", &["z0", "b2"], &["z"], vec![]),
+            node("Softmax", &["z"], &["probs"], vec![attr_i("axis", -1)]),
+            node("ArgMax", &["z"], &["label"], vec![attr_i("axis", 1), attr_i("keepdims", 0)]),
+        ],
+        vec![vi("x", DType::F32, &[D::P("N"), D::N(2)])],
+        vec![vi("probs", DType::F32, &[D::P("N"), D::N(2)]), vi("label", DType::I64, &[D::P("N")])],
+    )
+    .inits(vec![
+        // W1 stored as [out, in] with transB = 1.
+        t_f32("w1", &[3, 2], &[1., 0., 0., 1., 1., -1.]),
+        t_f32("b1", &[3], &[0., 0., 0.5]),
+        t_f32("w2", &[3, 2], &[1., 0., 0., 1., 2., 0.]),
+        t_f32("b2", &[2], &[0., 0.]),
+    ])
+    .bytes()
+}
+
+#[test]
+fn mlp_hand_computed() {
+    let m = Model::load(&mlp()).unwrap();
+    assert_eq!(m.opset(), 13);
+    assert_eq!(m.inputs().len(), 1, "initializers are not inputs");
+    assert_eq!(m.inputs()[0].name, "x");
+    assert_eq!(m.inputs()[0].shape, vec![None, Some(2)]);
+    assert_eq!(
+        m.outputs().iter().map(|o| (o.name.as_str(), o.dtype)).collect::<Vec<_>>(),
+        vec![("probs", DType::F32), ("label", DType::I64)]
+    );
+    let x = Tensor::f32(vec![2, 2], vec![3., 1., -1., 2.]);
+    let out = m.run(&set(vec![("x", x)]), &RunOptions::default()).unwrap();
+    // Row 0: h = [3, 1, 2.5] -> z = [3 + 5, 1] = [8, 1]; row 1: h = [-1, 2, -2.5] -> relu [0, 2, 0] -> z = [0, 2].
+    let e = |v: f32| deed_engine::math::exp(v);
+    let p = f32s(&out.outputs.0["probs"]);
+    let (a, b) = (e(0.0), e(-7.0));
+    assert_eq!(&p[..2], &[a / (a + b), b / (a + b)]);
+    let (a, b) = (e(-2.0), e(0.0));
+    assert_eq!(&p[2..], &[a / (a + b), b / (a + b)]);
+    assert_eq!(out.outputs.0["label"].data, TensorData::I64(vec![0, 1]));
+    assert_eq!(out.outputs.0.len(), 2);
+    assert_eq!(out.output_hash(), out.outputs.hash());
+    assert_eq!(out.trace.len(), 6);
+}
+
+#[test]
+fn trace_definition() {
+    let m = Model::load(&mlp()).unwrap();
+    let x = Tensor::f32(vec![1, 2], vec![0.5, -0.25]);
+    let out = m.run(&set(vec![("x", x.clone())]), &RunOptions::default()).unwrap();
+    // Recompute node by node: h, hr, z0, z, probs, label.
+    let h = Tensor::f32(vec![1, 3], vec![0.5, -0.25, 1.25]);
+    let hr = Tensor::f32(vec![1, 3], vec![0.5, 0.0, 1.25]);
+    let z0 = Tensor::f32(vec![1, 2], vec![3.0, 0.0]);
+    let z = z0.clone();
+    let probs = out.outputs.0["probs"].clone();
+    let label = Tensor::new(vec![1], TensorData::I64(vec![0])).unwrap();
+    let want: Vec<Hash32> = [h, hr, z0, z, probs, label].iter().map(|t| Hash32::of(&t.encode())).collect();
+    assert_eq!(out.trace, want);
+    assert_eq!(out.trace_root(), deed_types::merkle::root(&want));
+    let quiet = m.run(&set(vec![("x", x)]), &RunOptions { threads: 1, trace: false }).unwrap();
+    assert!(quiet.trace.is_empty());
+    assert_eq!(quiet.output_hash(), out.output_hash());
+}
+
+#[test]
+fn input_checks_have_clear_messages() {
+    let m = Model::load(&mlp()).unwrap();
+    let run = |s: TensorSet| m.run(&s, &RunOptions::default()).unwrap_err();
+    let e = run(set(vec![("x", Tensor::f32(vec![2, 3], vec![0.; 6]))]));
+    assert!(matches!(e, RunError::InputShape { .. }));
+    assert_eq!(e.to_string(), "input 'x' has shape [2, 3] but the model expects [N, 2]");
+    let e = run(set(vec![("x", Tensor::f32(vec![2], vec![0.; 2]))]));
+    assert!(matches!(e, RunError::InputShape { .. }), "{e}");
+    let e = run(TensorSet::default());
+    assert!(matches!(&e, RunError::MissingInput(n) if n == "x"), "{e}");
+    let e = run(set(vec![("x", Tensor::f32(vec![1, 2], vec![0.; 2])), ("y", Tensor::f32(vec![], vec![0.]))]));
+    assert!(matches!(&e, RunError::UnexpectedInput(n) if n == "y"), "{e}");
+    let e = run(set(vec![("w1", Tensor::f32(vec![3, 2], vec![0.; 6])), ("x", Tensor::f32(vec![1, 2], vec![0.; 2]))]));
+    assert!(matches!(&e, RunError::UnexpectedInput(n) if n == "w1"), "initializers cannot be overridden: {e}");
+    let e = run(set(vec![("x", Tensor::new(vec![1, 2], TensorData::I64(vec![1, 2])).unwrap())]));
+    assert_eq!(e.to_string(), "input 'x' has dtype int64 but the model expects float32");
+    // Zero rows is a valid batch.
+    let out = m.run(&set(vec![("x", Tensor::f32(vec![0, 2], vec![]))]), &RunOptions::default()).unwrap();
+    assert_eq!(out.outputs.0["probs"].shape, vec![0, 2]);
+}
+
+#[test]
+fn input_element_limit() {
+    let limits = deed_engine::Limits { input_elements_max: 10, ..Default::default() };
+    let m = Model::load_with(&mlp(), &limits).unwrap();
+    let e = m.run(&set(vec![("x", Tensor::f32(vec![6, 2], vec![0.; 12]))]), &RunOptions::default()).unwrap_err();
+    assert!(matches!(e, RunError::OverLimit { .. }), "{e}");
+    let e = Model::load_with(&mlp(), &deed_engine::Limits { tensor_elements_max: 5, ..Default::default() });
+    assert!(e.is_err(), "initializer w1 has 6 elements");
+}
+
+#[test]
+fn runtime_shape_errors_name_the_node() {
+    // Add of two inputs whose dynamic shapes turn out not to broadcast.
+    let bytes = G::new(
+        vec![node("Add", &["a", "b"], &["c"], vec![])],
+        vec![vi("a", DType::F32, &[D::P("n")]), vi("b", DType::F32, &[D::P("m")])],
+        vec![vi("c", DType::F32, &[D::P("k")])],
+    )
+    .bytes();
+    let m = Model::load(&bytes).unwrap();
+    let s = set(vec![("a", Tensor::f32(vec![2], vec![0.; 2])), ("b", Tensor::f32(vec![3], vec![0.; 3]))]);
+    let e = m.run(&s, &RunOptions::default()).unwrap_err();
+    assert_eq!(e.to_string(), "node 'Add_c' (Add) failed: shapes [2] and [3] do not broadcast together");
+}
+
+#[test]
+fn execution_order_is_topological_and_stable() {
+    // Nodes listed backwards; a Constant feeds a Reshape; an output is also an input.
+    let bytes = G::new(
+        vec![
+            node("Identity", &["r"], &["y"], vec![]),
+            node("Reshape", &["x2", "shape"], &["r"], vec![]),
+            node("Mul", &["x", "x"], &["x2"], vec![]),
+            node("Constant", &[], &["shape"], vec![attr_t("value", t_i64("", &[2], &[-1, 2]))]),
+        ],
+        vec![vi("x", DType::F32, &[D::N(4)])],
+        vec![vi("y", DType::F32, &[D::N(2), D::N(2)]), vi("x", DType::F32, &[D::N(4)])],
+    )
+    .bytes();
+    let m = Model::load(&bytes).unwrap();
+    let out = m.run(&set(vec![("x", Tensor::f32(vec![4], vec![1., 2., 3., 4.]))]), &RunOptions::default()).unwrap();
+    assert_eq!(out.outputs.0["y"], Tensor::f32(vec![2, 2], vec![1., 4., 9., 16.]));
+    assert_eq!(out.outputs.0["x"], Tensor::f32(vec![4], vec![1., 2., 3., 4.]));
+    // Order: Mul (#2) and Constant (#3) are ready; #2 first, then #3, Reshape, Identity.
+    let shape = Tensor::new(vec![2], TensorData::I64(vec![-1, 2])).unwrap();
+    let x2 = Tensor::f32(vec![4], vec![1., 4., 9., 16.]);
+    assert_eq!(out.trace[0], Hash32::of(&x2.encode()));
+    assert_eq!(out.trace[1], Hash32::of(&shape.encode()));
+    assert_eq!(out.trace.len(), 4);
+}
+
+#[test]
+fn constant_attribute_forms_and_cast() {
+    let bytes = G::new(
+        vec![
+            node("Constant", &[], &["c"], vec![attr_ints("value_ints", &[1, -2, 3])]),
+            node("Cast", &["c"], &["cf"], vec![attr_i("to", DType::F32.code() as i64)]),
+            node("Constant", &[], &["s"], vec![attr_f("value_float", 0.5)]),
+            node("Mul", &["cf", "s"], &["y"], vec![]),
+        ],
+        vec![],
+        vec![vi("y", DType::F32, &[D::N(3)])],
+    )
+    .bytes();
+    let m = Model::load(&bytes).unwrap();
+    assert!(m.inputs().is_empty());
+    let out = m.run(&TensorSet::default(), &RunOptions::default()).unwrap();
+    assert_eq!(out.outputs.0["y"], Tensor::f32(vec![3], vec![0.5, -1.0, 1.5]));
+}
+
+#[test]
+fn conv_pool_flatten_gemm_threads_agree() {
+    // A small CNN big enough for the threaded paths: [1,3,32,32] -> Conv 8x3x3 -> Relu -> MaxPool -> Flatten -> Gemm 10.
+    let w: Vec<f32> = (0..8 * 3 * 9).map(|i| ((i * 37 % 19) as f32 - 9.0) / 10.0).collect();
+    let fc: Vec<f32> = (0..10 * 8 * 16 * 16).map(|i| ((i * 13 % 23) as f32 - 11.0) / 100.0).collect();
+    let bytes = G::new(
+        vec![
+            node("Conv", &["img", "w", "b"], &["c"], vec![attr_ints("pads", &[1, 1, 1, 1])]),
+            node("Relu", &["c"], &["r"], vec![]),
+            node("MaxPool", &["r"], &["p"], vec![attr_ints("kernel_shape", &[2, 2]), attr_ints("strides", &[2, 2])]),
+            node("Flatten", &["p"], &["f"], vec![]),
+            node("Gemm", &["f", "fc", "fcb"], &["y"], vec![attr_i("transB", 1), attr_f("alpha", 0.5)]),
+            node("Tanh", &["y"], &["t"], vec![]),
+            node("Sigmoid", &["y"], &["s"], vec![]),
+            node("Exp", &["s"], &["e"], vec![]),
+            node("Sub", &["t", "e"], &["d"], vec![]),
+            node("Div", &["d", "e"], &["out"], vec![]),
+        ],
+        vec![vi("img", DType::F32, &[D::P("N"), D::N(3), D::N(32), D::N(32)])],
+        vec![vi("out", DType::F32, &[D::P("N"), D::N(10)])],
+    )
+    .inits(vec![
+        t_f32("w", &[8, 3, 3, 3], &w),
+        t_f32("b", &[8], &[0.1, -0.1, 0.2, -0.2, 0.3, -0.3, 0.0, 0.05]),
+        t_f32("fc", &[10, 2048], &fc),
+        t_f32("fcb", &[10], &[0.0; 10]),
+    ])
+    .bytes();
+    let m = Model::load(&bytes).unwrap();
+    let img: Vec<f32> = (0..2 * 3 * 1024).map(|i| ((i * 7919 % 1000) as f32) / 500.0 - 1.0).collect();
+    let s = set(vec![("img", Tensor::f32(vec![2, 3, 32, 32], img))]);
+    let one = m.run(&s, &RunOptions { threads: 1, trace: true }).unwrap();
+    for threads in [2, 3, 0] {
+        let many = m.run(&s, &RunOptions { threads, trace: true }).unwrap();
+        assert_eq!(many.output_hash(), one.output_hash(), "threads = {threads}");
+        assert_eq!(many.trace, one.trace, "threads = {threads}");
+    }
+    assert_eq!(one.outputs.0["out"].shape, vec![2, 10]);
+    assert!(f32s(&one.outputs.0["out"]).iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn model_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Model>();
+    let m = std::sync::Arc::new(Model::load(&mlp()).unwrap());
+    let s = set(vec![("x", Tensor::f32(vec![1, 2], vec![1., 2.]))]);
+    let hashes: Vec<Hash32> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..4).map(|_| sc.spawn(|| m.run(&s, &RunOptions::default()).unwrap().trace_root())).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(hashes.windows(2).all(|w| w[0] == w[1]));
+}
