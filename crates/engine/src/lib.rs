@@ -76,6 +76,9 @@ pub struct Limits {
     pub rank_max: usize,
     /// Most elements over all inputs of one run.
     pub input_elements_max: usize,
+    /// Most work one node may do: multiply-adds for MatMul, Gemm and Conv, window reads
+    /// for MaxPool. Bounds the time a small hostile model can demand.
+    pub op_work_max: u64,
 }
 
 impl Default for Limits {
@@ -88,6 +91,7 @@ impl Default for Limits {
             tensor_elements_max: deed_types::tensor::TENSOR_ELEMENTS_MAX,
             rank_max: deed_types::tensor::TENSOR_RANK_MAX,
             input_elements_max: deed_types::tensor::TENSOR_ELEMENTS_MAX,
+            op_work_max: 1 << 40,
         }
     }
 }

@@ -227,6 +227,7 @@ pub(crate) fn conv(
     let p: usize = geo.out.iter().product();
     let q: usize = geo.kernel.iter().product();
     let kc = cg * q;
+    ctx.check_work(&[n, m, p, kc])?;
     let mg = m / group;
     let in_sp: usize = spatial.iter().product();
     let (xv, wv, bv) = (f32s(x), f32s(w), b.map(f32s));
@@ -325,27 +326,25 @@ pub(crate) fn max_pool(win: &Window, x: &Tensor, ctx: &Ctx<'_>) -> KResult<Tenso
     out_shape.extend(&geo.out);
     ctx.check_shape(&out_shape)?;
     let p: usize = geo.out.iter().product();
+    let q = geo.kernel.iter().fold(1usize, |a, &k| a.saturating_mul(k));
     let in_sp: usize = spatial.iter().product();
     let nc = x.shape[0] * x.shape[1];
+    ctx.check_work(&[nc.max(1), p, q])?;
     let xv = f32s(x);
-    let mut out = Vec::with_capacity(nc * p);
-    if nc * p == 0 {
+    let mut out = vec![0.0f32; nc * p];
+    if out.is_empty() {
         return Ok(Tensor { shape: out_shape, data: TensorData::F32(out) });
     }
-    // Window offsets depend only on the output position; compute them once per position.
-    let mut table = Vec::with_capacity(p);
+    // Window offsets depend only on the output position: compute them once per position
+    // and apply them to every (n, c) plane.
     let mut o = vec![0usize; geo.out.len()];
     let mut offs = Vec::new();
-    for _ in 0..p {
+    for pi in 0..p {
         geo.offsets(spatial, &o, &mut offs);
-        table.push(offs.iter().flatten().copied().collect::<Vec<usize>>());
-        next_index(&mut o, &geo.out);
-    }
-    for plane in 0..nc {
-        let xs = &xv[plane * in_sp..(plane + 1) * in_sp];
-        for window in &table {
+        for plane in 0..nc {
+            let xs = &xv[plane * in_sp..(plane + 1) * in_sp];
             let mut best = f32::NEG_INFINITY;
-            for &off in window {
+            for &off in offs.iter().flatten() {
                 let v = xs[off];
                 if v.is_nan() {
                     best = v;
@@ -355,8 +354,9 @@ pub(crate) fn max_pool(win: &Window, x: &Tensor, ctx: &Ctx<'_>) -> KResult<Tenso
                     best = v;
                 }
             }
-            out.push(best);
+            out[plane * p + pi] = best;
         }
+        next_index(&mut o, &geo.out);
     }
     Ok(Tensor { shape: out_shape, data: TensorData::F32(out) })
 }

@@ -131,6 +131,7 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, ctx: &Ctx<'_>) -> KResult<Tensor> {
     let mut out_shape = batch.clone();
     out_shape.extend([m, n]);
     ctx.check_shape(&out_shape)?;
+    ctx.check_work(&[out_shape.iter().product(), k])?;
     let mut final_shape = batch.clone();
     if a.shape.len() > 1 {
         final_shape.push(m);
@@ -193,6 +194,7 @@ pub(crate) fn gemm(g: &GemmAttrs, a: &Tensor, b: &Tensor, c: Option<&Tensor>, ct
     }
     let out_shape = vec![m, n];
     ctx.check_shape(&out_shape)?;
+    ctx.check_work(&[m, n, k])?;
     let c = c.filter(|_| g.beta != 0.0);
     let (cv, cs) = match c {
         Some(c) => {

@@ -40,6 +40,20 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Checks the work of one node (multiply-adds, or window reads for pooling) against
+    /// [`Limits::op_work_max`]; `parts` are multiplied with overflow saturating.
+    pub(crate) fn check_work(&self, parts: &[usize]) -> KResult<()> {
+        let work = parts.iter().fold(1u64, |a, &p| a.saturating_mul(p as u64));
+        if work > self.limits.op_work_max {
+            return Err(KernelError::OverLimit {
+                what: "work (multiply-adds)".into(),
+                value: work,
+                max: self.limits.op_work_max,
+            });
+        }
+        Ok(())
+    }
+
     /// Checks an output shape against the rank and element limits; returns its element count.
     pub(crate) fn check_shape(&self, shape: &[usize]) -> KResult<usize> {
         if shape.len() > self.limits.rank_max {

@@ -184,6 +184,43 @@ fn rank_and_element_bombs() {
 }
 
 #[test]
+fn work_bombs() {
+    // A MaxPool whose single window covers 2^60 positions (huge kernel, pads and strides on a 1x1 input).
+    let big = 1i64 << 30;
+    let g = G::new(
+        vec![node(
+            "MaxPool",
+            &["x"],
+            &["y"],
+            vec![
+                attr_ints("kernel_shape", &[big, big]),
+                attr_ints("pads", &[big - 1, big - 1, big - 1, big - 1]),
+                attr_ints("strides", &[1 << 31, 1 << 31]),
+            ],
+        )],
+        vec![vi("x", DType::F32, &[D::N(1), D::N(1), D::N(1), D::N(1)])],
+        vec![vi("y", DType::F32, &[])],
+    );
+    let m = Model::load(&g.bytes()).unwrap();
+    let mut s = TensorSet::default();
+    s.0.insert("x".into(), Tensor::f32(vec![1, 1, 1, 1], vec![1.0]));
+    let e = m.run(&s, &RunOptions::default()).unwrap_err();
+    assert!(matches!(e, RunError::OverLimit { .. }), "{e}");
+    // A MatMul over the work limit.
+    let g = G::new(
+        vec![node("MatMul", &["a", "b"], &["y"], vec![])],
+        vec![vi("a", DType::F32, &[D::N(64), D::N(64)]), vi("b", DType::F32, &[D::N(64), D::N(64)])],
+        vec![vi("y", DType::F32, &[])],
+    );
+    let m = Model::load_with(&g.bytes(), &Limits { op_work_max: 1000, ..Default::default() }).unwrap();
+    let mut s = TensorSet::default();
+    s.0.insert("a".into(), Tensor::f32(vec![64, 64], vec![1.0; 4096]));
+    s.0.insert("b".into(), Tensor::f32(vec![64, 64], vec![1.0; 4096]));
+    let e = m.run(&s, &RunOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("work"), "{e}");
+}
+
+#[test]
 fn cycle_and_dangling() {
     let g = G::new(
         vec![node("Add", &["x", "b"], &["a"], vec![]), node("Relu", &["a"], &["b"], vec![])],
