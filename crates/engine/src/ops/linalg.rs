@@ -304,6 +304,24 @@ mod tests {
         assert!(gemm(&g, &a, &b, Some(&bad_c), &ctx(&l, 1)).is_err());
     }
 
+    #[test]
+    fn threaded_matmul_is_bit_identical() {
+        let l = Limits::default();
+        // 70 x 300 x 65: over the threading threshold, rows not divisible by the thread count.
+        let a = Tensor::f32(vec![2, 70, 300], (0..42_000).map(|i| ((i * 7919 % 1013) as f32) / 507.0 - 1.0).collect());
+        let b = Tensor::f32(vec![300, 65], (0..19_500).map(|i| ((i * 104_729 % 997) as f32) / 499.0 - 1.0).collect());
+        assert!(threads_for(&ctx(&l, 3), 70 * 300 * 65, 70) == 3);
+        let one = matmul(&a, &b, &ctx(&l, 1)).unwrap();
+        for t in [2, 3, 8] {
+            assert_eq!(matmul(&a, &b, &ctx(&l, t)).unwrap(), one, "threads = {t}");
+        }
+        // Spot-check one element against the spec's dot product.
+        let (av, bv) = (data(&a), data(&b));
+        let (i, j) = (69 + 70, 64);
+        let col: Vec<f32> = (0..300).map(|k| bv[k * 65 + j]).collect();
+        assert_eq!(data(&one)[i * 65 + j].to_bits(), dot(&av[i * 300..(i + 1) * 300], &col).to_bits());
+    }
+
     proptest! {
         #[test]
         fn gemm_matches_reference_and_threads(m in 1usize..9, k in 0usize..600, n in 1usize..9, seed in any::<u64>(), ta: bool, tb: bool) {

@@ -1,4 +1,4 @@
-//! The supported operators: parsed and type-checked once at load into [`Op`], then run
+//! The supported operators: parsed and type-checked once at load into an `Op`, then run
 //! by plain scalar kernels whose loop order is the specification (see each module).
 
 pub(crate) mod attr;
