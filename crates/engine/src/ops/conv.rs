@@ -208,6 +208,9 @@ pub(crate) fn conv(
             w.shape
         )));
     }
+    if cg == 0 || w.shape[2..].contains(&0) {
+        return Err(KernelError::Invalid(format!("W of shape {:?} is an empty kernel", w.shape)));
+    }
     if !win.kernel.is_empty() && win.kernel[..] != w.shape[2..] {
         return Err(KernelError::Invalid(format!(
             "kernel_shape {:?} does not match W's shape {:?}",
@@ -473,6 +476,17 @@ mod tests {
         let w = Tensor::f32(vec![2, 1, 2, 2, 2], vec![1.; 16]);
         let y = conv(&win(vec![], vec![], vec![], AutoPad::NotSet), 1, &x, &w, None, &ctx(&l, 1)).unwrap();
         assert_eq!((y.shape.clone(), data(&y)), (vec![1, 2, 1, 1, 1], vec![8., 8.]));
+        // Empty kernels and empty batches.
+        let x0 = Tensor::f32(vec![1, 0, 3], vec![]);
+        let w0 = Tensor::f32(vec![2, 0, 1], vec![]);
+        assert!(conv(&win(vec![], vec![], vec![], AutoPad::NotSet), 1, &x0, &w0, None, &ctx(&l, 1)).is_err());
+        let w0 = Tensor::f32(vec![2, 1, 0], vec![]);
+        let x1 = Tensor::f32(vec![1, 1, 3], vec![1.; 3]);
+        assert!(conv(&win(vec![], vec![], vec![], AutoPad::NotSet), 1, &x1, &w0, None, &ctx(&l, 1)).is_err());
+        let xe = Tensor::f32(vec![0, 1, 3], vec![]);
+        let w1 = Tensor::f32(vec![2, 1, 2], vec![1.; 4]);
+        let y = conv(&win(vec![], vec![], vec![], AutoPad::NotSet), 1, &xe, &w1, None, &ctx(&l, 1)).unwrap();
+        assert_eq!(y.shape, vec![0, 2, 2]);
         let bad = Tensor::f32(vec![1, 2, 3], vec![1.; 6]);
         assert!(conv(&win(vec![], vec![], vec![], AutoPad::NotSet), 1, &x, &bad, None, &ctx(&l, 1)).is_err());
     }

@@ -301,3 +301,80 @@ proptest! {
         }
     }
 }
+
+/// One node of any supported type with random small shapes and attributes: it must load
+/// and run or fail with an error, never panic.
+fn random_node_case(op: usize, shapes: Vec<Vec<usize>>, ints: Vec<i64>, seed: u64) {
+    const OPS: [&str; 18] = [
+        "Add", "ArgMax", "Cast", "Conv", "Div", "Exp", "Flatten", "Gemm", "Identity", "MatMul", "MaxPool", "Mul",
+        "Relu", "Reshape", "Sigmoid", "Softmax", "Sub", "Tanh",
+    ];
+    let op = OPS[op % OPS.len()];
+    let pick = |i: usize| ints.get(i).copied().unwrap_or(1);
+    let window = || {
+        let r = (pick(0).rem_euclid(3) + 1) as usize;
+        vec![
+            attr_ints("kernel_shape", &(0..r).map(|i| pick(i + 1).rem_euclid(3) + 1).collect::<Vec<_>>()),
+            attr_ints("strides", &(0..r).map(|i| pick(i + 2).rem_euclid(3) + 1).collect::<Vec<_>>()),
+            attr_ints("pads", &(0..2 * r).map(|i| pick(i + 3).rem_euclid(2)).collect::<Vec<_>>()),
+        ]
+    };
+    let (n_in, attrs) = match op {
+        "ArgMax" => (
+            1,
+            vec![attr_i("axis", pick(0)), attr_i("keepdims", pick(1) & 1), attr_i("select_last_index", pick(2) & 1)],
+        ),
+        "Cast" => (1, vec![attr_i("to", [1, 6, 7, 9, 11, 2][pick(0).rem_euclid(6) as usize])]),
+        "Flatten" | "Softmax" => (1, vec![attr_i("axis", pick(0))]),
+        "Gemm" => {
+            (3, vec![attr_i("transA", pick(0) & 1), attr_i("transB", pick(1) & 1), attr_f("beta", pick(2) as f32)])
+        }
+        "Conv" => (3, if pick(5) & 1 == 0 { window() } else { vec![attr_i("group", pick(6).rem_euclid(3) + 1)] }),
+        "MaxPool" => (1, window()),
+        "Reshape" => (1, vec![]),
+        "Exp" | "Identity" | "Relu" | "Sigmoid" | "Tanh" => (1, vec![]),
+        _ => (2, vec![]),
+    };
+    let names = ["a", "b", "c"];
+    let mut inputs: Vec<&str> = names[..n_in].to_vec();
+    let mut inits = vec![];
+    if op == "Reshape" {
+        inputs.push("shape");
+        inits.push(t_i64(
+            "shape",
+            &[ints.len().min(4) as i64],
+            &ints.iter().take(4).map(|v| v % 5).collect::<Vec<_>>(),
+        ));
+    }
+    let g = G::new(
+        vec![node(op, &inputs, &["y"], attrs)],
+        (0..n_in).map(|i| vi(names[i], DType::F32, &shapes[i].iter().map(|_| D::P("d")).collect::<Vec<_>>())).collect(),
+        vec![vi("y", DType::F32, &[])],
+    )
+    .inits(inits);
+    let mut p = g.proto();
+    // Let the output dtype be inferred (Cast and ArgMax change it).
+    p.graph.as_mut().unwrap().output[0].r#type = None;
+    let Ok(m) = Model::load(&prost::Message::encode_to_vec(&p)) else { return };
+    let mut s = TensorSet::default();
+    for i in 0..n_in {
+        let n: usize = shapes[i].iter().product();
+        let data = (0..n).map(|k| ((k as u64 * 2654435761 ^ seed) % 17) as f32 - 8.0).collect();
+        s.0.insert(names[i].into(), Tensor::f32(shapes[i].clone(), data));
+    }
+    let _ = m.run(&s, &RunOptions { threads: 2, trace: true });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_single_nodes_never_panic(
+        op in 0usize..18,
+        shapes in proptest::collection::vec(proptest::collection::vec(0usize..4, 0..5), 3),
+        ints in proptest::collection::vec(-3i64..4, 0..10),
+        seed in any::<u64>(),
+    ) {
+        random_node_case(op, shapes, ints, seed);
+    }
+}
