@@ -359,7 +359,7 @@ fn random_node_case(op: usize, shapes: Vec<Vec<usize>>, ints: Vec<i64>, seed: u6
     let mut s = TensorSet::default();
     for i in 0..n_in {
         let n: usize = shapes[i].iter().product();
-        let data = (0..n).map(|k| ((k as u64 * 2654435761 ^ seed) % 17) as f32 - 8.0).collect();
+        let data = (0..n).map(|k| (((k as u64 * 2654435761) ^ seed) % 17) as f32 - 8.0).collect();
         s.0.insert(names[i].into(), Tensor::f32(shapes[i].clone(), data));
     }
     let _ = m.run(&s, &RunOptions { threads: 2, trace: true });
