@@ -58,6 +58,8 @@ def rng_for(name):
 
 
 def tensor_json(a):
+    a = np.asarray(a)
+    shape = [int(d) for d in a.shape]  # before ascontiguousarray, which turns 0-d into 1-d
     a = np.ascontiguousarray(a)
     flat = a.ravel()
     if a.dtype == np.float32:
@@ -71,7 +73,7 @@ def tensor_json(a):
         data = [int(v) for v in flat]
     else:
         raise ValueError(f"unsupported dtype {a.dtype}")
-    return {"shape": [int(d) for d in a.shape], "dtype": a.dtype.name, "data": data}
+    return {"shape": shape, "dtype": a.dtype.name, "data": data}
 
 
 def write_json(path, tensors):
