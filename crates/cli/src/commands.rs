@@ -220,7 +220,8 @@ fn publish(ctx: &Ctx, file: &Path, name: &str, price: u128) -> Result<()> {
     let commitment = model_commitment(&id, &key.address(), &salt);
     let tx = build_tx(&c, &key, TxBody::CommitModel { commitment })?;
     let (_, commit_height) = submit_and_wait(ctx, &c, &tx, "commit")?;
-    let tx = build_tx(&c, &key, TxBody::RegisterModel { model: id, name: name.to_string(), salt, price })?;
+    let body = TxBody::RegisterModel { model: id, name: name.to_string(), salt, price, parents: Vec::new() };
+    let tx = build_tx(&c, &key, body)?;
     let (reg_tx, height) = submit_and_wait(ctx, &c, &tx, "register")?;
     let v = json!({
         "model": id, "name": name, "price": price.to_string(), "owner": key.address(), "size": len,

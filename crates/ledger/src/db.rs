@@ -7,7 +7,7 @@
 //! | table         | key                    | value                          |
 //! |---------------|------------------------|--------------------------------|
 //! | `meta`        | `genesis`, `genesis_root`, `head`, `state_root`, `mempool_seq` | borsh |
-//! | `state`       | state key (see crate docs) | borsh record               |
+//! | `state`       | state key (see crate docs) | borsh record; plus the state tree's nodes under `~smt/` |
 //! | `blocks`      | height (u64)           | borsh [`Block`]                |
 //! | `txs`         | tx hash (32 bytes)     | borsh [`TxStatus`]             |
 //! | `mempool`     | insertion sequence (u64) | borsh [`SignedTx`]           |
@@ -146,12 +146,18 @@ impl StateRead for Snapshot {
 
     /// Panics if the storage fails underneath.
     fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.scan_prefix_limit(prefix, usize::MAX)
+    }
+
+    /// Panics if the storage fails underneath.
+    fn scan_prefix_limit(&self, prefix: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
         let (lo, hi) = prefix_range(prefix);
         let lo = lo.as_ref().map(Vec::as_slice);
         let hi = hi.as_ref().map(Vec::as_slice);
         self.table
             .range::<&[u8]>((lo, hi))
             .expect("reading ledger state from storage failed")
+            .take(limit)
             .map(|r| {
                 let (k, v) = r.expect("reading ledger state from storage failed");
                 (k.value().to_vec(), v.value().to_vec())

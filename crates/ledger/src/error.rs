@@ -110,6 +110,90 @@ pub enum TxError {
         /// The limit.
         max: usize,
     },
+    /// A reveal whose commitment is later than the one the model was registered with.
+    #[error(
+        "model {model} is already registered from a commitment at height {registered}; your commitment is from \
+         height {yours}: only an earlier live commitment can take a registration over"
+    )]
+    CommitmentNotEarliest {
+        /// The model.
+        model: Cid,
+        /// Height of the registered commitment.
+        registered: u64,
+        /// Height of the sender's commitment.
+        yours: u64,
+    },
+    /// The name belongs to someone else.
+    #[error(
+        "the name '{name}' is taken: only an owner of more than half of its latest version ({latest}) can add a \
+         version; choose another name"
+    )]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// Its latest version.
+        latest: Cid,
+    },
+    /// The name has too many versions.
+    #[error("the name '{0}' has the most versions allowed; choose another name")]
+    TooManyVersions(String),
+    /// The sender holds fewer shares than it tries to move.
+    #[error("you hold {held} bps of model {model}, not {requested}: you can only transfer shares you hold")]
+    InsufficientShares {
+        /// The model.
+        model: Cid,
+        /// Basis points the sender holds.
+        held: u16,
+        /// Basis points it tried to move.
+        requested: u16,
+    },
+    /// The sender does not hold a strict majority of the shares.
+    #[error("you hold {held} bps of model {model}: only an owner of more than 5000 bps can change its license")]
+    NotMajorityOwner {
+        /// The model.
+        model: Cid,
+        /// Basis points the sender holds.
+        held: u16,
+    },
+    /// The shares operation is malformed.
+    #[error("bad shares: {0}")]
+    BadShares(String),
+    /// A named parent is not registered.
+    #[error("unknown parent {0}: a parent must be a registered model")]
+    UnknownParent(Cid),
+    /// The lineage would contain a cycle.
+    #[error("lineage cycle: model {0} would become its own ancestor")]
+    LineageCycle(Cid),
+    /// The lineage is too deep.
+    #[error("lineage too deep: the model would have depth {depth}, the limit is {max} generations")]
+    LineageTooDeep {
+        /// The depth it would have.
+        depth: u32,
+        /// The limit.
+        max: u32,
+    },
+    /// The lineage has too many distinct ancestors.
+    #[error("lineage too wide: the model would have {count} ancestors, the limit is {max}")]
+    TooManyAncestors {
+        /// Distinct ancestors it would have.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The declared parents are malformed (too many, duplicated, royalties over the cap).
+    #[error("bad parents: {0}")]
+    BadParents(String),
+    /// More unstaked than staked.
+    #[error("insufficient stake: {staked} staked, {requested} requested")]
+    InsufficientStake {
+        /// The stake.
+        staked: Amount,
+        /// The amount asked for.
+        requested: Amount,
+    },
+    /// An amount that must be positive is zero.
+    #[error("bad amount: {0}")]
+    BadAmount(String),
     /// The state has no genesis (a node set-up error).
     #[error("the ledger has no genesis: initialize the chain first")]
     NoGenesis,

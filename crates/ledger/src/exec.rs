@@ -6,11 +6,17 @@
 
 use crate::error::{BlockError, GenesisError, TxError};
 use crate::keys;
-use crate::records::{Account, BPS_TOTAL, Commitment, Executor, Job, JobStatus, ModelRecord, Owner};
-use crate::state::{Overlay, StateRead, WriteSet, root_after};
+use crate::records::{
+    ANCESTORS_MAX, Account, BPS_TOTAL, Commitment, Earnings, Executor, Job, JobStatus, LINEAGE_DEPTH_MAX, MAJORITY_BPS,
+    ModelRecord, NameRecord, NameVersion, OWNERS_MAX, Owner, PARENTS_MAX, ROYALTY_BPS_MAX, Unbonding, VERSIONS_MAX,
+};
+use crate::state::{Overlay, StateRead, WriteSet, commit_root};
 use borsh::{BorshDeserialize, BorshSerialize};
 use deed_types::tx::{MODEL_NAME_BYTES_MAX, TX_BYTES_MAX, model_commitment};
-use deed_types::{Address, Amount, Block, Genesis, Hash32, Params, PublicKey, SignedReceipt, SignedTx, TxBody};
+use deed_types::{
+    Address, Amount, Block, Cid, Genesis, Hash32, Params, Parent, PublicKey, SignedReceipt, SignedTx, TxBody,
+};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The receipt format version this ledger accepts.
 pub const RECEIPT_VERSION: u8 = 1;
@@ -126,10 +132,29 @@ impl<S: StateRead + ?Sized> TxView<'_, S> {
         Ok(())
     }
     fn credit(&mut self, a: &Address, amount: Amount) -> Result<(), TxError> {
+        if amount == 0 {
+            return Ok(());
+        }
         let mut acct = self.account(a);
         acct.balance = acct.balance.checked_add(amount).ok_or_else(|| TxError::Overflow(format!("balance of {a}")))?;
         self.set_account(a, &acct);
         Ok(())
+    }
+    /// Credits `amount` and records it in `a`'s earnings (as owner or as executor).
+    fn earn(&mut self, a: &Address, amount: Amount, as_owner: bool) -> Result<(), TxError> {
+        if amount == 0 {
+            return Ok(());
+        }
+        self.credit(a, amount)?;
+        let key = keys::earnings(a);
+        let mut e: Earnings = self.get(&key).unwrap_or_default();
+        let slot = if as_owner { &mut e.owner } else { &mut e.executor };
+        *slot = slot.checked_add(amount).ok_or_else(|| TxError::Overflow(format!("earnings of {a}")))?;
+        self.put(key, &e);
+        Ok(())
+    }
+    fn model(&self, id: &Cid) -> Result<ModelRecord, TxError> {
+        self.get(&keys::model(id)).ok_or(TxError::UnknownModel(*id))
     }
 }
 
@@ -192,7 +217,7 @@ pub fn genesis_writes(g: &Genesis) -> (WriteSet, Hash32) {
     for e in &g.executors {
         w.put(keys::executor(&e.key), enc(&Executor { key: e.key, stake: e.stake }));
     }
-    let root = root_after(&crate::MemState::new(), &w);
+    let root = commit_root(&crate::MemState::new(), &mut w);
     (w, root)
 }
 
@@ -206,6 +231,7 @@ fn body_amount(body: &TxBody) -> Result<Amount, TxError> {
         TxBody::RequestInference { price, executor_fee, .. } => price
             .checked_add(*executor_fee)
             .ok_or_else(|| TxError::Overflow("price + executor fee exceeds the largest amount".into())),
+        TxBody::Stake { amount } => Ok(*amount),
         _ => Ok(0),
     }
 }
@@ -234,9 +260,41 @@ fn check_stateless(stx: &SignedTx) -> Result<(), TxError> {
         return Err(TxError::TooLarge { bytes, max: TX_BYTES_MAX });
     }
     match &stx.tx.body {
-        TxBody::RegisterModel { name, .. } => check_name(name)?,
+        TxBody::RegisterModel { name, parents, .. } => {
+            check_name(name)?;
+            check_parents_stateless(parents)?;
+        }
         TxBody::SubmitReceipt { receipt } => check_receipt_stateless(&stx.tx.sender, receipt)?,
+        TxBody::TransferShares { to, bps, .. } => {
+            if *bps == 0 || *bps > BPS_TOTAL {
+                return Err(TxError::BadShares(format!("transfer 1 to {BPS_TOTAL} bps, not {bps}")));
+            }
+            if *to == stx.sender() {
+                return Err(TxError::BadShares("transferring shares to yourself does nothing".into()));
+            }
+        }
+        TxBody::Stake { amount } | TxBody::Unstake { amount } if *amount == 0 => {
+            return Err(TxError::BadAmount("stake and unstake a positive amount".into()));
+        }
         _ => {}
+    }
+    Ok(())
+}
+
+/// Parents must be few, distinct, and pay at most [`ROYALTY_BPS_MAX`] in total.
+fn check_parents_stateless(parents: &[Parent]) -> Result<(), TxError> {
+    if parents.len() > PARENTS_MAX {
+        return Err(TxError::BadParents(format!("{} parents named, the limit is {PARENTS_MAX}", parents.len())));
+    }
+    let distinct: BTreeSet<Cid> = parents.iter().map(|p| p.model).collect();
+    if distinct.len() != parents.len() {
+        return Err(TxError::BadParents("a parent is named twice".into()));
+    }
+    let total: u32 = parents.iter().map(|p| u32::from(p.royalty_bps)).sum();
+    if total > u32::from(ROYALTY_BPS_MAX) {
+        return Err(TxError::BadParents(format!(
+            "royalties total {total} bps, over the cap of {ROYALTY_BPS_MAX} bps (half of each call's revenue)"
+        )));
     }
     Ok(())
 }
@@ -353,10 +411,12 @@ fn execute(view: &(impl StateRead + ?Sized), cx: &Ctx<'_>, stx: &SignedTx) -> Re
         }
         TxBody::CommitModel { commitment } => {
             let key = keys::commitment(commitment, &sender);
-            if let Some(c) = v.get::<Commitment>(&key)
-                && cx.env.height <= c.expires_height
-            {
-                return Err(TxError::DuplicateCommitment);
+            if let Some(c) = v.get::<Commitment>(&key) {
+                if cx.env.height <= c.expires_height {
+                    return Err(TxError::DuplicateCommitment);
+                }
+                // Expired but not yet swept: replace it, and its place in the expiry queue.
+                v.del(keys::commit_queue(c.expires_height, commitment, &sender));
             }
             let expires_height = cx
                 .env
@@ -364,34 +424,13 @@ fn execute(view: &(impl StateRead + ?Sized), cx: &Ctx<'_>, stx: &SignedTx) -> Re
                 .checked_add(cx.params.commit_ttl_blocks)
                 .ok_or_else(|| TxError::Overflow("commitment expiry height".into()))?;
             v.put(key, &Commitment { owner: sender, height: cx.env.height, expires_height });
+            v.o.writes.put(keys::commit_queue(expires_height, commitment, &sender), Vec::new());
         }
-        TxBody::RegisterModel { model, name, salt, price } => {
-            if v.get::<ModelRecord>(&keys::model(model)).is_some() {
-                return Err(TxError::ModelExists(*model));
-            }
-            let key = keys::commitment(&model_commitment(model, &sender, salt), &sender);
-            let c: Commitment = v.get(&key).ok_or(TxError::NoCommitment)?;
-            assert_eq!(c.owner, sender, "a commitment is keyed by its owner");
-            if c.height >= cx.env.height {
-                return Err(TxError::CommitmentTooRecent);
-            }
-            if cx.env.height > c.expires_height {
-                return Err(TxError::CommitmentExpired);
-            }
-            v.del(key);
-            let rec = ModelRecord {
-                id: *model,
-                name: name.clone(),
-                owners: vec![Owner { address: sender, bps: BPS_TOTAL }],
-                price: *price,
-                registered_height: cx.env.height,
-                calls: 0,
-                earnings: 0,
-            };
-            v.put(keys::model(model), &rec);
+        TxBody::RegisterModel { model, name, salt, price, parents } => {
+            register(&mut v, cx, &sender, model, name, salt, *price, parents)?;
         }
         TxBody::RequestInference { model, input, price, executor_fee } => {
-            let rec: ModelRecord = v.get(&keys::model(model)).ok_or(TxError::UnknownModel(*model))?;
+            let rec = v.model(model)?;
             if rec.price != *price {
                 return Err(TxError::PriceMismatch { model_price: rec.price, offered: *price });
             }
@@ -415,11 +454,250 @@ fn execute(view: &(impl StateRead + ?Sized), cx: &Ctx<'_>, stx: &SignedTx) -> Re
             v.o.writes.put(keys::pending_job(&id), Vec::new());
         }
         TxBody::SubmitReceipt { receipt } => settle(&mut v, cx, receipt)?,
+        TxBody::TransferShares { model, to, bps } => {
+            let mut rec = v.model(model)?;
+            let held = rec.bps_of(&sender);
+            if held < *bps {
+                return Err(TxError::InsufficientShares { model: *model, held, requested: *bps });
+            }
+            // Existing owners keep their places (the first receives rounding remainders);
+            // a new owner goes last; an owner left with nothing leaves.
+            match rec.owners.iter_mut().find(|o| o.address == *to) {
+                Some(o) => o.bps += *bps,
+                None => rec.owners.push(Owner { address: *to, bps: *bps }),
+            }
+            let from = rec.owners.iter_mut().find(|o| o.address == sender).expect("the sender holds shares");
+            from.bps -= *bps;
+            rec.owners.retain(|o| o.bps > 0);
+            if rec.owners.len() > OWNERS_MAX {
+                return Err(TxError::BadShares(format!("a model has at most {OWNERS_MAX} owners")));
+            }
+            assert_eq!(rec.owners.iter().map(|o| u32::from(o.bps)).sum::<u32>(), u32::from(BPS_TOTAL));
+            v.put(keys::model(model), &rec);
+        }
+        TxBody::SetLicense { model, price } => {
+            let mut rec = v.model(model)?;
+            let held = rec.bps_of(&sender);
+            if held <= MAJORITY_BPS {
+                return Err(TxError::NotMajorityOwner { model: *model, held });
+            }
+            rec.price = *price;
+            v.put(keys::model(model), &rec);
+        }
+        TxBody::Stake { amount } => {
+            v.debit(&sender, *amount)?;
+            let key = keys::executor(&tx.sender);
+            let mut ex: Executor = v.get(&key).unwrap_or(Executor { key: tx.sender, stake: 0 });
+            ex.stake = ex.stake.checked_add(*amount).ok_or_else(|| TxError::Overflow("stake".into()))?;
+            v.put(key, &ex);
+        }
+        TxBody::Unstake { amount } => {
+            let key = keys::executor(&tx.sender);
+            let mut ex: Executor = v.get(&key).unwrap_or(Executor { key: tx.sender, stake: 0 });
+            if ex.stake < *amount {
+                return Err(TxError::InsufficientStake { staked: ex.stake, requested: *amount });
+            }
+            ex.stake -= *amount;
+            if ex.stake == 0 {
+                v.del(key);
+            } else {
+                v.put(key, &ex);
+            }
+            let release_height = cx
+                .env
+                .height
+                .checked_add(cx.params.unbonding_blocks)
+                .ok_or_else(|| TxError::Overflow("release height".into()))?;
+            let ukey = keys::unbonding(&tx.sender, release_height);
+            let mut u: Unbonding = v.get(&ukey).unwrap_or(Unbonding { key: tx.sender, amount: 0, release_height });
+            u.amount = u.amount.checked_add(*amount).ok_or_else(|| TxError::Overflow("unbonding".into()))?;
+            v.put(ukey, &u);
+            v.o.writes.put(keys::unbond_queue(release_height, &tx.sender), Vec::new());
+        }
     }
     Ok(v.o.writes)
 }
 
-/// Checks a receipt against its job and pays out: owners by share, the executor its fee.
+/// A reveal: registers `model` for the sender, or takes over an existing registration
+/// made from a later commitment (the contest rule, see the crate docs).
+#[allow(clippy::too_many_arguments)]
+fn register<S: StateRead + ?Sized>(
+    v: &mut TxView<'_, S>,
+    cx: &Ctx<'_>,
+    sender: &Address,
+    model: &Cid,
+    name: &str,
+    salt: &Hash32,
+    price: Amount,
+    parents: &[Parent],
+) -> Result<(), TxError> {
+    let existing: Option<ModelRecord> = v.get(&keys::model(model));
+    if existing.as_ref().is_some_and(|old| old.registrant == *sender) {
+        return Err(TxError::ModelExists(*model));
+    }
+    let commitment = model_commitment(model, sender, salt);
+    let key = keys::commitment(&commitment, sender);
+    let c: Commitment = v.get(&key).ok_or(TxError::NoCommitment)?;
+    assert_eq!(c.owner, *sender, "a commitment is keyed by its owner");
+    if c.height >= cx.env.height {
+        return Err(TxError::CommitmentTooRecent);
+    }
+    if cx.env.height > c.expires_height {
+        return Err(TxError::CommitmentExpired);
+    }
+    let mut rec = ModelRecord {
+        id: *model,
+        name: name.to_string(),
+        owners: vec![Owner { address: *sender, bps: BPS_TOTAL }],
+        price,
+        registered_height: cx.env.height,
+        calls: 0,
+        earnings: 0,
+        version: 0,
+        parents: parents.to_vec(),
+        registrant: *sender,
+        commit_height: c.height,
+        royalties_in: 0,
+        royalties_out: 0,
+    };
+    if let Some(old) = existing {
+        if c.height >= old.commit_height {
+            return Err(TxError::CommitmentNotEarliest {
+                model: *model,
+                registered: old.commit_height,
+                yours: c.height,
+            });
+        }
+        // Takeover: the earlier committer gets the registration. What was paid out stays
+        // paid (the counters are history); pending jobs settle to the new owners.
+        withdraw_version(v, &old)?;
+        rec.calls = old.calls;
+        rec.earnings = old.earnings;
+        rec.royalties_in = old.royalties_in;
+        rec.royalties_out = old.royalties_out;
+        check_lineage(v, model, parents, true)?;
+    } else {
+        check_lineage(v, model, parents, false)?;
+    }
+    v.del(key);
+    v.del(keys::commit_queue(c.expires_height, &commitment, sender));
+    rec.version = add_version(v, sender, name, model)?;
+    v.put(keys::model(model), &rec);
+    Ok(())
+}
+
+/// Appends `model` as the next version of `name`, if `sender` may: the name is new or
+/// free, or `sender` holds a strict majority of its latest live version. The version.
+fn add_version<S: StateRead + ?Sized>(
+    v: &mut TxView<'_, S>,
+    sender: &Address,
+    name: &str,
+    model: &Cid,
+) -> Result<u32, TxError> {
+    let key = keys::name(name);
+    let mut rec: NameRecord = v.get(&key).unwrap_or(NameRecord { name: name.to_string(), versions: 0, latest: None });
+    if let Some(latest) = rec.latest {
+        let m = v.model(&latest).expect("a name's latest version is registered");
+        if m.bps_of(sender) <= MAJORITY_BPS {
+            return Err(TxError::NameTaken { name: name.to_string(), latest });
+        }
+    }
+    if rec.versions >= VERSIONS_MAX {
+        return Err(TxError::TooManyVersions(name.to_string()));
+    }
+    rec.versions += 1;
+    rec.latest = Some(*model);
+    let version = rec.versions;
+    v.put(key, &rec);
+    v.put(keys::name_version(name, version), &NameVersion { version, model: *model, withdrawn: false });
+    Ok(version)
+}
+
+/// Marks a taken-over model's version withdrawn from its name; the name's latest live
+/// version moves back if it was the latest.
+fn withdraw_version<S: StateRead + ?Sized>(v: &mut TxView<'_, S>, old: &ModelRecord) -> Result<(), TxError> {
+    let vkey = keys::name_version(&old.name, old.version);
+    let mut ver: NameVersion = v.get(&vkey).expect("a registered model's version exists");
+    ver.withdrawn = true;
+    v.put(vkey, &ver);
+    let key = keys::name(&old.name);
+    let mut rec: NameRecord = v.get(&key).expect("a registered model's name exists");
+    if rec.latest == Some(old.id) {
+        rec.latest =
+            v.o.scan_prefix(&keys::name_versions(&old.name))
+                .into_iter()
+                .rev()
+                .map(|(k, val)| decode::<NameVersion>(&k, &val))
+                .find(|nv| !nv.withdrawn)
+                .map(|nv| nv.model);
+    }
+    v.put(key, &rec);
+    Ok(())
+}
+
+/// Parents must be registered; the lineage must stay acyclic (only a takeover can
+/// re-parent an existing model), at most [`LINEAGE_DEPTH_MAX`] deep, and have at most
+/// [`ANCESTORS_MAX`] distinct ancestors.
+fn check_lineage<S: StateRead + ?Sized>(
+    v: &TxView<'_, S>,
+    model: &Cid,
+    parents: &[Parent],
+    existing: bool,
+) -> Result<(), TxError> {
+    for p in parents {
+        if p.model == *model && existing {
+            return Err(TxError::LineageCycle(*model));
+        }
+        if v.get::<ModelRecord>(&keys::model(&p.model)).is_none() {
+            return Err(TxError::UnknownParent(p.model));
+        }
+    }
+    // Depth-first over the ancestry with memoized depths; stops as soon as a limit is hit.
+    let mut depth: BTreeMap<Cid, u32> = BTreeMap::new();
+    let mut max_parent_depth = None::<u32>;
+    for p in parents {
+        let d = ancestor_depth(v, &p.model, model, &mut depth)?;
+        max_parent_depth = Some(max_parent_depth.map_or(d, |m| m.max(d)));
+    }
+    let d = max_parent_depth.map_or(0, |m| m + 1);
+    if d > LINEAGE_DEPTH_MAX {
+        return Err(TxError::LineageTooDeep { depth: d, max: LINEAGE_DEPTH_MAX });
+    }
+    Ok(())
+}
+
+/// The depth of `id` (0 for an original model), memoized in `seen`; refuses if `child`
+/// is among its ancestors or the ancestry grows past the limits.
+fn ancestor_depth<S: StateRead + ?Sized>(
+    v: &TxView<'_, S>,
+    id: &Cid,
+    child: &Cid,
+    seen: &mut BTreeMap<Cid, u32>,
+) -> Result<u32, TxError> {
+    if id == child {
+        return Err(TxError::LineageCycle(*child));
+    }
+    if let Some(d) = seen.get(id) {
+        return Ok(*d);
+    }
+    if seen.len() >= ANCESTORS_MAX {
+        return Err(TxError::TooManyAncestors { count: seen.len() + 1, max: ANCESTORS_MAX });
+    }
+    let rec = v.model(id).expect("every parent of a registered model is registered");
+    let mut d = 0;
+    for p in &rec.parents {
+        let pd = ancestor_depth(v, &p.model, child, seen)?;
+        d = d.max(pd + 1);
+        if d > LINEAGE_DEPTH_MAX {
+            return Err(TxError::LineageTooDeep { depth: d + 1, max: LINEAGE_DEPTH_MAX });
+        }
+    }
+    seen.insert(*id, d);
+    Ok(d)
+}
+
+/// Checks a receipt against its job and pays out: the price up the lineage and to the
+/// owners ([`distribute`]), the executor its fee.
 fn settle<S: StateRead + ?Sized>(v: &mut TxView<'_, S>, cx: &Ctx<'_>, sr: &SignedReceipt) -> Result<(), TxError> {
     let r = &sr.receipt;
     let ex: Executor = v.get(&keys::executor(&r.executor)).ok_or(TxError::NotStaked)?;
@@ -451,19 +729,25 @@ fn settle<S: StateRead + ?Sized>(v: &mut TxView<'_, S>, cx: &Ctx<'_>, sr: &Signe
     if r.executor_fee != job.executor_fee {
         return mismatch("executor fee", job.executor_fee.to_string(), r.executor_fee.to_string());
     }
-    let mut model: ModelRecord = v
-        .get(&keys::model(&job.model))
-        .unwrap_or_else(|| panic!("job {} names model {} which is not registered", job.id, job.model));
-
-    // Pay the owners out of escrow: each its floor share, the remainder to the first.
-    let shares = split(job.price, &model.owners);
-    for (owner, share) in model.owners.iter().zip(&shares) {
-        v.credit(&owner.address, *share)?;
+    let payouts = distribute(&v.o, &job.model, job.price);
+    let mut paid: Amount = 0;
+    for (addr, amount) in &payouts.accounts {
+        v.earn(addr, *amount, true)?;
+        paid += amount;
     }
-    v.credit(&r.executor.address(), job.executor_fee)?;
-    model.calls = model.calls.checked_add(1).ok_or_else(|| TxError::Overflow("model call count".into()))?;
-    model.earnings = model.earnings.checked_add(job.price).ok_or_else(|| TxError::Overflow("model earnings".into()))?;
-    v.put(keys::model(&model.id), &model);
+    assert_eq!(paid, job.price, "settlement pays out exactly the price");
+    for (id, m) in &payouts.models {
+        let mut rec = v.model(id).expect("distribute reads registered models");
+        let add = |a: Amount, b: Amount| a.checked_add(b).ok_or_else(|| TxError::Overflow("model earnings".into()));
+        rec.earnings = add(rec.earnings, m.owners)?;
+        rec.royalties_in = add(rec.royalties_in, m.royalties_in)?;
+        rec.royalties_out = add(rec.royalties_out, m.royalties_out)?;
+        if *id == job.model {
+            rec.calls = rec.calls.checked_add(1).ok_or_else(|| TxError::Overflow("model call count".into()))?;
+        }
+        v.put(keys::model(id), &rec);
+    }
+    v.earn(&r.executor.address(), job.executor_fee, false)?;
 
     job.status = JobStatus::Settled {
         executor: r.executor,
@@ -477,20 +761,174 @@ fn settle<S: StateRead + ?Sized>(v: &mut TxView<'_, S>, cx: &Ctx<'_>, sr: &Signe
     Ok(())
 }
 
+/// How one model's part of a settlement splits.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModelPayout {
+    /// Paid to the model's owners.
+    pub owners: Amount,
+    /// Received from descendants as royalties.
+    pub royalties_in: Amount,
+    /// Paid to its parents as royalties.
+    pub royalties_out: Amount,
+}
+
+/// Where a call's price goes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Payouts {
+    /// Per account, in address order; sums to the price.
+    pub accounts: BTreeMap<Address, Amount>,
+    /// Per model touched, in id order.
+    pub models: BTreeMap<Cid, ModelPayout>,
+}
+
+/// `floor(amount * bps / 10_000)` without overflow.
+pub fn mul_bps(amount: Amount, bps: u16) -> Amount {
+    let total = Amount::from(BPS_TOTAL);
+    let bps = Amount::from(bps);
+    // (amount / T) * bps <= amount since bps <= T; (amount % T) * bps < T * T.
+    (amount / total) * bps + (amount % total) * bps / total
+}
+
+/// Splits a paid call's `price` for `model` up its lineage and among owners.
+///
+/// Generation 0 is the called model with revenue = price. Each generation is processed
+/// in model id order; a model with revenue `r` pays each parent `floor(r * royalty_bps
+/// / 10_000)` (the parent's revenue in the next generation, summed if several children
+/// pay it), and what is left, `r - royalties`, goes to its owners by [`split`] (floors,
+/// remainder to the first owner). Models at generation [`LINEAGE_DEPTH_MAX`] pay no
+/// further royalties. Every rounding remainder stays with the paying model's owners,
+/// so exactly `price` is paid out.
+///
+/// Panics if `model` or an ancestor is not registered (callers check the model first;
+/// registered models are never deleted).
+pub fn distribute(state: &(impl StateRead + ?Sized), model: &Cid, price: Amount) -> Payouts {
+    let mut out = Payouts::default();
+    let mut generation: BTreeMap<Cid, Amount> = BTreeMap::from([(*model, price)]);
+    for g in 0..=LINEAGE_DEPTH_MAX {
+        let mut next: BTreeMap<Cid, Amount> = BTreeMap::new();
+        for (id, revenue) in &generation {
+            let rec: ModelRecord = read(state, &keys::model(id)).expect("ancestors are registered");
+            let mp = out.models.entry(*id).or_default();
+            if g > 0 {
+                mp.royalties_in += revenue;
+            }
+            let mut rest = *revenue;
+            if g < LINEAGE_DEPTH_MAX {
+                for p in &rec.parents {
+                    let royalty = mul_bps(*revenue, p.royalty_bps);
+                    rest -= royalty;
+                    mp.royalties_out += royalty;
+                    *next.entry(p.model).or_default() += royalty;
+                }
+            }
+            mp.owners += rest;
+            for (o, share) in rec.owners.iter().zip(split(rest, &rec.owners)) {
+                *out.accounts.entry(o.address).or_default() += share;
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        generation = next;
+    }
+    out.accounts.retain(|_, a| *a > 0);
+    out
+}
+
+/// The per-block sweep, run before a block's transactions: deletes commitments that
+/// expired before this block and returns unbonded stake whose release height has come,
+/// at most [`SWEEP_ENTRIES_MAX`] of each per block (the rest wait for the next block,
+/// oldest first).
+fn begin_block(state: &(impl StateRead + ?Sized), height: u64) -> WriteSet {
+    let mut v = TxView { o: Overlay::new(state) };
+    for (k, _) in state.scan_prefix_limit(keys::COMMIT_QUEUE, SWEEP_ENTRIES_MAX) {
+        let rest = &k[keys::COMMIT_QUEUE.len()..];
+        let expires = u64::from_be_bytes(rest[..8].try_into().expect("queue keys hold a height"));
+        if expires >= height {
+            break;
+        }
+        let c = Hash32(rest[8..40].try_into().expect("queue keys hold a commitment"));
+        let owner = Address(rest[40..60].try_into().expect("queue keys hold an owner"));
+        v.del(keys::commitment(&c, &owner));
+        v.del(k);
+    }
+    for (k, _) in state.scan_prefix_limit(keys::UNBOND_QUEUE, SWEEP_ENTRIES_MAX) {
+        let rest = &k[keys::UNBOND_QUEUE.len()..];
+        let release = u64::from_be_bytes(rest[..8].try_into().expect("queue keys hold a height"));
+        if release > height {
+            break;
+        }
+        let key = PublicKey(rest[8..40].try_into().expect("queue keys hold a key"));
+        let ukey = keys::unbonding(&key, release);
+        if let Some(u) = v.get::<Unbonding>(&ukey) {
+            v.credit(&key.address(), u.amount).expect("released stake was counted in the supply");
+            v.del(ukey);
+        }
+        v.del(k);
+    }
+    v.o.writes
+}
+
+/// Most expired commitments, and most unbonding releases, one block processes.
+pub const SWEEP_ENTRIES_MAX: usize = 1_024;
+
+/// What [`slash`] takes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slash {
+    /// The state changes.
+    pub writes: WriteSet,
+    /// Base units taken (at most what was asked; less if the executor has less).
+    pub slashed: Amount,
+}
+
+/// Takes up to `amount` from `executor`'s stake, then from its unbonding stake (soonest
+/// release first), and pays it to `beneficiary`. Pure: the caller (the verification
+/// rules) applies the writes as part of a transaction. Slashing nothing is not an error.
+pub fn slash(
+    state: &(impl StateRead + ?Sized),
+    executor: &PublicKey,
+    amount: Amount,
+    beneficiary: &Address,
+) -> Result<Slash, TxError> {
+    let mut v = TxView { o: Overlay::new(state) };
+    let mut left = amount;
+    let key = keys::executor(executor);
+    if let Some(mut ex) = v.get::<Executor>(&key) {
+        let take = ex.stake.min(left);
+        ex.stake -= take;
+        left -= take;
+        if ex.stake == 0 {
+            v.del(key);
+        } else {
+            v.put(key, &ex);
+        }
+    }
+    for (k, val) in state.scan_prefix(&keys::unbondings(executor)) {
+        if left == 0 {
+            break;
+        }
+        let mut u: Unbonding = decode(&k, &val);
+        let take = u.amount.min(left);
+        u.amount -= take;
+        left -= take;
+        if u.amount == 0 {
+            v.del(k);
+            v.del(keys::unbond_queue(u.release_height, executor));
+        } else {
+            v.put(k, &u);
+        }
+    }
+    let slashed = amount - left;
+    v.credit(beneficiary, slashed)?;
+    Ok(Slash { writes: v.o.writes, slashed })
+}
+
 /// Splits `price` among `owners` by basis points: each gets
 /// `floor(price * bps / 10_000)`, computed without overflow, and the rounding
 /// remainder goes to the first owner. The result sums to exactly `price`.
 pub fn split(price: Amount, owners: &[Owner]) -> Vec<Amount> {
     assert!(!owners.is_empty(), "a model has at least one owner");
-    let total = Amount::from(BPS_TOTAL);
-    let mut shares: Vec<Amount> = owners
-        .iter()
-        .map(|o| {
-            let bps = Amount::from(o.bps);
-            // (price / T) * bps <= price since bps <= T; (price % T) * bps < T * T.
-            (price / total) * bps + (price % total) * bps / total
-        })
-        .collect();
+    let mut shares: Vec<Amount> = owners.iter().map(|o| mul_bps(price, o.bps)).collect();
     let paid: Amount = shares.iter().sum();
     assert!(paid <= price, "owner shares sum to at most 10_000 bps");
     shares[0] += price - paid;
@@ -528,6 +966,7 @@ pub fn propose(state: &impl StateRead, env: &BlockEnv, txs: Vec<SignedTx>) -> Pr
     let cx = Ctx { chain_id: &chain_id, params: &params, env };
     let bad = bad_signatures(&txs);
     let mut o = Overlay::new(state);
+    o.writes = begin_block(state, env.height);
     let mut included = Vec::new();
     let mut rejected = Vec::new();
     let max = usize::try_from(params.block_txs_max).unwrap_or(usize::MAX);
@@ -544,8 +983,9 @@ pub fn propose(state: &impl StateRead, env: &BlockEnv, txs: Vec<SignedTx>) -> Pr
             Err(e) => rejected.push((stx.hash(), e)),
         }
     }
-    let state_root = root_after(state, &o.writes);
-    Proposal { included, rejected, writes: o.writes, state_root }
+    let mut writes = o.writes;
+    let state_root = commit_root(state, &mut writes);
+    Proposal { included, rejected, writes, state_root }
 }
 
 /// The validator's (and replay's) side: checks the header (chain, proposer signature,
@@ -578,15 +1018,17 @@ pub fn apply_block(state: &impl StateRead, block: &Block) -> Result<BlockOutcome
     let env = BlockEnv::of(block);
     let cx = Ctx { chain_id: &chain_id, params: &params, env: &env };
     let mut o = Overlay::new(state);
+    o.writes = begin_block(state, env.height);
     for (index, stx) in block.txs.iter().enumerate() {
         let w = execute(&o, &cx, stx).map_err(|error| BlockError::Tx { index, hash: stx.hash(), error })?;
         o.writes.extend(w);
     }
-    let computed = root_after(state, &o.writes);
+    let mut writes = o.writes;
+    let computed = commit_root(state, &mut writes);
     if computed != h.state_root {
         return Err(BlockError::StateRootMismatch { expected: h.state_root, computed });
     }
-    Ok(BlockOutcome { writes: o.writes, state_root: computed })
+    Ok(BlockOutcome { writes, state_root: computed })
 }
 
 #[cfg(test)]

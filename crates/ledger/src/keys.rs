@@ -13,6 +13,13 @@
 //! | `jobp/` ‖ job id (32)                 | empty: index of pending jobs |
 //! | `rcpt/` ‖ job id (32)                 | [`deed_types::SignedReceipt`] |
 //! | `exec/` ‖ public key (32)             | [`crate::Executor`]      |
+//! | `commitq/` ‖ expires height (8, BE) ‖ commitment (32) ‖ owner (20) | empty: expiry queue |
+//! | `name/` ‖ BLAKE3(name) (32)           | [`crate::NameRecord`]    |
+//! | `namev/` ‖ BLAKE3(name) (32) ‖ version (4, BE) | [`crate::NameVersion`] |
+//! | `earn/` ‖ address (20)                | [`crate::Earnings`]      |
+//! | `unbond/` ‖ public key (32) ‖ release height (8, BE) | [`crate::Unbonding`] |
+//! | `unbondq/` ‖ release height (8, BE) ‖ public key (32) | empty: release queue |
+//! | `~smt/…`                              | the state tree's own nodes (not leaves; see [`crate::smt`]) |
 //!
 //! An account equal to the default (zero balance, nonce 0) is not stored.
 
@@ -40,6 +47,18 @@ pub const PENDING_JOB: &[u8] = b"jobp/";
 pub const RECEIPT: &[u8] = b"rcpt/";
 /// Prefix of executors.
 pub const EXECUTOR: &[u8] = b"exec/";
+/// Prefix of the commitment expiry queue.
+pub const COMMIT_QUEUE: &[u8] = b"commitq/";
+/// Prefix of model names.
+pub const NAME: &[u8] = b"name/";
+/// Prefix of model name versions.
+pub const NAME_VERSION: &[u8] = b"namev/";
+/// Prefix of per-account earnings.
+pub const EARNINGS: &[u8] = b"earn/";
+/// Prefix of unbonding stakes.
+pub const UNBONDING: &[u8] = b"unbond/";
+/// Prefix of the unbonding release queue.
+pub const UNBOND_QUEUE: &[u8] = b"unbondq/";
 
 fn cat(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut k = prefix.to_vec();
@@ -87,4 +106,49 @@ pub fn receipt(job: &Hash32) -> Vec<u8> {
 /// Key of an executor.
 pub fn executor(k: &PublicKey) -> Vec<u8> {
     cat(EXECUTOR, &[&k.0])
+}
+
+/// Key of a commitment's entry in the expiry queue.
+pub fn commit_queue(expires_height: u64, c: &Hash32, owner: &Address) -> Vec<u8> {
+    cat(COMMIT_QUEUE, &[&expires_height.to_be_bytes(), &c.0, &owner.0])
+}
+
+/// The hash that keys a model name.
+pub fn name_hash(name: &str) -> Hash32 {
+    Hash32::tagged("deed model name v1", name.as_bytes())
+}
+
+/// Key of a model name.
+pub fn name(name: &str) -> Vec<u8> {
+    cat(NAME, &[&name_hash(name).0])
+}
+
+/// Prefix of every version of a model name.
+pub fn name_versions(name: &str) -> Vec<u8> {
+    cat(NAME_VERSION, &[&name_hash(name).0])
+}
+
+/// Key of one version of a model name.
+pub fn name_version(name: &str, version: u32) -> Vec<u8> {
+    cat(NAME_VERSION, &[&name_hash(name).0, &version.to_be_bytes()])
+}
+
+/// Key of an account's earnings.
+pub fn earnings(a: &Address) -> Vec<u8> {
+    cat(EARNINGS, &[&a.0])
+}
+
+/// Prefix of an executor's unbonding entries.
+pub fn unbondings(k: &PublicKey) -> Vec<u8> {
+    cat(UNBONDING, &[&k.0])
+}
+
+/// Key of an executor's unbonding entry released at `release_height`.
+pub fn unbonding(k: &PublicKey, release_height: u64) -> Vec<u8> {
+    cat(UNBONDING, &[&k.0, &release_height.to_be_bytes()])
+}
+
+/// Key of an unbonding entry in the release queue.
+pub fn unbond_queue(release_height: u64, k: &PublicKey) -> Vec<u8> {
+    cat(UNBOND_QUEUE, &[&release_height.to_be_bytes(), &k.0])
 }

@@ -33,28 +33,67 @@
 //! Commitments are keyed by hash *and* committer, so copying someone's commitment
 //! hash from the mempool cannot block their commitment.
 //!
+//! Also `commitq/`, `name/`, `namev/`, `earn/`, `unbond/`, `unbondq/`: see [`keys`].
+//!
 //! # State root
 //!
-//! The binary Merkle root ([`deed_types::merkle::root`]) over
-//! `leaf = BLAKE3-derive-key("deed state leaf v1", key_len as u32 LE ‖ key ‖ value)`
-//! for every entry in ascending key order; all zeros for the empty state. It is
-//! recomputed in full per block (O(state)), behind one internal function so an
-//! incremental sparse Merkle tree can replace it without changing the API.
-//! [`prove`] gives inclusion proofs against it.
+//! The root of a sparse Merkle tree over every entry ([`smt`]), kept next to the state
+//! under `~smt/` and updated incrementally once per block (work ∝ keys changed × tree
+//! depth). [`prove`] gives inclusion and non-inclusion proofs; [`verify_proof`] checks
+//! them without state (for light clients and `deed prove`).
 //!
-//! # Settlement rounding
+//! # Per block
 //!
-//! A call's price is split among the model's owners by basis points: each gets
-//! `floor(price * bps / 10_000)` (computed as `(price / 10_000) * bps + (price % 10_000) * bps / 10_000`,
-//! which cannot overflow), and what rounding leaves goes to the first owner. See [`split`].
+//! Before its transactions, every block sweeps (bounded, oldest first, at most
+//! [`SWEEP_ENTRIES_MAX`] each): commitments whose `expires_height` is below the block's
+//! height are deleted; unbonding stake whose release height has come returns to the
+//! executor's balance.
 //!
-//! # Not yet
+//! # Models, names and versions
 //!
-//! - TODO(contest): "the earliest commitment to an id wins it, even against an earlier
-//!   reveal" — today the first valid reveal wins; a later reveal by an account holding an
-//!   earlier commitment should be able to take the id over (within the commit lifetime).
-//! - Expired commitments are not garbage-collected; Stake/Unstake, disputes, licenses
-//!   and lineage come later.
+//! A name owns an ordered list of versions (1, 2, …). The first registration under a
+//! name creates it, owned by its registrant. A later registration under the same name
+//! appends the next version only if the sender holds a strict majority (> 5,000 bps) of
+//! the shares of the name's latest live version; otherwise it is refused
+//! ([`TxError::NameTaken`]). So the right to publish versions follows the majority of
+//! shares.
+//!
+//! Shares are basis points summing to 10,000 ([`BPS_TOTAL`]); `TransferShares` moves
+//! part or all of the sender's share (never more than it holds), at most [`OWNERS_MAX`]
+//! owners. `SetLicense` sets the price per call (0 = open), only by an owner holding
+//! more than 5,000 bps. A job escrows the price current at request time.
+//!
+//! # The contest rule
+//!
+//! The earliest live commitment to an id wins it. A reveal for an id that is already
+//! registered takes the registration over if the revealer's (live, older than this
+//! block) commitment was made at a strictly lower height than the registered one's;
+//! otherwise it is refused ([`TxError::CommitmentNotEarliest`]; same-height commitments:
+//! the first reveal keeps it). Since the challenger's commitment must still be live, a
+//! takeover can only happen within `commit_ttl_blocks` of the registration. A takeover:
+//! owners become the challenger alone; price, parents and name are the challenger's; the
+//! old version is marked withdrawn from its name; calls already settled stay paid (the
+//! counters are kept as history) and pending jobs settle to the new owners. The new
+//! parents get the full lineage check, including the cycle check, since this is the only
+//! way an existing model's parents change.
+//!
+//! # Lineage and settlement rounding
+//!
+//! A model names up to [`PARENTS_MAX`] registered parents with a royalty each, at most
+//! [`ROYALTY_BPS_MAX`] (5,000 bps) in total; depth at most [`LINEAGE_DEPTH_MAX`], at most
+//! [`ANCESTORS_MAX`] distinct ancestors; no cycles. When a call settles, [`distribute`]
+//! splits the price generation by generation: a model with revenue `r` pays each parent
+//! `floor(r * royalty_bps / 10_000)` and its owners the rest, split by [`split`]: each
+//! owner `floor(rest * bps / 10_000)`, the remainder to the first owner. Every remainder
+//! stays at the paying model, so exactly the price is paid out. Earnings are recorded
+//! per model ([`ModelRecord`]) and per account ([`Earnings`]).
+//!
+//! # Stakes
+//!
+//! `Stake` moves balance into the sender's executor stake. `Unstake` moves stake into an
+//! unbonding entry released `params.unbonding_blocks` later, automatically, by the first
+//! block at or after that height (no withdraw transaction). Unbonding stake stays
+//! slashable; [`slash`] takes from the stake first, then from unbonding entries.
 
 pub mod db;
 mod error;
@@ -62,12 +101,17 @@ mod exec;
 pub mod keys;
 pub mod query;
 mod records;
+pub mod smt;
 mod state;
 
 pub use error::{BlockError, GenesisError, TxError};
 pub use exec::{
-    BlockEnv, BlockOutcome, Proposal, RECEIPT_VERSION, apply_block, check_genesis, check_tx, genesis_writes, propose,
-    split,
+    BlockEnv, BlockOutcome, ModelPayout, Payouts, Proposal, RECEIPT_VERSION, SWEEP_ENTRIES_MAX, Slash, apply_block,
+    check_genesis, check_tx, distribute, genesis_writes, mul_bps, propose, slash, split,
 };
-pub use records::{Account, BPS_TOTAL, Commitment, Executor, Job, JobStatus, ModelRecord, Owner, TxResult};
-pub use state::{MemState, StateProof, StateRead, WriteSet, leaf_digest, prove, state_root};
+pub use records::{
+    ANCESTORS_MAX, Account, BPS_TOTAL, Commitment, Earnings, Executor, Job, JobStatus, LINEAGE_DEPTH_MAX, MAJORITY_BPS,
+    ModelRecord, NameRecord, NameVersion, OWNERS_MAX, Owner, PARENTS_MAX, ROYALTY_BPS_MAX, TxResult, Unbonding,
+    VERSIONS_MAX,
+};
+pub use state::{MemState, ProofLeaf, StateProof, StateRead, WriteSet, leaf_digest, prove, state_root, verify_proof};

@@ -2,7 +2,9 @@
 
 use crate::exec::{decode, read};
 use crate::keys;
-use crate::records::{Account, Commitment, Executor, Job, JobStatus, ModelRecord};
+use crate::records::{
+    Account, Commitment, Earnings, Executor, Job, JobStatus, ModelRecord, NameRecord, NameVersion, Unbonding,
+};
 use crate::state::StateRead;
 use deed_types::{Address, Amount, Cid, Hash32, Params, PublicKey, SignedReceipt};
 
@@ -97,11 +99,36 @@ pub fn commitment_by(s: &impl StateRead, c: &Hash32, owner: &Address) -> Option<
     read(s, &keys::commitment(c, owner))
 }
 
-/// All base units in existence: balances, stakes, and escrow of pending jobs.
+/// A model name and its latest live version.
+pub fn name(s: &impl StateRead, name: &str) -> Option<NameRecord> {
+    read(s, &keys::name(name))
+}
+
+/// Every version of a model name, in version order (withdrawn ones included).
+pub fn name_versions(s: &impl StateRead, name: &str) -> Vec<NameVersion> {
+    s.scan_prefix(&keys::name_versions(name)).into_iter().map(|(k, v)| decode(&k, &v)).collect()
+}
+
+/// What an account has earned as owner and as executor.
+pub fn earnings(s: &impl StateRead, a: &Address) -> Earnings {
+    read(s, &keys::earnings(a)).unwrap_or_default()
+}
+
+/// An executor's stake on its way back, soonest release first.
+pub fn unbonding(s: &impl StateRead, key: &PublicKey) -> Vec<Unbonding> {
+    s.scan_prefix(&keys::unbondings(key)).into_iter().map(|(k, v)| decode(&k, &v)).collect()
+}
+
+/// All base units in existence: balances, stakes, unbonding stakes, and escrow of pending jobs.
 /// Constant from genesis on, since fees are paid to proposers rather than burned.
 pub fn total_supply(s: &impl StateRead) -> Amount {
     let balances = accounts(s).into_iter().map(|(_, a)| a.balance);
     let stakes = executors(s).into_iter().map(|e| e.stake);
     let escrow = pending_jobs(s).into_iter().map(|j| j.price + j.executor_fee);
-    balances.chain(stakes).chain(escrow).fold(0, |t: Amount, x| t.checked_add(x).expect("total supply fits an Amount"))
+    let unbonding = s.scan_prefix(keys::UNBONDING).into_iter().map(|(k, v)| decode::<Unbonding>(&k, &v).amount);
+    balances
+        .chain(stakes)
+        .chain(escrow)
+        .chain(unbonding)
+        .fold(0, |t: Amount, x| t.checked_add(x).expect("total supply fits an Amount"))
 }

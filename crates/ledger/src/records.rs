@@ -3,11 +3,26 @@
 //! Stored borsh-encoded under the keys of [`crate::keys`]; written as JSON by the HTTP API.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use deed_types::{Address, Amount, Cid, Hash32, PublicKey};
+use deed_types::{Address, Amount, Cid, Hash32, Parent, PublicKey};
 use serde::{Deserialize, Serialize};
 
 /// Full ownership in basis points: the `bps` of a model's owners sum to this.
 pub const BPS_TOTAL: u16 = 10_000;
+/// Shares an owner must hold, strictly more than, to change a model's license or to
+/// publish a new version under its name: half.
+pub const MAJORITY_BPS: u16 = 5_000;
+/// Most royalty a model may pay its parents in total, in basis points: half its revenue.
+pub const ROYALTY_BPS_MAX: u16 = 5_000;
+/// Most parents a model may name.
+pub const PARENTS_MAX: usize = 8;
+/// Longest chain of ancestors: an original model has depth 0, its child 1, and so on.
+pub const LINEAGE_DEPTH_MAX: u32 = 8;
+/// Most distinct ancestors a model may have (bounds the work of one settlement).
+pub const ANCESTORS_MAX: usize = 64;
+/// Most owners of one model (bounds the work of one settlement).
+pub const OWNERS_MAX: usize = 32;
+/// Most versions under one model name.
+pub const VERSIONS_MAX: u32 = 100_000;
 
 /// An account: a balance and the nonce its next transaction must carry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
@@ -44,9 +59,83 @@ pub struct ModelRecord {
     pub registered_height: u64,
     /// Settled calls.
     pub calls: u64,
-    /// Total price paid to the owners over all settled calls.
+    /// Total paid to the owners: call revenue net of royalties, plus royalties from
+    /// descendants.
     #[serde(with = "deed_types::amount_serde")]
     pub earnings: Amount,
+    /// Version number under `name` (1 for the first model of a name).
+    pub version: u32,
+    /// The models it derives from and the royalty each receives.
+    pub parents: Vec<Parent>,
+    /// Who revealed it (holds the registration, not necessarily shares).
+    pub registrant: Address,
+    /// Height of the registrant's commitment: an earlier live commitment to the same id
+    /// takes the registration over.
+    pub commit_height: u64,
+    /// Royalties received from descendants' calls (included in `earnings`).
+    #[serde(with = "deed_types::amount_serde")]
+    pub royalties_in: Amount,
+    /// Royalties paid to ancestors out of this model's revenue.
+    #[serde(with = "deed_types::amount_serde")]
+    pub royalties_out: Amount,
+}
+
+impl ModelRecord {
+    /// The basis points `a` holds (0 if none).
+    pub fn bps_of(&self, a: &Address) -> u16 {
+        self.owners.iter().find(|o| o.address == *a).map_or(0, |o| o.bps)
+    }
+}
+
+/// A model name and its ordered list of versions (stored under `name/`; the versions
+/// under `namev/`).
+///
+/// Whoever first registers a model under a name owns the name; after that, a new
+/// version may be registered under it only by an account holding a strict majority
+/// (> 5,000 bps) of the shares of the name's latest live version.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct NameRecord {
+    /// The name.
+    pub name: String,
+    /// Versions ever registered (withdrawn ones included); the next is `versions + 1`.
+    pub versions: u32,
+    /// The latest version not withdrawn; `None` if every version was withdrawn (the name
+    /// is then free for anyone).
+    pub latest: Option<Cid>,
+}
+
+/// One version of a name.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct NameVersion {
+    /// Version number, from 1.
+    pub version: u32,
+    /// The model.
+    pub model: Cid,
+    /// True when an earlier commitment took the model over and it left this name.
+    pub withdrawn: bool,
+}
+
+/// What an account has earned, cumulatively.
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Earnings {
+    /// As a model owner: shares of call revenue and of royalties.
+    #[serde(with = "deed_types::amount_serde")]
+    pub owner: Amount,
+    /// As an executor: executor fees.
+    #[serde(with = "deed_types::amount_serde")]
+    pub executor: Amount,
+}
+
+/// Stake on its way back to an executor's balance.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Unbonding {
+    /// The executor.
+    pub key: PublicKey,
+    /// Base units unbonding (slashable until released).
+    #[serde(with = "deed_types::amount_serde")]
+    pub amount: Amount,
+    /// The first block at this height or later returns it to the balance.
+    pub release_height: u64,
 }
 
 /// A blinded claim on a model id, made by [`deed_types::TxBody::CommitModel`].
@@ -56,7 +145,8 @@ pub struct Commitment {
     pub owner: Address,
     /// Height of the block that recorded it.
     pub height: u64,
-    /// Last height at which it can still be revealed (`height + commit_ttl_blocks`).
+    /// Last height at which it can still be revealed (`height + commit_ttl_blocks`); the
+    /// first block after it deletes it.
     pub expires_height: u64,
 }
 
@@ -71,7 +161,7 @@ pub struct Job {
     pub model: Cid,
     /// The input tensor set's blob id.
     pub input: Cid,
-    /// Escrowed price, paid to the model's owners on settlement.
+    /// Escrowed price, paid to the model's owners and ancestors on settlement.
     #[serde(with = "deed_types::amount_serde")]
     pub price: Amount,
     /// Escrowed executor fee, paid to the executor on settlement.

@@ -15,6 +15,14 @@ pub trait StateRead {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
     /// Every entry whose key starts with `prefix`, in ascending key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)>;
+    /// The first `limit` entries whose key starts with `prefix`, in ascending key order.
+    /// Implementations should override this to do work proportional to `limit`; the
+    /// per-block sweeps rely on it to stay bounded.
+    fn scan_prefix_limit(&self, prefix: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut v = self.scan_prefix(prefix);
+        v.truncate(limit);
+        v
+    }
 }
 
 impl<T: StateRead + ?Sized> StateRead for &T {
@@ -23,6 +31,9 @@ impl<T: StateRead + ?Sized> StateRead for &T {
     }
     fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         (**self).scan_prefix(prefix)
+    }
+    fn scan_prefix_limit(&self, prefix: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        (**self).scan_prefix_limit(prefix, limit)
     }
 }
 
@@ -70,6 +81,9 @@ impl StateRead for MemState {
     }
     fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.0.range(prefix_range(prefix)).map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+    fn scan_prefix_limit(&self, prefix: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.0.range(prefix_range(prefix)).take(limit).map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 }
 
@@ -154,60 +168,35 @@ impl<S: StateRead + ?Sized> StateRead for Overlay<'_, S> {
     fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         merge(self.base.scan_prefix(prefix), &self.writes.0, prefix)
     }
-}
-
-/// The digest of one state entry: a tagged BLAKE3 of `key_len (u32 LE) ‖ key ‖ value`.
-pub fn leaf_digest(key: &[u8], value: &[u8]) -> Hash32 {
-    let mut h = blake3::Hasher::new_derive_key("deed state leaf v1");
-    h.update(&u32::try_from(key.len()).expect("state keys are short").to_le_bytes());
-    h.update(key);
-    h.update(value);
-    Hash32(*h.finalize().as_bytes())
-}
-
-/// The state root of `state`: the binary Merkle root ([`deed_types::merkle::root`]) of
-/// the [`leaf_digest`]s of every entry in ascending key order. The empty state's root
-/// is all zeros.
-pub fn state_root(state: &impl StateRead) -> Hash32 {
-    root_after(state, &WriteSet::default())
-}
-
-/// The state root of `state` with `writes` applied.
-///
-/// This is the one place the root is defined: a later version can replace the full
-/// recomputation (O(state size) per block) with an incremental sparse Merkle tree
-/// without changing any caller.
-pub(crate) fn root_after(state: &(impl StateRead + ?Sized), writes: &WriteSet) -> Hash32 {
-    let entries = merge(state.scan_prefix(b""), &writes.0, b"");
-    let leaves: Vec<Hash32> = entries.iter().map(|(k, v)| leaf_digest(k, v)).collect();
-    deed_types::merkle::root(&leaves)
-}
-
-/// An inclusion proof that `key` has `value` under a state root: the entry's index
-/// among all entries and the Merkle path of its leaf digest.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct StateProof {
-    /// The value under the key.
-    pub value: Vec<u8>,
-    /// The Merkle path of [`leaf_digest`]`(key, value)`.
-    pub path: Vec<deed_types::merkle::ProofStep>,
-}
-
-impl StateProof {
-    /// Checks that `key` maps to `self.value` under `root`.
-    pub fn verify(&self, root: &Hash32, key: &[u8]) -> bool {
-        deed_types::merkle::verify(root, &leaf_digest(key, &self.value), &self.path)
+    fn scan_prefix_limit(&self, prefix: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        // Each write under the prefix can hide at most one base entry.
+        let hidden = self.writes.0.range(prefix_range(prefix)).count();
+        let mut v = merge(self.base.scan_prefix_limit(prefix, limit.saturating_add(hidden)), &self.writes.0, prefix);
+        v.truncate(limit);
+        v
     }
 }
 
-/// Proves the value under `key` against [`state_root`]`(state)`; `None` if absent.
-/// (Proofs of absence come with the sparse Merkle tree.)
-pub fn prove(state: &impl StateRead, key: &[u8]) -> Option<StateProof> {
-    let entries = state.scan_prefix(b"");
-    let index = entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)).ok()?;
-    let leaves: Vec<Hash32> = entries.iter().map(|(k, v)| leaf_digest(k, v)).collect();
-    Some(StateProof { value: entries[index].1.clone(), path: deed_types::merkle::prove(&leaves, index) })
+/// The digest of one state entry: its leaf hash in the state tree
+/// (see [`crate::smt`]), `BLAKE3(00 ‖ key_hash(key) ‖ value_hash(value))`.
+pub fn leaf_digest(key: &[u8], value: &[u8]) -> Hash32 {
+    crate::smt::leaf_hash(&crate::smt::key_hash(key), &crate::smt::value_hash(value))
 }
+
+/// The state root of `state`: the root of its sparse Merkle tree ([`crate::smt`]), read
+/// in O(1) from the tree stored alongside the state. The empty state's root is all zeros.
+/// A map assembled by hand without its tree gets its root computed from scratch.
+pub fn state_root(state: &impl StateRead) -> Hash32 {
+    crate::smt::root(state)
+}
+
+/// Updates the state tree for `writes` on top of `state`: appends the tree's changes to
+/// `writes` and returns the new root. Called once per block (and for genesis).
+pub(crate) fn commit_root(state: &(impl StateRead + ?Sized), writes: &mut WriteSet) -> Hash32 {
+    crate::smt::commit(state, writes)
+}
+
+pub use crate::smt::{ProofLeaf, StateProof, prove, verify_proof};
 
 #[cfg(test)]
 mod tests {
@@ -235,11 +224,13 @@ mod tests {
                 (b"a/9".to_vec(), b"z".to_vec())
             ]
         );
+        for limit in 0..6 {
+            assert_eq!(o.scan_prefix_limit(b"a/", limit), keys[..limit.min(keys.len())].to_vec());
+        }
         assert_eq!(o.get(b"a/3"), None);
         assert_eq!(o.get(b"b/1"), Some(b"b/1".to_vec()));
         let mut applied = base.clone();
         applied.apply(&o.writes);
-        assert_eq!(root_after(&base, &o.writes), state_root(&applied));
         assert_eq!(o.scan_prefix(b""), applied.scan_prefix(b""));
     }
 
@@ -254,14 +245,18 @@ mod tests {
     #[test]
     fn proofs_verify() {
         let mut s = MemState::new();
+        let mut w = WriteSet::default();
         for i in 0u8..7 {
-            s.0.insert(vec![i], vec![i, i]);
+            w.put(vec![i], vec![i, i]);
         }
-        let root = state_root(&s);
-        let p = prove(&s, &[3]).unwrap();
+        let root = commit_root(&s, &mut w);
+        s.apply(&w);
+        assert_eq!(state_root(&s), root);
+        let p = prove(&s, &[3]);
         assert!(p.verify(&root, &[3]));
         assert!(!p.verify(&root, &[4]));
-        assert!(prove(&s, &[9]).is_none());
+        assert!(prove(&s, &[9]).value.is_none());
+        assert!(prove(&s, &[9]).verify(&root, &[9]));
         assert_eq!(state_root(&MemState::new()), Hash32::ZERO);
     }
 }

@@ -77,11 +77,30 @@ pub struct Params {
     pub commit_ttl_blocks: u64,
     /// Most transactions in one block.
     pub block_txs_max: u32,
+    /// Blocks an unstaked amount stays bonded (and slashable) before it returns to the
+    /// executor's balance.
+    #[serde(default = "Params::default_unbonding_blocks")]
+    pub unbonding_blocks: u64,
+}
+
+impl Params {
+    /// The default unbonding delay in blocks.
+    pub const UNBONDING_BLOCKS_DEFAULT: u64 = 2_000;
+
+    fn default_unbonding_blocks() -> u64 {
+        Self::UNBONDING_BLOCKS_DEFAULT
+    }
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params { min_tx_fee: 10, min_executor_stake: 1_000_000, commit_ttl_blocks: 1_000, block_txs_max: 10_000 }
+        Params {
+            min_tx_fee: 10,
+            min_executor_stake: 1_000_000,
+            commit_ttl_blocks: 1_000,
+            block_txs_max: 10_000,
+            unbonding_blocks: Self::UNBONDING_BLOCKS_DEFAULT,
+        }
     }
 }
 

@@ -17,7 +17,7 @@ pub use cid::Cid;
 pub use crypto::{Address, Keypair, PublicKey, Signature};
 pub use hash::Hash32;
 pub use tensor::{DType, Tensor, TensorData, TensorSet};
-pub use tx::{Receipt, SignedReceipt, SignedTx, Tx, TxBody};
+pub use tx::{Parent, Receipt, SignedReceipt, SignedTx, Tx, TxBody};
 
 /// An amount of the native token, in base units. Amounts are integers everywhere.
 pub type Amount = u128;

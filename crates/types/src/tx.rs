@@ -49,6 +49,10 @@ pub enum TxBody {
         /// Price per call in base units; 0 means open and free.
         #[serde(with = "crate::amount_serde")]
         price: Amount,
+        /// Models this one is derived from, each with the royalty it pays upstream (empty: an
+        /// original model).
+        #[serde(default)]
+        parents: Vec<Parent>,
     },
     /// Pays for one inference: escrows `price + executor_fee` until a receipt settles it.
     RequestInference {
@@ -68,6 +72,46 @@ pub enum TxBody {
         /// The signed receipt.
         receipt: SignedReceipt,
     },
+    /// Moves `bps` basis points of the sender's share of `model` to `to`.
+    TransferShares {
+        /// The model.
+        model: Cid,
+        /// The new holder of the shares.
+        to: Address,
+        /// Basis points moved (at most what the sender holds).
+        bps: u16,
+    },
+    /// Sets a model's license: 0 is open (free), any other price is paid per call. Only an
+    /// owner holding a strict majority of the shares may change it.
+    SetLicense {
+        /// The model.
+        model: Cid,
+        /// The new price per call in base units.
+        #[serde(with = "crate::amount_serde")]
+        price: Amount,
+    },
+    /// Moves `amount` from the sender's balance into its executor stake.
+    Stake {
+        /// Base units staked.
+        #[serde(with = "crate::amount_serde")]
+        amount: Amount,
+    },
+    /// Starts unbonding `amount` of the sender's stake; it returns to the balance
+    /// automatically `params.unbonding_blocks` blocks later, and stays slashable until then.
+    Unstake {
+        /// Base units unstaked.
+        #[serde(with = "crate::amount_serde")]
+        amount: Amount,
+    },
+}
+
+/// A parent a derived model names at registration, and the royalty it pays that parent.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Parent {
+    /// The parent model (must be registered).
+    pub model: Cid,
+    /// Share of the child's revenue paid to the parent, in basis points.
+    pub royalty_bps: u16,
 }
 
 impl TxBody {
@@ -79,6 +123,10 @@ impl TxBody {
             TxBody::RegisterModel { .. } => "register_model",
             TxBody::RequestInference { .. } => "request_inference",
             TxBody::SubmitReceipt { .. } => "submit_receipt",
+            TxBody::TransferShares { .. } => "transfer_shares",
+            TxBody::SetLicense { .. } => "set_license",
+            TxBody::Stake { .. } => "stake",
+            TxBody::Unstake { .. } => "unstake",
         }
     }
 }

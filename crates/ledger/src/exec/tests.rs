@@ -3,7 +3,7 @@
 //! the validator path agrees with the producer path.
 
 use crate::{BlockEnv, BlockError, MemState, Proposal, TxError, apply_block, check_tx, genesis_writes, propose, query};
-use crate::{Job, JobStatus, ModelRecord, Owner, keys};
+use crate::{Job, JobStatus, ModelRecord, Owner, StateRead, keys};
 use deed_types::tx::model_commitment;
 use deed_types::{
     Address, Amount, Block, BlockHeader, Cid, Genesis, GenesisAccount, GenesisExecutor, Hash32, Keypair, Params,
@@ -31,7 +31,13 @@ pub(crate) fn test_genesis() -> Genesis {
             GenesisExecutor { key: key("lazy").public(), stake: 999_999 },
         ],
         validators: vec![key("producer").public()],
-        params: Params { min_tx_fee: FEE, min_executor_stake: 1_000_000, commit_ttl_blocks: 5, block_txs_max: 100 },
+        params: Params {
+            min_tx_fee: FEE,
+            min_executor_stake: 1_000_000,
+            commit_ttl_blocks: 5,
+            block_txs_max: 100,
+            unbonding_blocks: 3,
+        },
     }
 }
 
@@ -127,9 +133,20 @@ impl Chain {
 
     /// Commits and registers a model for `k` (two blocks).
     pub fn register(&mut self, k: &Keypair, model: Cid, price: Amount) {
+        self.register_with(k, model, price, vec![]).unwrap();
+    }
+
+    /// Commits and registers a model named after its id, with parents; the reveal's error.
+    pub fn register_with(
+        &mut self,
+        k: &Keypair,
+        model: Cid,
+        price: Amount,
+        parents: Vec<deed_types::Parent>,
+    ) -> Result<Hash32, TxError> {
         let salt = Hash32::of(b"salt");
         self.send(k, TxBody::CommitModel { commitment: model_commitment(&model, &k.address(), &salt) }).unwrap();
-        self.send(k, TxBody::RegisterModel { model, name: "m".into(), salt, price }).unwrap();
+        self.send(k, TxBody::RegisterModel { model, name: model.to_string(), salt, price, parents })
     }
 
     /// Requests an inference; returns the job id.
@@ -354,7 +371,11 @@ fn commit_then_reveal_registers_model() {
     c.send(&alice, TxBody::CommitModel { commitment }).unwrap();
     let cm = query::commitment(&c.state, &commitment).unwrap();
     assert_eq!((cm.owner, cm.height, cm.expires_height), (alice.address(), 1, 6));
-    c.send(&alice, TxBody::RegisterModel { model: model_cid(), name: "resnet".into(), salt, price: 42 }).unwrap();
+    c.send(
+        &alice,
+        TxBody::RegisterModel { model: model_cid(), name: "resnet".into(), salt, price: 42, parents: vec![] },
+    )
+    .unwrap();
     let m = query::model(&c.state, &model_cid()).unwrap();
     assert_eq!(
         m,
@@ -366,6 +387,12 @@ fn commit_then_reveal_registers_model() {
             registered_height: 2,
             calls: 0,
             earnings: 0,
+            version: 1,
+            parents: vec![],
+            registrant: alice.address(),
+            commit_height: 1,
+            royalties_in: 0,
+            royalties_out: 0,
         }
     );
     assert!(query::commitment(&c.state, &commitment).is_none(), "the reveal consumes the commitment");
@@ -376,19 +403,26 @@ fn commit_then_reveal_registers_model() {
 fn reveal_without_commitment_is_refused() {
     let mut c = Chain::new();
     let alice = key("alice");
-    let body = TxBody::RegisterModel { model: model_cid(), name: "m".into(), salt: Hash32::ZERO, price: 1 };
+    let body =
+        TxBody::RegisterModel { model: model_cid(), name: "m".into(), salt: Hash32::ZERO, price: 1, parents: vec![] };
     assert_eq!(c.send(&alice, body), Err(TxError::NoCommitment));
     // A commitment by someone else (even the same hash) does not count.
     let salt = Hash32::of(b"s");
     let alices = model_commitment(&model_cid(), &alice.address(), &salt);
     c.send(&key("carol"), TxBody::CommitModel { commitment: alices }).unwrap();
-    let body = TxBody::RegisterModel { model: model_cid(), name: "m".into(), salt, price: 1 };
+    let body = TxBody::RegisterModel { model: model_cid(), name: "m".into(), salt, price: 1, parents: vec![] };
     assert_eq!(c.send(&key("carol"), body.clone()), Err(TxError::NoCommitment));
     // Copying alice's hash did not block alice.
     c.send(&alice, TxBody::CommitModel { commitment: alices }).unwrap();
     c.send(&alice, body).unwrap();
     // A wrong salt does not match.
-    let body = TxBody::RegisterModel { model: Cid::of(b"x"), name: "m".into(), salt: Hash32::of(b"wrong"), price: 1 };
+    let body = TxBody::RegisterModel {
+        model: Cid::of(b"x"),
+        name: "m".into(),
+        salt: Hash32::of(b"wrong"),
+        price: 1,
+        parents: vec![],
+    };
     assert_eq!(c.send(&alice, body), Err(TxError::NoCommitment));
 }
 
@@ -401,7 +435,8 @@ fn reveal_in_the_commit_block_is_refused() {
         c.tx(&alice, TxBody::CommitModel { commitment: model_commitment(&model_cid(), &alice.address(), &salt) });
     let reveal = Tx {
         nonce: 1,
-        ..c.tx(&alice, TxBody::RegisterModel { model: model_cid(), name: "m".into(), salt, price: 1 }).tx
+        ..c.tx(&alice, TxBody::RegisterModel { model: model_cid(), name: "m".into(), salt, price: 1, parents: vec![] })
+            .tx
     }
     .sign(&alice);
     let p = c.block(vec![commit, reveal.clone()]);
@@ -423,8 +458,12 @@ fn expired_commitment_is_refused() {
     while c.height < 6 {
         c.block(vec![]);
     }
-    let reveal = TxBody::RegisterModel { model: model_cid(), name: "m".into(), salt, price: 1 };
-    assert_eq!(c.send(&alice, reveal.clone()), Err(TxError::CommitmentExpired)); // at height 7
+    let reveal = TxBody::RegisterModel { model: model_cid(), name: "m".into(), salt, price: 1, parents: vec![] };
+    // At height 7 the block's sweep has already deleted it (and its queue entry).
+    assert!(query::commitment(&c.state, &commitment).is_some(), "live through height 6");
+    assert_eq!(c.send(&alice, reveal.clone()), Err(TxError::NoCommitment)); // at height 7
+    assert!(query::commitment(&c.state, &commitment).is_none(), "expired commitments are garbage-collected");
+    assert!(c.state.scan_prefix(keys::COMMIT_QUEUE).is_empty());
     // Once expired, committing again is allowed, and that one can be revealed.
     c.send(&alice, TxBody::CommitModel { commitment }).unwrap();
     c.send(&alice, reveal).unwrap();
@@ -440,7 +479,8 @@ fn reveal_at_the_last_live_height_works() {
     while c.height < 5 {
         c.block(vec![]);
     }
-    c.send(&alice, TxBody::RegisterModel { model: model_cid(), name: "m".into(), salt, price: 1 }).unwrap();
+    c.send(&alice, TxBody::RegisterModel { model: model_cid(), name: "m".into(), salt, price: 1, parents: vec![] })
+        .unwrap();
 }
 
 #[test]
@@ -451,8 +491,19 @@ fn registered_model_cannot_be_registered_again() {
     let salt = Hash32::of(b"c");
     c.send(&carol, TxBody::CommitModel { commitment: model_commitment(&model_cid(), &carol.address(), &salt) })
         .unwrap();
-    let body = TxBody::RegisterModel { model: model_cid(), name: "copy".into(), salt, price: 1 };
-    assert_eq!(c.send(&carol, body), Err(TxError::ModelExists(model_cid())));
+    let body = TxBody::RegisterModel { model: model_cid(), name: "copy".into(), salt, price: 1, parents: vec![] };
+    // Carol's commitment (height 3) is later than alice's (height 1): no takeover.
+    assert_eq!(
+        c.send(&carol, body),
+        Err(TxError::CommitmentNotEarliest { model: model_cid(), registered: 1, yours: 3 })
+    );
+    // The registrant itself cannot register it twice.
+    let alice = key("alice");
+    let salt = Hash32::of(b"again");
+    c.send(&alice, TxBody::CommitModel { commitment: model_commitment(&model_cid(), &alice.address(), &salt) })
+        .unwrap();
+    let body = TxBody::RegisterModel { model: model_cid(), name: "m2".into(), salt, price: 1, parents: vec![] };
+    assert_eq!(c.send(&alice, body), Err(TxError::ModelExists(model_cid())));
 }
 
 #[test]
@@ -460,7 +511,7 @@ fn bad_names_are_refused() {
     let mut c = Chain::new();
     let alice = key("alice");
     for name in [String::new(), "  ".into(), "a".repeat(129), "tab\there".into(), "nl\n".into()] {
-        let body = TxBody::RegisterModel { model: model_cid(), name, salt: Hash32::ZERO, price: 1 };
+        let body = TxBody::RegisterModel { model: model_cid(), name, salt: Hash32::ZERO, price: 1, parents: vec![] };
         let t = c.tx(&alice, body);
         assert!(matches!(check_tx(&c.state, &t, 0), Err(TxError::BadName(_))));
         assert!(matches!(c.send_tx(t), Err(TxError::BadName(_))));
@@ -468,7 +519,8 @@ fn bad_names_are_refused() {
     let salt = Hash32::ZERO;
     c.send(&alice, TxBody::CommitModel { commitment: model_commitment(&model_cid(), &alice.address(), &salt) })
         .unwrap();
-    c.send(&alice, TxBody::RegisterModel { model: model_cid(), name: "é".repeat(64), salt, price: 1 }).unwrap();
+    c.send(&alice, TxBody::RegisterModel { model: model_cid(), name: "é".repeat(64), salt, price: 1, parents: vec![] })
+        .unwrap();
 }
 
 #[test]
@@ -724,10 +776,16 @@ fn state_proofs_verify_against_the_root() {
     let (c, job) = with_job();
     let root = crate::state_root(&c.state);
     let k = keys::job(&job.id);
-    let proof = crate::prove(&c.state, &k).unwrap();
+    let proof = crate::prove(&c.state, &k);
     assert!(proof.verify(&root, &k));
-    let j: Job = borsh::from_slice(&proof.value).unwrap();
+    let j: Job = borsh::from_slice(proof.value.as_ref().unwrap()).unwrap();
     assert_eq!(j, job);
+    // Absence is provable too, and a proof does not verify against another root.
+    let missing = keys::job(&Hash32::of(b"no such job"));
+    let none = crate::prove(&c.state, &missing);
+    assert!(none.value.is_none() && crate::verify_proof(&root, &missing, None, &none));
+    assert!(!crate::verify_proof(&root, &missing, Some(b"x"), &none));
+    assert!(!proof.verify(&Hash32::of(b"other root"), &k));
 }
 
 #[test]

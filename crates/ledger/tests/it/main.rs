@@ -27,7 +27,13 @@ fn genesis() -> Genesis {
         ],
         executors: vec![GenesisExecutor { key: key("exec").public(), stake: 5_000 }],
         validators: vec![key("producer").public()],
-        params: Params { min_tx_fee: 1, min_executor_stake: 5_000, commit_ttl_blocks: 10, block_txs_max: 50 },
+        params: Params {
+            min_tx_fee: 1,
+            min_executor_stake: 5_000,
+            commit_ttl_blocks: 10,
+            block_txs_max: 50,
+            unbonding_blocks: 3,
+        },
     }
 }
 
@@ -80,7 +86,10 @@ fn build_chain(db: &ChainDb) {
             tx(db, &alice, 1, TxBody::CommitModel { commitment: model_commitment(&model, &alice.address(), &salt) }),
         ],
     );
-    produce(db, vec![tx(db, &alice, 0, TxBody::RegisterModel { model, name: "m".into(), salt, price: 300 })]);
+    produce(
+        db,
+        vec![tx(db, &alice, 0, TxBody::RegisterModel { model, name: "m".into(), salt, price: 300, parents: vec![] })],
+    );
     let req = tx(db, &bob, 0, TxBody::RequestInference { model, input: Cid::of(b"in"), price: 300, executor_fee: 7 });
     produce(db, vec![req.clone()]);
     let job = query::job(&db.snapshot().unwrap(), &req.hash()).unwrap();
