@@ -1035,6 +1035,9 @@ pub fn apply_block(state: &impl StateRead, block: &Block) -> Result<BlockOutcome
 mod tests;
 
 #[cfg(test)]
+mod rules_tests;
+
+#[cfg(test)]
 mod split_tests {
     use super::*;
 

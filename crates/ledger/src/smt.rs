@@ -91,7 +91,7 @@ fn mask(h: &Hash32, depth: usize) -> [u8; 32] {
     let mut out = [0u8; 32];
     let full = depth / 8;
     out[..full].copy_from_slice(&h.0[..full]);
-    if depth % 8 != 0 {
+    if !depth.is_multiple_of(8) {
         out[full] = h.0[full] & (0xffu8 << (8 - depth % 8));
     }
     out
@@ -260,7 +260,7 @@ pub(crate) fn commit(state: &(impl StateRead + ?Sized), writes: &mut WriteSet) -
             (key_hash(k), v.as_deref().map(value_hash))
         })
         .collect();
-    ups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    ups.sort_unstable_by_key(|u| u.0);
     let root = match read_root(state) {
         Some(r) => r,
         None => {
