@@ -1038,6 +1038,9 @@ mod tests;
 mod rules_tests;
 
 #[cfg(test)]
+mod prop_economy;
+
+#[cfg(test)]
 mod split_tests {
     use super::*;
 

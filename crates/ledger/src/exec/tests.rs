@@ -11,7 +11,7 @@ use deed_types::{
 };
 
 pub(crate) const CHAIN: &str = "deed-test";
-const FEE: Amount = 10;
+pub(crate) const FEE: Amount = 10;
 
 pub(crate) fn key(name: &str) -> Keypair {
     Keypair::dev(name)
