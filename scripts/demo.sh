@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 echo "==> building deed (release)"
 cargo build --release --locked --quiet -p deed
-DEED="$PWD/target/release/deed"
+DEED="${CARGO_TARGET_DIR:-$PWD/target}/release/deed"
 
 HOME_DIR="${DEED_DEMO_HOME:-$(mktemp -d)}"
 WORK="$(mktemp -d)"

@@ -282,7 +282,14 @@ fn model(ctx: &Ctx, id: &str) -> Result<()> {
         for (label, key) in [("inputs", "inputs"), ("outputs", "outputs")] {
             s.push_str(&format!("{label}:\n"));
             for i in m[key].as_array().into_iter().flatten() {
-                s.push_str(&format!("  {} {} {}\n", i["name"].as_str().unwrap_or(""), i["dtype"], i["shape"]));
+                let dims: Vec<String> = i["shape"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| d.as_u64().map_or("?".to_string(), |d| d.to_string()))
+                    .collect();
+                let dtype = i["dtype"].as_str().unwrap_or("?");
+                s.push_str(&format!("  {} {dtype} [{}]\n", i["name"].as_str().unwrap_or(""), dims.join(", ")));
             }
         }
         s

@@ -58,6 +58,7 @@ pub struct Cli {
     /// Print one JSON document on stdout instead of human-readable text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// What to do.
     #[command(subcommand)]
     pub cmd: Cmd,
 }
