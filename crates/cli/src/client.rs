@@ -28,7 +28,10 @@ impl Client {
     fn unreachable(&self, e: ureq::Error) -> Fail {
         Fail::new(
             crate::EXIT_UNREACHABLE,
-            format!("cannot reach the node at {}: {e}. Is `deed node` running? (set --node or node_url in config.toml)", self.base),
+            format!(
+                "cannot reach the node at {}: {e}. Is `deed node` running? (set --node or node_url in config.toml)",
+                self.base
+            ),
         )
     }
 
@@ -52,7 +55,8 @@ impl Client {
     }
 
     fn json(&self, body: Vec<u8>) -> Result<Value, Fail> {
-        serde_json::from_slice(&body).map_err(|e| Fail::new(1, format!("the node answered something that is not JSON: {e}")))
+        serde_json::from_slice(&body)
+            .map_err(|e| Fail::new(1, format!("the node answered something that is not JSON: {e}")))
     }
 
     /// GET a JSON document.

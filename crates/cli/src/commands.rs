@@ -377,7 +377,8 @@ fn not_verified(ctx: &Ctx, checks: &[(&str, String)], reason: String) -> Result<
 }
 
 fn verify(ctx: &Ctx, path: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(path).map_err(|e| Fail::new(1, format!("cannot read {}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Fail::new(1, format!("cannot read {}: {e}", path.display())))?;
     let doc: Value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(e) => return not_verified(ctx, &[], format!("{} is not valid JSON: {e}", path.display())),
@@ -402,7 +403,11 @@ fn verify(ctx: &Ctx, path: &Path) -> Result<()> {
     // Finality: the receipt must be in a block signed by a producer named in genesis.
     let genesis: deed_types::Genesis = serde_json::from_value(c.get("/v1/genesis")?)?;
     if genesis.chain_id != r.chain_id {
-        return not_verified(ctx, &checks, format!("receipt is for chain '{}', node runs '{}'", r.chain_id, genesis.chain_id));
+        return not_verified(
+            ctx,
+            &checks,
+            format!("receipt is for chain '{}', node runs '{}'", r.chain_id, genesis.chain_id),
+        );
     }
     let job = c.get(&format!("/v1/jobs/{}", r.job));
     let job = match job {
@@ -452,10 +457,18 @@ fn verify(ctx: &Ctx, path: &Path) -> Result<()> {
         );
     }
     if let Some(i) = out.trace.iter().zip(&r.trace).position(|(a, b)| a != b) {
-        return not_verified(ctx, &checks, format!("op #{i} of the trace differs from the re-run ({} vs {})", out.trace[i], r.trace[i]));
+        return not_verified(
+            ctx,
+            &checks,
+            format!("op #{i} of the trace differs from the re-run ({} vs {})", out.trace[i], r.trace[i]),
+        );
     }
     if out.output_hash() != r.output_hash {
-        return not_verified(ctx, &checks, format!("output hash differs: re-run {} vs receipt {}", out.output_hash(), r.output_hash));
+        return not_verified(
+            ctx,
+            &checks,
+            format!("output hash differs: re-run {} vs receipt {}", out.output_hash(), r.output_hash),
+        );
     }
     checks.push(("re-execution", format!("{} ops, output {} bit for bit", r.trace.len(), r.output_hash)));
     let v = json!({ "verified": true, "job": r.job, "model": r.model, "block_height": height,
@@ -559,8 +572,8 @@ fn status(ctx: &Ctx) -> Result<()> {
 
 fn tx_submit(ctx: &Ctx, file: &Path) -> Result<()> {
     let text = std::fs::read_to_string(file)?;
-    let tx: SignedTx =
-        serde_json::from_str(&text).map_err(|e| Fail::new(1, format!("{}: not a signed transaction: {e}", file.display())))?;
+    let tx: SignedTx = serde_json::from_str(&text)
+        .map_err(|e| Fail::new(1, format!("{}: not a signed transaction: {e}", file.display())))?;
     let c = ctx.client()?;
     let (hash, height) = submit_and_wait(ctx, &c, &tx, tx.tx.body.kind())?;
     ctx.emit(&json!({ "tx": hash, "height": height }), || format!("included in block {height}: {hash}\n"));
@@ -571,7 +584,6 @@ fn tx_show(ctx: &Ctx, hash: &str) -> Result<()> {
     let h: Hash32 = hash.parse()?;
     let c = ctx.client()?;
     let v = c.get(&format!("/v1/txs/{h}"))?;
-    ctx.emit(&v, || format!("{h}: {}\n", v["status"].as_str().unwrap_or("?")))
-        ;
+    ctx.emit(&v, || format!("{h}: {}\n", v["status"].as_str().unwrap_or("?")));
     Ok(())
 }

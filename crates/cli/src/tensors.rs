@@ -29,7 +29,13 @@ pub fn read_inputs(path: &Path, input_names: &[String]) -> Result<TensorSet, Fai
         return Ok(s);
     }
     let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-        Fail::new(1, format!("{}: not JSON ({e}); expected {{\"name\": {{\"shape\", \"dtype\", \"data\"}}}} or a .npy file", path.display()))
+        Fail::new(
+            1,
+            format!(
+                "{}: not JSON ({e}); expected {{\"name\": {{\"shape\", \"dtype\", \"data\"}}}} or a .npy file",
+                path.display()
+            ),
+        )
     })?;
     TensorSet::from_json(&v).map_err(|e| Fail::new(1, format!("{}: {e}", path.display())))
 }
@@ -44,8 +50,10 @@ pub fn describe(set: &TensorSet) -> String {
 }
 
 fn preview(t: &Tensor) -> String {
-    let items: Vec<String> = with_data!(&t.data, v => v.iter().take(PRINT_ELEMENTS_MAX).map(|x| format!("{x:?}")).collect());
-    let more = if t.data.len() > PRINT_ELEMENTS_MAX { format!(", … ({} values)", t.data.len()) } else { String::new() };
+    let items: Vec<String> =
+        with_data!(&t.data, v => v.iter().take(PRINT_ELEMENTS_MAX).map(|x| format!("{x:?}")).collect());
+    let more =
+        if t.data.len() > PRINT_ELEMENTS_MAX { format!(", … ({} values)", t.data.len()) } else { String::new() };
     format!("[{}{more}]", items.join(", "))
 }
 
@@ -57,7 +65,8 @@ pub fn write_outputs(dir: &Path, set: &TensorSet) -> Result<Vec<String>, Fail> {
         .map_err(|e| Fail::new(1, format!("cannot write {}: {e}", p.display())))?;
     written.push(p.display().to_string());
     for (name, t) in &set.0 {
-        let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+        let safe: String =
+            name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
         let p = dir.join(format!("{safe}.npy"));
         std::fs::write(&p, npy::encode(t)).map_err(|e| Fail::new(1, format!("cannot write {}: {e}", p.display())))?;
         written.push(p.display().to_string());

@@ -216,7 +216,9 @@ async fn get_blob(State(app): State<Arc<App>>, Path(cid): Path<String>) -> ApiRe
     let cid: Cid = parse(&cid)?;
     let bytes = blocking(move || {
         app.store.get(&cid).map_err(|e| match e {
-            StoreError::Corrupt { .. } => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt-blob", e.to_string()),
+            StoreError::Corrupt { .. } => {
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt-blob", e.to_string())
+            }
             e => NodeError::from(e).into(),
         })
     })
@@ -228,8 +230,8 @@ async fn post_tx(State(app): State<Arc<App>>, body: axum::body::Bytes) -> ApiRes
     if body.len() > TX_BODY_BYTES_MAX * 3 {
         return Err(Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "transaction too large"));
     }
-    let tx: SignedTx = serde_json::from_slice(&body)
-        .map_err(|e| Problem::bad_request(format!("not a signed transaction: {e}")))?;
+    let tx: SignedTx =
+        serde_json::from_slice(&body).map_err(|e| Problem::bad_request(format!("not a signed transaction: {e}")))?;
     if tx.tx.encode().len() > TX_BODY_BYTES_MAX {
         return Err(Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "transaction too large"));
     }

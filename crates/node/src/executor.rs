@@ -93,9 +93,8 @@ fn execute(app: &App, job: &Job) -> Result<Hash32, String> {
     let model = app.model(&job.model).map_err(|e| e.to_string())?;
     let input_bytes = app.store.get(&job.input).map_err(|e| e.to_string())?;
     let inputs = TensorSet::decode(&input_bytes).map_err(|e| e.to_string())?;
-    let out = model
-        .run(&inputs, &RunOptions { threads: app.config.threads, trace: true })
-        .map_err(|e| e.to_string())?;
+    let out =
+        model.run(&inputs, &RunOptions { threads: app.config.threads, trace: true }).map_err(|e| e.to_string())?;
     let output_blob = out.outputs.encode();
     app.store.put(&output_blob).map_err(|e| e.to_string())?;
     let receipt = Receipt {

@@ -64,7 +64,11 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { node_url: format!("http://{DEFAULT_LISTEN}"), listen: DEFAULT_LISTEN.into(), default_key: DEFAULT_KEY.into() }
+        Config {
+            node_url: format!("http://{DEFAULT_LISTEN}"),
+            listen: DEFAULT_LISTEN.into(),
+            default_key: DEFAULT_KEY.into(),
+        }
     }
 }
 
@@ -174,7 +178,9 @@ impl Home {
     }
 
     fn check_name(name: &str) -> Result<(), HomeError> {
-        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        if name.is_empty()
+            || name.len() > 64
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
             return Err(HomeError::BadKeyName(name.into()));
         }

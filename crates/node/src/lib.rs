@@ -226,9 +226,11 @@ pub async fn start(
         .map_err(|source| NodeError::Bind { addr: config.listen.clone(), source })?;
     let addr = listener.local_addr()?;
     let run_executor = config.executor;
-    let app = Arc::new(tokio::task::spawn_blocking(move || App::open(config, key, genesis)).await.map_err(
-        |e| NodeError::Internal(e.to_string()),
-    )??);
+    let app = Arc::new(
+        tokio::task::spawn_blocking(move || App::open(config, key, genesis))
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))??,
+    );
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(producer.run(app.clone(), rx.clone())));

@@ -142,7 +142,8 @@ fn publish_run_verify_survives_sigkill() {
 
     let price = 1_000u128;
     let model_path = fixtures().join("mlp.onnx");
-    let p = ok_json(&home, &["--node", &url, "publish", model_path.to_str().unwrap(), "--name", "mlp", "--price", "1000"]);
+    let p =
+        ok_json(&home, &["--node", &url, "publish", model_path.to_str().unwrap(), "--name", "mlp", "--price", "1000"]);
     let id = p["model"].as_str().unwrap().to_string();
     assert!(id.starts_with("bafkr4i"), "CIDv1 raw blake3: {id}");
 
@@ -155,7 +156,18 @@ fn publish_run_verify_survives_sigkill() {
     let input = fixtures().join("mlp.input.json");
     let r = ok_json(
         &home,
-        &["--node", &url, "--key", "dev1", "run", &id, "--input", input.to_str().unwrap(), "--out", out_dir.to_str().unwrap()],
+        &[
+            "--node",
+            &url,
+            "--key",
+            "dev1",
+            "run",
+            &id,
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
     );
     assert_close(&r["outputs"], &fixtures().join("mlp.expected.json"));
     assert!(out_dir.join("receipt.json").is_file() && out_dir.join("probs.npy").is_file());
@@ -186,7 +198,18 @@ fn publish_run_verify_survives_sigkill() {
     let npy = fixtures().join("mlp.input.npy");
     let r2 = ok_json(
         &home,
-        &["--node", &url, "--key", "dev1", "run", &id, "--input", npy.to_str().unwrap(), "--out", out2.to_str().unwrap()],
+        &[
+            "--node",
+            &url,
+            "--key",
+            "dev1",
+            "run",
+            &id,
+            "--input",
+            npy.to_str().unwrap(),
+            "--out",
+            out2.to_str().unwrap(),
+        ],
     );
     assert_eq!(r2["output_hash"], r["output_hash"]);
 
@@ -227,21 +250,27 @@ fn bad_input_is_refused_and_the_node_keeps_serving() {
     let err = fails(&home, &["--node", url, "publish", pickle.to_str().unwrap(), "--name", "pt"], 5);
     assert!(err.contains("pickle"), "{err}");
 
-    let p = ok_json(&home, &["--node", url, "publish", model_path.to_str().unwrap(), "--name", "mlp", "--price", "500"]);
+    let p =
+        ok_json(&home, &["--node", url, "publish", model_path.to_str().unwrap(), "--name", "mlp", "--price", "500"]);
     let id = p["model"].as_str().unwrap().to_string();
     // Publishing the same bytes again is refused: the id is taken.
-    let err = fails(&home, &["--node", url, "--key", "dev2", "publish", model_path.to_str().unwrap(), "--name", "x"], 5);
+    let err =
+        fails(&home, &["--node", url, "--key", "dev2", "publish", model_path.to_str().unwrap(), "--name", "x"], 5);
     assert!(err.contains("already registered"), "{err}");
 
     // Wrong shape and wrong dtype.
     let wrong_shape = tmp.path().join("shape.json");
-    std::fs::write(&wrong_shape, r#"{"x": {"shape": [1, 15], "dtype": "float32", "data": [0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}}"#)
-        .unwrap();
+    std::fs::write(
+        &wrong_shape,
+        r#"{"x": {"shape": [1, 15], "dtype": "float32", "data": [0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}}"#,
+    )
+    .unwrap();
     let err = fails(&home, &["--node", url, "run", &id, "--input", wrong_shape.to_str().unwrap()], 5);
     assert!(err.contains("shape"), "{err}");
     let wrong_dtype = tmp.path().join("dtype.json");
     let data = vec!["0"; 16].join(",");
-    std::fs::write(&wrong_dtype, format!(r#"{{"x": {{"shape": [1, 16], "dtype": "int64", "data": [{data}]}}}}"#)).unwrap();
+    std::fs::write(&wrong_dtype, format!(r#"{{"x": {{"shape": [1, 16], "dtype": "int64", "data": [{data}]}}}}"#))
+        .unwrap();
     let err = fails(&home, &["--node", url, "run", &id, "--input", wrong_dtype.to_str().unwrap()], 5);
     assert!(err.contains("int64") && err.contains("float32"), "{err}");
 
@@ -285,7 +314,10 @@ fn exec_runs_offline_and_reports_median() {
     for name in ["mlp", "cnn"] {
         let model = fixtures().join(format!("{name}.onnx"));
         let input = fixtures().join(format!("{name}.input.json"));
-        let v = ok_json(tmp.path(), &["exec", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--repeat", "3"]);
+        let v = ok_json(
+            tmp.path(),
+            &["exec", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--repeat", "3"],
+        );
         assert_close(&v["outputs"], &fixtures().join(format!("{name}.expected.json")));
         assert!(v["median_ms"].as_f64().unwrap() > 0.0);
         assert_eq!(v["repeat"], 3);
