@@ -15,15 +15,15 @@ use std::{
 };
 
 /// Everything a command needs from the global flags.
-struct Ctx {
-    home: Home,
-    node: Option<String>,
-    key: Option<String>,
-    json: bool,
+pub(crate) struct Ctx {
+    pub(crate) home: Home,
+    pub(crate) node: Option<String>,
+    pub(crate) key: Option<String>,
+    pub(crate) json: bool,
 }
 
 impl Ctx {
-    fn client(&self) -> Result<Client> {
+    pub(crate) fn client(&self) -> Result<Client> {
         let url = match &self.node {
             Some(u) => u.clone(),
             None => self.home.config()?.node_url,
@@ -31,7 +31,7 @@ impl Ctx {
         Ok(Client::new(&url))
     }
 
-    fn signer(&self) -> Result<Keypair> {
+    pub(crate) fn signer(&self) -> Result<Keypair> {
         let name = match &self.key {
             Some(k) => k.clone(),
             None => self.home.config()?.default_key,
@@ -40,7 +40,7 @@ impl Ctx {
     }
 
     /// Prints `v` as JSON, or `human` otherwise.
-    fn emit(&self, v: &Value, human: impl FnOnce() -> String) {
+    pub(crate) fn emit(&self, v: &Value, human: impl FnOnce() -> String) {
         if self.json {
             println!("{v}");
         } else {
@@ -49,7 +49,7 @@ impl Ctx {
     }
 
     /// Progress and status lines for humans, on stderr so stdout stays clean.
-    fn note(&self, s: &str) {
+    pub(crate) fn note(&self, s: &str) {
         if !self.json {
             eprintln!("{s}");
         }
@@ -68,9 +68,14 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Key(KeyCmd::New { name }) => key_new(&ctx, &name),
         Cmd::Key(KeyCmd::List) => key_list(&ctx),
         Cmd::Node { listen, dev } => node(&ctx, listen, dev),
-        Cmd::Publish { file, name, price } => publish(&ctx, &file, &name, price),
+        Cmd::Publish { file, name, price, parents } => publish(&ctx, &file, &name, price, &parents),
         Cmd::Models { owner } => models(&ctx, owner),
-        Cmd::Model { id } => model(&ctx, &id),
+        Cmd::Model { action: Some(a), .. } => crate::ledger_cmds::model_action(&ctx, a),
+        Cmd::Model { id, action: None } => model(&ctx, &id.unwrap_or_default()),
+        Cmd::Stake { amount } => crate::ledger_cmds::stake(&ctx, amount, true),
+        Cmd::Unstake { amount } => crate::ledger_cmds::stake(&ctx, amount, false),
+        Cmd::Earnings { addr } => crate::ledger_cmds::earnings(&ctx, addr),
+        Cmd::Prove(p) => crate::ledger_cmds::prove(&ctx, p),
         Cmd::Run { id, input, out, timeout } => run(&ctx, &id, &input, &out, timeout),
         Cmd::Verify { receipt } => verify(&ctx, &receipt),
         Cmd::Exec { file, input, repeat, threads } => exec(&ctx, &file, &input, repeat, threads),
@@ -142,7 +147,7 @@ fn node(ctx: &Ctx, listen: Option<String>, dev: bool) -> Result<()> {
 }
 
 /// Submits a transaction and waits until it is in a block; returns (hash, height).
-fn submit_and_wait(ctx: &Ctx, c: &Client, tx: &SignedTx, what: &str) -> Result<(Hash32, u64)> {
+pub(crate) fn submit_and_wait(ctx: &Ctx, c: &Client, tx: &SignedTx, what: &str) -> Result<(Hash32, u64)> {
     let r = c.post("/v1/txs", &serde_json::to_value(tx)?)?;
     let hash: Hash32 = r["hash"].as_str().unwrap_or_default().parse()?;
     ctx.note(&format!("  {what}: submitted {hash}"));
@@ -167,7 +172,7 @@ fn submit_and_wait(ctx: &Ctx, c: &Client, tx: &SignedTx, what: &str) -> Result<(
     }
 }
 
-fn build_tx(c: &Client, key: &Keypair, body: TxBody) -> Result<SignedTx> {
+pub(crate) fn build_tx(c: &Client, key: &Keypair, body: TxBody) -> Result<SignedTx> {
     let st = c.get("/v1/status")?;
     let chain_id = st["chain_id"].as_str().context("status lacks chain_id")?.to_string();
     let fee: u128 = st["min_tx_fee"].as_str().unwrap_or("0").parse()?;
@@ -191,7 +196,8 @@ fn progress(ctx: &Ctx, len: u64, msg: &str) -> indicatif::ProgressBar {
     pb
 }
 
-fn publish(ctx: &Ctx, file: &Path, name: &str, price: u128) -> Result<()> {
+fn publish(ctx: &Ctx, file: &Path, name: &str, price: u128, parents: &[String]) -> Result<()> {
+    let parents = parents.iter().map(|p| crate::ledger_cmds::parse_parent(p)).collect::<Result<Vec<_>>>()?;
     let key = ctx.signer()?;
     let c = ctx.client()?;
     let f = std::fs::File::open(file).map_err(|e| Fail::new(1, format!("cannot open {}: {e}", file.display())))?;
@@ -220,13 +226,13 @@ fn publish(ctx: &Ctx, file: &Path, name: &str, price: u128) -> Result<()> {
     let commitment = model_commitment(&id, &key.address(), &salt);
     let tx = build_tx(&c, &key, TxBody::CommitModel { commitment })?;
     let (_, commit_height) = submit_and_wait(ctx, &c, &tx, "commit")?;
-    let body = TxBody::RegisterModel { model: id, name: name.to_string(), salt, price, parents: Vec::new() };
+    let body = TxBody::RegisterModel { model: id, name: name.to_string(), salt, price, parents: parents.clone() };
     let tx = build_tx(&c, &key, body)?;
     let (reg_tx, height) = submit_and_wait(ctx, &c, &tx, "register")?;
     let v = json!({
         "model": id, "name": name, "price": price.to_string(), "owner": key.address(), "size": len,
         "commit_height": commit_height, "register_height": height, "register_tx": reg_tx,
-        "inputs": up["inputs"], "outputs": up["outputs"],
+        "inputs": up["inputs"], "outputs": up["outputs"], "parents": parents,
     });
     ctx.emit(&v, || {
         format!(

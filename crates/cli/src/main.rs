@@ -2,6 +2,7 @@
 
 mod client;
 mod commands;
+mod ledger_cmds;
 mod tensors;
 
 use clap::{Parser, Subcommand};
@@ -90,6 +91,10 @@ pub enum Cmd {
         /// Price per call in base units; 0 means open and free.
         #[arg(long, default_value_t = 0)]
         price: u128,
+        /// A model this one derives from and the royalty it pays it, as ID:BPS
+        /// (e.g. bafkr...:1000 for 10%). Repeatable.
+        #[arg(long = "parent", value_name = "ID:BPS")]
+        parents: Vec<String>,
     },
     /// List registered models.
     Models {
@@ -97,10 +102,15 @@ pub enum Cmd {
         #[arg(long, value_name = "ADDR")]
         owner: Option<String>,
     },
-    /// Show one model: owners and shares, price, calls, earnings.
+    /// Show one model (`deed model ID`), or change it: transfer shares, set its license.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Model {
-        /// Model id (CID).
-        id: String,
+        /// Model id (CID) to show.
+        #[arg(required = true)]
+        id: Option<String>,
+        /// A change to make.
+        #[command(subcommand)]
+        action: Option<ModelCmd>,
     },
     /// Pay for an inference through the network and wait for its receipt.
     Run {
@@ -152,9 +162,77 @@ pub enum Cmd {
     },
     /// Node status: height, head, state root.
     Status,
+    /// Stake tokens as an executor (receipts need a stake).
+    Stake {
+        /// Base units moved from your balance into your stake.
+        amount: u128,
+    },
+    /// Start unbonding stake; it returns to your balance after the unbonding delay.
+    Unstake {
+        /// Base units to unbond.
+        amount: u128,
+    },
+    /// What an account has earned as an owner (calls and royalties) and as an executor.
+    Earnings {
+        /// Address [default: the signing key's].
+        addr: Option<String>,
+    },
+    /// Fetch a Merkle proof of a fact from the node and check it against a signed block.
+    #[command(subcommand)]
+    Prove(ProveCmd),
     /// Raw transactions.
     #[command(subcommand)]
     Tx(TxCmd),
+}
+
+/// Changes to a model.
+#[derive(Subcommand, Debug)]
+pub enum ModelCmd {
+    /// Give some or all of your shares in a model to another account.
+    Transfer {
+        /// Model id.
+        id: String,
+        /// Recipient address.
+        to: String,
+        /// Basis points to move (10000 = 100%).
+        bps: u16,
+    },
+    /// Set the price per call (owners holding a majority of shares only).
+    License {
+        /// Model id.
+        id: String,
+        /// New price per call in base units.
+        #[arg(long, conflicts_with = "open", required_unless_present = "open")]
+        price: Option<u128>,
+        /// Make the model open and free (price 0).
+        #[arg(long)]
+        open: bool,
+    },
+}
+
+/// Facts that can be proven against a block's state root.
+#[derive(Subcommand, Debug)]
+pub enum ProveCmd {
+    /// An account's balance and nonce.
+    Balance {
+        /// Address [default: the signing key's].
+        addr: Option<String>,
+    },
+    /// A model's record: owners, price, calls, earnings.
+    Model {
+        /// Model id.
+        id: String,
+    },
+    /// An account's earnings.
+    Earnings {
+        /// Address [default: the signing key's].
+        addr: Option<String>,
+    },
+    /// A job's status (pending or settled, and by which receipt).
+    Job {
+        /// Job id (the request transaction's hash).
+        id: String,
+    },
 }
 
 /// Key commands.

@@ -111,6 +111,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/blocks/latest", get(latest_block))
         .route("/v1/blocks/{height}", get(get_block))
         .route("/v1/supply", get(supply))
+        .route("/v1/proofs/{kind}/{key}", get(get_proof))
+        .route("/v1/earnings/{addr}", get(get_earnings))
+        .route("/v1/executors", get(get_executors))
         .fallback(|| async { Problem::not_found("no such endpoint; see /v1/openapi.json") })
         .with_state(app)
 }
@@ -321,4 +324,63 @@ async fn latest_block(State(app): State<Arc<App>>) -> ApiResult<Json<deed_types:
 async fn supply(State(app): State<Arc<App>>) -> ApiResult<Json<Value>> {
     let snap = app.db.snapshot().map_err(NodeError::from)?;
     Ok(Json(json!({ "total": deed_ledger::query::total_supply(&snap).to_string() })))
+}
+
+async fn get_earnings(State(app): State<Arc<App>>, Path(a): Path<String>) -> ApiResult<Json<Value>> {
+    let addr: Address = parse(&a)?;
+    let snap = app.db.snapshot().map_err(NodeError::from)?;
+    let e = deed_ledger::query::earnings(&snap, &addr);
+    let owned: Vec<Value> = deed_ledger::query::models(&snap)
+        .into_iter()
+        .filter_map(|m| {
+            let bps = m.owners.iter().find(|o| o.address == addr)?.bps;
+            Some(json!({ "model": m.id, "name": m.name, "bps": bps, "calls": m.calls, "earnings": m.earnings.to_string() }))
+        })
+        .collect();
+    Ok(Json(json!({ "address": addr, "earnings": e, "models": owned })))
+}
+
+async fn get_executors(State(app): State<Arc<App>>) -> ApiResult<Json<Value>> {
+    let snap = app.db.snapshot().map_err(NodeError::from)?;
+    let list: Vec<Value> = deed_ledger::query::executors(&snap)
+        .into_iter()
+        .map(|e| {
+            let unbonding = deed_ledger::query::unbonding(&snap, &e.key);
+            json!({ "key": e.key, "address": e.key.address(), "stake": e.stake.to_string(), "unbonding": unbonding })
+        })
+        .collect();
+    Ok(Json(json!({ "executors": list })))
+}
+
+/// A Merkle proof of one state entry against the state root of the latest block, with
+/// that block's signed header so a client can check the root without trusting us.
+async fn get_proof(State(app): State<Arc<App>>, Path((kind, key)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+    let state_key = match kind.as_str() {
+        "account" | "balance" => deed_ledger::keys::account(&parse(&key)?),
+        "model" => deed_ledger::keys::model(&parse(&key)?),
+        "earnings" => deed_ledger::keys::earnings(&parse(&key)?),
+        "job" => deed_ledger::keys::job(&parse(&key)?),
+        "receipt" => deed_ledger::keys::receipt(&parse(&key)?),
+        "executor" => deed_ledger::keys::executor(&parse(&key)?),
+        other => {
+            return Err(Problem::bad_request(format!(
+                "unknown proof kind '{other}': use account, model, earnings, job, receipt or executor"
+            )));
+        }
+    };
+    let app2 = app.clone();
+    blocking(move || {
+        let (block, snap) = app2.head_and_state().map_err(Problem::from)?;
+        let block = block.ok_or_else(|| Problem::not_found("no block yet: nothing to prove against"))?;
+        let proof = deed_ledger::prove(&snap, &state_key);
+        Ok(Json(json!({
+            "kind": kind,
+            "key": hex::encode(&state_key),
+            "height": block.header.height,
+            "header": block.header,
+            "signature": block.signature,
+            "proof": proof,
+        })))
+    })
+    .await
 }

@@ -228,14 +228,16 @@ impl App {
         Ok(h)
     }
 
-    /// Builds and signs the next block from the mempool; `None` when nothing is pending.
-    /// Transactions that fail are left out and recorded as rejected.
-    pub fn propose(&self, time_ms: u64) -> Result<Option<(Block, Proposal)>, NodeError> {
+    /// Builds and signs the next block from the mempool; `None` when nothing is pending
+    /// and `allow_empty` is false. Transactions that fail are left out and recorded as
+    /// rejected. Empty blocks still advance the ledger's own schedule (commitment
+    /// expiry, stake release).
+    pub fn propose(&self, time_ms: u64, allow_empty: bool) -> Result<Option<(Block, Proposal)>, NodeError> {
         let txs = {
             let pool = self.mempool.lock().unwrap();
             pool.take(self.genesis.params.block_txs_max as usize)
         };
-        if txs.is_empty() {
+        if txs.is_empty() && !allow_empty {
             return Ok(None);
         }
         let snap = self.db.snapshot()?;
@@ -269,26 +271,31 @@ impl App {
             .iter()
             .map(|(h, e)| TxResult { hash: *h, ok: false, error: Some(e.to_string()) })
             .collect();
-        if !block.txs.is_empty() {
-            self.db.commit_block(&block, &proposal.writes, &results)?;
-        }
+        self.db.commit_block(&block, &proposal.writes, &results)?;
         if !rejected.is_empty() {
             self.db.record_rejected(&rejected)?;
         }
         self.mempool.lock().unwrap().remove(results.iter().chain(&rejected).map(|r| r.hash));
-        if !block.txs.is_empty() {
-            let _ = self.blocks.send(Arc::new(block));
-        }
+        let _ = self.blocks.send(Arc::new(block));
         Ok(())
     }
 
-    /// Produces and finalizes one block if anything is pending. Returns its height.
-    pub fn produce_one(&self) -> Result<Option<u64>, NodeError> {
-        let Some((block, proposal)) = self.propose(now_ms())? else { return Ok(None) };
+    /// Produces and finalizes one block if anything is pending (or, with `allow_empty`,
+    /// regardless). Returns its height.
+    pub fn produce_one(&self, allow_empty: bool) -> Result<Option<u64>, NodeError> {
+        let Some((block, proposal)) = self.propose(now_ms(), allow_empty)? else { return Ok(None) };
         let h = block.header.height;
-        let empty = block.txs.is_empty();
         self.finalize(block, &proposal)?;
-        Ok(if empty { None } else { Some(h) })
+        Ok(Some(h))
+    }
+
+    /// The latest block and a state view taken at that same block (no commit can slip
+    /// between the two reads).
+    pub fn head_and_state(&self) -> Result<(Option<Block>, deed_ledger::db::Snapshot), NodeError> {
+        let _g = self.commit.lock().unwrap();
+        let h = self.db.height()?;
+        let block = if h == 0 { None } else { self.db.block(h)? };
+        Ok((block, self.db.snapshot()?))
     }
 
     /// A consistent read view of the current state.

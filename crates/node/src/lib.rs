@@ -72,6 +72,8 @@ pub struct NodeConfig {
     pub listen: String,
     /// Least time between blocks.
     pub block_interval_ms: u64,
+    /// Longest time without a block (empty blocks keep the ledger's schedule moving).
+    pub idle_block_interval_ms: u64,
     /// Smallest executor fee this node's executor works for.
     pub executor_fee_min: Amount,
     /// Threads the engine may use per job (0 = all cores).
@@ -91,6 +93,7 @@ impl NodeConfig {
             data_dir,
             listen: home::DEFAULT_LISTEN.into(),
             block_interval_ms: 250,
+            idle_block_interval_ms: 5_000,
             executor_fee_min: 100,
             threads: 1,
             model_bytes_max: 2 << 30,
@@ -262,6 +265,9 @@ pub async fn start_home(home: &Home, listen: Option<String>, dev: bool) -> Resul
     let key = home.node_key()?;
     let mut config = NodeConfig::new(home.data_dir());
     config.listen = listen.unwrap_or(cfg.listen);
-    let producer = SoloProducer { interval: Duration::from_millis(config.block_interval_ms) };
+    let producer = SoloProducer {
+        interval: Duration::from_millis(config.block_interval_ms),
+        idle: Duration::from_millis(config.idle_block_interval_ms),
+    };
     start(config, key, genesis, Box::new(producer)).await
 }

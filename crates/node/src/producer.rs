@@ -20,11 +20,14 @@ pub trait BlockProducer: Send + 'static {
 }
 
 /// The embedded default: this node alone orders and finalizes blocks, at most one
-/// every `interval`, and only while transactions are pending.
+/// every `interval` while transactions are pending, and an empty one after `idle` without
+/// any, so the ledger's schedule (commitment expiry, stake release) keeps moving.
 #[derive(Debug, Clone)]
 pub struct SoloProducer {
     /// Least time between two blocks.
     pub interval: Duration,
+    /// Longest time without a block.
+    pub idle: Duration,
 }
 
 impl BlockProducer for SoloProducer {
@@ -39,10 +42,11 @@ impl BlockProducer for SoloProducer {
                 if *shutdown.borrow() {
                     return Ok(());
                 }
-                if app.mempool_len() == 0 {
+                let idle_due = last + self.idle <= tokio::time::Instant::now();
+                if app.mempool_len() == 0 && !idle_due {
                     tokio::select! {
                         _ = app.tx_notify.notified() => {}
-                        _ = tokio::time::sleep(self.interval) => {}
+                        _ = tokio::time::sleep_until(last + self.idle) => {}
                         _ = shutdown.changed() => continue,
                     }
                     continue;
@@ -54,7 +58,7 @@ impl BlockProducer for SoloProducer {
                 }
                 last = tokio::time::Instant::now();
                 let a = app.clone();
-                match tokio::task::spawn_blocking(move || a.produce_one()).await {
+                match tokio::task::spawn_blocking(move || a.produce_one(idle_due)).await {
                     Ok(Ok(Some(h))) => tracing::debug!(height = h, "block finalized"),
                     Ok(Ok(None)) => {}
                     Ok(Err(e)) => {

@@ -331,3 +331,114 @@ fn exec_runs_offline_and_reports_median() {
     let err = fails(tmp.path(), &["exec", "/nonexistent.onnx", "--input", "x.json"], 1);
     assert!(err.contains("cannot read"), "{err}");
 }
+
+#[test]
+fn lineage_royalties_shares_license_stake_and_proofs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let base_owner = ok_json(&home, &["init"])["address"].as_str().unwrap().to_string();
+    let node = NodeProc::start(&home);
+    let url = node.url.as_str();
+    let (dev2, dev3) = (key_addr(&home, "dev2"), key_addr(&home, "dev3"));
+
+    // A base model, and a derived one that pays it 20% of its revenue.
+    let base = fixtures().join("mlp.onnx");
+    let p = ok_json(&home, &["--node", url, "publish", base.to_str().unwrap(), "--name", "base"]);
+    let base_id = p["model"].as_str().unwrap().to_string();
+    // The same bytes cannot be registered twice, by anyone.
+    let err = fails(&home, &["--node", url, "--key", "dev3", "publish", base.to_str().unwrap(), "--name", "copy"], 5);
+    assert!(err.contains("already registered"), "{err}");
+    let parent_arg = format!("{base_id}:2000");
+    // A derived model (different bytes, still a valid model), paying its parent 20%.
+    let mlp_child = tmp.path().join("mlp_child.onnx");
+    let mut bytes = std::fs::read(&base).unwrap();
+    // A protobuf-level change that keeps the model valid: append a doc_string field
+    // (ModelProto field 6, wire type 2) to the serialized model.
+    let doc = b"derived";
+    bytes.push(0x32);
+    bytes.push(doc.len() as u8);
+    bytes.extend_from_slice(doc);
+    std::fs::write(&mlp_child, &bytes).unwrap();
+    let p = ok_json(
+        &home,
+        &[
+            "--node",
+            url,
+            "--key",
+            "dev2",
+            "publish",
+            mlp_child.to_str().unwrap(),
+            "--name",
+            "derived",
+            "--price",
+            "1000",
+            "--parent",
+            &parent_arg,
+        ],
+    );
+    let derived = p["model"].as_str().unwrap().to_string();
+    assert_ne!(derived, base_id);
+    assert_eq!(p["parents"].as_array().unwrap().len(), 1);
+
+    let input = fixtures().join("mlp.input.json");
+    let run = |key: &str, id: &str| {
+        let out = tmp.path().join(format!("out-{key}-{}", &id[id.len() - 6..]));
+        ok_json(
+            &home,
+            &[
+                "--node",
+                url,
+                "--key",
+                key,
+                "run",
+                id,
+                "--input",
+                input.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        )
+    };
+    let (b0, d2_0) = (balance(&home, url, &base_owner), balance(&home, url, &dev2));
+    run("dev1", &derived);
+    assert_eq!(balance(&home, url, &base_owner), b0 + 200, "the parent's owner gets 20% of the price");
+    assert_eq!(balance(&home, url, &dev2), d2_0 + 800, "the derived model's owner gets the rest");
+
+    // Shares: dev2 gives 30% to dev3; dev1 holds none and cannot give any.
+    let t = ok_json(&home, &["--node", url, "--key", "dev2", "model", "transfer", &derived, &dev3, "3000"]);
+    let owners = t["model"]["owners"].as_array().unwrap();
+    assert_eq!(owners.len(), 2);
+    let err = fails(&home, &["--node", url, "--key", "dev1", "model", "transfer", &derived, &dev3, "1"], 5);
+    assert!(err.to_lowercase().contains("share"), "{err}");
+
+    // License: the 30% minority cannot change it; the 70% majority can.
+    let err = fails(&home, &["--node", url, "--key", "dev3", "model", "license", &derived, "--price", "1"], 5);
+    assert!(err.contains("more than 5000 bps"), "{err}");
+    ok_json(&home, &["--node", url, "--key", "dev2", "model", "license", &derived, "--price", "2000"]);
+    let (b0, d2_0, d3_0) = (balance(&home, url, &base_owner), balance(&home, url, &dev2), balance(&home, url, &dev3));
+    run("dev1", &derived);
+    assert_eq!(balance(&home, url, &base_owner), b0 + 400);
+    assert_eq!(balance(&home, url, &dev2), d2_0 + 1120, "70% of the 1600 left after royalties");
+    assert_eq!(balance(&home, url, &dev3), d3_0 + 480, "30% of the 1600 left after royalties");
+    let e = ok_json(&home, &["--node", url, "earnings", &dev3]);
+    assert_eq!(e["earnings"]["owner"], "480");
+
+    // Stake and unstake.
+    let s = ok_json(&home, &["--node", url, "--key", "dev1", "stake", "5000"]);
+    assert_eq!(s["executor"]["stake"], "5000");
+    let s = ok_json(&home, &["--node", url, "--key", "dev1", "unstake", "1000"]);
+    assert_eq!(s["executor"]["stake"], "4000");
+    let err = fails(&home, &["--node", url, "--key", "dev3", "unstake", "1"], 5);
+    assert!(!err.is_empty());
+
+    // Proofs: checked by the CLI against a signed header's state root.
+    let pr = ok_json(&home, &["--node", url, "prove", "balance", &dev3]);
+    assert_eq!(pr["verified"], true);
+    let proven: u128 = pr["value"]["balance"].as_str().unwrap().parse().unwrap();
+    assert_eq!(proven, balance(&home, url, &dev3));
+    let pm = ok_json(&home, &["--node", url, "prove", "model", &derived]);
+    assert_eq!(pm["value"]["price"], "2000");
+    assert_eq!(pm["present"], true);
+    let absent = ok_json(&home, &["--node", url, "prove", "balance", "deed1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"]);
+    assert_eq!(absent["present"], false, "absence is proven too");
+}
