@@ -183,6 +183,9 @@ pub enum Cmd {
     /// Raw transactions.
     #[command(subcommand)]
     Tx(TxCmd),
+    /// Re-execute the home's stored chain from genesis and check every state root
+    /// (offline: stop the node first).
+    Replay,
 }
 
 /// Changes to a model.

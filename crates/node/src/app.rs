@@ -64,6 +64,28 @@ pub struct App {
     pub blocks: broadcast::Sender<Arc<Block>>,
     models: Mutex<VecDeque<(Cid, Arc<Model>)>>,
     commit: Mutex<()>,
+    failpoint: Option<(FailStage, u64)>,
+    finalized: std::sync::atomic::AtomicU64,
+}
+
+/// Where a crash test asks the node to die (`DEED_FAILPOINT=before-commit:N` or
+/// `after-commit:N`: abort the process at the N-th block finalized by this process).
+/// Test instrumentation only; unset in production it costs one branch per block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FailStage {
+    BeforeCommit,
+    AfterCommit,
+}
+
+fn failpoint_from_env() -> Option<(FailStage, u64)> {
+    let v = std::env::var("DEED_FAILPOINT").ok()?;
+    let (stage, n) = v.split_once(':')?;
+    let stage = match stage {
+        "before-commit" => FailStage::BeforeCommit,
+        "after-commit" => FailStage::AfterCommit,
+        _ => return None,
+    };
+    Some((stage, n.parse().ok()?))
 }
 
 /// Milliseconds since the Unix epoch from the wall clock (the node's, never the ledger's).
@@ -94,6 +116,8 @@ impl App {
             blocks,
             models: Mutex::new(VecDeque::new()),
             commit: Mutex::new(()),
+            failpoint: failpoint_from_env(),
+            finalized: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -271,7 +295,14 @@ impl App {
             .iter()
             .map(|(h, e)| TxResult { hash: *h, ok: false, error: Some(e.to_string()) })
             .collect();
+        let n = self.finalized.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if self.failpoint == Some((FailStage::BeforeCommit, n)) {
+            std::process::abort();
+        }
         self.db.commit_block(&block, &proposal.writes, &results)?;
+        if self.failpoint == Some((FailStage::AfterCommit, n)) {
+            std::process::abort();
+        }
         if !rejected.is_empty() {
             self.db.record_rejected(&rejected)?;
         }

@@ -2,6 +2,8 @@
 //! loopback port: init, node --dev, publish, run, verify, crash and restart, and the
 //! refusals users hit.
 
+mod crash;
+
 use serde_json::Value;
 use std::{
     io::{BufRead, BufReader},
@@ -13,7 +15,7 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
 }
 
-fn deed(home: &Path, args: &[&str]) -> Output {
+pub(crate) fn deed(home: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_deed"))
         .arg("--home")
         .arg(home)
@@ -24,7 +26,7 @@ fn deed(home: &Path, args: &[&str]) -> Output {
 }
 
 /// Runs deed with --json, expects success, returns the JSON document.
-fn ok_json(home: &Path, args: &[&str]) -> Value {
+pub(crate) fn ok_json(home: &Path, args: &[&str]) -> Value {
     let mut a = args.to_vec();
     a.push("--json");
     let out = deed(home, &a);
@@ -48,18 +50,23 @@ fn fails(home: &Path, args: &[&str], code: i32) -> String {
     err
 }
 
-struct NodeProc {
+pub(crate) struct NodeProc {
     child: Child,
     url: String,
 }
 
 impl NodeProc {
     fn start(home: &Path) -> NodeProc {
+        Self::start_with(home, &[])
+    }
+
+    fn start_with(home: &Path, env: &[(&str, &str)]) -> NodeProc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_deed"))
             .arg("--home")
             .arg(home)
             .args(["node", "--dev", "--listen", "127.0.0.1:0", "--json"])
             .env("DEED_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
