@@ -8,7 +8,7 @@
 
 use crate::model::{Model, Node};
 use crate::onnx::{self, ModelProto, TensorProto, ValueInfoProto};
-use crate::ops::{OPSET_MAX, OPSET_MIN, Op, SUPPORTED_OPS};
+use crate::ops::{ML_DOMAIN, ML_OPSET_MAX, OPSET_MAX, OPSET_MIN, Op};
 use crate::{IoInfo, Limits, LoadError};
 use deed_types::{DType, Tensor, TensorData};
 use prost::Message;
@@ -226,7 +226,8 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits) -> Result<Model, LoadError> {
         opsets.insert(d, o.version);
     }
     let opset = opsets.get("").copied().unwrap_or(0);
-    if (!graph.node.is_empty() || opsets.contains_key("")) && !(OPSET_MIN..=OPSET_MAX).contains(&opset) {
+    let uses_default = graph.node.iter().any(|n| n.domain.is_empty() || n.domain == "ai.onnx");
+    if uses_default && !(OPSET_MIN..=OPSET_MAX).contains(&opset) {
         return Err(LoadError::UnsupportedOpset { version: opset, min: OPSET_MIN, max: OPSET_MAX });
     }
 
@@ -291,14 +292,19 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits) -> Result<Model, LoadError> {
             format!("node '{}' ({})", node.name, node.op_type)
         };
         let domain = if node.domain == "ai.onnx" { "" } else { node.domain.as_str() };
-        if !domain.is_empty() || !SUPPORTED_OPS.contains(&node.op_type.as_str()) {
-            return Err(LoadError::UnsupportedOp {
-                op: node.op_type.clone(),
-                domain: if domain.is_empty() { "ai.onnx".into() } else { domain.to_owned() },
-                opset: opsets.get(domain).copied().unwrap_or(0),
-            });
+        let dom_opset = opsets.get(domain).copied().unwrap_or(0);
+        let unsupported = || LoadError::UnsupportedOp {
+            op: node.op_type.clone(),
+            domain: if domain.is_empty() { "ai.onnx".into() } else { domain.to_owned() },
+            opset: dom_opset,
+        };
+        if !crate::ops::is_supported(domain, &node.op_type) {
+            return Err(unsupported());
         }
-        let op = Op::parse(node, opset, label.clone(), limits)?;
+        if domain == ML_DOMAIN && !(1..=ML_OPSET_MAX).contains(&dom_opset) {
+            return Err(unsupported());
+        }
+        let op = Op::parse(node, domain, dom_opset, label.clone(), limits)?;
         let (min_in, max_in) = op.arity();
         let used_inputs = node.input.iter().rposition(|s| !s.is_empty()).map_or(0, |p| p + 1);
         if used_inputs > max_in {
@@ -308,8 +314,11 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits) -> Result<Model, LoadError> {
             return Err(LoadError::Invalid(format!("{label} is missing its required input #{k}")));
         }
         let used_outputs = node.output.iter().rposition(|s| !s.is_empty()).map_or(0, |p| p + 1);
-        if used_outputs > 1 {
-            return Err(LoadError::Invalid(format!("{label} has {used_outputs} outputs, the engine computes 1")));
+        let max_out = op.output_count();
+        if used_outputs > max_out {
+            return Err(LoadError::Invalid(format!(
+                "{label} has {used_outputs} outputs, the operator defines {max_out}"
+            )));
         }
         for out in node.output.iter().filter(|s| !s.is_empty()) {
             if vals.ids.contains_key(out) {
@@ -379,18 +388,23 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits) -> Result<Model, LoadError> {
         let ins = &node_inputs[i];
         let in_types: Vec<Option<DType>> =
             ins.iter().map(|id| id.map(|id| dtypes[id].expect("inputs typed before use"))).collect();
-        let dtype = p.op.output_dtype(&in_types).map_err(|e| LoadError::Unsupported(format!("{}: {e}", p.label)))?;
-        let output = graph.node[i].output.first().filter(|s| !s.is_empty()).map(|s| ids[s]);
-        if let Some(o) = output {
-            dtypes[o] = Some(dtype);
+        let out_types =
+            p.op.output_dtypes(&in_types).map_err(|e| LoadError::Unsupported(format!("{}: {e}", p.label)))?;
+        let outputs: Vec<Option<usize>> = (0..out_types.len())
+            .map(|k| graph.node[i].output.get(k).filter(|s| !s.is_empty()).map(|s| ids[s]))
+            .collect();
+        for (o, &d) in outputs.iter().zip(&out_types) {
+            if let Some(o) = o {
+                dtypes[*o] = Some(d);
+            }
         }
         nodes.push(Node {
             label: p.label,
             op_type: graph.node[i].op_type.clone(),
             op: p.op,
             inputs: ins.clone(),
-            output,
-            dtype,
+            outputs,
+            dtypes: out_types,
         });
     }
 
@@ -433,11 +447,10 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits) -> Result<Model, LoadError> {
     let mut free_after = vec![Vec::new(); nodes.len()];
     // Outputs nobody reads are dropped right after they were traced.
     for (pos, n) in nodes.iter().enumerate() {
-        if let Some(o) = n.output
-            && last_use[o].is_none()
-            && !output_ids.contains(&o)
-        {
-            free_after[pos].push(o);
+        for &o in n.outputs.iter().flatten() {
+            if last_use[o].is_none() && !output_ids.contains(&o) {
+                free_after[pos].push(o);
+            }
         }
     }
     for (id, lu) in last_use.iter().enumerate() {

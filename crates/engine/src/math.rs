@@ -18,6 +18,20 @@
 //!   `t = e / (e + 2)`; result `copysign(t as f32, x)`.
 //! - [`sigmoid`]: NaN ⇒ NaN; `x ≥ 0`: `x > 40 ⇒ 1`, else `1 / (1 + exp64(−x))`;
 //!   `x < 0`: `x < −110 ⇒ +0`, else `e = exp64(x)`, `e / (1 + e)`; rounded to f32.
+//! - `log64(x)` (x > 0 finite): `x = m·2ᵉ` with `m ∈ [√½, √2)` from the bits (subnormals
+//!   scaled by 2⁵⁴ first), `f = m − 1`, `s = f / (2 + f)`, `z = s²`,
+//!   `p = Σₙ₌₀¹³ zⁿ/(2n+1)` by Horner with `fma` (highest degree first), `log m = 2·s·p`,
+//!   result `e·LN2_HI + (e·LN2_LO + log m)`.
+//! - `log1p64(u)`: `w = 1 + u`; `w = 1 ⇒ u`; else `log64(w) − ((w − 1) − u) / w`.
+//! - [`log`]: NaN ⇒ NaN; `x < 0 ⇒ NaN`; `±0 ⇒ −∞`; `+∞ ⇒ +∞`; else `log64(x) as f32`.
+//! - `erf64(x)`: `|x| ≥ 4 ⇒ ±1`; else `2/√π · Σₙ₌₀⁷⁹ (−1)ⁿ x²ⁿ⁺¹ / (n!·(2n+1))`, the terms
+//!   built one from the previous (`t ← t·(−x²)/n`) and summed in order n = 0, 1, ….
+//! - [`erf`]: NaN ⇒ NaN; `erf64(x) as f32` (keeps the sign of zero).
+//! - [`pow`]: the C99 `pow` special cases (see the function); otherwise
+//!   `|x|^y = exp64(y·log64(|x|))` with `y·log64|x| > 709 ⇒ +∞`, `< −745 ⇒ +0`, negated
+//!   for negative `x` and odd integer `y`; rounded once to f32.
+//! - [`expm1`]: `expm1_64(x) as f32` for `−40 ≤ x ≤ 50`; below, `−1`; above, `+∞`.
+//! - [`log1p`]: NaN ⇒ NaN; `x < −1 ⇒ NaN`; `x = −1 ⇒ −∞`; `+∞ ⇒ +∞`; else `log1p64 as f32`.
 
 const LOG2E: f64 = std::f64::consts::LOG2_E;
 /// High part of ln 2 with 32 trailing zero bits, so `k · LN2_HI` is exact for |k| < 2²⁰.
@@ -137,6 +151,186 @@ pub fn sigmoid(x: f32) -> f32 {
     }
 }
 
+/// ln(x) in f64 for finite x > 0 (see the module docs).
+pub(crate) fn log64(x: f64) -> f64 {
+    assert!(x > 0.0 && x.is_finite(), "log64 domain");
+    let (mut x, mut e) = (x, 0i64);
+    if x < f64::MIN_POSITIVE {
+        x *= 18_014_398_509_481_984.0; // 2^54
+        e = -54;
+    }
+    let bits = x.to_bits();
+    e += ((bits >> 52) & 0x7ff) as i64 - 1023;
+    let mut m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
+    if m > std::f64::consts::SQRT_2 {
+        m *= 0.5;
+        e += 1;
+    }
+    let f = m - 1.0;
+    let s = f / (2.0 + f);
+    let z = s * s;
+    let mut p: f64 = 1.0 / 27.0;
+    for n in (0..13).rev() {
+        p = p.mul_add(z, 1.0 / (2 * n + 1) as f64);
+    }
+    let lm = 2.0 * s * p;
+    let ef = e as f64;
+    ef * LN2_HI + (ef * LN2_LO + lm)
+}
+
+/// ln(1 + u) in f64 for finite u > −1, accurate also for small u.
+pub(crate) fn log1p64(u: f64) -> f64 {
+    let w = 1.0 + u;
+    if w == 1.0 {
+        return u;
+    }
+    log64(w) - ((w - 1.0) - u) / w
+}
+
+/// eˣ in f64 for any x: +∞ above 709, +0 below −745 (the engine's own [`exp64`] inside).
+pub(crate) fn exp64_any(x: f64) -> f64 {
+    if x.is_nan() {
+        x
+    } else if x > 709.0 {
+        f64::INFINITY
+    } else if x < -708.0 {
+        // exp64 needs |x| ≤ 708; below, split off a power of two so the result may go subnormal.
+        if x < -745.2 { 0.0 } else { exp64(x + 64.0 * std::f64::consts::LN_2) * pow2(-64) }
+    } else {
+        exp64(x)
+    }
+}
+
+/// tanh(x) in f64 (same formula as [`tanh`], without the final rounding to f32).
+pub(crate) fn tanh64(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    let a = x.abs();
+    let t = if a > 19.0 {
+        1.0
+    } else {
+        let e = expm1_64(2.0 * a);
+        e / (e + 2.0)
+    };
+    t.copysign(x)
+}
+
+/// ln(x) for f32, within 1 ulp.
+pub fn log(x: f32) -> f32 {
+    if x.is_nan() || x < 0.0 {
+        return f32::NAN;
+    }
+    if x == 0.0 {
+        return f32::NEG_INFINITY;
+    }
+    if x.is_infinite() {
+        return x;
+    }
+    log64(x as f64) as f32
+}
+
+/// ln(1 + x) for f32, within 1 ulp.
+pub fn log1p(x: f32) -> f32 {
+    if x.is_nan() || x < -1.0 {
+        return f32::NAN;
+    }
+    if x == -1.0 {
+        return f32::NEG_INFINITY;
+    }
+    if x.is_infinite() {
+        return x;
+    }
+    log1p64(x as f64) as f32
+}
+
+/// eˣ − 1 for f32, within 1 ulp.
+pub fn expm1(x: f32) -> f32 {
+    if x.is_nan() {
+        return x;
+    }
+    if x > 50.0 {
+        return f32::INFINITY;
+    }
+    if x < -40.0 {
+        return -1.0;
+    }
+    expm1_64(x as f64) as f32
+}
+
+/// erf(x) in f64 (see the module docs); absolute error below 1e-11.
+pub(crate) fn erf64(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    if x.abs() >= 4.0 {
+        return 1.0f64.copysign(x);
+    }
+    const TWO_OVER_SQRT_PI: f64 = std::f64::consts::FRAC_2_SQRT_PI;
+    let x2 = x * x;
+    let mut t = x; // (−1)ⁿ x²ⁿ⁺¹ / n!
+    let mut sum = x;
+    for n in 1..80 {
+        t = t * -x2 / n as f64;
+        sum += t / (2 * n + 1) as f64;
+    }
+    TWO_OVER_SQRT_PI * sum
+}
+
+/// The error function for f32 (absolute error below 1e-7; nearly always correctly rounded).
+pub fn erf(x: f32) -> f32 {
+    if x.is_nan() {
+        return x;
+    }
+    (erf64(x as f64) as f32).copysign(x)
+}
+
+/// Whether the finite f64 `y` is an odd integer.
+fn is_odd_int(y: f64) -> bool {
+    y.abs() < 9_007_199_254_740_992.0 && y.trunc() == y && (y as i64) % 2 != 0
+}
+
+/// `x` to the power `y` for f32 with the C99 special cases, within 1 ulp.
+pub fn pow(x: f32, y: f32) -> f32 {
+    let (xd, yd) = (x as f64, y as f64);
+    if y == 0.0 || x == 1.0 {
+        return 1.0;
+    }
+    if x.is_nan() || y.is_nan() {
+        return f32::NAN;
+    }
+    let y_odd = y.is_finite() && is_odd_int(yd);
+    if x == 0.0 {
+        return if y < 0.0 {
+            if y_odd { f32::INFINITY.copysign(x) } else { f32::INFINITY }
+        } else if y_odd {
+            x
+        } else {
+            0.0
+        };
+    }
+    if y.is_infinite() {
+        let a = x.abs();
+        return if a == 1.0 {
+            1.0
+        } else if (a < 1.0) == (y < 0.0) {
+            f32::INFINITY
+        } else {
+            0.0
+        };
+    }
+    if x.is_infinite() {
+        let mag = if y < 0.0 { 0.0f32 } else { f32::INFINITY };
+        return if x < 0.0 && y_odd { -mag } else { mag };
+    }
+    if x < 0.0 && yd.trunc() != yd {
+        return f32::NAN;
+    }
+    let t = yd * log64(xd.abs());
+    let mag = exp64_any(t) as f32;
+    if x < 0.0 && y_odd { -mag } else { mag }
+}
+
 #[cfg(test)]
 mod tests {
     //! The tests may use the platform's libm as an oracle; the engine may not.
@@ -210,7 +404,57 @@ mod tests {
         }
     }
 
+    #[test]
+    fn log_erf_pow_special_and_sweep() {
+        assert_eq!(log(1.0), 0.0);
+        assert_eq!(log(0.0), f32::NEG_INFINITY);
+        assert!(log(-1.0).is_nan());
+        assert_eq!(pow(2.0, 10.0), 1024.0);
+        assert_eq!(pow(-2.0, 3.0), -8.0);
+        assert!(pow(-2.0, 0.5).is_nan());
+        assert_eq!(pow(0.0, -1.0), f32::INFINITY);
+        assert_eq!(erf(0.0), 0.0);
+        assert_eq!(erf(10.0), 1.0);
+        let mut bits = 1u32;
+        while bits < 0x7f00_0000 {
+            let x = f32::from_bits(bits);
+            check(log, f64::ln, x).unwrap();
+            check(log1p, f64::ln_1p, x).unwrap();
+            bits += 9973;
+        }
+        let mut x = -6.0f32;
+        while x < 6.0 {
+            let got = erf(x) as f64;
+            let want = erf_oracle(x as f64);
+            assert!((got - want).abs() <= 1e-7, "erf({x}) = {got}, want {want}");
+            check(expm1, f64::exp_m1, x).unwrap();
+            x += 0.001_37;
+        }
+    }
+
+    /// erf by a different series (Abramowitz–Stegun 7.1.6, all-positive terms), for tests.
+    fn erf_oracle(x: f64) -> f64 {
+        if x.abs() > 5.0 {
+            return 1.0f64.copysign(x);
+        }
+        let mut t = x;
+        let mut s = x;
+        for n in 1..200 {
+            t *= 2.0 * x * x / (2 * n + 1) as f64;
+            s += t;
+        }
+        std::f64::consts::FRAC_2_SQRT_PI * (-x * x).exp() * s
+    }
+
     proptest! {
+        #[test]
+        fn pow_accurate(x in 0.01f32..100.0, y in -10.0f32..10.0) {
+            let got = pow(x, y);
+            let want = (x as f64).powf(y as f64) as f32;
+            if want.is_finite() && want != 0.0 {
+                prop_assert!(ulps(got, want) <= 1, "pow({x}, {y}) = {got:e}, want {want:e}");
+            }
+        }
         #[test]
         fn exp_accurate(x in -110.0f32..90.0) { check(exp, f64::exp, x)?; }
         #[test]

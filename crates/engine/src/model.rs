@@ -15,10 +15,11 @@ pub(crate) struct Node {
     pub op: Op,
     /// Value slot per input position; `None` for an absent optional input.
     pub inputs: Vec<Option<usize>>,
-    /// Value slot of the (single) output, `None` when its name is empty.
-    pub output: Option<usize>,
-    /// The output's dtype, fixed at load.
-    pub dtype: DType,
+    /// Value slot per output position, `None` when its name is empty or absent; one
+    /// entry per output the operator defines.
+    pub outputs: Vec<Option<usize>>,
+    /// The outputs' dtypes, fixed at load.
+    pub dtypes: Vec<DType>,
 }
 
 /// A checked, planned ONNX model, ready to run any number of times (also concurrently).
@@ -83,7 +84,7 @@ impl Model {
         self.nodes.len()
     }
 
-    fn check_inputs(&self, inputs: &TensorSet) -> Result<(), RunError> {
+    pub(crate) fn check_inputs(&self, inputs: &TensorSet) -> Result<(), RunError> {
         for name in inputs.0.keys() {
             if !self.inputs.iter().any(|i| &i.name == name) {
                 return Err(RunError::UnexpectedInput(name.clone()));
@@ -148,41 +149,50 @@ impl Model {
         let mut trace = Vec::with_capacity(if opts.trace { self.nodes.len() } else { 0 });
         let mut buf = Vec::new();
         for (pos, node) in self.nodes.iter().enumerate() {
-            let out = {
+            let outs: Vec<Cow<'_, Tensor>> = {
                 let ins: Vec<Option<&Tensor>> = node
                     .inputs
                     .iter()
                     .map(|id| id.map(|id| values[id].as_deref().expect("inputs computed before use")))
                     .collect();
+                let kerr = |e| match e {
+                    KernelError::Invalid(reason) => {
+                        RunError::Op { node: node_name(&node.label), op: node.op_type.clone(), reason }
+                    }
+                    KernelError::OverLimit { what, value, max } => {
+                        RunError::OverLimit { what: format!("{}: {what}", node.label), value, max }
+                    }
+                };
                 match &node.op {
                     // Constants are borrowed from the model, not copied.
-                    Op::Constant(t) => Cow::Borrowed(t),
-                    op => Cow::Owned(op.run(&ins, &ctx).map_err(|e| match e {
-                        KernelError::Invalid(reason) => {
-                            RunError::Op { node: node_name(&node.label), op: node.op_type.clone(), reason }
-                        }
-                        KernelError::OverLimit { what, value, max } => {
-                            RunError::OverLimit { what: format!("{}: {what}", node.label), value, max }
-                        }
-                    })?),
+                    Op::Constant(t) => vec![Cow::Borrowed(t)],
+                    Op::Ext(k) => k.run(&ins, &ctx).map_err(kerr)?.into_iter().map(Cow::Owned).collect(),
+                    op => vec![Cow::Owned(op.run(&ins, &ctx).map_err(kerr)?)],
                 }
             };
-            assert_eq!(out.dtype(), node.dtype, "{}: kernel dtype differs from load-time inference", node.label);
-            assert_eq!(
-                deed_types::tensor::element_count(&out.shape),
-                Some(out.data.len()),
-                "{}: kernel produced an inconsistent tensor",
-                node.label
-            );
+            assert_eq!(outs.len(), node.dtypes.len(), "{}: kernel output count", node.label);
+            for (out, &dtype) in outs.iter().zip(&node.dtypes) {
+                assert_eq!(out.dtype(), dtype, "{}: kernel dtype differs from load-time inference", node.label);
+                assert_eq!(
+                    deed_types::tensor::element_count(&out.shape),
+                    Some(out.data.len()),
+                    "{}: kernel produced an inconsistent tensor",
+                    node.label
+                );
+            }
             if opts.trace {
                 buf.clear();
-                if node.output.is_some() {
-                    out.encode_into(&mut buf);
+                for (out, slot) in outs.iter().zip(&node.outputs) {
+                    if slot.is_some() {
+                        out.encode_into(&mut buf);
+                    }
                 }
                 trace.push(Hash32::of(&buf));
             }
-            if let Some(o) = node.output {
-                values[o] = Some(out);
+            for (out, slot) in outs.into_iter().zip(&node.outputs) {
+                if let Some(o) = slot {
+                    values[*o] = Some(out);
+                }
             }
             for &id in &self.free_after[pos] {
                 values[id] = None;

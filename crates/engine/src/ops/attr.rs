@@ -24,6 +24,27 @@ impl<'a> Attrs<'a> {
         LoadError::Unsupported(format!("{}: {msg}", self.label))
     }
 
+    /// How many outputs the node lists (including empty, optional ones).
+    pub(crate) fn output_count(&self) -> usize {
+        self.node.output.len()
+    }
+
+    /// A list of strings attribute.
+    #[allow(dead_code)] // used by the ai.onnx.ml parsers
+    pub(crate) fn strings(&self, name: &str) -> Result<Option<Vec<String>>, LoadError> {
+        match self.find(name, attr_type::STRINGS, "a list of strings")? {
+            None => Ok(None),
+            Some(a) => a
+                .strings
+                .iter()
+                .map(|s| {
+                    String::from_utf8(s.clone()).map_err(|_| self.invalid(format!("attribute '{name}' is not UTF-8")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+        }
+    }
+
     pub(crate) fn has(&self, name: &str) -> bool {
         self.node.attribute.iter().any(|a| a.name == name)
     }

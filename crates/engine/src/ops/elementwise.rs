@@ -141,6 +141,12 @@ pub(crate) fn binary(op: BinOp, a: &Tensor, b: &Tensor, ctx: &Ctx<'_>) -> KResul
         (TensorData::F64(x), TensorData::F64(y)) => float!(x, y, F64),
         (TensorData::I32(x), TensorData::I32(y)) => int!(x, y, I32),
         (TensorData::I64(x), TensorData::I64(y)) => int!(x, y, I64),
+        (TensorData::I8(x), TensorData::I8(y)) => int!(x, y, I8),
+        (TensorData::U8(x), TensorData::U8(y)) => int!(x, y, U8),
+        (TensorData::I16(x), TensorData::I16(y)) => int!(x, y, I16),
+        (TensorData::U16(x), TensorData::U16(y)) => int!(x, y, U16),
+        (TensorData::U32(x), TensorData::U32(y)) => int!(x, y, U32),
+        (TensorData::U64(x), TensorData::U64(y)) => int!(x, y, U64),
         (x, y) => unreachable!("binary op dtypes {:?}/{:?} passed load-time checks", x.dtype(), y.dtype()),
     };
     Ok(Tensor { shape, data })

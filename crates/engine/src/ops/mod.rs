@@ -4,9 +4,17 @@
 pub(crate) mod attr;
 pub mod conv;
 pub mod elementwise;
+pub mod index;
 pub mod linalg;
+pub mod math_ops;
+pub mod ml;
+pub mod nn;
+pub mod quant;
 pub mod reduce;
+pub mod reduction;
+pub mod resize;
 pub mod shape;
+pub(crate) mod util;
 
 use crate::onnx::NodeProto;
 use crate::{Limits, LoadError};
@@ -16,21 +24,158 @@ use deed_types::{DType, Tensor};
 use elementwise::{BinOp, UnOp};
 use linalg::GemmAttrs;
 use reduce::ArgMaxAttrs;
+use std::sync::Arc;
 
 /// Lowest default-domain opset the engine implements.
 pub const OPSET_MIN: i64 = 7;
-/// Highest default-domain opset the engine implements. Opset 22 only widened the type
-/// lists of the operators supported here, so its semantics are those of 21.
-pub const OPSET_MAX: i64 = 22;
+/// Highest default-domain opset the engine implements. Opsets 22 to 25 only widened the
+/// type lists of the operators supported here (16-bit, 8-bit and 4-bit floats, 2- and
+/// 4-bit integers, which deed refuses at load) and added attributes that only matter
+/// for those types (QuantizeLinear `precision`, DequantizeLinear `output_dtype`, Cast
+/// `round_mode`; checked when parsed), so their semantics are those of 21.
+pub const OPSET_MAX: i64 = 25;
 
-/// The operator types the engine implements in the default (`ai.onnx`) domain.
+/// The operator types of the default (`ai.onnx`) domain with a built-in `Op` variant;
+/// [`EXT_OPS`] lists the rest.
 pub const SUPPORTED_OPS: &[&str] = &[
     "Add", "ArgMax", "Cast", "Constant", "Conv", "Div", "Exp", "Flatten", "Gemm", "Identity", "MatMul", "MaxPool",
     "Mul", "Relu", "Reshape", "Sigmoid", "Softmax", "Sub", "Tanh",
 ];
 
+/// The `ai.onnx.ml` domain.
+pub const ML_DOMAIN: &str = "ai.onnx.ml";
+/// Highest `ai.onnx.ml` opset the engine implements (the versions of its operators are
+/// checked one by one when parsed).
+pub const ML_OPSET_MAX: i64 = 5;
+
+/// Whether the engine implements `op_type` in `domain` (`""` is the default domain).
+pub fn is_supported(domain: &str, op_type: &str) -> bool {
+    match domain {
+        "" => SUPPORTED_OPS.contains(&op_type) || EXT_OPS.contains(&op_type),
+        ML_DOMAIN => ml::ML_OPS.contains(&op_type),
+        _ => false,
+    }
+}
+
+/// Default-domain operators implemented as [`Kernel`]s in the op-family modules.
+pub const EXT_OPS: &[&str] = &[
+    // nn
+    "AveragePool",
+    "BatchNormalization",
+    "Clip",
+    "ConvTranspose",
+    "Dropout",
+    "Elu",
+    "Gelu",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "HardSigmoid",
+    "HardSwish",
+    "InstanceNormalization",
+    "LRN",
+    "LayerNormalization",
+    "LeakyRelu",
+    "PRelu",
+    "Selu",
+    "Softplus",
+    "Softsign",
+    "ThresholdedRelu",
+    "Celu",
+    "Mish",
+    // math
+    "Abs",
+    "And",
+    "BitShift",
+    "Ceil",
+    "Equal",
+    "Erf",
+    "Floor",
+    "Greater",
+    "GreaterOrEqual",
+    "IsInf",
+    "IsNaN",
+    "Less",
+    "LessOrEqual",
+    "Log",
+    "Max",
+    "Mean",
+    "Min",
+    "Mod",
+    "Neg",
+    "Not",
+    "Or",
+    "Pow",
+    "Reciprocal",
+    "Round",
+    "Sign",
+    "Sqrt",
+    "Sum",
+    "Where",
+    "Xor",
+    "CastLike",
+    // reduction
+    "ArgMin",
+    "CumSum",
+    "LogSoftmax",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceMax",
+    "ReduceMean",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceSum",
+    "ReduceSumSquare",
+    "TopK",
+    "Hardmax",
+    // index
+    "Concat",
+    "ConstantOfShape",
+    "Expand",
+    "Gather",
+    "GatherElements",
+    "Pad",
+    "Range",
+    "Shape",
+    "Size",
+    "Slice",
+    "Split",
+    "Squeeze",
+    "Tile",
+    "Transpose",
+    "Unsqueeze",
+    // resize
+    "Resize",
+    "Upsample",
+    // quant
+    "ConvInteger",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+    "MatMulInteger",
+    "QLinearConv",
+    "QLinearMatMul",
+    "QuantizeLinear",
+];
+
+/// An operator implemented outside the built-in `Op` variants: every op family added
+/// after the first set lives in its own module behind this trait.
+pub(crate) trait Kernel: Send + Sync + std::fmt::Debug {
+    /// `(min inputs, max inputs)`.
+    fn arity(&self) -> (usize, usize);
+    /// How many outputs the operator defines (the kernel always computes them all).
+    fn outputs(&self) -> usize {
+        1
+    }
+    /// The output dtypes for these input dtypes (`None`: an absent optional input), one
+    /// per output, or why the combination is not supported.
+    fn output_dtypes(&self, ins: &[Option<DType>]) -> Result<Vec<DType>, String>;
+    /// Runs the operator: exactly [`Kernel::outputs`] tensors.
+    fn run(&self, ins: &[Option<&Tensor>], ctx: &Ctx<'_>) -> KResult<Vec<Tensor>>;
+}
+
 /// Largest value accepted for a window attribute (kernel size, stride, dilation, pad).
-const WINDOW_ATTR_MAX: i64 = 1 << 31;
+pub(crate) const WINDOW_ATTR_MAX: i64 = 1 << 31;
 
 /// What a kernel needs besides its inputs.
 pub(crate) struct Ctx<'a> {
@@ -92,18 +237,30 @@ pub(crate) enum Op {
     Gemm(GemmAttrs),
     Binary(BinOp),
     Unary(UnOp),
-    Softmax { axis: i64, legacy: bool },
-    Reshape { allowzero: bool },
-    Flatten { axis: i64 },
-    Conv { win: Window, group: usize },
+    Softmax {
+        axis: i64,
+        legacy: bool,
+    },
+    Reshape {
+        allowzero: bool,
+    },
+    Flatten {
+        axis: i64,
+    },
+    Conv {
+        win: Window,
+        group: usize,
+    },
     MaxPool(Window),
     Identity,
     Cast(DType),
     ArgMax(ArgMaxAttrs),
     Constant(Tensor),
+    /// Any other operator.
+    Ext(Arc<dyn Kernel>),
 }
 
-fn to_usizes(a: &Attrs<'_>, name: &str, v: Option<Vec<i64>>, min: i64) -> Result<Vec<usize>, LoadError> {
+pub(crate) fn to_usizes(a: &Attrs<'_>, name: &str, v: Option<Vec<i64>>, min: i64) -> Result<Vec<usize>, LoadError> {
     v.unwrap_or_default()
         .into_iter()
         .map(|x| {
@@ -116,7 +273,7 @@ fn to_usizes(a: &Attrs<'_>, name: &str, v: Option<Vec<i64>>, min: i64) -> Result
         .collect()
 }
 
-fn window(a: &Attrs<'_>, kernel_required: bool, with_ceil: bool) -> Result<Window, LoadError> {
+pub(crate) fn window(a: &Attrs<'_>, kernel_required: bool, with_ceil: bool) -> Result<Window, LoadError> {
     let kernel = to_usizes(a, "kernel_shape", a.ints("kernel_shape")?, 1)?;
     if kernel_required && kernel.is_empty() {
         return Err(a.invalid("attribute 'kernel_shape' is required"));
@@ -140,9 +297,22 @@ fn window(a: &Attrs<'_>, kernel_required: bool, with_ceil: bool) -> Result<Windo
 }
 
 impl Op {
-    /// Parses a default-domain node at `opset`. `label` names the node in errors.
-    pub(crate) fn parse(node: &NodeProto, opset: i64, label: String, limits: &Limits) -> Result<Op, LoadError> {
+    /// Parses a node of `domain` (`""` or [`ML_DOMAIN`], checked by [`is_supported`]) at
+    /// that domain's `opset`. `label` names the node in errors.
+    pub(crate) fn parse(
+        node: &NodeProto,
+        domain: &str,
+        opset: i64,
+        label: String,
+        limits: &Limits,
+    ) -> Result<Op, LoadError> {
         let a = Attrs::new(node, label);
+        if domain == ML_DOMAIN {
+            return Ok(Op::Ext(ml::parse(node, opset, &a, limits)?));
+        }
+        if !SUPPORTED_OPS.contains(&node.op_type.as_str()) {
+            return Ok(Op::Ext(parse_ext(node, opset, &a, limits)?));
+        }
         Ok(match node.op_type.as_str() {
             "MatMul" => Op::MatMul,
             "Gemm" => {
@@ -212,9 +382,30 @@ impl Op {
         })
     }
 
-    /// `(min inputs, max inputs)`; every operator has one used output.
+    /// How many outputs the operator defines.
+    pub(crate) fn output_count(&self) -> usize {
+        match self {
+            Op::Ext(k) => k.outputs(),
+            _ => 1,
+        }
+    }
+
+    /// The output dtypes, one per output (see [`Op::output_dtype`]).
+    pub(crate) fn output_dtypes(&self, ins: &[Option<DType>]) -> Result<Vec<DType>, String> {
+        match self {
+            Op::Ext(k) => {
+                let v = k.output_dtypes(ins)?;
+                assert_eq!(v.len(), k.outputs(), "{k:?}: one dtype per output");
+                Ok(v)
+            }
+            op => Ok(vec![op.output_dtype(ins)?]),
+        }
+    }
+
+    /// `(min inputs, max inputs)`.
     pub(crate) fn arity(&self) -> (usize, usize) {
         match self {
+            Op::Ext(k) => k.arity(),
             Op::Constant(_) => (0, 0),
             Op::Unary(_)
             | Op::Softmax { .. }
@@ -249,8 +440,8 @@ impl Op {
             Op::Unary(_) => all_f32(),
             Op::Binary(_) => match (first, ins.get(1).copied().flatten()) {
                 (Some(a), Some(b)) if a != b => Err(format!("inputs have different dtypes: {}", names(ins))),
-                (Some(d @ (F32 | F64 | I32 | I64)), _) => Ok(d),
-                _ => Err(format!("only float32, float64, int32 and int64 inputs are supported, got {}", names(ins))),
+                (Some(d @ (F32 | F64 | I8 | U8 | I16 | U16 | I32 | U32 | I64 | U64)), _) => Ok(d),
+                _ => Err(format!("only numeric inputs are supported, got {}", names(ins))),
             },
             Op::Reshape { .. } => match ins.get(1).copied().flatten() {
                 Some(I64) => Ok(first.expect("required input")),
@@ -263,6 +454,7 @@ impl Op {
                 _ => Err(format!("only float32, int32 and int64 inputs are supported, got {}", names(ins))),
             },
             Op::Constant(t) => Ok(t.dtype()),
+            Op::Ext(_) => unreachable!("Ext ops answer through output_dtypes"),
         }
     }
 
@@ -284,8 +476,33 @@ impl Op {
             Op::Cast(to) => Ok(shape::cast(req(0), *to)),
             Op::ArgMax(a) => reduce::argmax(a, req(0), ctx),
             Op::Constant(t) => Ok(t.clone()),
+            Op::Ext(_) => unreachable!("Ext ops run through run_all"),
         }
     }
+}
+
+/// Parses a default-domain operator implemented in an op-family module.
+fn parse_ext(node: &NodeProto, opset: i64, a: &Attrs<'_>, limits: &Limits) -> Result<Arc<dyn Kernel>, LoadError> {
+    let op = node.op_type.as_str();
+    if let Some(k) = nn::parse(op, opset, a)? {
+        return Ok(k);
+    }
+    if let Some(k) = math_ops::parse(op, opset, a)? {
+        return Ok(k);
+    }
+    if let Some(k) = reduction::parse(op, opset, a)? {
+        return Ok(k);
+    }
+    if let Some(k) = index::parse(op, opset, a, limits)? {
+        return Ok(k);
+    }
+    if let Some(k) = resize::parse(op, opset, a)? {
+        return Ok(k);
+    }
+    if let Some(k) = quant::parse(op, opset, a)? {
+        return Ok(k);
+    }
+    Err(LoadError::UnsupportedOp { op: op.to_owned(), domain: "ai.onnx".into(), opset })
 }
 
 fn names(ins: &[Option<DType>]) -> String {

@@ -2,6 +2,7 @@
 //! `fixtures/`, hostile inputs, and the determinism of outputs and traces.
 
 mod build;
+mod conformance;
 mod fixtures;
 mod hostile;
 mod models;
