@@ -35,7 +35,7 @@ pub const SKETCHES_MAX: usize = 1024;
 /// Least correlation for two tensors to count as the same tensor.
 pub const TENSOR_CORR_MIN: f64 = 0.5;
 /// Least [`similarity`] for a model to be a near copy of another.
-pub const NEAR_COPY_MIN: f64 = 0.5;
+pub const NEAR_COPY_MIN: f64 = 0.3;
 /// Quantization steps per standard deviation in a sketch.
 const SKETCH_STEPS_PER_SIGMA: f64 = 32.0;
 
@@ -103,19 +103,24 @@ fn quantize(samples: &[f64]) -> Option<Vec<i8>> {
     )
 }
 
-fn tensor_hash(dtype: i32, dims: &[u64], data: &[u8]) -> Hash32 {
+fn tensor_hasher(dtype: i32, dims: &[u64]) -> blake3::Hasher {
     let mut h = blake3::Hasher::new_derive_key("deed tensor v1");
     h.update(&[dtype as u8]);
     h.update(&(dims.len() as u32).to_le_bytes());
     for d in dims {
         h.update(&d.to_le_bytes());
     }
+    h
+}
+
+fn tensor_hash(dtype: i32, dims: &[u64], data: &[u8]) -> Hash32 {
+    let mut h = tensor_hasher(dtype, dims);
     h.update(data);
     Hash32(*h.finalize().as_bytes())
 }
 
 /// Fingerprint of one tensor given its canonical bytes or decoded values.
-fn sig_of(t: &RawTensor<'_>, raw: &[u8], values: Option<&[f64]>) -> TensorSig {
+fn sig_of(t: &RawTensor<'_>, raw: &[u8]) -> TensorSig {
     let hash = tensor_hash(t.dtype, &t.dims, raw);
     let n = t.elements();
     let mut sketch = Vec::new();
@@ -124,16 +129,41 @@ fn sig_of(t: &RawTensor<'_>, raw: &[u8], values: Option<&[f64]>) -> TensorSig {
         let samples: Vec<f64> = sample_positions(&t.dims)
             .into_iter()
             .map(|p| {
-                let v = match values {
-                    Some(vs) => vs[p as usize],
-                    None => formats::element_value(t.dtype, &raw[p as usize * w..(p as usize + 1) * w]),
-                };
+                let v = formats::element_value(t.dtype, &raw[p as usize * w..(p as usize + 1) * w]);
                 if v.is_finite() { v } else { 0.0 }
             })
             .collect();
         sketch = quantize(&samples).unwrap_or_default();
     }
     TensorSig { hash, dims: t.dims.clone(), sketch }
+}
+
+/// Fingerprint of a tensor held in a typed protobuf field, streamed: the canonical bytes
+/// go straight into the hash, samples are picked up as their positions pass.
+fn typed_sig(t: &RawTensor<'_>, msg: &[u8]) -> Result<TensorSig, FormatError> {
+    let w = formats::dtype::width(t.dtype).unwrap_or(1);
+    let mut h = tensor_hasher(t.dtype, &t.dims);
+    let n = t.elements();
+    let mut positions: Vec<(u64, usize)> = if n >= INFORMATIVE_ELEMENTS_MIN {
+        sample_positions(&t.dims).into_iter().enumerate().map(|(j, p)| (p, j)).collect()
+    } else {
+        vec![]
+    };
+    positions.sort_unstable();
+    let mut samples = vec![0.0f64; positions.len()];
+    let (mut idx, mut next) = (0u64, 0usize);
+    formats::typed_elements(msg, t.dtype, &mut |v| {
+        let b = v.to_le_bytes();
+        h.update(&b[..w]);
+        while next < positions.len() && positions[next].0 == idx {
+            let x = formats::element_value(t.dtype, &b[..w]);
+            samples[positions[next].1] = if x.is_finite() { x } else { 0.0 };
+            next += 1;
+        }
+        idx += 1;
+    })?;
+    let sketch = if samples.is_empty() { vec![] } else { quantize(&samples).unwrap_or_default() };
+    Ok(TensorSig { hash: Hash32(*h.finalize().as_bytes()), dims: t.dims.clone(), sketch })
 }
 
 /// Resolves an ONNX external-data `location` to the bytes of that file.
@@ -151,8 +181,8 @@ pub fn of_model(bytes: &[u8], limits: &FormatLimits, resolve: Resolve<'_>) -> Re
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     for t in &tensors {
         let sig = match &t.data {
-            TensorData::Raw(r) => sig_of(t, r, None),
-            TensorData::Decoded { values, canonical } => sig_of(t, canonical, Some(values)),
+            TensorData::Raw(r) => sig_of(t, r),
+            TensorData::Typed { msg, .. } => typed_sig(t, msg)?,
             TensorData::External(e) => {
                 if !files.iter().any(|(l, _)| l == &e.location) {
                     if files.len() >= 16 {
@@ -173,7 +203,7 @@ pub fn of_model(bytes: &[u8], limits: &FormatLimits, resolve: Resolve<'_>) -> Re
                     .ok_or_else(|| {
                         FormatError::External(format!("'{}': offset/length do not fit its dims in the file", t.name))
                     })?;
-                sig_of(t, &file[range], None)
+                sig_of(t, &file[range])
             }
         };
         sigs.push(sig);

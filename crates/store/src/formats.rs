@@ -34,7 +34,7 @@ impl Default for FormatLimits {
             tensors_max: 200_000,
             rank_max: 16,
             tensor_elements_max: 1 << 34,
-            safetensors_header_bytes_max: 16 << 20,
+            safetensors_header_bytes_max: 8 << 20,
         }
     }
 }
@@ -182,14 +182,13 @@ fn fields(msg: &[u8]) -> impl Iterator<Item = Result<(u64, Field<'_>), FormatErr
 pub enum TensorData<'a> {
     /// Little-endian elements of the tensor's dtype (`raw_data`, or a safetensors range).
     Raw(&'a [u8]),
-    /// Decoded from a typed protobuf field (`float_data`, `int32_data`, ...): the values
-    /// as f64, which holds every supported type's values closely enough for a sketch,
-    /// and the canonical little-endian bytes for the exact hash.
-    Decoded {
-        /// Values.
-        values: Vec<f64>,
-        /// Canonical little-endian bytes in the tensor's dtype.
-        canonical: Vec<u8>,
+    /// In a typed protobuf field (`float_data`, `int32_data`, ...) of this `TensorProto`
+    /// message; read with [`typed_elements`] without materializing it.
+    Typed {
+        /// The whole `TensorProto` message.
+        msg: &'a [u8],
+        /// The field number holding the values.
+        field: u64,
     },
     /// Stored outside the file (ONNX external data).
     External(ExternalRef),
@@ -262,46 +261,62 @@ pub fn onnx_tensors<'a>(bytes: &'a [u8], limits: &FormatLimits) -> Result<Vec<Ra
     Ok(out)
 }
 
-fn push_packed_or_single(
-    f: Field<'_>,
-    out: &mut Vec<f64>,
-    cap: u64,
-    fixed: Option<usize>,
-    conv: impl Fn(u64) -> f64,
-) -> Result<(), FormatError> {
-    let mut push = |v: f64| {
-        if out.len() as u64 >= cap {
-            return Err(onnx_err("more typed values than the dims declare"));
+/// The typed field and its fixed width (None = varints) that holds a dtype's values.
+fn typed_field(code: i32) -> (u64, Option<usize>) {
+    match code {
+        dtype::FLOAT => (4, Some(4)),
+        dtype::DOUBLE => (10, Some(8)),
+        dtype::INT64 => (7, None),
+        dtype::UINT32 | dtype::UINT64 => (11, None),
+        _ => (5, None),
+    }
+}
+
+/// Calls `f` with each element of a typed field, as its wire value: the bits of a
+/// fixed-width float, or the varint. The low `width(dtype)` bytes of that value, little
+/// endian, are exactly what `raw_data` would hold for the element. Returns the count.
+/// Allocates nothing, whatever the file says.
+pub fn typed_elements(msg: &[u8], code: i32, f: &mut dyn FnMut(u64)) -> Result<u64, FormatError> {
+    let (field, fixed) = typed_field(code);
+    let mut count = 0u64;
+    for r in fields(msg) {
+        let (num, v) = r?;
+        if num != field {
+            continue;
         }
-        out.push(v);
-        Ok(())
-    };
-    match (f, fixed) {
-        (Field::Bytes(b), Some(w)) => {
-            if b.len() % w != 0 {
-                return Err(onnx_err("packed fixed-width field of a wrong length"));
+        match (v, fixed) {
+            (Field::Bytes(b), Some(w)) => {
+                if b.len() % w != 0 {
+                    return Err(onnx_err("packed fixed-width field of a wrong length"));
+                }
+                for c in b.chunks_exact(w) {
+                    let mut a = [0u8; 8];
+                    a[..w].copy_from_slice(c);
+                    f(u64::from_le_bytes(a));
+                    count += 1;
+                }
             }
-            for c in b.chunks_exact(w) {
+            (Field::Bytes(b), None) => {
+                let mut i = 0;
+                while i < b.len() {
+                    f(varint(b, &mut i).ok_or_else(|| onnx_err("truncated packed varint"))?);
+                    count += 1;
+                }
+            }
+            (Field::Fixed(c), Some(w)) if c.len() == w => {
                 let mut a = [0u8; 8];
                 a[..w].copy_from_slice(c);
-                push(conv(u64::from_le_bytes(a)))?;
+                f(u64::from_le_bytes(a));
+                count += 1;
             }
-        }
-        (Field::Bytes(b), None) => {
-            let mut i = 0;
-            while i < b.len() {
-                push(conv(varint(b, &mut i).ok_or_else(|| onnx_err("truncated packed varint"))?))?;
+            (Field::Varint(x), None) => {
+                f(x);
+                count += 1;
             }
+            _ => return Err(onnx_err("typed tensor field of the wrong wire type")),
         }
-        (Field::Fixed(c), Some(w)) if c.len() == w => {
-            let mut a = [0u8; 8];
-            a[..w].copy_from_slice(c);
-            push(conv(u64::from_le_bytes(a)))?;
-        }
-        (Field::Varint(v), None) => push(conv(v))?,
-        _ => return Err(onnx_err("typed tensor field of the wrong wire type")),
     }
-    Ok(())
+    Ok(count)
 }
 
 fn f16_to_f64(bits: u16) -> f64 {
@@ -346,7 +361,6 @@ fn onnx_tensor<'a>(t: &'a [u8], limits: &FormatLimits) -> Result<RawTensor<'a>, 
     let mut dims = Vec::new();
     let (mut dtype, mut name, mut raw, mut location_external) = (0i32, String::new(), None, false);
     let mut external: Vec<(String, String)> = Vec::new();
-    let mut typed: Vec<(u64, Field<'a>)> = Vec::new();
     for f in fields(t) {
         let (num, f) = f?;
         match (num, f) {
@@ -383,7 +397,6 @@ fn onnx_tensor<'a>(t: &'a [u8], limits: &FormatLimits) -> Result<RawTensor<'a>, 
                 external.push((k, v));
             }
             (14, Field::Varint(v)) => location_external = v == 1,
-            (n @ (4 | 5 | 7 | 10 | 11), f) => typed.push((n, f)),
             _ => {}
         }
     }
@@ -406,56 +419,12 @@ fn onnx_tensor<'a>(t: &'a [u8], limits: &FormatLimits) -> Result<RawTensor<'a>, 
         TensorData::Raw(raw)
     } else {
         let w = dtype::width(dtype).ok_or_else(|| onnx_err(format!("unsupported dtype {dtype} for '{name}'")))?;
-        let want_field = match dtype {
-            dtype::FLOAT => 4,
-            dtype::DOUBLE => 10,
-            dtype::INT64 => 7,
-            dtype::UINT32 | dtype::UINT64 => 11,
-            _ => 5,
-        };
-        let mut values = Vec::new();
-        for (num, f) in typed {
-            if num != want_field {
-                continue;
-            }
-            match num {
-                4 => push_packed_or_single(f, &mut values, n, Some(4), |u| f64::from(f32::from_bits(u as u32)))?,
-                10 => push_packed_or_single(f, &mut values, n, Some(8), f64::from_bits)?,
-                7 => push_packed_or_single(f, &mut values, n, None, |u| u as i64 as f64)?,
-                11 => push_packed_or_single(f, &mut values, n, None, |u| u as f64)?,
-                _ => push_packed_or_single(f, &mut values, n, None, |u| {
-                    // int32_data carries f16/bf16 as their bit patterns.
-                    match dtype {
-                        dtype::FLOAT16 => f16_to_f64(u as u16),
-                        dtype::BFLOAT16 => f64::from(f32::from_bits((u as u32) << 16)),
-                        _ => u as i32 as f64,
-                    }
-                })?,
-            }
+        let _ = w;
+        let count = typed_elements(t, dtype, &mut |_| {})?;
+        if count != n {
+            return Err(onnx_err(format!("initializer '{name}' has {count} values but its dims {dims:?} need {n}")));
         }
-        if values.len() as u64 != n {
-            return Err(onnx_err(format!(
-                "initializer '{name}' has {} values but its dims {dims:?} need {n}",
-                values.len()
-            )));
-        }
-        let mut canonical = Vec::with_capacity(values.len() * w);
-        // Re-encode exactly as raw_data would hold it, so both serializations hash alike.
-        for &v in &values {
-            match dtype {
-                dtype::FLOAT => canonical.extend_from_slice(&(v as f32).to_le_bytes()),
-                dtype::DOUBLE => canonical.extend_from_slice(&v.to_le_bytes()),
-                dtype::INT64 => canonical.extend_from_slice(&(v as i64).to_le_bytes()),
-                dtype::UINT64 => canonical.extend_from_slice(&(v as u64).to_le_bytes()),
-                dtype::UINT32 => canonical.extend_from_slice(&(v as u32).to_le_bytes()),
-                dtype::INT32 => canonical.extend_from_slice(&(v as i32).to_le_bytes()),
-                _ => {
-                    let bytes = (v as i64).to_le_bytes();
-                    canonical.extend_from_slice(&bytes[..w]);
-                }
-            }
-        }
-        TensorData::Decoded { values, canonical }
+        TensorData::Typed { msg: t, field: typed_field(dtype).0 }
     };
     Ok(RawTensor { name, dtype, dims, data })
 }
@@ -870,9 +839,10 @@ pub(crate) mod tests {
         t.extend(ld(4, &packed));
         let m = [vi(1, 8), ld(7, &ld(5, &t))].concat();
         let ts = onnx_tensors(&m, &FormatLimits::default()).unwrap();
-        let TensorData::Decoded { values, canonical } = &ts[0].data else { panic!() };
-        assert_eq!(values, &vec![1.5, -2.0, 3.25]);
-        assert_eq!(canonical, &packed);
+        let TensorData::Typed { msg, .. } = ts[0].data else { panic!() };
+        let mut canonical = vec![];
+        typed_elements(msg, 1, &mut |v| canonical.extend_from_slice(&v.to_le_bytes()[..4])).unwrap();
+        assert_eq!(canonical, packed);
     }
 
     #[test]
