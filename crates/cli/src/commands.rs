@@ -4,9 +4,7 @@ use crate::{Cli, Cmd, EXIT_NOT_VERIFIED, Fail, KeyCmd, TxCmd, client::Client, te
 use anyhow::{Context, Result};
 use deed_engine::{Model, RunOptions};
 use deed_node::Home;
-use deed_types::{
-    Address, Block, Cid, Hash32, Keypair, SignedReceipt, SignedTx, TensorSet, Tx, TxBody, tx::model_commitment,
-};
+use deed_types::{Address, Cid, Hash32, Keypair, SignedTx, Tx, TxBody, tx::model_commitment};
 use serde_json::{Value, json};
 use std::{
     io::Read,
@@ -67,7 +65,30 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Init => init(&ctx),
         Cmd::Key(KeyCmd::New { name }) => key_new(&ctx, &name),
         Cmd::Key(KeyCmd::List) => key_list(&ctx),
-        Cmd::Node { listen, dev } => node(&ctx, listen, dev),
+        Cmd::Node {
+            listen,
+            dev,
+            audit,
+            no_executor,
+            #[cfg(feature = "adversary")]
+            misbehave,
+        } => {
+            #[cfg(not(feature = "adversary"))]
+            let misbehave: Option<String> = None;
+            node(&ctx, listen, dev, audit, no_executor, misbehave)
+        }
+        Cmd::Worker {
+            execute,
+            audit,
+            threads,
+            #[cfg(feature = "adversary")]
+            misbehave,
+        } => {
+            #[cfg(not(feature = "adversary"))]
+            let misbehave: Option<String> = None;
+            crate::jobs_cmds::worker(&ctx, execute, audit, threads, misbehave)
+        }
+        Cmd::Challenge { receipt, force } => crate::jobs_cmds::challenge(&ctx, &receipt, force),
         Cmd::Publish { file, name, price, parents } => publish(&ctx, &file, &name, price, &parents),
         Cmd::Models { owner } => models(&ctx, owner),
         Cmd::Model { action: Some(a), .. } => crate::ledger_cmds::model_action(&ctx, a),
@@ -76,8 +97,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Unstake { amount } => crate::ledger_cmds::stake(&ctx, amount, false),
         Cmd::Earnings { addr } => crate::ledger_cmds::earnings(&ctx, addr),
         Cmd::Prove(p) => crate::ledger_cmds::prove(&ctx, p),
-        Cmd::Run { id, input, out, timeout } => run(&ctx, &id, &input, &out, timeout),
-        Cmd::Verify { receipt } => verify(&ctx, &receipt),
+        Cmd::Run { id, input, out, timeout, mode } => crate::jobs_cmds::run(&ctx, &id, &input, &out, timeout, &mode),
+        Cmd::Verify { receipt, input, model, offline } => {
+            crate::jobs_cmds::verify(&ctx, &receipt, input.as_deref(), model.as_deref(), offline)
+        }
         Cmd::Exec { file, input, repeat, threads } => exec(&ctx, &file, &input, repeat, threads),
         Cmd::Balance { addr } => balance(&ctx, addr),
         Cmd::Transfer { to, amount, sign_only } => transfer(&ctx, &to, amount, sign_only),
@@ -118,14 +141,31 @@ fn key_list(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-fn node(ctx: &Ctx, listen: Option<String>, dev: bool) -> Result<()> {
+fn node(
+    ctx: &Ctx,
+    listen: Option<String>,
+    dev: bool,
+    audit: f64,
+    no_executor: bool,
+    misbehave: Option<String>,
+) -> Result<()> {
     ctx.home.require()?;
+    if !(0.0..=1.0).contains(&audit) {
+        return Err(Fail::new(2, "--audit is a rate between 0 and 1").into());
+    }
+    let misbehave: Option<deed_node::worker::Misbehave> =
+        misbehave.map(|m| m.parse()).transpose().map_err(|e: String| Fail::new(2, e))?;
     let filter = std::env::var("DEED_LOG").unwrap_or_else(|_| "info".into());
     let level = filter.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO);
     tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
-        let handle = deed_node::start_home(&ctx.home, listen, dev).await?;
+        let handle = deed_node::start_home_with(&ctx.home, listen, dev, |c| {
+            c.audit_rate = audit;
+            c.executor = !no_executor;
+            c.misbehave = misbehave;
+        })
+        .await?;
         let head = handle.app.db.height()?;
         let addr = handle.addr;
         if ctx.json {
@@ -299,194 +339,6 @@ fn model(ctx: &Ctx, id: &str) -> Result<()> {
                 s.push_str(&format!("  {} {dtype} [{}]\n", i["name"].as_str().unwrap_or(""), dims.join(", ")));
             }
         }
-        s
-    });
-    Ok(())
-}
-
-fn input_names(info: &Value) -> Vec<String> {
-    info["inputs"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|i| i["name"].as_str().map(str::to_string)).collect())
-        .unwrap_or_default()
-}
-
-fn run(ctx: &Ctx, id: &str, input: &Path, out: &Path, timeout_s: u64) -> Result<()> {
-    let id: Cid = id.parse()?;
-    let key = ctx.signer()?;
-    let c = ctx.client()?;
-    let info = c.get(&format!("/v1/models/{id}"))?;
-    let inputs = tensors::read_inputs(input, &input_names(&info))?;
-    let price: u128 = info["price"].as_str().unwrap_or("0").parse()?;
-    let st = c.get("/v1/status")?;
-    let executor_fee: u128 = st["executor"]["fee_min"].as_str().unwrap_or("0").parse()?;
-    let up = c.put_blob("input", &mut inputs.encode().as_slice() as &mut dyn Read)?;
-    let input_cid: Cid = up["cid"].as_str().context("upload answer lacks cid")?.parse()?;
-    let tx = build_tx(&c, &key, TxBody::RequestInference { model: id, input: input_cid, price, executor_fee })?;
-    let (job, _) = submit_and_wait(ctx, &c, &tx, "request")?;
-    ctx.note(&format!("  job {job}: waiting for the receipt"));
-    let deadline = Instant::now() + Duration::from_secs(timeout_s);
-    let (receipt, settled_height) = loop {
-        let j = c.get(&format!("/v1/jobs/{job}"))?;
-        if j["job"]["status"]["state"].as_str() == Some("settled") {
-            let r: SignedReceipt = serde_json::from_value(j["receipt"].clone()).context("job has no receipt")?;
-            break (r, j["job"]["status"]["height"].as_u64().unwrap_or(0));
-        }
-        if Instant::now() > deadline {
-            return Err(Fail::new(1, format!("no receipt for job {job} within {timeout_s} s")).into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out_bytes = c.get_bytes(&format!("/v1/blobs/{}", Cid(receipt.receipt.output_hash)))?;
-    if Hash32::of(&out_bytes) != receipt.receipt.output_hash {
-        return Err(Fail::new(1, "the node served outputs that do not match the receipt's output hash").into());
-    }
-    let outputs = TensorSet::decode(&out_bytes)?;
-    std::fs::create_dir_all(out)?;
-    let doc = json!({
-        "receipt": receipt,
-        "job": job,
-        "block_height": settled_height,
-        "node": c.base,
-    });
-    let receipt_path = out.join("receipt.json");
-    std::fs::write(&receipt_path, serde_json::to_string_pretty(&doc)? + "\n")?;
-    let mut files = tensors::write_outputs(out, &outputs)?;
-    files.insert(0, receipt_path.display().to_string());
-    let v = json!({
-        "model": id, "job": job, "outputs": outputs.to_json(), "output_hash": receipt.receipt.output_hash,
-        "trace_root": receipt.receipt.trace_root, "receipt": receipt_path, "block_height": settled_height,
-        "files": files, "price": price.to_string(), "executor_fee": executor_fee.to_string(),
-    });
-    ctx.emit(&v, || {
-        format!(
-            "outputs:\n{}output hash: {}\nreceipt: {} (block {settled_height})\n",
-            tensors::describe(&outputs),
-            receipt.receipt.output_hash,
-            receipt_path.display()
-        )
-    });
-    Ok(())
-}
-
-/// One check of `deed verify`, for the report.
-fn not_verified(ctx: &Ctx, checks: &[(&str, String)], reason: String) -> Result<()> {
-    if ctx.json {
-        let v = json!({ "verified": false, "reason": reason, "checks": checks.iter().map(|(k, v)| json!({k.to_string(): v})).collect::<Vec<_>>() });
-        println!("{v}");
-    } else {
-        for (k, v) in checks {
-            println!("  ok  {k}: {v}");
-        }
-        println!("NOT VERIFIED: {reason}");
-    }
-    Err(Fail::new(EXIT_NOT_VERIFIED, format!("not verified: {reason}")).into())
-}
-
-fn verify(ctx: &Ctx, path: &Path) -> Result<()> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| Fail::new(1, format!("cannot read {}: {e}", path.display())))?;
-    let doc: Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => return not_verified(ctx, &[], format!("{} is not valid JSON: {e}", path.display())),
-    };
-    let sr: SignedReceipt = match serde_json::from_value(doc["receipt"].clone()) {
-        Ok(r) => r,
-        Err(e) => return not_verified(ctx, &[], format!("the file holds no well-formed receipt: {e}")),
-    };
-    let r = &sr.receipt;
-    let mut checks: Vec<(&str, String)> = Vec::new();
-    if let Err(e) = sr.verify() {
-        return not_verified(ctx, &checks, format!("the executor's signature does not cover this receipt ({e})"));
-    }
-    checks.push(("signature", format!("valid, executor {}", r.executor)));
-    let c = match &ctx.node {
-        Some(u) => Client::new(u),
-        None => match doc["node"].as_str() {
-            Some(u) if !ctx.home.config_path().exists() => Client::new(u),
-            _ => ctx.client()?,
-        },
-    };
-    // Finality: the receipt must be in a block signed by a producer named in genesis.
-    let genesis: deed_types::Genesis = serde_json::from_value(c.get("/v1/genesis")?)?;
-    if genesis.chain_id != r.chain_id {
-        return not_verified(
-            ctx,
-            &checks,
-            format!("receipt is for chain '{}', node runs '{}'", r.chain_id, genesis.chain_id),
-        );
-    }
-    let job = c.get(&format!("/v1/jobs/{}", r.job));
-    let job = match job {
-        Ok(j) => j,
-        Err(e) => return not_verified(ctx, &checks, format!("the chain has no job {}: {e}", r.job)),
-    };
-    let height = job["job"]["status"]["height"].as_u64().unwrap_or(0);
-    if job["job"]["status"]["receipt"].as_str() != Some(r.hash().to_string().as_str()) {
-        return not_verified(ctx, &checks, format!("job {} was not settled with this receipt", r.job));
-    }
-    let block: Block = serde_json::from_value(c.get(&format!("/v1/blocks/{height}"))?)?;
-    if !genesis.validators.contains(&block.header.proposer) {
-        return not_verified(ctx, &checks, format!("block {height} was produced by a key genesis does not name"));
-    }
-    if let Err(e) = block.verify() {
-        return not_verified(ctx, &checks, format!("block {height} does not verify: {e}"));
-    }
-    let included = block.txs.iter().any(|t| matches!(&t.tx.body, TxBody::SubmitReceipt { receipt } if receipt == &sr));
-    if !included {
-        return not_verified(ctx, &checks, format!("block {height} does not contain this receipt"));
-    }
-    checks.push(("finality", format!("in finalized block {height} ({})", block.header.hash())));
-    // Re-execution: fetch model and input by hash, check them, run, compare bits.
-    let model_bytes = c.get_bytes(&format!("/v1/blobs/{}", r.model))?;
-    if Cid::of(&model_bytes) != r.model {
-        return not_verified(ctx, &checks, "the node served model bytes that do not match the model id".into());
-    }
-    let input_bytes = c.get_bytes(&format!("/v1/blobs/{}", Cid(r.input_hash)))?;
-    if Hash32::of(&input_bytes) != r.input_hash {
-        return not_verified(ctx, &checks, "the node served input bytes that do not match the input hash".into());
-    }
-    if r.engine != deed_engine::SPEC_VERSION {
-        return not_verified(
-            ctx,
-            &checks,
-            format!("receipt was made with {} but this deed runs {}", r.engine, deed_engine::SPEC_VERSION),
-        );
-    }
-    let inputs = TensorSet::decode(&input_bytes)?;
-    let model = Model::load(&model_bytes).map_err(|e| Fail::new(1, format!("model does not load: {e}")))?;
-    let out = model.run(&inputs, &RunOptions { threads: 1, trace: true })?;
-    if out.trace.len() != r.trace.len() {
-        return not_verified(
-            ctx,
-            &checks,
-            format!("the model has {} ops but the receipt's trace has {}", out.trace.len(), r.trace.len()),
-        );
-    }
-    if let Some(i) = out.trace.iter().zip(&r.trace).position(|(a, b)| a != b) {
-        return not_verified(
-            ctx,
-            &checks,
-            format!("op #{i} of the trace differs from the re-run ({} vs {})", out.trace[i], r.trace[i]),
-        );
-    }
-    if out.output_hash() != r.output_hash {
-        return not_verified(
-            ctx,
-            &checks,
-            format!("output hash differs: re-run {} vs receipt {}", out.output_hash(), r.output_hash),
-        );
-    }
-    checks.push(("re-execution", format!("{} ops, output {} bit for bit", r.trace.len(), r.output_hash)));
-    let v = json!({ "verified": true, "job": r.job, "model": r.model, "block_height": height,
-                    "output_hash": r.output_hash, "trace_root": r.trace_root, "engine": r.engine,
-                    "checks": checks.iter().map(|(k, v)| json!({k.to_string(): v})).collect::<Vec<_>>() });
-    ctx.emit(&v, || {
-        let mut s = String::new();
-        for (k, v) in &checks {
-            s.push_str(&format!("  ok  {k}: {v}\n"));
-        }
-        s.push_str("VERIFIED\n");
         s
     });
     Ok(())

@@ -2,6 +2,7 @@
 
 mod client;
 mod commands;
+mod jobs_cmds;
 mod ledger_cmds;
 mod tensors;
 
@@ -80,6 +81,42 @@ pub enum Cmd {
         /// On first start, write a dev genesis that funds the home's keys and dev accounts.
         #[arg(long)]
         dev: bool,
+        /// Re-execute this share (0..=1) of answered jobs and challenge lies.
+        #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+        audit: f64,
+        /// Do not answer jobs with this node's executor.
+        #[arg(long)]
+        no_executor: bool,
+        /// Make this node's executor lie: wrong-output, wrong-trace, substitute-model,
+        /// stale-output (for tests and demos).
+        #[cfg(feature = "adversary")]
+        #[arg(long, value_name = "HOW")]
+        misbehave: Option<String>,
+    },
+    /// Run an executor and/or auditor beside any node, over its HTTP API.
+    Worker {
+        /// Answer paid jobs (needs a staked key).
+        #[arg(long)]
+        execute: bool,
+        /// Re-execute this share (0..=1) of answered jobs and challenge lies.
+        #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+        audit: f64,
+        /// Engine threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Lie on purpose (tests and demos).
+        #[cfg(feature = "adversary")]
+        #[arg(long, value_name = "HOW")]
+        misbehave: Option<String>,
+    },
+    /// Challenge a receipt: re-run it, find where it is wrong, and post a fraud proof
+    /// (escrows the chain's challenge bond; lost if the receipt was right).
+    Challenge {
+        /// The receipt.json written by `deed run`.
+        receipt: PathBuf,
+        /// Post the challenge even if the re-run agrees with the receipt.
+        #[arg(long)]
+        force: bool,
     },
     /// Upload and register a model (ONNX) you own.
     Publish {
@@ -125,11 +162,24 @@ pub enum Cmd {
         /// Seconds to wait for the receipt.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// `single` (one executor, paid after a challenge window) or `replicated:K`
+        /// (K executors that must agree).
+        #[arg(long, default_value = "single")]
+        mode: String,
     },
     /// Check a receipt: signature, inclusion in a finalized block, and a bit-exact re-run.
     Verify {
         /// The receipt.json written by `deed run`.
         receipt: PathBuf,
+        /// Use this input file (JSON or .npy) instead of fetching the input by hash.
+        #[arg(long, value_name = "FILE")]
+        input: Option<PathBuf>,
+        /// Use this model file instead of fetching the model by id.
+        #[arg(long, value_name = "FILE")]
+        model: Option<PathBuf>,
+        /// Skip the finality check (no node needed; with --input and --model).
+        #[arg(long)]
+        offline: bool,
     },
     /// Run a local model offline (no node).
     Exec {

@@ -45,10 +45,12 @@ pub mod math;
 mod model;
 pub mod onnx;
 pub mod ops;
+mod replay;
 mod scan;
 
 pub use error::{LoadError, RunError};
 pub use model::Model;
+pub use replay::Source;
 
 #[cfg(doc)]
 use deed_types::Tensor;

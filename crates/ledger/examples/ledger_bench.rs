@@ -105,6 +105,7 @@ fn main() {
             commit_ttl_blocks: 100,
             block_txs_max: 10_000,
             unbonding_blocks: 10,
+            jobs: deed_types::JobParams { challenge_window_blocks: 0, ..Default::default() },
         },
     };
     let dir = tempfile::tempdir().unwrap();
@@ -170,6 +171,7 @@ fn main() {
                     input: Cid::of(&(k as u64).to_le_bytes()),
                     price: 1_000,
                     executor_fee: 10,
+                    mode: Default::default(),
                 };
                 b.tx(from, &users[from], body)
             })

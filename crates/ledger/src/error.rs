@@ -84,9 +84,22 @@ pub enum TxError {
     /// The receipt names a job that does not exist.
     #[error("unknown job: no inference request with this id exists")]
     UnknownJob,
-    /// The job was already settled.
-    #[error("job already settled: another receipt was accepted for it")]
+    /// The job takes no more receipts.
+    #[error("job already answered: it has all the receipts it asked for")]
     JobSettled,
+    /// This executor already answered this job.
+    #[error("this executor already submitted a receipt for this job")]
+    AlreadySubmitted,
+    /// The job or receipt cannot be challenged now.
+    #[error("cannot challenge: {0}")]
+    NotChallengeable(String),
+    /// A blob the transaction needs (model, input, or a challenger's producer blob) is
+    /// not available to this node; upload it, then resubmit.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The job mode is not allowed.
+    #[error("bad job mode: {0}")]
+    BadMode(String),
     /// The sender is not a staked executor.
     #[error("not staked: only an executor with at least the minimum stake can submit receipts")]
     NotStaked,

@@ -5,16 +5,19 @@
 //! or not at all. Fees go to the block's proposer, so the total supply never changes.
 
 use crate::error::{BlockError, GenesisError, TxError};
+use crate::fraud::{BlobSource, NoBlobs};
 use crate::keys;
 use crate::records::{
     ANCESTORS_MAX, Account, BPS_TOTAL, Commitment, Earnings, Executor, Job, JobStatus, LINEAGE_DEPTH_MAX, MAJORITY_BPS,
-    ModelRecord, NameRecord, NameVersion, OWNERS_MAX, Owner, PARENTS_MAX, ROYALTY_BPS_MAX, Unbonding, VERSIONS_MAX,
+    ModelRecord, NameRecord, NameVersion, OWNERS_MAX, Owner, PARENTS_MAX, ROYALTY_BPS_MAX, ReceiptRef, Unbonding,
+    VERSIONS_MAX,
 };
 use crate::state::{Overlay, StateRead, WriteSet, commit_root};
 use borsh::{BorshDeserialize, BorshSerialize};
 use deed_types::tx::{MODEL_NAME_BYTES_MAX, TX_BYTES_MAX, model_commitment};
 use deed_types::{
-    Address, Amount, Block, Cid, Genesis, Hash32, Params, Parent, PublicKey, SignedReceipt, SignedTx, TxBody,
+    Address, Amount, Block, Cid, FraudProof, Genesis, Hash32, JobMode, Params, Parent, PublicKey, SignedReceipt,
+    SignedTx, TxBody,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -225,13 +228,15 @@ pub fn genesis_writes(g: &Genesis) -> (WriteSet, Hash32) {
 // Transaction checks.
 
 /// Base units a transaction moves out of the sender's balance besides its fee.
-fn body_amount(body: &TxBody) -> Result<Amount, TxError> {
+fn body_amount(body: &TxBody, params: &Params) -> Result<Amount, TxError> {
     match body {
         TxBody::Transfer { amount, .. } => Ok(*amount),
-        TxBody::RequestInference { price, executor_fee, .. } => price
-            .checked_add(*executor_fee)
-            .ok_or_else(|| TxError::Overflow("price + executor fee exceeds the largest amount".into())),
+        TxBody::RequestInference { price, executor_fee, mode, .. } => executor_fee
+            .checked_mul(Amount::from(mode.replicas()))
+            .and_then(|fees| fees.checked_add(*price))
+            .ok_or_else(|| TxError::Overflow("price + executor fees exceed the largest amount".into())),
         TxBody::Stake { amount } => Ok(*amount),
+        TxBody::Challenge { .. } => Ok(params.jobs.challenge_bond),
         _ => Ok(0),
     }
 }
@@ -265,6 +270,12 @@ fn check_stateless(stx: &SignedTx) -> Result<(), TxError> {
             check_parents_stateless(parents)?;
         }
         TxBody::SubmitReceipt { receipt } => check_receipt_stateless(&stx.tx.sender, receipt)?,
+        TxBody::RequestInference { mode: JobMode::Replicated(0), .. } => {
+            return Err(TxError::BadMode("replicated jobs need at least one executor".into()));
+        }
+        TxBody::Challenge { executor, .. } if *executor == stx.tx.sender => {
+            return Err(TxError::NotChallengeable("an executor cannot challenge its own receipt".into()));
+        }
         TxBody::TransferShares { to, bps, .. } => {
             if *bps == 0 || *bps > BPS_TOTAL {
                 return Err(TxError::BadShares(format!("transfer 1 to {BPS_TOTAL} bps, not {bps}")));
@@ -359,7 +370,7 @@ pub fn check_tx(state: &impl StateRead, stx: &SignedTx, pending_nonce: u64) -> R
     let needed = stx
         .tx
         .fee
-        .checked_add(body_amount(&stx.tx.body)?)
+        .checked_add(body_amount(&stx.tx.body, &params)?)
         .ok_or_else(|| TxError::Overflow("fee + amount exceeds the largest amount".into()))?;
     if acct.balance < needed {
         return Err(TxError::InsufficientFunds { needed, available: acct.balance });
@@ -375,6 +386,7 @@ struct Ctx<'e> {
     chain_id: &'e str,
     params: &'e Params,
     env: &'e BlockEnv,
+    blobs: &'e dyn BlobSource,
 }
 
 /// Applies one transaction whose signature is already checked, on top of `view`;
@@ -394,7 +406,7 @@ fn execute(view: &(impl StateRead + ?Sized), cx: &Ctx<'_>, stx: &SignedTx) -> Re
     }
     let needed = tx
         .fee
-        .checked_add(body_amount(&tx.body)?)
+        .checked_add(body_amount(&tx.body, cx.params)?)
         .ok_or_else(|| TxError::Overflow("fee + amount exceeds the largest amount".into()))?;
     if acct.balance < needed {
         return Err(TxError::InsufficientFunds { needed, available: acct.balance });
@@ -429,7 +441,13 @@ fn execute(view: &(impl StateRead + ?Sized), cx: &Ctx<'_>, stx: &SignedTx) -> Re
         TxBody::RegisterModel { model, name, salt, price, parents } => {
             register(&mut v, cx, &sender, model, name, salt, *price, parents)?;
         }
-        TxBody::RequestInference { model, input, price, executor_fee } => {
+        TxBody::RequestInference { model, input, price, executor_fee, mode } => {
+            if mode.replicas() > cx.params.jobs.replicas_max {
+                return Err(TxError::BadMode(format!(
+                    "{mode} asks for more executors than the chain allows ({})",
+                    cx.params.jobs.replicas_max
+                )));
+            }
             let rec = v.model(model)?;
             if rec.price != *price {
                 return Err(TxError::PriceMismatch { model_price: rec.price, offered: *price });
@@ -439,7 +457,7 @@ fn execute(view: &(impl StateRead + ?Sized), cx: &Ctx<'_>, stx: &SignedTx) -> Re
                 v.get::<Job>(&keys::job(&id)).is_none(),
                 "a job id is a transaction id and nonces make them unique"
             );
-            v.debit(&sender, body_amount(&tx.body)?)?;
+            v.debit(&sender, body_amount(&tx.body, cx.params)?)?;
             let job = Job {
                 id,
                 payer: sender,
@@ -448,12 +466,17 @@ fn execute(view: &(impl StateRead + ?Sized), cx: &Ctx<'_>, stx: &SignedTx) -> Re
                 price: *price,
                 executor_fee: *executor_fee,
                 height: cx.env.height,
+                mode: *mode,
+                receipts: Vec::new(),
                 status: JobStatus::Pending,
             };
             v.put(keys::job(&id), &job);
             v.o.writes.put(keys::pending_job(&id), Vec::new());
+            let timeout = cx.env.height.saturating_add(cx.params.jobs.job_timeout_blocks.max(1));
+            v.o.writes.put(keys::job_timeout(timeout, &id), Vec::new());
         }
-        TxBody::SubmitReceipt { receipt } => settle(&mut v, cx, receipt)?,
+        TxBody::SubmitReceipt { receipt } => submit_receipt(&mut v, cx, receipt)?,
+        TxBody::Challenge { job, executor, proof } => challenge(&mut v, cx, &sender, job, executor, proof)?,
         TxBody::TransferShares { model, to, bps } => {
             let mut rec = v.model(model)?;
             let held = rec.bps_of(&sender);
@@ -696,9 +719,14 @@ fn ancestor_depth<S: StateRead + ?Sized>(
     Ok(d)
 }
 
-/// Checks a receipt against its job and pays out: the price up the lineage and to the
-/// owners ([`distribute`]), the executor its fee.
-fn settle<S: StateRead + ?Sized>(v: &mut TxView<'_, S>, cx: &Ctx<'_>, sr: &SignedReceipt) -> Result<(), TxError> {
+/// Checks a receipt against its job and records it. A `single` job then waits out its
+/// challenge window (or settles at once when the window is 0); a `replicated` job
+/// settles when all K receipts agree, and opens a dispute by itself when they do not.
+fn submit_receipt<S: StateRead + ?Sized>(
+    v: &mut TxView<'_, S>,
+    cx: &Ctx<'_>,
+    sr: &SignedReceipt,
+) -> Result<(), TxError> {
     let r = &sr.receipt;
     let ex: Executor = v.get(&keys::executor(&r.executor)).ok_or(TxError::NotStaked)?;
     if ex.stake < cx.params.min_executor_stake {
@@ -713,6 +741,9 @@ fn settle<S: StateRead + ?Sized>(v: &mut TxView<'_, S>, cx: &Ctx<'_>, sr: &Signe
     let mut job: Job = v.get(&keys::job(&r.job)).ok_or(TxError::UnknownJob)?;
     if job.status != JobStatus::Pending {
         return Err(TxError::JobSettled);
+    }
+    if job.receipts.iter().any(|x| x.executor == r.executor) {
+        return Err(TxError::AlreadySubmitted);
     }
     let mismatch = |what: &str, job_v: String, rec_v: String| {
         Err(TxError::ReceiptMismatch(format!("the job's {what} is {job_v}, the receipt says {rec_v}")))
@@ -729,6 +760,51 @@ fn settle<S: StateRead + ?Sized>(v: &mut TxView<'_, S>, cx: &Ctx<'_>, sr: &Signe
     if r.executor_fee != job.executor_fee {
         return mismatch("executor fee", job.executor_fee.to_string(), r.executor_fee.to_string());
     }
+    let h = cx.env.height;
+    job.receipts.push(ReceiptRef {
+        executor: r.executor,
+        receipt: r.hash(),
+        output_hash: r.output_hash,
+        trace_root: r.trace_root,
+        height: h,
+    });
+    v.put(keys::job_receipt(&job.id, &r.executor), sr);
+    if job.receipts.len() == 1 {
+        // The canonical receipt of the job: the first one in.
+        v.put(keys::receipt(&job.id), sr);
+    }
+    if job.receipts.len() < usize::from(job.mode.replicas()) {
+        v.put(keys::job(&job.id), &job);
+        return Ok(());
+    }
+    v.del(keys::pending_job(&job.id));
+    match job.mode {
+        JobMode::Single if cx.params.jobs.challenge_window_blocks > 0 => {
+            let until = h.saturating_add(cx.params.jobs.challenge_window_blocks);
+            job.status = JobStatus::Challengeable { until };
+            v.o.writes.put(keys::job_queue(until, &job.id), Vec::new());
+            v.put(keys::job(&job.id), &job);
+        }
+        _ => {
+            let first = &job.receipts[0];
+            let agree =
+                job.receipts.iter().all(|x| x.output_hash == first.output_hash && x.trace_root == first.trace_root);
+            if agree {
+                pay_out(v, &mut job, h)?;
+            } else {
+                let until = h.saturating_add(cx.params.jobs.dispute_window_blocks.max(1));
+                job.status = JobStatus::Disputed { until };
+                v.o.writes.put(keys::job_queue(until, &job.id), Vec::new());
+                v.put(keys::job(&job.id), &job);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Pays a job out: the price up the lineage and to the owners ([`distribute`]), each
+/// executor that answered its fee.
+fn pay_out<S: StateRead + ?Sized>(v: &mut TxView<'_, S>, job: &mut Job, height: u64) -> Result<(), TxError> {
     let payouts = distribute(&v.o, &job.model, job.price);
     let mut paid: Amount = 0;
     for (addr, amount) in &payouts.accounts {
@@ -747,18 +823,83 @@ fn settle<S: StateRead + ?Sized>(v: &mut TxView<'_, S>, cx: &Ctx<'_>, sr: &Signe
         }
         v.put(keys::model(id), &rec);
     }
-    v.earn(&r.executor.address(), job.executor_fee, false)?;
-
-    job.status = JobStatus::Settled {
-        executor: r.executor,
-        receipt: r.hash(),
-        output_hash: r.output_hash,
-        height: cx.env.height,
-    };
-    v.put(keys::job(&job.id), &job);
-    v.del(keys::pending_job(&job.id));
-    v.put(keys::receipt(&job.id), sr);
+    for x in job.receipts.clone() {
+        v.earn(&x.executor.address(), job.executor_fee, false)?;
+    }
+    let first = &job.receipts[0];
+    job.status =
+        JobStatus::Settled { executor: first.executor, receipt: first.receipt, output_hash: first.output_hash, height };
+    v.put(keys::job(&job.id), job);
     Ok(())
+}
+
+/// What the payer escrowed for a job.
+fn escrow_of(job: &Job) -> Amount {
+    job.executor_fee * Amount::from(job.mode.replicas()) + job.price
+}
+
+/// Returns a job's whole escrow to its payer.
+fn refund<S: StateRead + ?Sized>(
+    v: &mut TxView<'_, S>,
+    job: &mut Job,
+    height: u64,
+    reason: String,
+) -> Result<(), TxError> {
+    v.credit(&job.payer, escrow_of(job))?;
+    v.del(keys::pending_job(&job.id));
+    job.status = JobStatus::Refunded { height, reason };
+    v.put(keys::job(&job.id), job);
+    Ok(())
+}
+
+/// A fraud proof against one executor's receipt for a job. The challenger's bond is
+/// escrowed first. If the proof holds: the executor loses `slash_bps` of its stake, the
+/// challenger gets `challenger_reward_bps` of that plus the bond back, the payer gets the
+/// whole escrow back plus the rest of the slashed stake, and the job ends refunded. If it
+/// does not: the bond goes to the executor and the job goes on.
+fn challenge<S: StateRead + ?Sized>(
+    v: &mut TxView<'_, S>,
+    cx: &Ctx<'_>,
+    challenger: &Address,
+    job_id: &Hash32,
+    executor: &PublicKey,
+    proof: &FraudProof,
+) -> Result<(), TxError> {
+    let mut job: Job = v.get(&keys::job(job_id)).ok_or(TxError::UnknownJob)?;
+    let open = match job.status {
+        JobStatus::Challengeable { until } | JobStatus::Disputed { until } => until,
+        JobStatus::Pending if job.receipts.iter().any(|x| x.executor == *executor) => u64::MAX,
+        ref other => {
+            return Err(TxError::NotChallengeable(format!("the job is {}, past its challenge window", other.name())));
+        }
+    };
+    assert!(open > cx.env.height, "closed windows are swept at the start of the block");
+    let sr: SignedReceipt = v
+        .get(&keys::job_receipt(job_id, executor))
+        .ok_or_else(|| TxError::NotChallengeable(format!("executor {executor} has no receipt for this job")))?;
+    let bond = cx.params.jobs.challenge_bond;
+    v.debit(challenger, bond)?;
+    if !crate::fraud::proven(cx.blobs, &job, &sr.receipt, proof)? {
+        v.credit(&executor.address(), bond)?;
+        return Ok(());
+    }
+    let (slashed, reward) = {
+        let ex: Option<Executor> = v.get(&keys::executor(executor));
+        let stake = ex.map_or(0, |e| e.stake);
+        let amount = mul_bps(stake, cx.params.jobs.slash_bps);
+        let s = slash(&v.o, executor, amount, challenger)?;
+        v.o.writes.extend(s.writes);
+        (s.slashed, mul_bps(s.slashed, cx.params.jobs.challenger_reward_bps))
+    };
+    // The challenger was credited everything slashed; the payer's part moves on.
+    v.debit(challenger, slashed - reward)?;
+    v.credit(&job.payer, slashed - reward)?;
+    v.credit(challenger, bond)?;
+    if let JobStatus::Challengeable { until } | JobStatus::Disputed { until } = job.status {
+        v.del(keys::job_queue(until, job_id));
+    }
+    let reason = format!("fraud proven against executor {executor}: slashed {slashed}");
+    refund(v, &mut job, cx.env.height, reason)
 }
 
 /// How one model's part of a settlement splits.
@@ -841,6 +982,41 @@ pub fn distribute(state: &(impl StateRead + ?Sized), model: &Cid, price: Amount)
 /// oldest first).
 fn begin_block(state: &(impl StateRead + ?Sized), height: u64) -> WriteSet {
     let mut v = TxView { o: Overlay::new(state) };
+    // Jobs whose window closed: an unchallenged `single` receipt settles, an unresolved
+    // dispute refunds the payer.
+    for (k, _) in state.scan_prefix_limit(keys::JOB_QUEUE, SWEEP_ENTRIES_MAX) {
+        let rest = &k[keys::JOB_QUEUE.len()..];
+        let until = u64::from_be_bytes(rest[..8].try_into().expect("queue keys hold a height"));
+        if until > height {
+            break;
+        }
+        let id = Hash32(rest[8..40].try_into().expect("queue keys hold a job id"));
+        v.del(k);
+        let mut job: Job = v.get(&keys::job(&id)).expect("queued jobs exist");
+        match job.status {
+            JobStatus::Challengeable { .. } => {
+                pay_out(&mut v, &mut job, height).expect("an escrowed price always pays out");
+            }
+            JobStatus::Disputed { .. } => {
+                refund(&mut v, &mut job, height, "executors disagreed and no fraud proof came".into())
+                    .expect("an escrow always refunds");
+            }
+            _ => {}
+        }
+    }
+    for (k, _) in state.scan_prefix_limit(keys::JOB_TIMEOUT, SWEEP_ENTRIES_MAX) {
+        let rest = &k[keys::JOB_TIMEOUT.len()..];
+        let at = u64::from_be_bytes(rest[..8].try_into().expect("queue keys hold a height"));
+        if at > height {
+            break;
+        }
+        let id = Hash32(rest[8..40].try_into().expect("queue keys hold a job id"));
+        v.del(k);
+        let mut job: Job = v.get(&keys::job(&id)).expect("queued jobs exist");
+        if job.status == JobStatus::Pending {
+            refund(&mut v, &mut job, height, "no executor answered in time".into()).expect("an escrow always refunds");
+        }
+    }
     for (k, _) in state.scan_prefix_limit(keys::COMMIT_QUEUE, SWEEP_ENTRIES_MAX) {
         let rest = &k[keys::COMMIT_QUEUE.len()..];
         let expires = u64::from_be_bytes(rest[..8].try_into().expect("queue keys hold a height"));
@@ -961,9 +1137,19 @@ fn bad_signatures(txs: &[SignedTx]) -> Vec<usize> {
 ///
 /// Panics if `state` has no genesis or `env` is for another chain (caller bugs).
 pub fn propose(state: &impl StateRead, env: &BlockEnv, txs: Vec<SignedTx>) -> Proposal {
+    propose_with_blobs(state, env, txs, &NoBlobs)
+}
+
+/// [`propose`], with the content fraud proofs need (models, inputs, producer blobs).
+pub fn propose_with_blobs(
+    state: &impl StateRead,
+    env: &BlockEnv,
+    txs: Vec<SignedTx>,
+    blobs: &dyn BlobSource,
+) -> Proposal {
     let (chain_id, params) = meta(state).expect("propose needs a state with a genesis");
     assert_eq!(env.chain_id, chain_id, "the block environment is for another chain");
-    let cx = Ctx { chain_id: &chain_id, params: &params, env };
+    let cx = Ctx { chain_id: &chain_id, params: &params, env, blobs };
     let bad = bad_signatures(&txs);
     let mut o = Overlay::new(state);
     o.writes = begin_block(state, env.height);
@@ -996,6 +1182,16 @@ pub fn propose(state: &impl StateRead, env: &BlockEnv, txs: Vec<SignedTx>) -> Pr
 /// Height, parent and time are the caller's to check against its chain head: the
 /// state does not record them.
 pub fn apply_block(state: &impl StateRead, block: &Block) -> Result<BlockOutcome, BlockError> {
+    apply_block_with_blobs(state, block, &NoBlobs)
+}
+
+/// [`apply_block`], with the content fraud proofs need. A block whose fraud proof needs
+/// a blob this validator cannot get is refused (it cannot be checked).
+pub fn apply_block_with_blobs(
+    state: &impl StateRead,
+    block: &Block,
+    blobs: &dyn BlobSource,
+) -> Result<BlockOutcome, BlockError> {
     let (chain_id, params) = meta(state).ok_or(BlockError::NoGenesis)?;
     let h = &block.header;
     if h.chain_id != chain_id {
@@ -1016,7 +1212,7 @@ pub fn apply_block(state: &impl StateRead, block: &Block) -> Result<BlockOutcome
         return Err(BlockError::Tx { index, hash: block.txs[index].hash(), error: TxError::BadSignature });
     }
     let env = BlockEnv::of(block);
-    let cx = Ctx { chain_id: &chain_id, params: &params, env: &env };
+    let cx = Ctx { chain_id: &chain_id, params: &params, env: &env, blobs };
     let mut o = Overlay::new(state);
     o.writes = begin_block(state, env.height);
     for (index, stx) in block.txs.iter().enumerate() {
@@ -1039,6 +1235,9 @@ mod rules_tests;
 
 #[cfg(test)]
 mod prop_economy;
+
+#[cfg(test)]
+mod verify_tests;
 
 #[cfg(test)]
 mod split_tests {

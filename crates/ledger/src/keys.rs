@@ -13,6 +13,9 @@
 //! | `jobp/` ‖ job id (32)                 | empty: index of pending jobs |
 //! | `rcpt/` ‖ job id (32)                 | [`deed_types::SignedReceipt`] |
 //! | `exec/` ‖ public key (32)             | [`crate::Executor`]      |
+//! | `rcptx/` ‖ job id (32) ‖ executor key (32) | [`deed_types::SignedReceipt`]: each executor's receipt |
+//! | `jobq/` ‖ height (8, BE) ‖ job id (32) | empty: the job's challenge/dispute window closes at that height |
+//! | `jobt/` ‖ height (8, BE) ‖ job id (32) | empty: the job is refunded then if still unanswered |
 //! | `commitq/` ‖ expires height (8, BE) ‖ commitment (32) ‖ owner (20) | empty: expiry queue |
 //! | `name/` ‖ BLAKE3(name) (32)           | [`crate::NameRecord`]    |
 //! | `namev/` ‖ BLAKE3(name) (32) ‖ version (4, BE) | [`crate::NameVersion`] |
@@ -101,6 +104,28 @@ pub fn pending_job(id: &Hash32) -> Vec<u8> {
 /// Key of a job's receipt.
 pub fn receipt(job: &Hash32) -> Vec<u8> {
     cat(RECEIPT, &[&job.0])
+}
+
+/// Prefix of every executor's receipt for a job (a replicated job has several).
+pub const JOB_RECEIPT: &[u8] = b"rcptx/";
+/// Prefix of the queue of jobs whose challenge or dispute window closes at a height.
+pub const JOB_QUEUE: &[u8] = b"jobq/";
+/// Prefix of the queue of jobs that time out unanswered at a height.
+pub const JOB_TIMEOUT: &[u8] = b"jobt/";
+
+/// Key of one executor's receipt for a job.
+pub fn job_receipt(job: &Hash32, executor: &PublicKey) -> Vec<u8> {
+    cat(JOB_RECEIPT, &[&job.0, &executor.0])
+}
+
+/// Key of a job in the window queue: it is decided at `height`.
+pub fn job_queue(height: u64, job: &Hash32) -> Vec<u8> {
+    cat(JOB_QUEUE, &[&height.to_be_bytes(), &job.0])
+}
+
+/// Key of a job in the timeout queue: refunded at `height` if still unanswered.
+pub fn job_timeout(height: u64, job: &Hash32) -> Vec<u8> {
+    cat(JOB_TIMEOUT, &[&height.to_be_bytes(), &job.0])
 }
 
 /// Key of an executor.

@@ -98,6 +98,7 @@
 pub mod db;
 mod error;
 mod exec;
+mod fraud;
 pub mod keys;
 pub mod query;
 mod records;
@@ -107,11 +108,13 @@ mod state;
 pub use error::{BlockError, GenesisError, TxError};
 pub use exec::{
     BlockEnv, BlockOutcome, ModelPayout, Payouts, Proposal, RECEIPT_VERSION, SWEEP_ENTRIES_MAX, Slash, apply_block,
-    check_genesis, check_tx, distribute, genesis_writes, mul_bps, propose, slash, split,
+    apply_block_with_blobs, check_genesis, check_tx, distribute, genesis_writes, mul_bps, propose, propose_with_blobs,
+    slash, split,
 };
+pub use fraud::{BlobSource, NoBlobs};
 pub use records::{
     ANCESTORS_MAX, Account, BPS_TOTAL, Commitment, Earnings, Executor, Job, JobStatus, LINEAGE_DEPTH_MAX, MAJORITY_BPS,
-    ModelRecord, NameRecord, NameVersion, OWNERS_MAX, Owner, PARENTS_MAX, ROYALTY_BPS_MAX, TxResult, Unbonding,
-    VERSIONS_MAX,
+    ModelRecord, NameRecord, NameVersion, OWNERS_MAX, Owner, PARENTS_MAX, ROYALTY_BPS_MAX, ReceiptRef, TxResult,
+    Unbonding, VERSIONS_MAX,
 };
 pub use state::{MemState, ProofLeaf, StateProof, StateRead, WriteSet, leaf_digest, prove, state_root, verify_proof};

@@ -69,6 +69,11 @@ pub fn pending_jobs(s: &impl StateRead) -> Vec<Job> {
         .collect()
 }
 
+/// One executor's receipt for a job.
+pub fn job_receipt(s: &impl StateRead, job: &Hash32, executor: &PublicKey) -> Option<SignedReceipt> {
+    read(s, &keys::job_receipt(job, executor))
+}
+
 /// The receipt that settled a job.
 pub fn receipt(s: &impl StateRead, job: &Hash32) -> Option<SignedReceipt> {
     read(s, &keys::receipt(job))
@@ -119,12 +124,24 @@ pub fn unbonding(s: &impl StateRead, key: &PublicKey) -> Vec<Unbonding> {
     s.scan_prefix(&keys::unbondings(key)).into_iter().map(|(k, v)| decode(&k, &v)).collect()
 }
 
-/// All base units in existence: balances, stakes, unbonding stakes, and escrow of pending jobs.
+/// Every job whose escrow is still held: waiting for receipts, inside its challenge
+/// window, or disputed.
+pub fn open_jobs(s: &impl StateRead) -> Vec<Job> {
+    s.scan_prefix(keys::JOB)
+        .into_iter()
+        .map(|(k, v)| decode::<Job>(&k, &v))
+        .filter(|j| {
+            matches!(j.status, JobStatus::Pending | JobStatus::Challengeable { .. } | JobStatus::Disputed { .. })
+        })
+        .collect()
+}
+
+/// All base units in existence: balances, stakes, unbonding stakes, and escrow of open jobs.
 /// Constant from genesis on, since fees are paid to proposers rather than burned.
 pub fn total_supply(s: &impl StateRead) -> Amount {
     let balances = accounts(s).into_iter().map(|(_, a)| a.balance);
     let stakes = executors(s).into_iter().map(|e| e.stake);
-    let escrow = pending_jobs(s).into_iter().map(|j| j.price + j.executor_fee);
+    let escrow = open_jobs(s).into_iter().map(|j| j.price + j.executor_fee * Amount::from(j.mode.replicas()));
     let unbonding = s.scan_prefix(keys::UNBONDING).into_iter().map(|(k, v)| decode::<Unbonding>(&k, &v).amount);
     balances
         .chain(stakes)

@@ -3,7 +3,7 @@
 //! Stored borsh-encoded under the keys of [`crate::keys`]; written as JSON by the HTTP API.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use deed_types::{Address, Amount, Cid, Hash32, Parent, PublicKey};
+use deed_types::{Address, Amount, Cid, Hash32, JobMode, Parent, PublicKey};
 use serde::{Deserialize, Serialize};
 
 /// Full ownership in basis points: the `bps` of a model's owners sum to this.
@@ -169,16 +169,54 @@ pub struct Job {
     pub executor_fee: Amount,
     /// Height of the block that requested it.
     pub height: u64,
-    /// Pending or settled.
+    /// One executor and a challenge window, or K that must agree.
+    pub mode: JobMode,
+    /// The receipts submitted so far, in order.
+    pub receipts: Vec<ReceiptRef>,
+    /// Where the job stands.
     pub status: JobStatus,
+}
+
+/// A receipt submitted for a job (the receipt itself is stored under `rcptx/`).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ReceiptRef {
+    /// Who signed it.
+    pub executor: PublicKey,
+    /// The receipt's id.
+    pub receipt: Hash32,
+    /// The output hash it attests.
+    pub output_hash: Hash32,
+    /// Its trace root.
+    pub trace_root: Hash32,
+    /// Height of the block that included it.
+    pub height: u64,
 }
 
 /// Where a job stands.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum JobStatus {
-    /// Waiting for an executor's receipt; `price + executor_fee` is in escrow.
+    /// Waiting for receipts; `price + replicas × executor_fee` is in escrow.
     Pending,
+    /// A `single` job's receipt is in; it settles at height `until` unless a fraud
+    /// proof lands first.
+    Challengeable {
+        /// The height at whose start the job settles.
+        until: u64,
+    },
+    /// The executors of a `replicated` job disagree; a fraud proof may land until
+    /// height `until`, after which the payer is refunded.
+    Disputed {
+        /// The height at whose start the payer is refunded.
+        until: u64,
+    },
+    /// The escrow went back to the payer.
+    Refunded {
+        /// Height of the block that refunded it.
+        height: u64,
+        /// Why.
+        reason: String,
+    },
     /// Paid out on a receipt.
     Settled {
         /// The executor whose receipt settled it.
@@ -190,6 +228,19 @@ pub enum JobStatus {
         /// Height of the block that settled it.
         height: u64,
     },
+}
+
+impl JobStatus {
+    /// Short name, as in JSON's `state`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Challengeable { .. } => "challengeable",
+            JobStatus::Disputed { .. } => "disputed",
+            JobStatus::Refunded { .. } => "refunded",
+            JobStatus::Settled { .. } => "settled",
+        }
+    }
 }
 
 /// A staked executor.

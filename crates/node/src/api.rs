@@ -101,12 +101,25 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/genesis", get(genesis))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/blobs", put(put_blob))
-        .route("/v1/blobs/{cid}", get(get_blob))
+        .route("/v1/blobs/{cid}", get(crate::blobs::get_blob))
+        .route("/v1/uploads", post(crate::blobs::create_upload))
+        .route(
+            "/v1/uploads/{id}",
+            get(crate::blobs::upload_status).patch(crate::blobs::append_upload).delete(crate::blobs::abort_upload),
+        )
+        .route("/v1/uploads/{id}/complete", put(crate::blobs::complete_upload))
+        .route("/v1/store/stats", get(crate::blobs::store_stats))
+        .route(
+            "/v1/similar",
+            post(crate::blobs::similar_to_file).layer(DefaultBodyLimit::max(crate::blobs::SIMILAR_BODY_BYTES_MAX)),
+        )
+        .route("/v1/similar/{cid}", get(crate::blobs::similar_to_blob))
         .route("/v1/txs", post(post_tx).layer(DefaultBodyLimit::max(TX_BODY_BYTES_MAX * 3)))
         .route("/v1/txs/{hash}", get(get_tx))
         .route("/v1/accounts/{addr}", get(get_account))
         .route("/v1/models", get(get_models))
         .route("/v1/models/{id}", get(get_model))
+        .route("/v1/jobs", get(get_jobs))
         .route("/v1/jobs/{id}", get(get_job))
         .route("/v1/blocks/latest", get(latest_block))
         .route("/v1/blocks/{height}", get(get_block))
@@ -215,20 +228,6 @@ async fn put_blob(State(app): State<Arc<App>>, Query(q): Query<BlobQuery>, body:
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
-async fn get_blob(State(app): State<Arc<App>>, Path(cid): Path<String>) -> ApiResult<Response> {
-    let cid: Cid = parse(&cid)?;
-    let bytes = blocking(move || {
-        app.store.get(&cid).map_err(|e| match e {
-            StoreError::Corrupt { .. } => {
-                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt-blob", e.to_string())
-            }
-            e => NodeError::from(e).into(),
-        })
-    })
-    .await?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
-}
-
 async fn post_tx(State(app): State<Arc<App>>, body: axum::body::Bytes) -> ApiResult<Response> {
     if body.len() > TX_BODY_BYTES_MAX * 3 {
         return Err(Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "transaction too large"));
@@ -308,7 +307,29 @@ async fn get_job(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResu
         }
     })?;
     let receipt = deed_ledger::query::receipt(&snap, &id);
-    Ok(Json(json!({ "job": job, "receipt": receipt })))
+    let receipts: Vec<_> =
+        job.receipts.iter().filter_map(|r| deed_ledger::query::job_receipt(&snap, &id, &r.executor)).collect();
+    Ok(Json(json!({ "job": job, "receipt": receipt, "receipts": receipts })))
+}
+
+#[derive(Deserialize)]
+struct JobsQuery {
+    state: Option<String>,
+}
+
+/// Jobs an executor or auditor cares about: `?state=pending` (waiting for receipts) or
+/// `?state=open` (in a challenge window or disputed).
+async fn get_jobs(State(app): State<Arc<App>>, Query(q): Query<JobsQuery>) -> ApiResult<Json<Value>> {
+    let snap = app.db.snapshot().map_err(NodeError::from)?;
+    let jobs = match q.state.as_deref().unwrap_or("pending") {
+        "pending" => deed_ledger::query::pending_jobs(&snap),
+        "open" => deed_ledger::query::open_jobs(&snap)
+            .into_iter()
+            .filter(|j| !matches!(j.status, deed_ledger::JobStatus::Pending))
+            .collect(),
+        other => return Err(Problem::bad_request(format!("unknown job state '{other}': use pending or open"))),
+    };
+    Ok(Json(json!({ "jobs": jobs })))
 }
 
 async fn get_block(State(app): State<Arc<App>>, Path(h): Path<String>) -> ApiResult<Json<deed_types::Block>> {

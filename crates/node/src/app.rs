@@ -88,6 +88,15 @@ fn failpoint_from_env() -> Option<(FailStage, u64)> {
     Some((stage, n.parse().ok()?))
 }
 
+/// The blob store as the ledger's content source for fraud proofs.
+pub struct StoreBlobs<'a>(pub &'a Store);
+
+impl deed_ledger::BlobSource for StoreBlobs<'_> {
+    fn get(&self, cid: &Cid) -> Option<Vec<u8>> {
+        self.0.get(cid).ok()
+    }
+}
+
 /// Milliseconds since the Unix epoch from the wall clock (the node's, never the ledger's).
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -196,13 +205,15 @@ impl App {
     /// valid, and inputs must fit the model, so that a paid job can actually run.
     fn policy_check(&self, tx: &SignedTx) -> Result<(), AdmitError> {
         match &tx.tx.body {
-            TxBody::RegisterModel { model, .. } => {
+            TxBody::RegisterModel { model, parents, .. } => {
                 if !self.store.has(model) {
                     return Err(AdmitError::Policy(format!(
                         "model {model} has not been uploaded to this node; upload it first (PUT /v1/blobs?kind=model)"
                     )));
                 }
                 self.model(model).map_err(|e| AdmitError::Policy(e.to_string()))?;
+                let parents: Vec<Cid> = parents.iter().map(|p| p.model).collect();
+                crate::blobs::check_not_a_copy(self, model, &parents).map_err(AdmitError::Policy)?;
             }
             TxBody::RequestInference { model, input, executor_fee, .. } => {
                 if *executor_fee < self.config.executor_fee_min {
@@ -270,7 +281,7 @@ impl App {
         let parent = head.as_ref().map_or(Hash32::ZERO, |h| h.hash());
         let time_ms = time_ms.max(head.as_ref().map_or(0, |h| h.time_ms + 1));
         let env = BlockEnv { chain_id: self.chain_id().to_string(), height, time_ms, proposer: self.key.public() };
-        let proposal = deed_ledger::propose(&snap, &env, txs);
+        let proposal = deed_ledger::propose_with_blobs(&snap, &env, txs, &StoreBlobs(&self.store));
         let header = BlockHeader {
             chain_id: env.chain_id,
             height,
@@ -318,6 +329,14 @@ impl App {
         let h = block.header.height;
         self.finalize(block, &proposal)?;
         Ok(Some(h))
+    }
+
+    /// True while the ledger has work scheduled for coming blocks (a challenge or
+    /// dispute window to close), so the producer should keep making blocks even with an
+    /// empty mempool.
+    pub fn has_scheduled_work(&self) -> bool {
+        use deed_ledger::StateRead;
+        self.db.snapshot().is_ok_and(|s| !s.scan_prefix_limit(deed_ledger::keys::JOB_QUEUE, 1).is_empty())
     }
 
     /// The latest block and a state view taken at that same block (no commit can slip

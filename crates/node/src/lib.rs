@@ -6,10 +6,11 @@
 
 pub mod api;
 pub mod app;
-pub mod executor;
+pub mod blobs;
 pub mod home;
 pub mod mempool;
 pub mod producer;
+pub mod worker;
 
 pub use app::App;
 pub use home::{Config, Home};
@@ -84,6 +85,10 @@ pub struct NodeConfig {
     pub producer_name: &'static str,
     /// Run the executor worker.
     pub executor: bool,
+    /// Share of answered jobs this node re-executes to catch lies (0 = none).
+    pub audit_rate: f64,
+    /// Make the embedded executor lie (feature `adversary` of the `deed` package).
+    pub misbehave: Option<worker::Misbehave>,
 }
 
 impl NodeConfig {
@@ -99,6 +104,8 @@ impl NodeConfig {
             model_bytes_max: 2 << 30,
             producer_name: "solo",
             executor: true,
+            audit_rate: 0.0,
+            misbehave: None,
         }
     }
 }
@@ -228,7 +235,13 @@ pub async fn start(
         .await
         .map_err(|source| NodeError::Bind { addr: config.listen.clone(), source })?;
     let addr = listener.local_addr()?;
-    let run_executor = config.executor;
+    let worker_cfg = worker::WorkerConfig {
+        execute: config.executor,
+        audit_rate: config.audit_rate,
+        executor_fee_min: config.executor_fee_min,
+        threads: config.threads,
+        misbehave: config.misbehave,
+    };
     let app = Arc::new(
         tokio::task::spawn_blocking(move || App::open(config, key, genesis))
             .await
@@ -237,11 +250,16 @@ pub async fn start(
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(producer.run(app.clone(), rx.clone())));
-    if run_executor {
-        let (a, r) = (app.clone(), rx.clone());
-        tasks.push(tokio::spawn(async move {
-            executor::run(a, r).await;
-            Ok(())
+    tasks.push(tokio::spawn(blobs::gc_loop(app.clone(), rx.clone())));
+    if worker_cfg.execute || worker_cfg.audit_rate > 0.0 {
+        let thread = worker::spawn(
+            Arc::new(worker::Embedded(app.clone())),
+            Keypair::from_seed(app.key.seed()),
+            worker_cfg,
+            rx.clone(),
+        );
+        tasks.push(tokio::task::spawn_blocking(move || {
+            thread.join().map_err(|_| NodeError::Internal("the worker thread panicked".into()))
         }));
     }
     let router = api::router(app.clone());
@@ -260,11 +278,23 @@ pub async fn start(
 
 /// Starts the embedded default for a home: solo producer, dev genesis when `dev`.
 pub async fn start_home(home: &Home, listen: Option<String>, dev: bool) -> Result<NodeHandle, NodeError> {
+    start_home_with(home, listen, dev, |_| {}).await
+}
+
+/// [`start_home`], letting the caller adjust the node's settings (audit rate,
+/// misbehaviour) before it starts.
+pub async fn start_home_with(
+    home: &Home,
+    listen: Option<String>,
+    dev: bool,
+    adjust: impl FnOnce(&mut NodeConfig),
+) -> Result<NodeHandle, NodeError> {
     let cfg = home.config()?;
     let genesis = load_or_create_genesis(home, dev)?;
     let key = home.node_key()?;
     let mut config = NodeConfig::new(home.data_dir());
     config.listen = listen.unwrap_or(cfg.listen);
+    adjust(&mut config);
     let producer = SoloProducer {
         interval: Duration::from_millis(config.block_interval_ms),
         idle: Duration::from_millis(config.idle_block_interval_ms),

@@ -42,7 +42,7 @@ impl BlockProducer for SoloProducer {
                 if *shutdown.borrow() {
                     return Ok(());
                 }
-                let idle_due = last + self.idle <= tokio::time::Instant::now();
+                let idle_due = last + self.idle <= tokio::time::Instant::now() || app.has_scheduled_work();
                 if app.mempool_len() == 0 && !idle_due {
                     tokio::select! {
                         _ = app.tx_notify.notified() => {}

@@ -81,6 +81,46 @@ pub struct Params {
     /// executor's balance.
     #[serde(default = "Params::default_unbonding_blocks")]
     pub unbonding_blocks: u64,
+    /// Paid-inference rules: challenge windows, bonds, slashing.
+    #[serde(default)]
+    pub jobs: JobParams,
+}
+
+/// The rules of paid inference and its verification (DESIGN.md §2, §5).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct JobParams {
+    /// Blocks after a `single` job's receipt during which anyone may challenge it; the
+    /// job settles when the window closes unchallenged. 0 settles at once.
+    pub challenge_window_blocks: u64,
+    /// Blocks a `replicated` job whose executors disagree waits for a fraud proof before
+    /// the payer is refunded.
+    pub dispute_window_blocks: u64,
+    /// Blocks a job may wait for its receipts before the payer is refunded.
+    pub job_timeout_blocks: u64,
+    /// What a challenger escrows; lost to the executor if the challenge fails.
+    #[serde(with = "crate::amount_serde")]
+    pub challenge_bond: Amount,
+    /// Share of a proven liar's stake that is slashed, in basis points.
+    pub slash_bps: u16,
+    /// Share of the slashed amount paid to the challenger, in basis points; the rest
+    /// compensates the payer.
+    pub challenger_reward_bps: u16,
+    /// Most executors a `replicated` job may ask for.
+    pub replicas_max: u8,
+}
+
+impl Default for JobParams {
+    fn default() -> Self {
+        JobParams {
+            challenge_window_blocks: 4,
+            dispute_window_blocks: 40,
+            job_timeout_blocks: 400,
+            challenge_bond: 100_000,
+            slash_bps: 5_000,
+            challenger_reward_bps: 5_000,
+            replicas_max: 8,
+        }
+    }
 }
 
 impl Params {
@@ -100,6 +140,7 @@ impl Default for Params {
             commit_ttl_blocks: 1_000,
             block_txs_max: 10_000,
             unbonding_blocks: Self::UNBONDING_BLOCKS_DEFAULT,
+            jobs: JobParams::default(),
         }
     }
 }

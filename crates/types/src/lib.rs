@@ -12,12 +12,12 @@ pub mod npy;
 pub mod tensor;
 pub mod tx;
 
-pub use block::{Block, BlockHeader, Genesis, GenesisAccount, GenesisExecutor, Params};
+pub use block::{Block, BlockHeader, Genesis, GenesisAccount, GenesisExecutor, JobParams, Params};
 pub use cid::Cid;
 pub use crypto::{Address, Keypair, PublicKey, Signature};
 pub use hash::Hash32;
 pub use tensor::{DType, Tensor, TensorData, TensorSet};
-pub use tx::{Parent, Receipt, SignedReceipt, SignedTx, Tx, TxBody};
+pub use tx::{FraudProof, JobMode, Parent, Receipt, SignedReceipt, SignedTx, Tx, TxBody};
 
 /// An amount of the native token, in base units. Amounts are integers everywhere.
 pub type Amount = u128;

@@ -63,9 +63,12 @@ pub enum TxBody {
         /// The price the payer agrees to; must equal the model's current price.
         #[serde(with = "crate::amount_serde")]
         price: Amount,
-        /// What the executor is paid.
+        /// What each executor is paid.
         #[serde(with = "crate::amount_serde")]
         executor_fee: Amount,
+        /// One executor and a challenge window, or K executors that must agree.
+        #[serde(default)]
+        mode: JobMode,
     },
     /// An executor's answer to a job.
     SubmitReceipt {
@@ -103,6 +106,99 @@ pub enum TxBody {
         #[serde(with = "crate::amount_serde")]
         amount: Amount,
     },
+    /// Proves that an executor's receipt for a job is wrong. The challenger escrows
+    /// `params.jobs.challenge_bond`; if the proof holds the executor is slashed, the
+    /// payer refunded and the bond returned, otherwise the bond goes to the executor.
+    Challenge {
+        /// The job.
+        job: Hash32,
+        /// Whose receipt is challenged.
+        executor: PublicKey,
+        /// Why it is wrong.
+        proof: FraudProof,
+    },
+}
+
+/// How many executors answer a job.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum JobMode {
+    /// One executor; payment waits out a challenge window.
+    #[default]
+    Single,
+    /// K distinct staked executors; agreement settles at once, disagreement opens a
+    /// dispute by itself.
+    Replicated(u8),
+}
+
+impl JobMode {
+    /// How many receipts the job needs.
+    pub fn replicas(self) -> u8 {
+        match self {
+            JobMode::Single => 1,
+            JobMode::Replicated(k) => k,
+        }
+    }
+}
+
+impl std::fmt::Display for JobMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobMode::Single => f.write_str("single"),
+            JobMode::Replicated(k) => write!(f, "replicated:{k}"),
+        }
+    }
+}
+
+impl std::str::FromStr for JobMode {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "single" => Ok(JobMode::Single),
+            _ => {
+                let k =
+                    s.strip_prefix("replicated:").and_then(|k| k.parse::<u8>().ok()).filter(|k| *k >= 1).ok_or_else(
+                        || crate::Error::parse("job mode", "expected 'single' or 'replicated:K' with K >= 1"),
+                    )?;
+                Ok(JobMode::Replicated(k))
+            }
+        }
+    }
+}
+
+impl Serialize for JobMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <String as Deserialize>::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Why a receipt is wrong, checked by every validator by replaying at most one op.
+///
+/// Intermediate tensors are never carried in the transaction: the output of node `j`
+/// in a receipt's trace is committed by `trace[j]` = BLAKE3 of the concatenated
+/// canonical encodings of that node's outputs, which is exactly the content id of a
+/// blob holding those bytes. The challenger uploads those blobs; validators fetch them
+/// by id, so the trace itself authenticates them.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FraudProof {
+    /// The trace does not have one entry per node of the model.
+    TraceLength,
+    /// Node `index` (in execution order), replayed on its inputs — graph inputs from
+    /// the job's input, weights from the model, intermediate values from the blobs named
+    /// by the receipt's own trace — does not hash to `trace[index]`.
+    Op {
+        /// The node.
+        index: u32,
+    },
+    /// Every graph output, taken from the blobs its producing nodes' trace entries name,
+    /// does not hash to the receipt's output hash.
+    Output,
 }
 
 /// A parent a derived model names at registration, and the royalty it pays that parent.
@@ -127,6 +223,7 @@ impl TxBody {
             TxBody::SetLicense { .. } => "set_license",
             TxBody::Stake { .. } => "stake",
             TxBody::Unstake { .. } => "unstake",
+            TxBody::Challenge { .. } => "challenge",
         }
     }
 }

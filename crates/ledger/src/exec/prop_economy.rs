@@ -192,7 +192,16 @@ fn run(initial: Vec<Amount>, royalties: (u16, u16, u16), ops: Vec<Op>) -> Result
             Op::License { from, model, price } => (from, TxBody::SetLicense { model: ids[model], price }),
             Op::Request { from, model, fee } => {
                 let input = Cid::of(&(r.jobs.len() as u64).to_le_bytes());
-                (from, TxBody::RequestInference { model: ids[model], input, price: r.price[model], executor_fee: fee })
+                (
+                    from,
+                    TxBody::RequestInference {
+                        model: ids[model],
+                        input,
+                        price: r.price[model],
+                        executor_fee: fee,
+                        mode: Default::default(),
+                    },
+                )
             }
             Op::Settle { pick } => {
                 if r.jobs.is_empty() {
@@ -238,7 +247,7 @@ fn run(initial: Vec<Amount>, royalties: (u16, u16, u16), ops: Vec<Op>) -> Result
                 }
                 ok
             }
-            TxBody::RequestInference { model, price, executor_fee, input } => {
+            TxBody::RequestInference { model, price, executor_fee, input, .. } => {
                 let ok = r.pay(a, price + executor_fee);
                 if ok {
                     let job = Job {
@@ -249,6 +258,8 @@ fn run(initial: Vec<Amount>, royalties: (u16, u16, u16), ops: Vec<Op>) -> Result
                         price: *price,
                         executor_fee: *executor_fee,
                         height,
+                        mode: Default::default(),
+                        receipts: Vec::new(),
                         status: JobStatus::Pending,
                     };
                     r.jobs.push((job, false));

@@ -37,6 +37,7 @@ pub(crate) fn test_genesis() -> Genesis {
             commit_ttl_blocks: 5,
             block_txs_max: 100,
             unbonding_blocks: 3,
+            jobs: deed_types::JobParams { challenge_window_blocks: 0, ..Default::default() },
         },
     }
 }
@@ -48,6 +49,8 @@ pub(crate) struct Chain {
     pub parent: Hash32,
     pub producer: Keypair,
     pub blocks: Vec<Block>,
+    /// Content for fraud proofs (models, inputs, producer blobs).
+    pub blobs: std::collections::BTreeMap<Cid, Vec<u8>>,
 }
 
 impl Chain {
@@ -59,7 +62,14 @@ impl Chain {
         let (w, _) = genesis_writes(&g);
         let mut state = MemState::new();
         state.apply(&w);
-        Chain { state, height: 0, parent: Hash32::ZERO, producer: key("producer"), blocks: Vec::new() }
+        Chain {
+            state,
+            height: 0,
+            parent: Hash32::ZERO,
+            producer: key("producer"),
+            blocks: Vec::new(),
+            blobs: Default::default(),
+        }
     }
 
     pub fn nonce(&self, k: &Keypair) -> u64 {
@@ -100,9 +110,9 @@ impl Chain {
 
     /// Proposes a block of `txs`, re-applies it as a validator, and commits it.
     pub fn block(&mut self, txs: Vec<SignedTx>) -> Proposal {
-        let p = propose(&self.state, &self.env(), txs);
+        let p = crate::propose_with_blobs(&self.state, &self.env(), txs, &self.blobs);
         let b = self.seal(&p);
-        let out = apply_block(&self.state, &b).expect("a proposed block applies");
+        let out = crate::apply_block_with_blobs(&self.state, &b, &self.blobs).expect("a proposed block applies");
         assert_eq!(out.state_root, p.state_root);
         assert_eq!(out.writes, p.writes);
         self.state.apply(&out.writes);
@@ -158,7 +168,7 @@ impl Chain {
         price: Amount,
         fee: Amount,
     ) -> Result<Hash32, TxError> {
-        self.send(k, TxBody::RequestInference { model, input, price, executor_fee: fee })
+        self.send(k, TxBody::RequestInference { model, input, price, executor_fee: fee, mode: Default::default() })
     }
 
     pub fn supply(&self) -> Amount {
@@ -947,6 +957,7 @@ mod prop {
                         input: Cid::of(&(m.jobs.len() as u64).to_le_bytes()),
                         price: offered,
                         executor_fee,
+                        mode: Default::default(),
                     };
                     (&users[from], body, 0, FEE)
                 }
@@ -983,6 +994,8 @@ mod prop {
                             price: *price,
                             executor_fee: *executor_fee,
                             height: c.height + 1,
+                            mode: Default::default(),
+                            receipts: Vec::new(),
                             status: JobStatus::Pending,
                         };
                         m.jobs.push(RefJob { job, settled: false });

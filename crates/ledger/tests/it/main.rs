@@ -33,6 +33,7 @@ fn genesis() -> Genesis {
             commit_ttl_blocks: 10,
             block_txs_max: 50,
             unbonding_blocks: 3,
+            jobs: deed_types::JobParams { challenge_window_blocks: 0, ..Default::default() },
         },
     }
 }
@@ -90,7 +91,18 @@ fn build_chain(db: &ChainDb) {
         db,
         vec![tx(db, &alice, 0, TxBody::RegisterModel { model, name: "m".into(), salt, price: 300, parents: vec![] })],
     );
-    let req = tx(db, &bob, 0, TxBody::RequestInference { model, input: Cid::of(b"in"), price: 300, executor_fee: 7 });
+    let req = tx(
+        db,
+        &bob,
+        0,
+        TxBody::RequestInference {
+            model,
+            input: Cid::of(b"in"),
+            price: 300,
+            executor_fee: 7,
+            mode: Default::default(),
+        },
+    );
     produce(db, vec![req.clone()]);
     let job = query::job(&db.snapshot().unwrap(), &req.hash()).unwrap();
     let trace = vec![Hash32::of(b"t")];

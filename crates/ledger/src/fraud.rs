@@ -1,0 +1,120 @@
+//! Deciding a fraud proof: replay at most one op of the model with the engine.
+//!
+//! The ledger stays a pure function of (state, block, content): models, inputs and the
+//! challenger's producer blobs are read by content id through [`BlobSource`], and any
+//! two honest validators holding the same ids hold the same bytes. A blob nobody can
+//! supply makes the challenge undecidable, so it is refused (the proposer leaves it
+//! out; a block carrying it is invalid) rather than judged.
+
+use crate::error::TxError;
+use crate::records::Job;
+use deed_engine::{Model, Source};
+use deed_types::{Cid, FraudProof, Receipt, Tensor, TensorSet};
+use std::collections::BTreeMap;
+
+/// Content by id: the node's blob store. Implementations must return only bytes that
+/// hash to the id (the ledger re-checks).
+pub trait BlobSource {
+    /// The bytes of `cid`, if this node has them.
+    fn get(&self, cid: &Cid) -> Option<Vec<u8>>;
+}
+
+/// A source with no blobs: fraud proofs cannot be decided with it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoBlobs;
+
+impl BlobSource for NoBlobs {
+    fn get(&self, _: &Cid) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+impl BlobSource for BTreeMap<Cid, Vec<u8>> {
+    fn get(&self, cid: &Cid) -> Option<Vec<u8>> {
+        BTreeMap::get(self, cid).cloned()
+    }
+}
+
+fn fetch(blobs: &dyn BlobSource, cid: &Cid, what: &str) -> Result<Vec<u8>, TxError> {
+    let b = blobs.get(cid).ok_or_else(|| TxError::Unavailable(format!("{what} {cid} is not available")))?;
+    if Cid::of(&b) != *cid {
+        return Err(TxError::Unavailable(format!("{what} {cid}: the bytes served do not match the id")));
+    }
+    Ok(b)
+}
+
+/// Whether `proof` shows that `receipt` (for `job`) is wrong. `Ok(false)` means the
+/// proof is well-formed and decidable but does not hold (the challenge fails).
+pub(crate) fn proven(blobs: &dyn BlobSource, job: &Job, r: &Receipt, proof: &FraudProof) -> Result<bool, TxError> {
+    let model_bytes = fetch(blobs, &job.model, "model")?;
+    // A registered model was loaded when it was admitted; if it no longer loads (a
+    // different engine spec), nothing about it can be proven here.
+    let model = Model::load(&model_bytes)
+        .map_err(|e| TxError::NotChallengeable(format!("the model does not load with this engine: {e}")))?;
+    let n = model.node_count();
+    let input = || -> Result<TensorSet, TxError> {
+        let b = fetch(blobs, &job.input, "input")?;
+        TensorSet::decode(&b).map_err(|e| TxError::NotChallengeable(format!("the job's input does not decode: {e}")))
+    };
+    let mut producers: BTreeMap<usize, Vec<Option<Tensor>>> = BTreeMap::new();
+    let mut input_set: Option<TensorSet> = None;
+    // The value a source names, taken from what the receipt committed to.
+    let mut value = |src: &Source| -> Result<Option<Tensor>, TxError> {
+        Ok(match src {
+            Source::Absent | Source::Const => None,
+            Source::Input(name) => {
+                if input_set.is_none() {
+                    input_set = Some(input()?);
+                }
+                input_set.as_ref().expect("just set").0.get(name).cloned()
+            }
+            Source::Node { node, output } => {
+                if !producers.contains_key(node) {
+                    let blob = fetch(blobs, &Cid(r.trace[*node]), "producer blob")?;
+                    // Bytes the trace commits to but that do not decode: the executor
+                    // committed garbage; the proof should name that node instead.
+                    let outs = model.split_node_outputs(*node, &blob).map_err(|e| {
+                        TxError::NotChallengeable(format!("producer blob of node #{node} does not decode: {e}"))
+                    })?;
+                    producers.insert(*node, outs);
+                }
+                producers[node].get(*output).cloned().flatten()
+            }
+        })
+    };
+    match proof {
+        FraudProof::TraceLength => Ok(r.trace.len() != n),
+        _ if r.trace.len() != n => Err(TxError::NotChallengeable(
+            "the trace has the wrong length: prove that instead (kind trace_length)".into(),
+        )),
+        FraudProof::Op { index } => {
+            let i = *index as usize;
+            if i >= n {
+                return Err(TxError::NotChallengeable(format!("node {i} does not exist; the model has {n}")));
+            }
+            let sources = model.node_sources(i);
+            let mut inputs = Vec::with_capacity(sources.len());
+            for s in &sources {
+                inputs.push(value(s)?);
+            }
+            // A replay that fails means the committed inputs are inconsistent: an earlier
+            // node is wrong, and that is the one to prove.
+            match model.replay_node(i, &inputs) {
+                Ok(h) => Ok(h != r.trace[i]),
+                Err(_) => Ok(false),
+            }
+        }
+        FraudProof::Output => {
+            let mut outs = BTreeMap::new();
+            for (name, src) in model.output_sources() {
+                let t = match src {
+                    Source::Const => model.const_output(&name).cloned(),
+                    s => value(&s)?,
+                };
+                let Some(t) = t else { return Ok(false) };
+                outs.insert(name, t);
+            }
+            Ok(TensorSet(outs).hash() != r.output_hash)
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! The worker: an executor that answers paid jobs and an auditor that re-executes
+//! answered ones and challenges lies — one small actor that talks to a chain through
+//! [`Chain`], so it runs inside a node (embedded) or beside any node over HTTP
+//! (`deed worker`).
+//!
+//! Auditing: a job in its challenge window is audited when
+//! `BLAKE3(hash of the block that included its receipt ‖ job id)`, read as a number in
+//! [0, 1), is below the audit rate — nobody can predict or bias that when signing a
+//! receipt. Disputed jobs (replicated executors that disagree) are always checked.
+//! A lie is proven with the cheapest fraud proof: a trace of the wrong length, else the
+//! first op whose trace entry differs (uploading the producer blobs its inputs need),
+//! else the outputs.
+
+use deed_engine::{Model, RunOptions, Source};
+use deed_ledger::{Job, JobStatus};
+use deed_types::{Amount, Cid, FraudProof, Hash32, Keypair, Receipt, SignedReceipt, SignedTx, TensorSet, Tx, TxBody};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tokio::sync::watch;
+
+/// How often the worker looks for work.
+const POLL_MS: u64 = 100;
+/// Loaded models a worker keeps.
+const MODELS_LEN_MAX: usize = 8;
+
+/// What a worker needs from a chain: reads, blobs, and transaction submission.
+pub trait Chain: Send + Sync + 'static {
+    /// The chain id.
+    fn chain_id(&self) -> Result<String, String>;
+    /// The minimum transaction fee.
+    fn min_tx_fee(&self) -> Result<Amount, String>;
+    /// Jobs still waiting for receipts.
+    fn pending_jobs(&self) -> Result<Vec<Job>, String>;
+    /// Jobs in a challenge window or a dispute.
+    fn open_jobs(&self) -> Result<Vec<Job>, String>;
+    /// One executor's receipt for a job.
+    fn receipt(&self, job: &Hash32, executor: &deed_types::PublicKey) -> Result<Option<SignedReceipt>, String>;
+    /// The hash of the block at `height`.
+    fn block_hash(&self, height: u64) -> Result<Option<Hash32>, String>;
+    /// A blob, verified against its id.
+    fn blob(&self, cid: &Cid) -> Result<Vec<u8>, String>;
+    /// Stores a blob.
+    fn put_blob(&self, bytes: &[u8]) -> Result<Cid, String>;
+    /// The nonce `addr`'s next transaction must carry.
+    fn next_nonce(&self, addr: &deed_types::Address) -> Result<u64, String>;
+    /// Submits a transaction (acknowledged when durable).
+    fn submit(&self, tx: SignedTx) -> Result<Hash32, String>;
+    /// Whether a submitted transaction failed (`Some(false)` included, `None` pending/unknown).
+    fn failed(&self, tx: &Hash32) -> Result<Option<bool>, String>;
+}
+
+/// Ways an adversarial executor lies (feature `adversary`; for tests and demos).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Misbehave {
+    /// Attests an output hash the model did not produce.
+    WrongOutput,
+    /// Honest outputs, one trace entry made up.
+    WrongTrace,
+    /// Runs a cheaper model (the real one with a weight perturbed) instead.
+    SubstituteModel,
+    /// Answers with the outputs and trace of the previous job's input.
+    StaleOutput,
+}
+
+impl std::str::FromStr for Misbehave {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "wrong-output" => Misbehave::WrongOutput,
+            "wrong-trace" => Misbehave::WrongTrace,
+            "substitute-model" => Misbehave::SubstituteModel,
+            "stale-output" => Misbehave::StaleOutput,
+            _ => {
+                return Err(format!(
+                    "unknown misbehaviour '{s}': wrong-output, wrong-trace, substitute-model, stale-output"
+                ));
+            }
+        })
+    }
+}
+
+/// What a worker does.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Answer pending jobs.
+    pub execute: bool,
+    /// Share of answered single jobs to re-execute, 0.0..=1.0.
+    pub audit_rate: f64,
+    /// Smallest executor fee worth working for.
+    pub executor_fee_min: Amount,
+    /// Engine threads.
+    pub threads: usize,
+    /// Lie on purpose (tests).
+    pub misbehave: Option<Misbehave>,
+}
+
+/// A worker's state between polls.
+struct Worker {
+    chain: Arc<dyn Chain>,
+    key: Keypair,
+    cfg: WorkerConfig,
+    models: Mutex<Vec<(Cid, Arc<Model>)>>,
+    /// Jobs answered: the receipt transaction.
+    answered: BTreeMap<Hash32, Hash32>,
+    /// Jobs that cannot run here.
+    failed: BTreeSet<Hash32>,
+    /// (job, executor) pairs audited (and challenged if needed).
+    audited: BTreeSet<(Hash32, deed_types::PublicKey)>,
+    /// The previous job's run, for `stale-output`.
+    last: Option<deed_engine::RunOutput>,
+}
+
+/// Starts a worker on its own thread (it runs the engine and blocking I/O); it stops
+/// when `shutdown` turns true.
+pub fn spawn(
+    chain: Arc<dyn Chain>,
+    key: Keypair,
+    cfg: WorkerConfig,
+    shutdown: watch::Receiver<bool>,
+) -> std::thread::JoinHandle<()> {
+    let mut w = Worker {
+        chain,
+        key,
+        cfg,
+        models: Mutex::new(Vec::new()),
+        answered: BTreeMap::new(),
+        failed: BTreeSet::new(),
+        audited: BTreeSet::new(),
+        last: None,
+    };
+    std::thread::Builder::new()
+        .name("deed-worker".into())
+        .spawn(move || {
+            while !*shutdown.borrow() {
+                w.round();
+                std::thread::sleep(Duration::from_millis(POLL_MS));
+            }
+        })
+        .expect("spawning the worker thread")
+}
+
+impl Worker {
+    fn round(&mut self) {
+        if self.cfg.execute {
+            match self.chain.pending_jobs() {
+                Ok(jobs) => {
+                    for job in jobs {
+                        self.maybe_execute(&job);
+                    }
+                }
+                Err(e) => tracing::debug!("worker: cannot list jobs: {e}"),
+            }
+        }
+        if self.cfg.audit_rate > 0.0 || self.cfg.execute {
+            match self.chain.open_jobs() {
+                Ok(jobs) => {
+                    for job in jobs {
+                        self.maybe_audit(&job);
+                    }
+                }
+                Err(e) => tracing::debug!("worker: cannot list open jobs: {e}"),
+            }
+        }
+    }
+
+    fn model(&self, id: &Cid) -> Result<Arc<Model>, String> {
+        if let Some((_, m)) = self.models.lock().unwrap().iter().find(|(c, _)| c == id) {
+            return Ok(m.clone());
+        }
+        let bytes = self.chain.blob(id)?;
+        let m = Arc::new(Model::load(&bytes).map_err(|e| e.to_string())?);
+        let mut cache = self.models.lock().unwrap();
+        if cache.len() >= MODELS_LEN_MAX {
+            cache.remove(0);
+        }
+        cache.push((*id, m.clone()));
+        Ok(m)
+    }
+
+    fn sign_and_submit(&self, body: TxBody) -> Result<Hash32, String> {
+        let tx = Tx {
+            chain_id: self.chain.chain_id()?,
+            sender: self.key.public(),
+            nonce: self.chain.next_nonce(&self.key.address())?,
+            fee: self.chain.min_tx_fee()?,
+            body,
+        }
+        .sign(&self.key);
+        self.chain.submit(tx)
+    }
+
+    fn maybe_execute(&mut self, job: &Job) {
+        if job.receipts.iter().any(|r| r.executor == self.key.public()) || self.failed.contains(&job.id) {
+            return;
+        }
+        if let Some(tx) = self.answered.get(&job.id) {
+            // Re-answer only if our receipt transaction was rejected.
+            if self.chain.failed(tx).ok().flatten() != Some(true) {
+                return;
+            }
+        }
+        if job.executor_fee < self.cfg.executor_fee_min {
+            self.failed.insert(job.id);
+            return;
+        }
+        match self.execute(job) {
+            Ok(tx) => {
+                self.answered.insert(job.id, tx);
+            }
+            Err(e) => {
+                tracing::warn!(job = %job.id, "job not executed: {e}");
+                self.failed.insert(job.id);
+            }
+        }
+    }
+
+    fn execute(&mut self, job: &Job) -> Result<Hash32, String> {
+        let model = self.model(&job.model)?;
+        let inputs = TensorSet::decode(&self.chain.blob(&job.input)?).map_err(|e| e.to_string())?;
+        let opts = RunOptions { threads: self.cfg.threads, trace: true };
+        let mut out = model.run(&inputs, &opts).map_err(|e| e.to_string())?;
+        match self.cfg.misbehave {
+            None => {}
+            Some(Misbehave::WrongOutput) => {
+                let name = out.outputs.0.keys().next().cloned().ok_or("no outputs")?;
+                let t = out.outputs.0.get_mut(&name).expect("exists");
+                if let deed_types::TensorData::F32(v) = &mut t.data {
+                    v.iter_mut().for_each(|x| *x += 1.0);
+                } else if let deed_types::TensorData::I64(v) = &mut t.data {
+                    v.iter_mut().for_each(|x| *x += 1);
+                }
+            }
+            Some(Misbehave::WrongTrace) => {
+                let k = out.trace.len() / 2;
+                out.trace[k] = Hash32::of(b"a made-up trace entry");
+            }
+            Some(Misbehave::SubstituteModel) => {
+                let cheap = substitute(&self.chain.blob(&job.model)?)?;
+                out = cheap.run(&inputs, &opts).map_err(|e| e.to_string())?;
+            }
+            Some(Misbehave::StaleOutput) => {
+                let fresh = out.clone();
+                if let Some(stale) = &self.last {
+                    out = stale.clone();
+                }
+                self.last = Some(fresh);
+            }
+        }
+        self.chain.put_blob(&out.outputs.encode())?;
+        let receipt = Receipt {
+            version: 1,
+            chain_id: self.chain.chain_id()?,
+            job: job.id,
+            model: job.model,
+            engine: deed_engine::SPEC_VERSION.to_string(),
+            input_hash: *job.input.digest(),
+            output_hash: out.output_hash(),
+            trace_root: out.trace_root(),
+            trace: out.trace,
+            executor: self.key.public(),
+            price: job.price,
+            executor_fee: job.executor_fee,
+        }
+        .sign(&self.key);
+        self.sign_and_submit(TxBody::SubmitReceipt { receipt })
+    }
+
+    /// Whether this worker audits a job in its challenge window: decided by the hash of
+    /// the block that included the receipt, which no executor knows when signing.
+    fn sampled(&self, job: &Job) -> bool {
+        if self.cfg.audit_rate >= 1.0 {
+            return true;
+        }
+        let Some(first) = job.receipts.first() else { return false };
+        let Ok(Some(block)) = self.chain.block_hash(first.height) else { return false };
+        let mut b = block.0.to_vec();
+        b.extend_from_slice(&job.id.0);
+        let h = Hash32::tagged("deed audit sample v1", &b);
+        let x = u64::from_le_bytes(h.0[..8].try_into().expect("8 bytes")) as f64 / u64::MAX as f64;
+        x < self.cfg.audit_rate
+    }
+
+    fn maybe_audit(&mut self, job: &Job) {
+        let disputed = matches!(job.status, JobStatus::Disputed { .. });
+        let todo: Vec<_> = job
+            .receipts
+            .iter()
+            .filter(|r| r.executor != self.key.public() && !self.audited.contains(&(job.id, r.executor)))
+            .cloned()
+            .collect();
+        if todo.is_empty() {
+            return;
+        }
+        let mine = job.receipts.iter().any(|r| r.executor == self.key.public());
+        if !(disputed && (mine || self.cfg.audit_rate > 0.0)) && !(self.cfg.audit_rate > 0.0 && self.sampled(job)) {
+            for r in &todo {
+                self.audited.insert((job.id, r.executor));
+            }
+            return;
+        }
+        let honest = match self.honest_run(job) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(job = %job.id, "audit: cannot re-execute: {e}");
+                return;
+            }
+        };
+        for r in todo {
+            self.audited.insert((job.id, r.executor));
+            if r.output_hash == honest.1.output_hash() && r.trace_root == honest.1.trace_root() {
+                continue;
+            }
+            let Ok(Some(sr)) = self.chain.receipt(&job.id, &r.executor) else { continue };
+            let (proof, needed) = build_proof(&honest.0, &sr.receipt, &honest.1, &honest.2);
+            let uploaded = needed.iter().try_for_each(|b| self.chain.put_blob(b).map(|_| ()));
+            if let Err(e) = uploaded {
+                tracing::warn!(job = %job.id, "audit: cannot upload proof blobs: {e}");
+                continue;
+            }
+            match self.sign_and_submit(TxBody::Challenge { job: job.id, executor: r.executor, proof: proof.clone() }) {
+                Ok(tx) => {
+                    tracing::warn!(job = %job.id, executor = %r.executor, ?proof, %tx, "audit: lie found, challenged")
+                }
+                Err(e) => tracing::warn!(job = %job.id, "audit: challenge not accepted: {e}"),
+            }
+        }
+    }
+
+    fn honest_run(&self, job: &Job) -> Result<(Arc<Model>, deed_engine::RunOutput, Vec<Vec<u8>>), String> {
+        let model = self.model(&job.model)?;
+        let inputs = TensorSet::decode(&self.chain.blob(&job.input)?).map_err(|e| e.to_string())?;
+        let (out, blobs) = model
+            .run_keep_all(&inputs, &RunOptions { threads: self.cfg.threads, trace: true })
+            .map_err(|e| e.to_string())?;
+        Ok((model, out, blobs))
+    }
+}
+
+/// The cheapest fraud proof against `r` given an honest run (its outputs and every
+/// node's producer blob), and the producer blobs validators will need.
+pub fn build_proof(
+    model: &Model,
+    r: &Receipt,
+    honest: &deed_engine::RunOutput,
+    blobs: &[Vec<u8>],
+) -> (FraudProof, Vec<Vec<u8>>) {
+    if r.trace.len() != honest.trace.len() {
+        return (FraudProof::TraceLength, Vec::new());
+    }
+    let needed = |sources: Vec<Source>| -> Vec<Vec<u8>> {
+        let mut nodes: BTreeSet<usize> = BTreeSet::new();
+        for s in sources {
+            if let Source::Node { node, .. } = s {
+                nodes.insert(node);
+            }
+        }
+        nodes.into_iter().map(|n| blobs[n].clone()).collect()
+    };
+    match r.trace.iter().zip(&honest.trace).position(|(a, b)| a != b) {
+        Some(i) => (FraudProof::Op { index: i as u32 }, needed(model.node_sources(i))),
+        None => (FraudProof::Output, needed(model.output_sources().into_iter().map(|(_, s)| s).collect())),
+    }
+}
+
+/// A "cheaper" copy of a model: its first float initializer perturbed (for the
+/// `substitute-model` misbehaviour).
+fn substitute(bytes: &[u8]) -> Result<Model, String> {
+    use prost::Message;
+    let mut m = deed_engine::onnx::ModelProto::decode(bytes).map_err(|e| e.to_string())?;
+    let g = m.graph.as_mut().ok_or("no graph")?;
+    let t = g.initializer.iter_mut().find(|t| t.data_type == 1).ok_or("no float weights to substitute")?;
+    if !t.raw_data.is_empty() {
+        for c in t.raw_data.chunks_exact_mut(4) {
+            let v = f32::from_le_bytes(c.try_into().expect("4 bytes")) * 0.5;
+            c.copy_from_slice(&v.to_le_bytes());
+        }
+    } else {
+        t.float_data.iter_mut().for_each(|v| *v *= 0.5);
+    }
+    Model::load(&m.encode_to_vec()).map_err(|e| e.to_string())
+}
+
+/// A [`Chain`] inside this node.
+pub struct Embedded(pub Arc<crate::App>);
+
+impl Chain for Embedded {
+    fn chain_id(&self) -> Result<String, String> {
+        Ok(self.0.chain_id().to_string())
+    }
+    fn min_tx_fee(&self) -> Result<Amount, String> {
+        Ok(self.0.genesis.params.min_tx_fee)
+    }
+    fn pending_jobs(&self) -> Result<Vec<Job>, String> {
+        Ok(deed_ledger::query::pending_jobs(&self.0.state().map_err(|e| e.to_string())?))
+    }
+    fn open_jobs(&self) -> Result<Vec<Job>, String> {
+        Ok(deed_ledger::query::open_jobs(&self.0.state().map_err(|e| e.to_string())?)
+            .into_iter()
+            .filter(|j| !matches!(j.status, JobStatus::Pending))
+            .collect())
+    }
+    fn receipt(&self, job: &Hash32, executor: &deed_types::PublicKey) -> Result<Option<SignedReceipt>, String> {
+        Ok(deed_ledger::query::job_receipt(&self.0.state().map_err(|e| e.to_string())?, job, executor))
+    }
+    fn block_hash(&self, height: u64) -> Result<Option<Hash32>, String> {
+        Ok(self.0.db.block(height).map_err(|e| e.to_string())?.map(|b| b.header.hash()))
+    }
+    fn blob(&self, cid: &Cid) -> Result<Vec<u8>, String> {
+        self.0.store.get(cid).map_err(|e| e.to_string())
+    }
+    fn put_blob(&self, bytes: &[u8]) -> Result<Cid, String> {
+        self.0.store.put(bytes).map_err(|e| e.to_string())
+    }
+    fn next_nonce(&self, addr: &deed_types::Address) -> Result<u64, String> {
+        self.0.pending_nonce(addr).map_err(|e| e.to_string())
+    }
+    fn submit(&self, tx: SignedTx) -> Result<Hash32, String> {
+        self.0.admit(tx).map_err(|e| e.to_string())
+    }
+    fn failed(&self, tx: &Hash32) -> Result<Option<bool>, String> {
+        if self.0.is_pending(tx) {
+            return Ok(None);
+        }
+        Ok(self.0.db.tx_status(tx).map_err(|e| e.to_string())?.map(|s| !s.ok))
+    }
+}
