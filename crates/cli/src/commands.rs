@@ -97,7 +97,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Unstake { amount } => crate::ledger_cmds::stake(&ctx, amount, false),
         Cmd::Earnings { addr } => crate::ledger_cmds::earnings(&ctx, addr),
         Cmd::Prove(p) => crate::ledger_cmds::prove(&ctx, p),
-        Cmd::Run { id, input, out, timeout, mode } => crate::jobs_cmds::run(&ctx, &id, &input, &out, timeout, &mode),
+        Cmd::Run { id, input, out, timeout, mode, no_settle } => {
+            crate::jobs_cmds::run(&ctx, &id, &input, &out, timeout, &mode, !no_settle)
+        }
         Cmd::Verify { receipt, input, model, offline } => {
             crate::jobs_cmds::verify(&ctx, &receipt, input.as_deref(), model.as_deref(), offline)
         }

@@ -29,7 +29,7 @@ fn input_names(info: &Value) -> Vec<String> {
 
 /// `deed run`: upload the input, pay, wait until the job settles, fetch and check the
 /// outputs, write receipt.json and the outputs.
-pub fn run(ctx: &Ctx, id: &str, input: &Path, out: &Path, timeout_s: u64, mode: &str) -> Result<()> {
+pub fn run(ctx: &Ctx, id: &str, input: &Path, out: &Path, timeout_s: u64, mode: &str, settle: bool) -> Result<()> {
     let id: Cid = id.parse()?;
     let mode: JobMode = mode.parse().map_err(|e: deed_types::Error| Fail::new(2, e.to_string()))?;
     let key = ctx.signer()?;
@@ -49,7 +49,12 @@ pub fn run(ctx: &Ctx, id: &str, input: &Path, out: &Path, timeout_s: u64, mode: 
     let mut said_window = false;
     let (receipt, settled_height) = loop {
         let j = c.get(&format!("/v1/jobs/{job}"))?;
-        match j["job"]["status"]["state"].as_str() {
+        let state = j["job"]["status"]["state"].as_str();
+        if !settle && matches!(state, Some("challengeable" | "settled")) {
+            let r: SignedReceipt = serde_json::from_value(j["receipt"].clone()).context("job has no receipt")?;
+            break (r, j["job"]["receipts"][0]["height"].as_u64().unwrap_or(0));
+        }
+        match state {
             Some("settled") => {
                 let r: SignedReceipt = serde_json::from_value(j["receipt"].clone()).context("job has no receipt")?;
                 break (r, j["job"]["status"]["height"].as_u64().unwrap_or(0));
@@ -98,7 +103,7 @@ pub fn run(ctx: &Ctx, id: &str, input: &Path, out: &Path, timeout_s: u64, mode: 
     });
     ctx.emit(&v, || {
         format!(
-            "outputs:\n{}output hash: {}\nreceipt: {} (settled in block {settled_height})\n",
+            "outputs:\n{}output hash: {}\nreceipt: {} (block {settled_height})\n",
             tensors::describe(&outputs),
             receipt.receipt.output_hash,
             receipt_path.display()

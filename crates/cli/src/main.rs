@@ -166,6 +166,10 @@ pub enum Cmd {
         /// (K executors that must agree).
         #[arg(long, default_value = "single")]
         mode: String,
+        /// Return as soon as the receipt is on chain, without waiting for the challenge
+        /// window to close and the payment to settle.
+        #[arg(long)]
+        no_settle: bool,
     },
     /// Check a receipt: signature, inclusion in a finalized block, and a bit-exact re-run.
     Verify {

@@ -112,7 +112,7 @@ pub struct JobParams {
 impl Default for JobParams {
     fn default() -> Self {
         JobParams {
-            challenge_window_blocks: 4,
+            challenge_window_blocks: 12,
             dispute_window_blocks: 40,
             job_timeout_blocks: 400,
             challenge_bond: 100_000,

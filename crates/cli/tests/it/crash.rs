@@ -5,7 +5,7 @@
 //!
 //! `DEED_CRASH_SEEDS=N` runs more seeds (default 3, to keep the suite quick).
 
-use super::{NodeProc, ok_json};
+use super::common::{NodeProc, ok_json};
 use serde_json::{Value, json};
 use std::{
     io::{Read, Write},
