@@ -407,3 +407,46 @@ mod tests {
         assert!(other_chain.verify().is_err());
     }
 }
+
+#[cfg(test)]
+mod golden {
+    //! Golden vectors for receipt v1, repeated in docs/PROTOCOL.md: any change to the
+    //! encoding, the hash or the signing domain breaks this test.
+    use super::*;
+
+    fn golden_receipt() -> SignedReceipt {
+        let exec = Keypair::dev("golden-executor");
+        let trace = vec![Hash32::of(b"op0"), Hash32::of(b"op1"), Hash32::of(b"op2")];
+        Receipt {
+            version: 1,
+            chain_id: "deed-dev".into(),
+            job: Hash32::of(b"job"),
+            model: Cid::of(b"model"),
+            engine: "deed-engine/1".into(),
+            input_hash: Hash32::of(b"input"),
+            output_hash: Hash32::of(b"output"),
+            trace_root: crate::merkle::root(&trace),
+            trace,
+            executor: exec.public(),
+            price: 1000,
+            executor_fee: 100,
+        }
+        .sign(&exec)
+    }
+
+    #[test]
+    fn receipt_v1_golden_vector() {
+        let sr = golden_receipt();
+        sr.verify().unwrap();
+        let enc = hex::encode(sr.receipt.encode());
+        let id = sr.receipt.hash().to_string();
+        let sig = hex::encode(sr.signature.0);
+        assert_eq!(enc, GOLDEN_ENCODING);
+        assert_eq!(id, GOLDEN_ID);
+        assert_eq!(sig, GOLDEN_SIGNATURE);
+    }
+
+    const GOLDEN_ENCODING: &str = "0108000000646565642d64657663a2265e5c677a2d89fceda7adffcf95a8597d0927d2c1a27c00d89af997f9e6ccca53791b024d98ee5d8c126d923e16f6cede945beb0b93c9abca301ed453e70d000000646565642d656e67696e652f31e33fb19325cbc72b5905e783e0c47290468c610090e376de9215e8b5f8ba83d396e754fa8b2ab9d1f3f8f2d2bb4ec79a18016b212cf44f8fd2f7441e6e97a48b6b4a008c446bae3a2b1980f4bb6aee2bf1782e246f35e41bdd058b5af8f769e703000000a476dab31dd2c94b27b46b4b0b68f0ece15afbbbc7ce86b89c1b5be746d0f40914f13eced3580c20aabba574daae048911b80f80c8ac30ec73c308337501c363219899e9614d897ff36756c6a0513a6b0beb6a64912d219c946ab3cc2a757dcd1a8fb36e17e8fc5aa0580e2a18c318e64911f42eee6a6d7bbbe0c9fa846e41a7e803000000000000000000000000000064000000000000000000000000000000";
+    const GOLDEN_ID: &str = "ab14fae738fa3279f1dfdf736f3e8a3bf74efc55b39078e31aef67978ffb4134";
+    const GOLDEN_SIGNATURE: &str = "9bb902dc66f0254870ad4532c4d963a7ea16ec34e316d783347aba2dc2b91235415e346c5708b4adeeccca645b6f1fd7a9b8d36d68532978c96f5649cd727702";
+}
