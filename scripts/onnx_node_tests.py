@@ -113,9 +113,9 @@ def main():
                 skip = skip or why_not(v)
             if skip is None:
                 for i, v in enumerate(inputs):
-                    np.save(os.path.join(d, f"input_{i}.npy"), np.asarray(v))
+                    np.save(os.path.join(d, f"input_{i}.npy"), np.ascontiguousarray(v).reshape(np.shape(v)))
                 for i, v in enumerate(outputs):
-                    np.save(os.path.join(d, f"output_{i}.npy"), np.asarray(v))
+                    np.save(os.path.join(d, f"output_{i}.npy"), np.ascontiguousarray(v).reshape(np.shape(v)))
         meta = {
             "op": op,
             "domain": domain,

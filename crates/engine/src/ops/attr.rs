@@ -30,7 +30,6 @@ impl<'a> Attrs<'a> {
     }
 
     /// A list of strings attribute.
-    #[allow(dead_code)] // used by the ai.onnx.ml parsers
     pub(crate) fn strings(&self, name: &str) -> Result<Option<Vec<String>>, LoadError> {
         match self.find(name, attr_type::STRINGS, "a list of strings")? {
             None => Ok(None),
