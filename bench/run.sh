@@ -2,11 +2,12 @@
 # Benchmarks. Usage: bench/run.sh <subcommand> [args]
 #   ledger [--quick]   ledger throughput on one core (transfers/s, settlements/s, commit latency)
 #   engine [--quick]   deed's engine vs onnxruntime and tract: latency, load, memory, tracing
+#   store [MiB]        blob store: ingest / verified read of a 1 GiB model vs cp and b3sum; dedup ratio
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-    sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -36,6 +37,31 @@ case "$cmd" in
         DEED_BENCH_BIN="${CARGO_TARGET_DIR:-target}/release/examples/engine_bench" \
             TRACT_BENCH_BIN="bench/target/release/tract-bench" \
             "$VENV/bin/python" bench/engine_bench.py "$@"
+    store)
+        mib="${1:-1024}"
+        work="${DEED_BENCH_DIR:-${TMPDIR:-/tmp}/deed-store-bench}"
+        cargo build --release -p deed-store --example store_bench
+        # b3sum, the BLAKE3 reference tool, built once into bench/target/tools.
+        if ! command -v b3sum >/dev/null && [ ! -x bench/target/tools/bin/b3sum ]; then
+            cargo install --quiet --locked b3sum --root bench/target/tools
+        fi
+        B3SUM="$(command -v b3sum || echo bench/target/tools/bin/b3sum)"
+        rm -rf "$work" && mkdir -p "$work"
+        echo "# $(date -u +%Y-%m-%d) $(uname -m), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs), $(nproc) cores, ${mib} MiB model"
+        out="$(target/release/examples/store_bench "$work" "$mib")"
+        f="$work/model-v1.onnx"
+        bytes=$(stat -c %s "$f")
+        t() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); awk "BEGIN { print $e - $s }"; }
+        row() { printf '| %s | %.2f s | %.2f GB/s |\n' "$1" "$2" "$(awk "BEGIN { print $bytes / $2 / 1e9 }")"; }
+        sync
+        echo "| what | time | throughput |"
+        echo "|---|---|---|"
+        row "cp (page cache, no fsync)" "$(t cp "$f" "$work/copy1")"
+        row "cp + fsync" "$(t sh -c "cp '$f' '$work/copy2' && sync '$work/copy2'")"
+        row "b3sum (BLAKE3, $( "$B3SUM" --version | cut -d' ' -f2), all cores)" "$(t "$B3SUM" "$f")"
+        row "b3sum --num-threads 1" "$(t "$B3SUM" --num-threads 1 "$f")"
+        echo "$out"
+        rm -rf "$work"
         ;;
     *) usage ;;
 esac

@@ -4,6 +4,7 @@ mod client;
 mod commands;
 mod jobs_cmds;
 mod ledger_cmds;
+mod store_cmds;
 mod tensors;
 
 use clap::{Parser, Subcommand};
@@ -216,6 +217,23 @@ pub enum Cmd {
     },
     /// Node status: height, head, state root.
     Status,
+    /// Download a blob by id with a progress bar, resuming a partial download; the file
+    /// is kept only if its BLAKE3 matches the id.
+    Pull {
+        /// Blob or model id (CID).
+        id: String,
+        /// Where to write it [default: the id, in the current folder].
+        #[arg(short, long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// The node's blob store.
+    #[command(subcommand)]
+    Store(store_cmds::StoreCmd),
+    /// Registered models nearest to a model (an id or a local file) by weight fingerprint.
+    Similar {
+        /// Model id (CID) or path to an .onnx / .safetensors file.
+        target: String,
+    },
     /// Stake tokens as an executor (receipts need a stake).
     Stake {
         /// Base units moved from your balance into your stake.

@@ -362,7 +362,7 @@ pub fn check_not_a_copy(app: &App, model: &Cid, declared_parents: &[Cid]) -> Res
             let what = if s >= 1.0 { "an exact copy of the weights" } else { "a near copy" };
             return Err(format!(
                 "model {model} is {what} of registered model {id} ('{name}'): similarity {s:.3} ≥ {:.2}. \
-                 Declare it as a parent (deed publish --parent {id}) so royalties flow to it",
+                 Declare it as a parent (deed publish --parent {id}:BPS) so royalties flow to it",
                 fingerprint::NEAR_COPY_MIN
             ));
         }
