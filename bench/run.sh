@@ -37,6 +37,7 @@ case "$cmd" in
         DEED_BENCH_BIN="${CARGO_TARGET_DIR:-target}/release/examples/engine_bench" \
             TRACT_BENCH_BIN="bench/target/release/tract-bench" \
             "$VENV/bin/python" bench/engine_bench.py "$@"
+        ;;
     store)
         mib="${1:-1024}"
         work="${DEED_BENCH_DIR:-${TMPDIR:-/tmp}/deed-store-bench}"
