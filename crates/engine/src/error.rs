@@ -94,6 +94,9 @@ pub enum RunError {
         /// The limit.
         max: u64,
     },
+    /// The kernel path asked for (`DEED_ENGINE_KERNELS`) is unknown or not available on this CPU.
+    #[error("{0}")]
+    Kernels(String),
     /// A node could not compute its outputs (for example, shapes that do not broadcast).
     #[error("node '{node}' ({op}) failed: {reason}")]
     Op {

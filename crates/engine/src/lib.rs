@@ -40,6 +40,7 @@
 //! trace bumps it.
 
 mod error;
+pub mod kernels;
 mod load;
 pub mod math;
 mod model;

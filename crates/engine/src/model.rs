@@ -1,6 +1,7 @@
 //! A loaded model and its run loop: check inputs, run nodes in order, hash each node's
 //! outputs, free values after their last reader, collect the graph outputs.
 
+use crate::kernels::KernelPath;
 use crate::ops::{Ctx, KernelError, Op};
 use crate::{IoInfo, Limits, LoadError, RunError, RunOptions, RunOutput};
 use deed_types::{DType, Hash32, Tensor, TensorSet};
@@ -133,14 +134,29 @@ impl Model {
     }
 
     /// Runs the model. The outputs and the trace are the same bits on every machine and
-    /// for every thread count.
+    /// for every thread count. The kernel path is the one `DEED_ENGINE_KERNELS` names
+    /// ([`KernelPath::from_env`]); naming one this CPU lacks is an error.
     pub fn run(&self, inputs: &TensorSet, opts: &RunOptions) -> Result<RunOutput, RunError> {
+        let kernels = KernelPath::from_env().map_err(RunError::Kernels)?;
+        self.run_with_kernels(inputs, opts, kernels)
+    }
+
+    /// [`Model::run`] with an explicit kernel path (the same bits for every path).
+    pub fn run_with_kernels(
+        &self,
+        inputs: &TensorSet,
+        opts: &RunOptions,
+        kernels: KernelPath,
+    ) -> Result<RunOutput, RunError> {
+        if !kernels.is_available() {
+            return Err(RunError::Kernels(format!("kernel path '{}' is not available on this CPU", kernels.name())));
+        }
         self.check_inputs(inputs)?;
         let threads = match opts.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let ctx = Ctx { limits: &self.limits, threads };
+        let ctx = Ctx { limits: &self.limits, threads, kernels };
         let mut values: Vec<Option<Cow<'_, Tensor>>> =
             self.consts.iter().map(|c| c.as_ref().map(Cow::Borrowed)).collect();
         for (info, &id) in self.inputs.iter().zip(&self.input_ids) {

@@ -20,6 +20,7 @@
 
 use super::linalg::dot;
 use super::{Ctx, KResult, KernelError};
+use crate::kernels::{self, KernelPath, Mat};
 use deed_types::{Tensor, TensorData};
 
 /// `auto_pad` attribute.
@@ -238,6 +239,11 @@ pub(crate) fn conv(
     if out.is_empty() {
         return Ok(Tensor { shape: out_shape, data: TensorData::F32(out) });
     }
+    if ctx.kernels != KernelPath::Reference {
+        let dims = ConvDims { n, c, m, group, cg, mg, p, kc, in_sp };
+        conv_fast(&geo, spatial, &dims, xv, wv, bv, ctx, &mut out);
+        return Ok(Tensor { shape: out_shape, data: TensorData::F32(out) });
+    }
     let macs = p.saturating_mul(kc).saturating_mul(m);
     let threads = super::linalg::threads_for(ctx, macs, p);
     // Output positions [start, end) of one (n, g) pair into a [mg, end - start] block.
@@ -308,7 +314,136 @@ pub(crate) fn conv(
             }
         }
     }
+    kernels::canonical_nan(&mut out);
     Ok(Tensor { shape: out_shape, data: TensorData::F32(out) })
+}
+
+/// Sizes of one Conv, resolved.
+struct ConvDims {
+    n: usize,
+    c: usize,
+    m: usize,
+    group: usize,
+    /// Input channels per group.
+    cg: usize,
+    /// Output channels per group.
+    mg: usize,
+    /// Output positions.
+    p: usize,
+    /// Dot product length, `cg × q`.
+    kc: usize,
+    /// Input positions.
+    in_sp: usize,
+}
+
+/// Conv on a fast kernel path: per (batch, group), im2col columns `[kc, positions]` (or the
+/// input itself for a 1×1, stride-1, unpadded kernel) feed the blocked product with the
+/// group's weights `[mg, kc]` as A. Same terms, same order, same bits as the reference.
+#[allow(clippy::too_many_arguments)]
+fn conv_fast(
+    geo: &Geometry,
+    spatial: &[usize],
+    d: &ConvDims,
+    xv: &[f32],
+    wv: &[f32],
+    bv: Option<&[f32]>,
+    ctx: &Ctx<'_>,
+    out: &mut [f32],
+) {
+    let pointwise = geo.kernel.iter().all(|&k| k == 1)
+        && geo.strides.iter().all(|&s| s == 1)
+        && geo.pad_begin.iter().all(|&p| p == 0)
+        && geo.out == spatial;
+    // Columns per im2col chunk, bounding the buffer to about PATCH_FLOATS floats.
+    let chunk = (PATCH_FLOATS / d.kc).clamp(64, d.p.max(64));
+    let mut cols = if pointwise { Vec::new() } else { vec![0.0f32; d.kc * chunk.min(d.p)] };
+    for ni in 0..d.n {
+        for gi in 0..d.group {
+            let x0 = (ni * d.c + gi * d.cg) * d.in_sp;
+            let w = Mat { data: &wv[gi * d.mg * d.kc..(gi + 1) * d.mg * d.kc], rs: d.kc, cs: 1 };
+            let y0 = (ni * d.m + gi * d.mg) * d.p;
+            let y = &mut out[y0..y0 + d.mg * d.p];
+            if pointwise {
+                let b = Mat { data: &xv[x0..x0 + d.cg * d.in_sp], rs: d.in_sp, cs: 1 };
+                kernels::gemm(ctx.kernels, ctx.threads, d.mg, d.p, d.kc, w, b, y, d.p);
+                continue;
+            }
+            for p0 in (0..d.p).step_by(chunk) {
+                let pc = chunk.min(d.p - p0);
+                im2col(geo, spatial, &xv[x0..x0 + d.cg * d.in_sp], d.cg, p0, pc, &mut cols[..d.kc * pc]);
+                let b = Mat { data: &cols[..d.kc * pc], rs: pc, cs: 1 };
+                kernels::gemm(ctx.kernels, ctx.threads, d.mg, pc, d.kc, w, b, &mut y[p0..], d.p);
+            }
+        }
+    }
+    if let Some(bv) = bv {
+        for (row, mo) in out.chunks_mut(d.p).zip((0..d.m).cycle()) {
+            row.iter_mut().for_each(|y| *y += bv[mo]);
+        }
+    }
+    kernels::canonical_nan(out);
+}
+
+/// Fills `cols` (`[cg·q, pc]` row-major) with the patches of output positions
+/// `p0..p0 + pc`: row `ci·q + kernel position`, `+0.0` in the padding.
+fn im2col(geo: &Geometry, spatial: &[usize], x: &[f32], cg: usize, p0: usize, pc: usize, cols: &mut [f32]) {
+    let q: usize = geo.kernel.iter().product();
+    let in_sp: usize = spatial.iter().product();
+    if spatial.len() == 2 {
+        let (ih_n, iw_n) = (spatial[0] as isize, spatial[1] as isize);
+        let (kh_n, kw_n) = (geo.kernel[0], geo.kernel[1]);
+        let ow_n = geo.out[1];
+        for ci in 0..cg {
+            let xc = &x[ci * in_sp..(ci + 1) * in_sp];
+            for kh in 0..kh_n {
+                for kw in 0..kw_n {
+                    let r = ci * q + kh * kw_n + kw;
+                    let row = &mut cols[r * pc..(r + 1) * pc];
+                    let dh = (kh * geo.dilations[0]) as isize - geo.pad_begin[0] as isize;
+                    let dw = (kw * geo.dilations[1]) as isize - geo.pad_begin[1] as isize;
+                    let (sh, sw) = (geo.strides[0] as isize, geo.strides[1] as isize);
+                    let (mut oh, mut ow) = (p0 / ow_n, p0 % ow_n);
+                    let mut j = 0;
+                    while j < pc {
+                        // One output row segment at a time.
+                        let seg = (ow_n - ow).min(pc - j);
+                        let ih = oh as isize * sh + dh;
+                        let dst = &mut row[j..j + seg];
+                        if ih < 0 || ih >= ih_n {
+                            dst.fill(0.0);
+                        } else {
+                            let src = &xc[(ih * iw_n) as usize..((ih + 1) * iw_n) as usize];
+                            for (t, v) in dst.iter_mut().enumerate() {
+                                let iw = (ow + t) as isize * sw + dw;
+                                *v = if iw < 0 || iw >= iw_n { 0.0 } else { src[iw as usize] };
+                            }
+                        }
+                        j += seg;
+                        ow = 0;
+                        oh += 1;
+                    }
+                }
+            }
+        }
+        return;
+    }
+    // Any rank: the reference's offset table, one output position at a time.
+    let mut o = vec![0usize; geo.out.len()];
+    let mut rem = p0;
+    for dd in (0..o.len()).rev() {
+        o[dd] = rem % geo.out[dd];
+        rem /= geo.out[dd];
+    }
+    let mut offs = Vec::with_capacity(q);
+    for j in 0..pc {
+        geo.offsets(spatial, &o, &mut offs);
+        for ci in 0..cg {
+            for (kp, off) in offs.iter().enumerate() {
+                cols[(ci * q + kp) * pc + j] = off.map_or(0.0, |off| x[ci * in_sp + off]);
+            }
+        }
+        next_index(&mut o, &geo.out);
+    }
 }
 
 /// ONNX MaxPool, first output only (see the module docs).
@@ -370,7 +505,7 @@ mod tests {
     use crate::Limits;
 
     fn ctx(l: &Limits, threads: usize) -> Ctx<'_> {
-        Ctx { limits: l, threads }
+        Ctx { limits: l, threads, kernels: crate::kernels::KernelPath::Reference }
     }
 
     fn win(kernel: Vec<usize>, strides: Vec<usize>, pads: Vec<usize>, auto_pad: AutoPad) -> Window {
@@ -463,6 +598,90 @@ mod tests {
         let a = conv(&wn, 1, &big, &wb, None, &ctx(&l, 1)).unwrap();
         let c = conv(&wn, 1, &big, &wb, None, &ctx(&l, 3)).unwrap();
         assert_eq!(a, c);
+    }
+
+    fn special_values(seed: u64, len: usize) -> Vec<f32> {
+        const SPECIAL: [f32; 7] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 1e-40, -3e-39, 3e38];
+        let mut s = seed | 1;
+        (0..len)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let r = (s >> 33) as u32;
+                if r.is_multiple_of(97) {
+                    SPECIAL[(r / 97) as usize % SPECIAL.len()]
+                } else {
+                    (r % 2000) as f32 / 997.0 - 1.0
+                }
+            })
+            .collect()
+    }
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        data(t).iter().map(|x| x.to_bits()).collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Every fast path and thread count gives the reference's bits, padded taps included.
+        #[test]
+        fn fast_paths_match_reference(
+            rank in 1usize..4, n in 1usize..3, cg in 1usize..5, mg in 1usize..6, group in 1usize..3,
+            sizes in proptest::collection::vec(1usize..9, 3), kern in proptest::collection::vec(1usize..4, 3),
+            stride in 1usize..3, dil in 1usize..3, pad in 0usize..3, auto in 0usize..3, bias: bool, seed: u64,
+        ) {
+            let l = Limits::default();
+            let mut xs = vec![n, cg * group];
+            xs.extend(&sizes[..rank]);
+            let mut ws = vec![mg * group, cg];
+            ws.extend(&kern[..rank]);
+            let x = Tensor::f32(xs.clone(), special_values(seed, xs.iter().product()));
+            let w = Tensor::f32(ws.clone(), special_values(seed ^ 7, ws.iter().product()));
+            let b = Tensor::f32(vec![mg * group], special_values(seed ^ 9, mg * group));
+            let wn = Window {
+                kernel: vec![],
+                strides: vec![stride; rank],
+                dilations: vec![dil; rank],
+                pads: vec![pad; 2 * rank],
+                auto_pad: [AutoPad::NotSet, AutoPad::SameUpper, AutoPad::Valid][auto],
+                ceil_mode: false,
+            };
+            let reference = conv(&wn, group, &x, &w, bias.then_some(&b), &ctx(&l, 1));
+            for path in KernelPath::available() {
+                for threads in [1, 2, 3] {
+                    let c = Ctx { limits: &l, threads, kernels: path };
+                    let got = conv(&wn, group, &x, &w, bias.then_some(&b), &c);
+                    match (&reference, &got) {
+                        (Ok(r), Ok(g)) => {
+                            proptest::prop_assert_eq!(&r.shape, &g.shape);
+                            proptest::prop_assert_eq!(bits(r), bits(g), "{:?} threads {}", path, threads);
+                        }
+                        (Err(_), Err(_)) => {}
+                        _ => proptest::prop_assert!(false, "reference and {:?} disagree on success", path),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fast_conv_resnet_like_shapes() {
+        // Threaded, over the work threshold: 3x3 padded, 7x7 stride 2, 1x1 pointwise, 1x1 stride 2.
+        let l = Limits::default();
+        let cases: [(usize, usize, usize, usize, usize, usize); 4] =
+            [(16, 20, 24, 3, 1, 1), (3, 30, 8, 7, 2, 3), (32, 14, 40, 1, 1, 0), (32, 14, 40, 1, 2, 0)];
+        for (c, hw, m, k, s, pd) in cases {
+            let x = Tensor::f32(vec![1, c, hw, hw], special_values(c as u64, c * hw * hw));
+            let w = Tensor::f32(vec![m, c, k, k], special_values(m as u64, m * c * k * k));
+            let b = Tensor::f32(vec![m], special_values(3, m));
+            let wn = win(vec![k, k], vec![s, s], vec![pd; 4], AutoPad::NotSet);
+            let r = conv(&wn, 1, &x, &w, Some(&b), &ctx(&l, 1)).unwrap();
+            for path in KernelPath::available() {
+                for threads in [1, 2] {
+                    let g = conv(&wn, 1, &x, &w, Some(&b), &Ctx { limits: &l, threads, kernels: path }).unwrap();
+                    assert_eq!(bits(&r), bits(&g), "{path:?} threads {threads} case {c} {hw} {m} {k}");
+                }
+            }
+        }
     }
 
     #[test]

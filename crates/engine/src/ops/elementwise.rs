@@ -186,7 +186,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn ctx(l: &Limits) -> Ctx<'_> {
-        Ctx { limits: l, threads: 1 }
+        Ctx { limits: l, threads: 1, kernels: crate::kernels::KernelPath::Reference }
     }
 
     /// The reference: compute every output element from its multi-index.

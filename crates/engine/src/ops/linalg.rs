@@ -17,6 +17,7 @@
 
 use super::elementwise::{broadcast_shape, broadcast_strides};
 use super::{Ctx, KResult, KernelError};
+use crate::kernels::{self, KernelPath, Mat};
 use deed_types::{Tensor, TensorData};
 
 /// Length of the fixed blocks of a dot product.
@@ -145,29 +146,47 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, ctx: &Ctx<'_>) -> KResult<Tensor> {
         return Ok(Tensor { shape: final_shape, data: TensorData::F32(out) });
     }
     let (av, bv) = (f32s(a), f32s(b));
-    // Transpose every B matrix once so the K loop reads contiguous memory.
+    let (sa, sb) = (broadcast_strides(ba, &batch), broadcast_strides(bb, &batch));
+    if ctx.kernels != KernelPath::Reference {
+        let mut idx = vec![0usize; batch.len()];
+        for (ob, chunk) in out.chunks_mut(m * n).enumerate() {
+            let (ia, ib) = batch_offsets(ob, &batch, &sa, &sb, &mut idx);
+            let am = Mat { data: &av[ia * m * k..(ia + 1) * m * k], rs: k, cs: 1 };
+            let bm = Mat { data: &bv[ib * k * n..(ib + 1) * k * n], rs: n, cs: 1 };
+            kernels::gemm(ctx.kernels, ctx.threads, m, n, k, am, bm, chunk, n);
+        }
+        kernels::canonical_nan(&mut out);
+        return Ok(Tensor { shape: final_shape, data: TensorData::F32(out) });
+    }
+    // Reference: transpose every B matrix once so the K loop reads contiguous memory.
     let nb: usize = bb.iter().product();
     let mut bt = Vec::with_capacity(bv.len());
     for i in 0..nb {
         bt.extend(transpose(&bv[i * k * n..(i + 1) * k * n], k, n));
     }
-    let (sa, sb) = (broadcast_strides(ba, &batch), broadcast_strides(bb, &batch));
     let threads = threads_for(ctx, m.saturating_mul(n).saturating_mul(k), m);
     let mut idx = vec![0usize; batch.len()];
     for (ob, chunk) in out.chunks_mut(m * n).enumerate() {
-        let (mut ia, mut ib) = (0, 0);
-        let mut rem = ob;
-        for d in (0..batch.len()).rev() {
-            idx[d] = rem % batch[d];
-            rem /= batch[d];
-            ia += idx[d] * sa[d];
-            ib += idx[d] * sb[d];
-        }
+        let (ia, ib) = batch_offsets(ob, &batch, &sa, &sb, &mut idx);
         let am = &av[ia * m * k..(ia + 1) * m * k];
         let btm = &bt[ib * n * k..(ib + 1) * n * k];
         gemm_nt(am, btm, m, k, n, threads, chunk, |_, _, d| d);
     }
+    kernels::canonical_nan(&mut out);
     Ok(Tensor { shape: final_shape, data: TensorData::F32(out) })
+}
+
+/// The matrix indices in A and B (by broadcast strides `sa`, `sb`) of output batch `ob`.
+fn batch_offsets(ob: usize, batch: &[usize], sa: &[usize], sb: &[usize], idx: &mut [usize]) -> (usize, usize) {
+    let (mut ia, mut ib) = (0, 0);
+    let mut rem = ob;
+    for d in (0..batch.len()).rev() {
+        idx[d] = rem % batch[d];
+        rem /= batch[d];
+        ia += idx[d] * sa[d];
+        ib += idx[d] * sb[d];
+    }
+    (ia, ib)
 }
 
 /// Gemm attributes.
@@ -209,14 +228,33 @@ pub(crate) fn gemm(g: &GemmAttrs, a: &Tensor, b: &Tensor, c: Option<&Tensor>, ct
     if out.is_empty() {
         return Ok(Tensor { shape: out_shape, data: TensorData::F32(out) });
     }
+    let (alpha, beta, has_c) = (g.alpha, g.beta, c.is_some());
+    if ctx.kernels != KernelPath::Reference {
+        let (av, bv) = (f32s(a), f32s(b));
+        let am = if g.trans_a { Mat { data: av, rs: 1, cs: m } } else { Mat { data: av, rs: k, cs: 1 } };
+        let bm = if g.trans_b { Mat { data: bv, rs: 1, cs: k } } else { Mat { data: bv, rs: n, cs: 1 } };
+        kernels::gemm(ctx.kernels, ctx.threads, m, n, k, am, bm, &mut out, n);
+        // The epilogue of the reference, element by element (no fusing, same roundings).
+        for (i, row) in out.chunks_mut(n).enumerate() {
+            if has_c {
+                for (j, y) in row.iter_mut().enumerate() {
+                    *y = alpha * *y + beta * cv[i * cs[0] + j * cs[1]];
+                }
+            } else {
+                row.iter_mut().for_each(|y| *y *= alpha);
+            }
+        }
+        kernels::canonical_nan(&mut out);
+        return Ok(Tensor { shape: out_shape, data: TensorData::F32(out) });
+    }
     let a_rm = if g.trans_a { transpose(f32s(a), k, m) } else { f32s(a).to_vec() };
     let bt = if g.trans_b { f32s(b).to_vec() } else { transpose(f32s(b), k, n) };
-    let (alpha, beta, has_c) = (g.alpha, g.beta, c.is_some());
     let threads = threads_for(ctx, m.saturating_mul(n).saturating_mul(k), m);
     gemm_nt(&a_rm, &bt, m, k, n, threads, &mut out, |i, j, d| {
         let y = alpha * d;
         if has_c { y + beta * cv[i * cs[0] + j * cs[1]] } else { y }
     });
+    kernels::canonical_nan(&mut out);
     Ok(Tensor { shape: out_shape, data: TensorData::F32(out) })
 }
 
@@ -227,7 +265,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn ctx(l: &Limits, threads: usize) -> Ctx<'_> {
-        Ctx { limits: l, threads }
+        Ctx { limits: l, threads, kernels: KernelPath::Reference }
     }
 
     fn data(t: &Tensor) -> Vec<f32> {
@@ -323,6 +361,33 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Batched, broadcast MatMul on every path equals the reference bit for bit.
+        #[test]
+        fn matmul_paths_match_reference(
+            m in 1usize..12, k in 0usize..600, n in 1usize..40, batch in 1usize..4, bcast_b: bool, seed: u64,
+        ) {
+            let l = Limits::default();
+            let mut s = seed | 1;
+            let mut rnd = || {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let r = (s >> 33) as u32;
+                match r % 89 { 0 => f32::NAN, 1 => f32::INFINITY, 2 => -0.0, 3 => 1e-41, _ => (r % 4000) as f32 / 1999.0 - 1.0 }
+            };
+            let a = Tensor::f32(vec![batch, m, k], (0..batch * m * k).map(|_| rnd()).collect());
+            let bshape = if bcast_b { vec![k, n] } else { vec![batch, k, n] };
+            let b = Tensor::f32(bshape.clone(), (0..bshape.iter().product::<usize>()).map(|_| rnd()).collect());
+            let want = matmul(&a, &b, &ctx(&l, 1)).unwrap();
+            let wb: Vec<u32> = data(&want).iter().map(|x| x.to_bits()).collect();
+            for path in KernelPath::available() {
+                for threads in [1, 3] {
+                    let got = matmul(&a, &b, &Ctx { limits: &l, threads, kernels: path }).unwrap();
+                    let gb: Vec<u32> = data(&got).iter().map(|x| x.to_bits()).collect();
+                    prop_assert_eq!(&wb, &gb, "{:?} threads {}", path, threads);
+                }
+            }
+        }
+
         #[test]
         fn gemm_matches_reference_and_threads(m in 1usize..9, k in 0usize..600, n in 1usize..9, seed in any::<u64>(), ta: bool, tb: bool) {
             let l = Limits::default();
@@ -338,6 +403,12 @@ mod tests {
             let y1 = gemm(&g, &a, &b, Some(&c), &ctx(&l, 1)).unwrap();
             let y4 = gemm(&g, &a, &b, Some(&c), &ctx(&l, 4)).unwrap();
             prop_assert_eq!(&y1, &y4);
+            for path in KernelPath::available() {
+                for threads in [1, 2] {
+                    let yp = gemm(&g, &a, &b, Some(&c), &Ctx { limits: &l, threads, kernels: path }).unwrap();
+                    prop_assert_eq!(&y1, &yp, "{:?}", path);
+                }
+            }
             // Reference straight from the spec text.
             let at = |i: usize, kk: usize| if ta { av[kk * m + i] } else { av[i * k + kk] };
             let bt = |kk: usize, j: usize| if tb { bv[j * k + kk] } else { bv[kk * n + j] };

@@ -182,6 +182,8 @@ pub(crate) struct Ctx<'a> {
     pub limits: &'a Limits,
     /// Worker threads allowed (≥ 1).
     pub threads: usize,
+    /// Which implementation of the matrix kernels to use (all give the same bits).
+    pub kernels: crate::kernels::KernelPath,
 }
 
 impl Ctx<'_> {

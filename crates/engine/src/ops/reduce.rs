@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn argmax_variants() {
         let l = Limits::default();
-        let ctx = Ctx { limits: &l, threads: 1 };
+        let ctx = Ctx { limits: &l, threads: 1, kernels: crate::kernels::KernelPath::Reference };
         let x = Tensor::f32(vec![2, 3], vec![1., 5., 5., 7., 0., 7.]);
         let am = |axis, keepdims, select_last| argmax(&ArgMaxAttrs { axis, keepdims, select_last }, &x, &ctx).unwrap();
         let y = am(1, true, false);

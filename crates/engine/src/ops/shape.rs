@@ -144,7 +144,7 @@ mod tests {
     #[test]
     fn reshape_rules() {
         let l = Limits::default();
-        let ctx = Ctx { limits: &l, threads: 1 };
+        let ctx = Ctx { limits: &l, threads: 1, kernels: crate::kernels::KernelPath::Reference };
         let x = Tensor::f32(vec![2, 3, 4], (0..24).map(|v| v as f32).collect());
         assert_eq!(reshape(&x, &i64t(vec![4, -1]), false, &ctx).unwrap().shape, vec![4, 6]);
         assert_eq!(reshape(&x, &i64t(vec![0, -1]), false, &ctx).unwrap().shape, vec![2, 12]);

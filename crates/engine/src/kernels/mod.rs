@@ -1,0 +1,540 @@
+//! Fast kernels that give the same bits as the scalar reference: register-blocked,
+//! packed, SIMD and threaded matrix products for MatMul, Gemm and Conv.
+//!
+//! # Paths
+//!
+//! A [`KernelPath`] names one implementation of the engine's dot product:
+//! - `reference`: the plain scalar kernels in [`crate::ops`] — the specification;
+//! - `scalar`: the blocked, packed driver below with a portable `f32::mul_add` tile;
+//! - `avx2`: the same driver with AVX2+FMA tiles (8 columns per register);
+//! - `avx512`: the same driver with AVX-512F tiles (16 columns per register).
+//!
+//! [`Model::run`](crate::Model::run) uses the path named by the environment variable
+//! `DEED_ENGINE_KERNELS` (read once per process; `auto` or unset picks the widest path
+//! the CPU has, [`KernelPath::best`]). Naming a path the CPU lacks, or an unknown name, is
+//! an error of every run ([`RunError::Kernels`](crate::RunError::Kernels)), never a
+//! silent fallback. [`Model::run_with_kernels`](crate::Model::run_with_kernels) picks
+//! one explicitly. No aarch64 NEON path exists yet: on other CPUs `auto` is `scalar`.
+//!
+//! # Why every path gives the same bits
+//!
+//! The reference computes each output element as the blocked dot product of
+//! [`crate::ops::linalg`]: K in consecutive blocks of [`DOT_BLOCK`], within a block
+//! `acc = fma(a[k], b[k], acc)` from `acc = 0.0`, block results added in order to a total
+//! that starts at `0.0`. The driver keeps that order per element and only changes which
+//! elements are computed together:
+//! - the output starts at `+0.0`, and for each K block in order a tile computes `acc` for
+//!   `mr × nr` independent elements (one SIMD lane per output column, one register per
+//!   row), then stores `c = c + acc` — exactly `total = total + acc`;
+//! - packing copies A and B into contiguous panels; it moves values, never combines them;
+//! - cache blocking splits only M and N; K is never split other than by the fixed blocks;
+//! - threads split rows (or column panels) of the output, never a K block.
+//!
+//! The property tests below hold every path and thread count to the spec's dot product,
+//! bit for bit, on random shapes and on NaN, infinities, subnormals and signed zeros.
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use crate::ops::linalg::DOT_BLOCK;
+use std::sync::OnceLock;
+
+/// The environment variable that forces a kernel path.
+pub const KERNELS_ENV: &str = "DEED_ENGINE_KERNELS";
+
+/// One implementation of the engine's matrix kernels. All give the same bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KernelPath {
+    /// The plain scalar reference kernels (the specification).
+    Reference,
+    /// The blocked driver with a portable scalar tile.
+    Scalar,
+    /// The blocked driver with AVX2+FMA tiles (x86-64).
+    Avx2,
+    /// The blocked driver with AVX-512F tiles (x86-64).
+    Avx512,
+}
+
+impl KernelPath {
+    /// Every path, available or not, narrowest first.
+    pub const ALL: [KernelPath; 4] = [KernelPath::Reference, KernelPath::Scalar, KernelPath::Avx2, KernelPath::Avx512];
+
+    /// The name used by `DEED_ENGINE_KERNELS`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelPath::Reference => "reference",
+            KernelPath::Scalar => "scalar",
+            KernelPath::Avx2 => "avx2",
+            KernelPath::Avx512 => "avx512",
+        }
+    }
+
+    /// The path of that name.
+    pub fn parse(name: &str) -> Option<KernelPath> {
+        KernelPath::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Whether this CPU can run the path.
+    pub fn is_available(self) -> bool {
+        match self {
+            KernelPath::Reference | KernelPath::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2 => x86::Avx2::<6, 2>::new().is_some(),
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512 => x86::Avx512::<8, 2>::new().is_some(),
+            #[cfg(not(target_arch = "x86_64"))]
+            KernelPath::Avx2 | KernelPath::Avx512 => false,
+        }
+    }
+
+    /// The paths this CPU can run, narrowest first.
+    pub fn available() -> Vec<KernelPath> {
+        KernelPath::ALL.into_iter().filter(|p| p.is_available()).collect()
+    }
+
+    /// The widest path this CPU can run.
+    pub fn best() -> KernelPath {
+        *KernelPath::available().last().expect("reference is always available")
+    }
+
+    /// The path named by `value` (the value of `DEED_ENGINE_KERNELS`): unset, empty or
+    /// `auto` is [`KernelPath::best`]; a path the CPU lacks or an unknown name is an error.
+    pub fn from_setting(value: Option<&str>) -> Result<KernelPath, String> {
+        let names = || KernelPath::available().iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
+        match value.map(str::trim) {
+            None | Some("" | "auto") => Ok(KernelPath::best()),
+            Some(v) => match KernelPath::parse(v) {
+                Some(p) if p.is_available() => Ok(p),
+                Some(p) => {
+                    Err(format!("{KERNELS_ENV}={} but this CPU cannot run it; available: {}", p.name(), names()))
+                }
+                None => Err(format!("{KERNELS_ENV}={v} is not a kernel path; available: auto, {}", names())),
+            },
+        }
+    }
+
+    /// The path the environment asks for, read once per process.
+    pub fn from_env() -> Result<KernelPath, String> {
+        static CHOSEN: OnceLock<Result<KernelPath, String>> = OnceLock::new();
+        CHOSEN.get_or_init(|| KernelPath::from_setting(std::env::var(KERNELS_ENV).ok().as_deref())).clone()
+    }
+}
+
+/// Replaces every NaN by the canonical quiet NaN `0x7fc0_0000`.
+///
+/// Rust (like LLVM and the hardware) leaves the sign and payload of a NaN result
+/// unspecified: they depend on which operand the instruction the compiler picked treats as
+/// first. MatMul, Gemm and Conv therefore store every NaN result canonically, on every path.
+pub(crate) fn canonical_nan(v: &mut [f32]) {
+    for x in v {
+        if x.is_nan() {
+            *x = f32::from_bits(CANONICAL_NAN);
+        }
+    }
+}
+
+/// The bits of the quiet NaN every NaN result of MatMul, Gemm and Conv is stored as.
+pub const CANONICAL_NAN: u32 = 0x7fc0_0000;
+
+/// A strided view of a matrix: element `(r, c)` is `data[r * rs + c * cs]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mat<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// The view starting at row `r`, column `c`.
+    fn offset(&self, r: usize, c: usize) -> Mat<'a> {
+        Mat { data: &self.data[r * self.rs + c * self.cs..], ..*self }
+    }
+}
+
+/// A micro-kernel: adds one K block of dot products into an `mr × ncols` tile of C.
+pub(crate) trait Tile: Sync {
+    /// Most rows per tile.
+    const MR: usize;
+    /// Columns per tile.
+    const NR: usize;
+    /// For `r < mr`, `j < ncols`: `acc = 0.0; for k < kc { acc = fma(a[k*mr + r],
+    /// b[k*ldb + j], acc) }; c[r*ldc + j] = c[r*ldc + j] + acc`.
+    #[allow(clippy::too_many_arguments)]
+    fn tile(&self, mr: usize, kc: usize, a: &[f32], b: &[f32], ldb: usize, c: &mut [f32], ldc: usize, ncols: usize);
+}
+
+/// The bounds every tile relies on; a violation is a bug in the driver.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) fn check_tile(
+    mr_max: usize,
+    nr: usize,
+    mr: usize,
+    kc: usize,
+    a: &[f32],
+    b: &[f32],
+    ldb: usize,
+    c: &[f32],
+    ldc: usize,
+    ncols: usize,
+) {
+    assert!((1..=mr_max).contains(&mr) && (1..=nr).contains(&ncols) && (1..=DOT_BLOCK).contains(&kc), "tile shape");
+    assert!(a.len() >= kc * mr, "tile a bounds");
+    assert!(ldb >= ncols && b.len() >= (kc - 1) * ldb + ncols, "tile b bounds");
+    assert!(ldc >= ncols && c.len() >= (mr - 1) * ldc + ncols, "tile c bounds");
+}
+
+/// The portable tile: `MR` rows × `NR` columns with `f32::mul_add`.
+#[derive(Clone, Copy, Debug)]
+struct ScalarTile<const MR: usize, const NR: usize>;
+
+impl<const MR: usize, const NR: usize> Tile for ScalarTile<MR, NR> {
+    const MR: usize = MR;
+    const NR: usize = NR;
+    fn tile(&self, mr: usize, kc: usize, a: &[f32], b: &[f32], ldb: usize, c: &mut [f32], ldc: usize, ncols: usize) {
+        check_tile(MR, NR, mr, kc, a, b, ldb, c, ldc, ncols);
+        let mut acc = [[0.0f32; NR]; MR];
+        for k in 0..kc {
+            let bk = &b[k * ldb..k * ldb + ncols];
+            for (r, acc_r) in acc.iter_mut().enumerate().take(mr) {
+                let av = a[k * mr + r];
+                for (x, &bv) in acc_r.iter_mut().zip(bk) {
+                    *x = av.mul_add(bv, *x);
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate().take(mr) {
+            for (y, &x) in c[r * ldc..r * ldc + ncols].iter_mut().zip(acc_r) {
+                *y += x;
+            }
+        }
+    }
+}
+
+/// Columns of B packed per cache block (a packed K block of them stays in L2).
+const NC: usize = 512;
+/// Rows of A packed per cache block.
+const MC: usize = 64;
+/// Multiply-adds below which a product stays on the calling thread.
+const PAR_MIN_MACS: usize = 1 << 17;
+
+/// `out[i*ldc + j] = dot(A[i, ..k], B[..k, j])` for `i < m`, `j < n`, with the engine's dot
+/// product, on `threads` threads (results do not depend on it). `path` must be available
+/// and not [`KernelPath::Reference`] (the reference lives with each operator).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm(
+    path: KernelPath,
+    threads: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    out: &mut [f32],
+    ldc: usize,
+) {
+    gemm_with(path, threads, PAR_MIN_MACS, m, n, k, a, b, out, ldc)
+}
+
+/// [`gemm`] with the threading threshold as a parameter (tests thread tiny shapes).
+#[allow(clippy::too_many_arguments)]
+fn gemm_with(
+    path: KernelPath,
+    threads: usize,
+    par_min_macs: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    out: &mut [f32],
+    ldc: usize,
+) {
+    let macs = m.saturating_mul(n).saturating_mul(k);
+    let threads = if macs < par_min_macs { 1 } else { threads.max(1) };
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(ldc >= n && out.len() >= (m - 1) * ldc + n, "gemm output bounds");
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx512 => {
+            if m <= 2 {
+                split(&x86::Avx512::<2, 8>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc)
+            } else {
+                split(&x86::Avx512::<8, 2>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc)
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2 => {
+            if m <= 2 {
+                split(&x86::Avx2::<2, 8>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc)
+            } else {
+                split(&x86::Avx2::<6, 2>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc)
+            }
+        }
+        KernelPath::Scalar => split(&ScalarTile::<4, 16>, threads, m, n, k, a, b, out, ldc),
+        p => unreachable!("kernel path {p:?} is not a blocked path on this CPU"),
+    }
+}
+
+/// Splits the output over threads: row ranges when there are enough rows, otherwise
+/// column ranges (each thread fills a private buffer that is copied back).
+#[allow(clippy::too_many_arguments)]
+fn split<T: Tile>(
+    t: &T,
+    threads: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    out: &mut [f32],
+    ldc: usize,
+) {
+    if threads == 1 {
+        return drive(t, m, n, k, a, b, out, ldc);
+    }
+    if m >= threads * T::MR * 2 {
+        let per = m.div_ceil(threads).next_multiple_of(T::MR);
+        std::thread::scope(|s| {
+            let mut rest = out;
+            let mut r0 = 0;
+            let mut mine = None;
+            while r0 < m {
+                let rows = per.min(m - r0);
+                let take = if r0 + rows == m { rest.len() } else { rows * ldc };
+                let (chunk, tail) = rest.split_at_mut(take);
+                rest = tail;
+                let ar = a.offset(r0, 0);
+                if mine.is_none() {
+                    mine = Some((chunk, ar, rows));
+                } else {
+                    s.spawn(move || drive(t, rows, n, k, ar, b, chunk, ldc));
+                }
+                r0 += rows;
+            }
+            let (chunk, ar, rows) = mine.expect("at least one range");
+            drive(t, rows, n, k, ar, b, chunk, ldc);
+        });
+    } else {
+        let per = n.div_ceil(threads).next_multiple_of(T::NR);
+        let ranges: Vec<(usize, usize)> = (0..n).step_by(per).map(|c0| (c0, (c0 + per).min(n))).collect();
+        let parts: Vec<Vec<f32>> = std::thread::scope(|s| {
+            let work = |&(c0, c1): &(usize, usize)| {
+                let w = c1 - c0;
+                let mut buf = vec![0.0f32; m * w];
+                drive(t, m, w, k, a, b.offset(0, c0), &mut buf, w);
+                buf
+            };
+            let handles: Vec<_> = ranges[1..].iter().map(|r| s.spawn(move || work(r))).collect();
+            let mut parts = vec![work(&ranges[0])];
+            parts.extend(handles.into_iter().map(|h| h.join().expect("gemm worker panicked")));
+            parts
+        });
+        for (&(c0, c1), buf) in ranges.iter().zip(&parts) {
+            let w = c1 - c0;
+            for i in 0..m {
+                out[i * ldc + c0..i * ldc + c1].copy_from_slice(&buf[i * w..(i + 1) * w]);
+            }
+        }
+    }
+}
+
+/// The single-threaded blocked product (see the module docs for why it keeps the order).
+#[allow(clippy::too_many_arguments)]
+fn drive<T: Tile>(t: &T, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, out: &mut [f32], ldc: usize) {
+    for i in 0..m {
+        out[i * ldc..i * ldc + n].fill(0.0);
+    }
+    if k == 0 {
+        return;
+    }
+    let (mr_max, nr) = (T::MR, T::NR);
+    // Few rows read each B panel only a few times: read B in place when its rows are
+    // contiguous, otherwise pack it into nr-wide, K-block-long panels.
+    let pack_b = b.cs != 1 || m > 4 * mr_max;
+    let nc_max = if pack_b { NC.next_multiple_of(nr) } else { n };
+    let mut bpack = if pack_b { vec![0.0f32; DOT_BLOCK * nc_max.min(n.next_multiple_of(nr))] } else { Vec::new() };
+    let mc_max = MC.next_multiple_of(mr_max);
+    let mut apack = vec![0.0f32; DOT_BLOCK * mc_max.min(m.next_multiple_of(mr_max))];
+    for jc in (0..n).step_by(nc_max) {
+        let nc = nc_max.min(n - jc);
+        for kb in (0..k).step_by(DOT_BLOCK) {
+            let kc = DOT_BLOCK.min(k - kb);
+            if pack_b {
+                pack_panels(b, kb, kc, jc, nc, nr, &mut bpack);
+            }
+            for ic in (0..m).step_by(mc_max) {
+                let mc = mc_max.min(m - ic);
+                // A block [ic.., kb..]: tiles of mr rows, each k-major with stride mr.
+                let mut p = 0;
+                for ir in (0..mc).step_by(mr_max) {
+                    let mr = mr_max.min(mc - ir);
+                    for kk in 0..kc {
+                        for r in 0..mr {
+                            apack[p] = a.data[(ic + ir + r) * a.rs + (kb + kk) * a.cs];
+                            p += 1;
+                        }
+                    }
+                }
+                for jr in (0..nc).step_by(nr) {
+                    let ncols = nr.min(nc - jr);
+                    let (bs, ldb) = if pack_b {
+                        (&bpack[(jr / nr) * kc * nr..], nr)
+                    } else {
+                        (&b.data[kb * b.rs + jc + jr..], b.rs)
+                    };
+                    let mut p = 0;
+                    for ir in (0..mc).step_by(mr_max) {
+                        let mr = mr_max.min(mc - ir);
+                        let c = &mut out[(ic + ir) * ldc + jc + jr..];
+                        t.tile(mr, kc, &apack[p..p + kc * mr], bs, ldb, c, ldc, ncols);
+                        p += kc * mr;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Packs `B[kb..kb+kc, jc..jc+nc]` into `nr`-wide panels, each `kc × nr` row-major, the
+/// last one zero-padded.
+fn pack_panels(b: Mat<'_>, kb: usize, kc: usize, jc: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+    let mut p = 0;
+    for jr in (0..nc).step_by(nr) {
+        let w = nr.min(nc - jr);
+        for kk in 0..kc {
+            let row = &mut dst[p..p + nr];
+            if b.cs == 1 {
+                let s = (kb + kk) * b.rs + jc + jr;
+                row[..w].copy_from_slice(&b.data[s..s + w]);
+            } else {
+                for (j, x) in row[..w].iter_mut().enumerate() {
+                    *x = b.data[(kb + kk) * b.rs + (jc + jr + j) * b.cs];
+                }
+            }
+            row[w..].fill(0.0);
+            p += nr;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::linalg::dot;
+    use proptest::prelude::*;
+
+    /// The spec's product, element by element.
+    fn reference(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>) -> Vec<f32> {
+        let mut out = Vec::with_capacity(m * n);
+        for i in 0..m {
+            let row: Vec<f32> = (0..k).map(|q| a.data[i * a.rs + q * a.cs]).collect();
+            for j in 0..n {
+                let col: Vec<f32> = (0..k).map(|q| b.data[q * b.rs + j * b.cs]).collect();
+                out.push(dot(&row, &col));
+            }
+        }
+        out
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    const SPECIAL: [f32; 8] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, 1e-40, -3e-39, f32::MAX];
+
+    fn values(seed: u64, len: usize, special: bool) -> Vec<f32> {
+        let mut s = seed | 1;
+        (0..len)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let r = (s >> 33) as u32;
+                if special && r.is_multiple_of(61) {
+                    SPECIAL[(r / 61) as usize % SPECIAL.len()]
+                } else {
+                    (r % 2000) as f32 / 997.0 - 1.0
+                }
+            })
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check(m: usize, n: usize, k: usize, ta: bool, tb: bool, ldc_extra: usize, seed: u64, special: bool) {
+        let av = values(seed, m * k, special);
+        let bv = values(seed ^ 0x9e37_79b9, k * n, special);
+        let a = if ta { Mat { data: &av, rs: 1, cs: m } } else { Mat { data: &av, rs: k, cs: 1 } };
+        let b = if tb { Mat { data: &bv, rs: 1, cs: k } } else { Mat { data: &bv, rs: n, cs: 1 } };
+        let mut want = reference(m, n, k, a, b);
+        canonical_nan(&mut want);
+        let want = bits(&want);
+        let ldc = n + ldc_extra;
+        for path in KernelPath::available().into_iter().filter(|&p| p != KernelPath::Reference) {
+            for threads in [1, 2, 3] {
+                let mut out = vec![f32::NAN; m * ldc];
+                // Thread small shapes too.
+                gemm_with(path, threads, 0, m, n, k, a, b, &mut out, ldc);
+                let mut got: Vec<f32> = (0..m).flat_map(|i| out[i * ldc..i * ldc + n].to_vec()).collect();
+                canonical_nan(&mut got);
+                assert_eq!(bits(&got), want, "path {path:?}, threads {threads}, m {m} n {n} k {k} ta {ta} tb {tb}");
+            }
+        }
+    }
+
+    #[test]
+    fn paths_parse_and_detect() {
+        for p in KernelPath::ALL {
+            assert_eq!(KernelPath::parse(p.name()), Some(p));
+        }
+        assert!(KernelPath::Reference.is_available() && KernelPath::Scalar.is_available());
+        assert_eq!(KernelPath::from_setting(None), Ok(KernelPath::best()));
+        assert_eq!(KernelPath::from_setting(Some("reference")), Ok(KernelPath::Reference));
+        assert!(KernelPath::from_setting(Some("sse9")).is_err());
+    }
+
+    #[test]
+    fn big_shapes_match_reference() {
+        // Over the threading threshold, K over two blocks and not a multiple of 256,
+        // N over one packed cache block, M over one row block.
+        check(70, 530, 600, false, false, 0, 1, false);
+        check(1, 2048 + 5, 300, false, false, 3, 2, false);
+        check(3, 100, 1030, true, true, 0, 3, true);
+        check(130, 20, 513, false, true, 1, 4, true);
+    }
+
+    #[test]
+    fn zero_k_gives_positive_zero() {
+        check(3, 5, 0, false, false, 0, 5, false);
+        let mut out = vec![-1.0f32; 4];
+        for path in KernelPath::available().into_iter().filter(|&p| p != KernelPath::Reference) {
+            gemm(path, 1, 2, 2, 0, Mat { data: &[], rs: 0, cs: 1 }, Mat { data: &[], rs: 2, cs: 1 }, &mut out, 2);
+            assert!(out.iter().all(|x| x.to_bits() == 0));
+        }
+    }
+
+    #[test]
+    fn negative_zero_block_sums_to_positive_zero() {
+        // A block result of -0.0 is added to a total of +0.0: the sum is +0.0.
+        let a = vec![-0.0f32; 3];
+        let b = vec![1.0f32; 3 * 17];
+        check(1, 17, 3, false, false, 0, 6, false);
+        for path in KernelPath::available().into_iter().filter(|&p| p != KernelPath::Reference) {
+            let mut out = vec![0.0f32; 17];
+            gemm(path, 1, 1, 17, 3, Mat { data: &a, rs: 3, cs: 1 }, Mat { data: &b, rs: 17, cs: 1 }, &mut out, 17);
+            assert!(out.iter().all(|x| x.to_bits() == 0), "{path:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn every_path_and_thread_count_matches_reference(
+            m in 1usize..20, n in 1usize..70, k in 0usize..700,
+            ta: bool, tb: bool, ldc_extra in 0usize..3, seed: u64, special: bool,
+        ) {
+            check(m, n, k, ta, tb, ldc_extra, seed, special);
+        }
+    }
+}

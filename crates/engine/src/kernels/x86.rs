@@ -1,0 +1,171 @@
+//! AVX2+FMA and AVX-512F micro-kernels for [`super::gemm`]: one `mr × nr` tile of dot
+//! products over one K block, added into C.
+//!
+//! Every lane of every accumulator computes exactly the reference order for its own output
+//! element: `acc = 0.0; for k in block { acc = fma(a[k], b[k], acc) }` with the hardware
+//! fused multiply-add, then `c = c + acc` (see [`crate::ops::linalg`]). Vectorizing across
+//! independent output columns changes no bit; nothing is reassociated.
+//!
+//! The only `unsafe` code of the engine lives here. Each tile type can only be built
+//! after runtime detection of its CPU features, and every safe entry point checks the
+//! slice bounds that the unchecked loads and stores rely on.
+#![allow(unsafe_code)]
+
+use super::{Tile, check_tile};
+use std::arch::x86_64::*;
+
+/// Dispatches a runtime row count `mr` to a const-generic kernel instantiation.
+macro_rules! by_rows {
+    ($mr:expr, $f:ident, $nv:literal, $($arg:expr),*) => {
+        match $mr {
+            1 => $f::<1, $nv>($($arg),*),
+            2 => $f::<2, $nv>($($arg),*),
+            3 => $f::<3, $nv>($($arg),*),
+            4 => $f::<4, $nv>($($arg),*),
+            5 => $f::<5, $nv>($($arg),*),
+            6 => $f::<6, $nv>($($arg),*),
+            7 => $f::<7, $nv>($($arg),*),
+            8 => $f::<8, $nv>($($arg),*),
+            _ => unreachable!("tile rows are checked"),
+        }
+    };
+}
+
+/// AVX-512F tiles: `MR` rows × `NV` vectors of 16 columns.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Avx512<const MR: usize, const NV: usize>(());
+
+impl<const MR: usize, const NV: usize> Avx512<MR, NV> {
+    /// `Some` only when the CPU has AVX-512F.
+    pub(crate) fn new() -> Option<Self> {
+        is_x86_feature_detected!("avx512f").then_some(Avx512(()))
+    }
+}
+
+/// AVX2 tiles with FMA: `MR` rows × `NV` vectors of 8 columns.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Avx2<const MR: usize, const NV: usize>(());
+
+impl<const MR: usize, const NV: usize> Avx2<MR, NV> {
+    /// `Some` only when the CPU has AVX2 and FMA.
+    pub(crate) fn new() -> Option<Self> {
+        (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")).then_some(Avx2(()))
+    }
+}
+
+macro_rules! tile_impl {
+    ($ty:ident, $kern:ident, $lanes:literal, $(($mr:literal, $nv:literal)),*) => {$(
+        impl Tile for $ty<$mr, $nv> {
+            const MR: usize = $mr;
+            const NR: usize = $nv * $lanes;
+            #[inline]
+            fn tile(&self, mr: usize, kc: usize, a: &[f32], b: &[f32], ldb: usize, c: &mut [f32], ldc: usize, ncols: usize) {
+                check_tile(Self::MR, Self::NR, mr, kc, a, b, ldb, c, ldc, ncols);
+                let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+                // SAFETY: `self` exists only if the CPU has the kernel's features (`new`), and
+                // `check_tile` proved that every element the kernel touches — a[..kc*mr],
+                // b[k*ldb + j] and c[r*ldc + j] for k < kc, r < mr, j < ncols — is in bounds;
+                // lanes at j >= ncols are masked off and never accessed.
+                unsafe { by_rows!(mr, $kern, $nv, kc, a, b, ldb, c, ldc, ncols) }
+            }
+        }
+    )*};
+}
+
+tile_impl!(Avx512, kern512, 16, (8, 2), (2, 8));
+tile_impl!(Avx2, kern256, 8, (6, 2), (2, 8));
+
+/// `c[r*ldc + j] += dot_block(a[.., r], b[.., j])` for `r < R`, `j < ncols`; `a` is packed
+/// k-major with stride `R`.
+#[target_feature(enable = "avx512f")]
+unsafe fn kern512<const R: usize, const NV: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    ncols: usize,
+) {
+    let mut masks = [0u16; NV];
+    for (v, m) in masks.iter_mut().enumerate() {
+        let valid = ncols.saturating_sub(v * 16).min(16);
+        *m = ((1u32 << valid) - 1) as u16;
+    }
+    let full = ncols == NV * 16;
+    let mut acc = [[_mm512_setzero_ps(); NV]; R];
+    for k in 0..kc {
+        let bk = b.wrapping_add(k * ldb);
+        let mut bv = [_mm512_setzero_ps(); NV];
+        for v in 0..NV {
+            let p = bk.wrapping_add(v * 16);
+            // SAFETY: lanes at columns < ncols are in bounds (checked by the caller); masked
+            // lanes are not accessed.
+            bv[v] = unsafe { if full { _mm512_loadu_ps(p) } else { _mm512_maskz_loadu_ps(masks[v], p) } };
+        }
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            // SAFETY: a holds kc * R elements (checked by the caller).
+            let av = _mm512_set1_ps(unsafe { *a.add(k * R + r) });
+            for v in 0..NV {
+                acc_r[v] = _mm512_fmadd_ps(av, bv[v], acc_r[v]);
+            }
+        }
+    }
+    for (r, acc_r) in acc.iter().enumerate() {
+        for v in 0..NV {
+            let p = c.wrapping_add(r * ldc + v * 16);
+            // SAFETY: as for the loads of b: unmasked lanes are in bounds of c.
+            unsafe {
+                let old = _mm512_maskz_loadu_ps(masks[v], p);
+                _mm512_mask_storeu_ps(p, masks[v], _mm512_add_ps(old, acc_r[v]));
+            }
+        }
+    }
+}
+
+/// The AVX2 twin of [`kern512`], 8 columns per vector.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn kern256<const R: usize, const NV: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    ncols: usize,
+) {
+    let mut masks = [_mm256_setzero_si256(); NV];
+    for (v, m) in masks.iter_mut().enumerate() {
+        let valid = ncols.saturating_sub(v * 8).min(8) as i32;
+        *m = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    }
+    let full = ncols == NV * 8;
+    let mut acc = [[_mm256_setzero_ps(); NV]; R];
+    for k in 0..kc {
+        let bk = b.wrapping_add(k * ldb);
+        let mut bv = [_mm256_setzero_ps(); NV];
+        for v in 0..NV {
+            let p = bk.wrapping_add(v * 8);
+            // SAFETY: lanes at columns < ncols are in bounds (checked by the caller); masked
+            // lanes are not accessed (vmaskmovps suppresses them).
+            bv[v] = unsafe { if full { _mm256_loadu_ps(p) } else { _mm256_maskload_ps(p, masks[v]) } };
+        }
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            // SAFETY: a holds kc * R elements (checked by the caller).
+            let av = _mm256_set1_ps(unsafe { *a.add(k * R + r) });
+            for v in 0..NV {
+                acc_r[v] = _mm256_fmadd_ps(av, bv[v], acc_r[v]);
+            }
+        }
+    }
+    for (r, acc_r) in acc.iter().enumerate() {
+        for v in 0..NV {
+            let p = c.wrapping_add(r * ldc + v * 8);
+            // SAFETY: as for the loads of b: unmasked lanes are in bounds of c.
+            unsafe {
+                let old = _mm256_maskload_ps(p, masks[v]);
+                _mm256_maskstore_ps(p, masks[v], _mm256_add_ps(old, acc_r[v]));
+            }
+        }
+    }
+}
