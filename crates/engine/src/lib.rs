@@ -46,6 +46,7 @@ pub mod math;
 mod model;
 pub mod onnx;
 pub mod ops;
+mod plan;
 mod replay;
 mod scan;
 

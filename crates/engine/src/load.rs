@@ -466,7 +466,7 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits) -> Result<Model, LoadError> {
         }
     }
 
-    Ok(Model {
+    let mut model = Model {
         opset,
         inputs,
         input_ids,
@@ -477,5 +477,7 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits) -> Result<Model, LoadError> {
         consts,
         free_after,
         limits: limits.clone(),
-    })
+    };
+    crate::plan::pretranspose_gemm_weights(&mut model);
+    Ok(model)
 }

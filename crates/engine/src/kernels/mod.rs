@@ -354,7 +354,7 @@ fn drive<T: Tile>(t: &T, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, o
     let (mr_max, nr) = (T::MR, T::NR);
     // Few rows read each B panel only a few times: read B in place when its rows are
     // contiguous, otherwise pack it into nr-wide, K-block-long panels.
-    let pack_b = b.cs != 1 || m > 4 * mr_max;
+    let pack_b = b.cs != 1;
     let nc_max = if pack_b { NC.next_multiple_of(nr) } else { n };
     let mut bpack = if pack_b { vec![0.0f32; DOT_BLOCK * nc_max.min(n.next_multiple_of(nr))] } else { Vec::new() };
     let mc_max = MC.next_multiple_of(mr_max);
@@ -402,21 +402,26 @@ fn drive<T: Tile>(t: &T, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, o
 /// Packs `B[kb..kb+kc, jc..jc+nc]` into `nr`-wide panels, each `kc × nr` row-major, the
 /// last one zero-padded.
 fn pack_panels(b: Mat<'_>, kb: usize, kc: usize, jc: usize, nc: usize, nr: usize, dst: &mut [f32]) {
-    let mut p = 0;
-    for jr in (0..nc).step_by(nr) {
+    for (pi, jr) in (0..nc).step_by(nr).enumerate() {
         let w = nr.min(nc - jr);
-        for kk in 0..kc {
-            let row = &mut dst[p..p + nr];
-            if b.cs == 1 {
+        let panel = &mut dst[pi * kc * nr..(pi + 1) * kc * nr];
+        if b.cs == 1 {
+            for (kk, row) in panel.chunks_exact_mut(nr).enumerate() {
                 let s = (kb + kk) * b.rs + jc + jr;
                 row[..w].copy_from_slice(&b.data[s..s + w]);
-            } else {
-                for (j, x) in row[..w].iter_mut().enumerate() {
-                    *x = b.data[(kb + kk) * b.rs + (jc + jr + j) * b.cs];
+                row[w..].fill(0.0);
+            }
+        } else {
+            // Column-major source (a transposed B): read each column contiguously.
+            if w < nr {
+                panel.fill(0.0);
+            }
+            for j in 0..w {
+                let col = (jc + jr + j) * b.cs + kb * b.rs;
+                for kk in 0..kc {
+                    panel[kk * nr + j] = b.data[col + kk * b.rs];
                 }
             }
-            row[w..].fill(0.0);
-            p += nr;
         }
     }
 }
