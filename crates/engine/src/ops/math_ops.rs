@@ -926,7 +926,7 @@ mod tests {
 
     fn run(k: &dyn Kernel, ins: &[&Tensor]) -> Tensor {
         let l = Limits::default();
-        let ctx = Ctx { limits: &l, threads: 1 };
+        let ctx = Ctx { limits: &l, threads: 1, kernels: crate::kernels::KernelPath::Reference };
         let ins: Vec<Option<&Tensor>> = ins.iter().map(|t| Some(*t)).collect();
         k.run(&ins, &ctx).unwrap().remove(0)
     }
