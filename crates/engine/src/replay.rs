@@ -117,7 +117,8 @@ impl Model {
             };
             ins.push(t);
         }
-        let ctx = Ctx { limits: &self.limits, threads };
+        let kernels = crate::kernels::KernelPath::from_env().map_err(RunError::Kernels)?;
+        let ctx = Ctx { limits: &self.limits, threads, kernels };
         let kerr = |e| match e {
             KernelError::Invalid(reason) => RunError::Op { node: node.label.clone(), op: node.op_type.clone(), reason },
             KernelError::OverLimit { what, value, max } => {
