@@ -27,3 +27,4 @@ fi
 
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQ"
 "$VENV/bin/python" "$ROOT/scripts/make_fixtures.py"
+"$VENV/bin/python" "$ROOT/scripts/make_arch_fixtures.py"

@@ -19,7 +19,7 @@ fn read_set(path: &Path) -> TensorSet {
 }
 
 /// Differences between `got` and `want`, as messages.
-fn compare(name: &str, got: &Tensor, want: &Tensor) -> Option<String> {
+fn compare(name: &str, got: &Tensor, want: &Tensor, tol: f64) -> Option<String> {
     if got.shape != want.shape || got.dtype() != want.dtype() {
         return Some(format!(
             "{name}: got {} {:?}, want {} {:?}",
@@ -35,7 +35,7 @@ fn compare(name: &str, got: &Tensor, want: &Tensor) -> Option<String> {
             for (i, (&a, &b)) in g.iter().zip(w).enumerate() {
                 let (a, b) = (a as f64, b as f64);
                 let diff = (a - b).abs();
-                let ok = diff <= TOLERANCE || diff <= TOLERANCE * b.abs() || (a.is_nan() && b.is_nan());
+                let ok = diff <= TOLERANCE || diff <= tol * b.abs() || (a.is_nan() && b.is_nan());
                 if !ok && diff > worst.0 {
                     worst = (diff, i);
                 }
@@ -50,6 +50,11 @@ fn compare(name: &str, got: &Tensor, want: &Tensor) -> Option<String> {
 
 /// Runs one fixture; returns failure messages.
 fn check(model_path: &Path) -> Vec<String> {
+    check_tol(model_path, TOLERANCE)
+}
+
+/// Runs one fixture with relative tolerance `tol` (absolute 1e-5 near zero).
+fn check_tol(model_path: &Path, tol: f64) -> Vec<String> {
     let stem = model_path.file_stem().unwrap().to_str().unwrap();
     let dir = model_path.parent().unwrap();
     let label = model_path.strip_prefix(fixtures_dir()).unwrap_or(model_path).display().to_string();
@@ -77,7 +82,7 @@ fn check(model_path: &Path) -> Vec<String> {
     }
     for (name, want) in &expected.0 {
         if let Some(got) = one.outputs.0.get(name)
-            && let Some(msg) = compare(name, got, want)
+            && let Some(msg) = compare(name, got, want, tol)
         {
             fails.push(format!("{label}: {msg}"));
         }
@@ -119,4 +124,17 @@ fn whole_model_fixtures_present() {
             eprintln!("fixture {name} not generated yet");
         }
     }
+}
+
+/// Whole architectures (ResNet, SqueezeNet, BERT-style encoders, tree ensembles) from
+/// `scripts/make_arch_fixtures.py`: onnxruntime's outputs within 1e-4 relative.
+#[test]
+fn architectures_match_onnxruntime() {
+    let models = models_in(&fixtures_dir().join("arch"));
+    let mut fails = Vec::new();
+    for m in &models {
+        fails.extend(check_tol(m, 1e-4));
+    }
+    eprintln!("{} architecture fixtures checked, {} failures", models.len(), fails.len());
+    assert!(fails.is_empty(), "architecture fixture failures:\n{}", fails.join("\n"));
 }
