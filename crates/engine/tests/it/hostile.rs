@@ -305,9 +305,12 @@ proptest! {
 /// One node of any supported type with random small shapes and attributes: it must load
 /// and run or fail with an error, never panic.
 fn random_node_case(op: usize, shapes: Vec<Vec<usize>>, ints: Vec<i64>, seed: u64) {
-    const OPS: [&str; 18] = [
+    const OPS: [&str; 50] = [
         "Add", "ArgMax", "Cast", "Conv", "Div", "Exp", "Flatten", "Gemm", "Identity", "MatMul", "MaxPool", "Mul",
-        "Relu", "Reshape", "Sigmoid", "Softmax", "Sub", "Tanh",
+        "Relu", "Reshape", "Sigmoid", "Softmax", "Sub", "Tanh", "AveragePool", "ConvTranspose", "LRN", "Concat",
+        "Transpose", "LogSoftmax", "ReduceMean", "ReduceMax", "CumSum", "TopK", "Gather", "Split", "Squeeze",
+        "Unsqueeze", "Tile", "Expand", "Pad", "Slice", "Resize", "LayerNormalization", "PRelu", "Pow", "Where",
+        "Erf", "Log", "Sqrt", "Gelu", "GlobalAveragePool", "InstanceNormalization", "Clip", "Range", "Sum",
     ];
     let op = OPS[op % OPS.len()];
     let pick = |i: usize| ints.get(i).copied().unwrap_or(1);
@@ -330,7 +333,16 @@ fn random_node_case(op: usize, shapes: Vec<Vec<usize>>, ints: Vec<i64>, seed: u6
             (3, vec![attr_i("transA", pick(0) & 1), attr_i("transB", pick(1) & 1), attr_f("beta", pick(2) as f32)])
         }
         "Conv" => (3, if pick(5) & 1 == 0 { window() } else { vec![attr_i("group", pick(6).rem_euclid(3) + 1)] }),
-        "MaxPool" => (1, window()),
+        "MaxPool" | "AveragePool" => (1, window()),
+        "ConvTranspose" => (3, window()),
+        "LRN" => (1, vec![attr_i("size", pick(0).rem_euclid(4) + 1)]),
+        "Concat" | "LogSoftmax" | "CumSum" | "TopK" | "Gather" | "Split" | "LayerNormalization" => {
+            (if op == "Concat" { 3 } else { 1 }, vec![attr_i("axis", pick(0))])
+        }
+        "Transpose" => (1, vec![attr_ints("perm", &ints.iter().take(3).map(|v| v.rem_euclid(3)).collect::<Vec<_>>())]),
+        "ReduceMean" | "ReduceMax" => (1, vec![attr_ints("axes", &ints.iter().take(2).copied().collect::<Vec<_>>())]),
+        "Erf" | "Log" | "Sqrt" | "Gelu" | "GlobalAveragePool" | "Squeeze" => (1, vec![]),
+        "Where" | "Range" | "Sum" | "Clip" | "InstanceNormalization" => (3, vec![]),
         "Reshape" => (1, vec![]),
         "Exp" | "Identity" | "Relu" | "Sigmoid" | "Tanh" => (1, vec![]),
         _ => (2, vec![]),
@@ -338,7 +350,11 @@ fn random_node_case(op: usize, shapes: Vec<Vec<usize>>, ints: Vec<i64>, seed: u6
     let names = ["a", "b", "c"];
     let mut inputs: Vec<&str> = names[..n_in].to_vec();
     let mut inits = vec![];
-    if op == "Reshape" {
+    if ["Reshape", "Expand", "Tile", "Pad", "Slice", "Unsqueeze", "CumSum", "TopK", "Gather", "Resize"].contains(&op) {
+        if op == "Resize" {
+            inputs.push("");
+            inputs.push("");
+        }
         inputs.push("shape");
         inits.push(t_i64(
             "shape",
@@ -370,7 +386,7 @@ proptest! {
 
     #[test]
     fn random_single_nodes_never_panic(
-        op in 0usize..18,
+        op in 0usize..50,
         shapes in proptest::collection::vec(proptest::collection::vec(0usize..4, 0..5), 3),
         ints in proptest::collection::vec(-3i64..4, 0..10),
         seed in any::<u64>(),
