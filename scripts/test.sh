@@ -11,11 +11,16 @@ else
 fi
 if cargo clippy --version >/dev/null 2>&1; then
   echo "==> cargo clippy"
-  cargo clippy --workspace --all-targets --locked --features deed/adversary -- -D warnings
+  cargo clippy --workspace --all-targets --locked -- -D warnings
 else
   echo "==> clippy not installed: skipping lints"
 fi
+if [ -x .venv/bin/python ] && .venv/bin/python -c "import onnx" 2>/dev/null; then
+  # ~10 s: the ONNX backend node tests for crates/engine/tests/it/conformance.rs.
+  echo "==> ONNX node test cases (scripts/onnx_node_tests.py)"
+  .venv/bin/python scripts/onnx_node_tests.py >/dev/null
+else
+  echo "==> no .venv with onnx: conformance cases not written (scripts/onnx_node_tests.sh makes them)"
+fi
 echo "==> cargo test"
 cargo test --workspace --locked
-echo "==> cargo test: lying executors (feature adversary)"
-cargo test -p deed --features adversary --test adversary --locked
