@@ -11,7 +11,7 @@ else
 fi
 if cargo clippy --version >/dev/null 2>&1; then
   echo "==> cargo clippy"
-  cargo clippy --workspace --all-targets --locked -- -D warnings
+  cargo clippy --workspace --all-targets --locked --features deed/adversary -- -D warnings
 else
   echo "==> clippy not installed: skipping lints"
 fi
@@ -24,3 +24,5 @@ else
 fi
 echo "==> cargo test"
 cargo test --workspace --locked
+echo "==> cargo test: lying executors (feature adversary)"
+cargo test -p deed --features adversary --test adversary --locked
