@@ -97,6 +97,9 @@ pub struct WorkerConfig {
     pub misbehave: Option<Misbehave>,
 }
 
+/// A re-execution that kept every node's producer blob: (model, run, blobs).
+type HonestRun = (Arc<Model>, deed_engine::RunOutput, Vec<Vec<u8>>);
+
 /// A worker's state between polls.
 struct Worker {
     chain: Arc<dyn Chain>,
@@ -329,7 +332,7 @@ impl Worker {
         }
     }
 
-    fn honest_run(&self, job: &Job) -> Result<(Arc<Model>, deed_engine::RunOutput, Vec<Vec<u8>>), String> {
+    fn honest_run(&self, job: &Job) -> Result<HonestRun, String> {
         let model = self.model(&job.model)?;
         let inputs = TensorSet::decode(&self.chain.blob(&job.input)?).map_err(|e| e.to_string())?;
         let (out, blobs) = model
