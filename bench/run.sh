@@ -3,12 +3,11 @@
 #   ledger [--quick]   ledger throughput on one core (transfers/s, settlements/s, commit latency)
 #   engine [--quick]   deed's engine vs onnxruntime and tract: latency, load, memory, tracing
 #   store [MiB]        blob store: ingest / verified read of a 1 GiB model vs cp and b3sum; dedup ratio
-#   verify             receipts: check without re-execution, re-execution, fraud-proof replay, size
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -17,19 +16,6 @@ cmd="${1:-}"
 shift
 
 case "$cmd" in
-    verify)
-        # The engine benchmark's models (ResNet-50, BERT-base encoder), made once.
-        VENV="$PWD/.venv"
-        if [ ! -x "$VENV/bin/python" ]; then
-            "${PYTHON:-python3}" -m venv "$VENV" || { echo "python3 -m venv failed: install python3-venv" >&2; exit 1; }
-        fi
-        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/requirements-fixtures.txt
-        BERT_LAYERS="${BERT_LAYERS:-12}" "$VENV/bin/python" bench/make_models.py
-        cargo build --release -p deed-node --example verify_bench
-        echo "# $(date -u +%Y-%m-%d) $(uname -m), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs), one thread"
-        "${CARGO_TARGET_DIR:-target}/release/examples/verify_bench" --runs "${RUNS:-3}" \
-            fixtures/mlp.onnx fixtures/cnn.onnx bench/models/resnet50_b1.onnx "bench/models/bert_l${BERT_LAYERS:-12}_s128.onnx"
-        ;;
     ledger)
         cargo build --release -p deed-ledger --example ledger_bench
         pin=()
@@ -63,7 +49,7 @@ case "$cmd" in
         B3SUM="$(command -v b3sum || echo bench/target/tools/bin/b3sum)"
         rm -rf "$work" && mkdir -p "$work"
         echo "# $(date -u +%Y-%m-%d) $(uname -m), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs), $(nproc) cores, ${mib} MiB model"
-        out="$(target/release/examples/store_bench "$work" "$mib")"
+        out="$("${CARGO_TARGET_DIR:-target}"/release/examples/store_bench "$work" "$mib")"
         f="$work/model-v1.onnx"
         bytes=$(stat -c %s "$f")
         t() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); awk "BEGIN { print $e - $s }"; }
