@@ -3,11 +3,12 @@
 #   ledger [--quick]   ledger throughput on one core (transfers/s, settlements/s, commit latency)
 #   engine [--quick]   deed's engine vs onnxruntime and tract: latency, load, memory, tracing
 #   store [MiB]        blob store: ingest / verified read of a 1 GiB model vs cp and b3sum; dedup ratio
+#   network [--txs M]  finalized transfers/s, time to finality p50/p99: solo, 1 and 4 validators on loopback
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-    sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -63,6 +64,14 @@ case "$cmd" in
         row "b3sum --num-threads 1" "$(t "$B3SUM" --num-threads 1 "$f")"
         echo "$out"
         rm -rf "$work"
+        ;;
+    network)
+        cargo build --release -p deed-node --example net_bench
+        echo "# $(date -u +%Y-%m-%d) $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs)"
+        for mode in "--solo" "--validators 1" "--validators 4"; do
+            # shellcheck disable=SC2086
+            target/release/examples/net_bench $mode "$@"
+        done
         ;;
     *) usage ;;
 esac

@@ -113,6 +113,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Tx(TxCmd::Submit { file }) => tx_submit(&ctx, &file),
         Cmd::Tx(TxCmd::Show { hash }) => tx_show(&ctx, &hash),
         Cmd::Replay => replay(&ctx),
+        Cmd::Testnet(t) => crate::testnet::run(&ctx, t),
     }
 }
 
@@ -429,7 +430,7 @@ fn status(ctx: &Ctx) -> Result<()> {
             v["state_root"].as_str().unwrap_or(""),
             v["producer"].as_str().unwrap_or(""),
             v["mempool"],
-        )
+        ) + &crate::testnet::peers_text(&v)
     });
     Ok(())
 }

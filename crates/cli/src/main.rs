@@ -6,6 +6,7 @@ mod jobs_cmds;
 mod ledger_cmds;
 mod store_cmds;
 mod tensors;
+mod testnet;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -258,6 +259,9 @@ pub enum Cmd {
     /// Re-execute the home's stored chain from genesis and check every state root
     /// (offline: stop the node first).
     Replay,
+    /// A local multi-validator network: init, up, down.
+    #[command(subcommand)]
+    Testnet(testnet::TestnetCmd),
 }
 
 /// Changes to a model.

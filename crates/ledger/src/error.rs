@@ -210,6 +210,9 @@ pub enum TxError {
     /// The state has no genesis (a node set-up error).
     #[error("the ledger has no genesis: initialize the chain first")]
     NoGenesis,
+    /// Equivocation evidence that does not prove equivocation.
+    #[error("bad evidence: {0}")]
+    BadEvidence(String),
 }
 
 /// Why a block cannot be applied.

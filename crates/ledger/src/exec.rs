@@ -537,6 +537,15 @@ fn execute(view: &(impl StateRead + ?Sized), cx: &Ctx<'_>, stx: &SignedTx) -> Re
             v.put(ukey, &u);
             v.o.writes.put(keys::unbond_queue(release_height, &tx.sender), Vec::new());
         }
+        TxBody::Evidence { validator, vote_a, sig_a, vote_b, sig_b } => {
+            let validators: Vec<PublicKey> = v.get(keys::VALIDATORS).unwrap_or_default();
+            if !validators.contains(validator) {
+                return Err(TxError::BadEvidence(format!("{validator} is not a validator of this chain")));
+            }
+            evidence::check(cx.chain_id, validator, vote_a, sig_a, vote_b, sig_b)?;
+            let s = slash(&v.o, validator, Amount::MAX, &sender)?;
+            v.o.writes.extend(s.writes);
+        }
     }
     Ok(v.o.writes)
 }
@@ -1226,6 +1235,8 @@ pub fn apply_block_with_blobs(
     }
     Ok(BlockOutcome { writes, state_root: computed })
 }
+
+mod evidence;
 
 #[cfg(test)]
 mod tests;

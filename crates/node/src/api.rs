@@ -140,7 +140,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + '
 async fn status(State(app): State<Arc<App>>) -> ApiResult<Json<Value>> {
     let head = app.db.head().map_err(NodeError::from)?;
     let root = app.db.state_root().map_err(NodeError::from)?;
+    let net = app.config.net.as_ref().map(|n| n.to_json(&app.key.public()));
     Ok(Json(json!({
+        "peers": net.as_ref().map_or(json!([]), |n| n["peers"].clone()),
+        "consensus": net.as_ref().map(|n| n["consensus"].clone()),
         "chain_id": app.chain_id(),
         "genesis_hash": app.genesis.hash(),
         "height": head.as_ref().map_or(0, |h| h.height),

@@ -140,6 +140,11 @@ impl App {
         self.mempool.lock().unwrap().len()
     }
 
+    /// Up to `max` pending transactions in arrival order (for BFT proposers and gossip).
+    pub fn pending_txs(&self, max: usize) -> Vec<SignedTx> {
+        self.mempool.lock().unwrap().take(max)
+    }
+
     /// True when a transaction is pending.
     pub fn is_pending(&self, h: &Hash32) -> bool {
         self.mempool.lock().unwrap().contains(h)

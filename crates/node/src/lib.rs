@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod app;
+pub mod bft;
 pub mod blobs;
 pub mod home;
 pub mod mempool;
@@ -89,6 +90,8 @@ pub struct NodeConfig {
     pub audit_rate: f64,
     /// Make the embedded executor lie (feature `adversary` of the `deed` package).
     pub misbehave: Option<worker::Misbehave>,
+    /// Peers and consensus counters of a BFT node (for `/v1/status`).
+    pub net: Option<Arc<bft::NetInfo>>,
 }
 
 impl NodeConfig {
@@ -106,6 +109,7 @@ impl NodeConfig {
             executor: true,
             audit_rate: 0.0,
             misbehave: None,
+            net: None,
         }
     }
 }
@@ -276,7 +280,9 @@ pub async fn start(
     Ok(NodeHandle { app, addr, shutdown, tasks })
 }
 
-/// Starts the embedded default for a home: solo producer, dev genesis when `dev`.
+/// Starts the node a home describes: the BFT producer when the home has a
+/// `network.toml` (written by `deed testnet init`), else the embedded default, the solo
+/// producer (dev genesis when `dev`).
 pub async fn start_home(home: &Home, listen: Option<String>, dev: bool) -> Result<NodeHandle, NodeError> {
     start_home_with(home, listen, dev, |_| {}).await
 }
@@ -295,6 +301,13 @@ pub async fn start_home_with(
     let mut config = NodeConfig::new(home.data_dir());
     config.listen = listen.unwrap_or(cfg.listen);
     adjust(&mut config);
+    if let Some(net) = bft::home::load(home)? {
+        // A home written by `deed testnet init`: a validator of a BFT network.
+        let producer = bft::BftProducer::new(net.bft_config(home.data_dir()));
+        config.producer_name = "simplex";
+        config.net = Some(Arc::new(bft::NetInfo { peers: producer.config.peers.clone(), stats: producer.stats.clone() }));
+        return start(config, key, genesis, Box::new(producer)).await;
+    }
     let producer = SoloProducer {
         interval: Duration::from_millis(config.block_interval_ms),
         idle: Duration::from_millis(config.idle_block_interval_ms),

@@ -117,6 +117,36 @@ pub enum TxBody {
         /// Why it is wrong.
         proof: FraudProof,
     },
+    /// Proof that a validator signed two conflicting consensus votes (two different
+    /// proposals for the same round): slashes the validator's whole stake to the sender.
+    /// `vote_a` and `vote_b` are the exact signed messages (see PROTOCOL.md).
+    Evidence {
+        /// The validator that equivocated.
+        validator: PublicKey,
+        /// The first signed vote message.
+        #[serde(with = "hexvec")]
+        vote_a: Vec<u8>,
+        /// Its signature.
+        sig_a: crate::Signature,
+        /// The conflicting signed vote message.
+        #[serde(with = "hexvec")]
+        vote_b: Vec<u8>,
+        /// Its signature.
+        sig_b: crate::Signature,
+    },
+}
+
+/// Variable-length bytes as hex in JSON.
+mod hexvec {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        hex::decode(String::deserialize(d)?).map_err(|e| D::Error::custom(format!("expected hex bytes: {e}")))
+    }
 }
 
 /// How many executors answer a job.
@@ -224,6 +254,7 @@ impl TxBody {
             TxBody::Stake { .. } => "stake",
             TxBody::Unstake { .. } => "unstake",
             TxBody::Challenge { .. } => "challenge",
+            TxBody::Evidence { .. } => "evidence",
         }
     }
 }

@@ -1,0 +1,226 @@
+//! `deed testnet init|up|down`: a local N-validator network on loopback, each node in
+//! its own home (`DIR/node0`, `DIR/node1`, …) with its own HTTP and p2p ports.
+
+use crate::commands::Ctx;
+use anyhow::{Context as _, Result, bail};
+use clap::Subcommand;
+use deed_node::Home;
+use deed_node::bft::home::{NetworkFile, Peer};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Testnet commands.
+#[derive(Subcommand, Debug)]
+pub enum TestnetCmd {
+    /// Write N validator homes into DIR (genesis, keys, ports, peers).
+    Init {
+        /// Number of validators.
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// Output folder.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// First HTTP port (node i listens on BASE+i; p2p on BASE+100+i).
+        #[arg(long, default_value_t = 7100)]
+        base_port: u16,
+        /// Chain id.
+        #[arg(long, default_value = "deed-testnet")]
+        chain_id: String,
+    },
+    /// Start every node of DIR in the background (pid files and logs in each home).
+    Up {
+        /// The testnet folder.
+        dir: PathBuf,
+    },
+    /// Stop every node of DIR.
+    Down {
+        /// The testnet folder.
+        dir: PathBuf,
+    },
+}
+
+/// Runs a testnet command.
+pub(crate) fn run(ctx: &Ctx, cmd: TestnetCmd) -> Result<()> {
+    match cmd {
+        TestnetCmd::Init { validators, out, base_port, chain_id } => init(ctx, validators, &out, base_port, &chain_id),
+        TestnetCmd::Up { dir } => up(ctx, &dir),
+        TestnetCmd::Down { dir } => down(ctx, &dir),
+    }
+}
+
+/// The node homes of a testnet folder, in order.
+pub fn homes(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for i in 0.. {
+        let h = dir.join(format!("node{i}"));
+        if !h.is_dir() {
+            break;
+        }
+        out.push(h);
+    }
+    if out.is_empty() {
+        bail!("no node homes in {} (run `deed testnet init --out {}` first)", dir.display(), dir.display());
+    }
+    Ok(out)
+}
+
+fn init(ctx: &Ctx, n: usize, out: &Path, base_port: u16, chain_id: &str) -> Result<()> {
+    if n == 0 || n > 64 {
+        bail!("--validators must be between 1 and 64");
+    }
+    if out.join("node0").exists() {
+        bail!("{} already holds a testnet; pick another --out or remove it", out.display());
+    }
+    let p2p_base = base_port.checked_add(100).context("--base-port too high")?;
+    let mut homes = Vec::new();
+    let mut peers = Vec::new();
+    let mut funded = Vec::new();
+    for i in 0..n {
+        let home = Home::at(out.join(format!("node{i}")));
+        funded.push(home.init()?);
+        let http = format!("127.0.0.1:{}", base_port + i as u16);
+        let mut cfg = home.config()?;
+        cfg.listen = http.clone();
+        cfg.node_url = format!("http://{http}");
+        home.save_config(&cfg)?;
+        peers.push(Peer { key: home.node_key()?.public(), addr: format!("127.0.0.1:{}", p2p_base + i as u16).parse()? });
+        homes.push(home);
+    }
+    let keys: Vec<_> = peers.iter().map(|p| p.key).collect();
+    let genesis = deed_node::bft::testnet_genesis(chain_id, &keys, &funded, deed_node::app::now_ms());
+    let text = serde_json::to_string_pretty(&genesis)?;
+    for (i, home) in homes.iter().enumerate() {
+        std::fs::write(home.genesis_path(), &text)?;
+        for name in deed_node::DEV_KEYS {
+            let _ = home.import_key(name, deed_types::Keypair::dev(name));
+        }
+        let net = NetworkFile {
+            p2p_listen: peers[i].addr,
+            peers: peers.clone(),
+            block_interval_ms: deed_node::bft::actor::Timing::default().block_interval_ms,
+            idle_block_ms: deed_node::bft::actor::Timing::default().idle_block_ms,
+        };
+        deed_node::bft::home::save(home, &net)?;
+    }
+    let v = json!({
+        "dir": out, "validators": n, "chain_id": chain_id, "genesis_hash": genesis.hash(),
+        "nodes": homes.iter().enumerate().map(|(i, h)| json!({
+            "home": h.dir, "http": format!("http://127.0.0.1:{}", base_port + i as u16),
+            "p2p": peers[i].addr.to_string(), "node_key": peers[i].key,
+        })).collect::<Vec<_>>(),
+    });
+    ctx.emit(&v, || {
+        let mut s = format!("testnet of {n} validators in {} (chain {chain_id})\n", out.display());
+        for (i, h) in homes.iter().enumerate() {
+            s.push_str(&format!(
+                "  node{i}: http://127.0.0.1:{}  p2p {}  home {}\n",
+                base_port + i as u16,
+                peers[i].addr,
+                h.dir.display()
+            ));
+        }
+        s.push_str(&format!("start it with: deed testnet up {}\n", out.display()));
+        s
+    });
+    Ok(())
+}
+
+fn pid_path(home: &Path) -> PathBuf {
+    home.join("node.pid")
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| !s.contains(") Z "))
+}
+
+fn read_pid(home: &Path) -> Option<u32> {
+    std::fs::read_to_string(pid_path(home)).ok()?.trim().parse().ok()
+}
+
+fn up(ctx: &Ctx, dir: &Path) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find the deed binary")?;
+    let mut started = Vec::new();
+    for h in homes(dir)? {
+        if let Some(pid) = read_pid(&h)
+            && alive(pid)
+        {
+            ctx.note(&format!("{} already running (pid {pid})", h.display()));
+            started.push((h, pid));
+            continue;
+        }
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(h.join("node.log"))?;
+        let child = Command::new(&exe)
+            .arg("--home")
+            .arg(&h)
+            .arg("node")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting the node of {}", h.display()))?;
+        std::fs::write(pid_path(&h), child.id().to_string())?;
+        started.push((h, child.id()));
+    }
+    // Wait until every node answers HTTP.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (h, pid) in &started {
+        let url = Home::at(h).config()?.node_url;
+        loop {
+            if crate::client::Client::new(&url).get("/v1/status").is_ok() {
+                break;
+            }
+            if !alive(*pid) {
+                bail!("the node of {} exited; see {}", h.display(), h.join("node.log").display());
+            }
+            if Instant::now() > deadline {
+                bail!("the node of {} does not answer on {url}; see {}", h.display(), h.join("node.log").display());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let v = json!({ "nodes": started.iter().map(|(h, p)| json!({"home": h, "pid": p})).collect::<Vec<_>>() });
+    ctx.emit(&v, || {
+        let mut s = String::new();
+        for (h, p) in &started {
+            s.push_str(&format!("{}: running (pid {p}, log {})\n", h.display(), h.join("node.log").display()));
+        }
+        s
+    });
+    Ok(())
+}
+
+fn down(ctx: &Ctx, dir: &Path) -> Result<()> {
+    let mut stopped = Vec::new();
+    for h in homes(dir)? {
+        let Some(pid) = read_pid(&h) else { continue };
+        if alive(pid) {
+            // SIGINT: the node's clean shutdown path (like Ctrl-C).
+            let _ = Command::new("kill").arg("-INT").arg(pid.to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while alive(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if alive(pid) {
+                let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            }
+            stopped.push(pid);
+        }
+        let _ = std::fs::remove_file(pid_path(&h));
+    }
+    ctx.emit(&json!({ "stopped": stopped }), || format!("stopped {} node(s)\n", stopped.len()));
+    Ok(())
+}
+
+/// The peers lines of `deed status` (empty for a solo node).
+pub(crate) fn peers_text(status: &serde_json::Value) -> String {
+    let Some(peers) = status["peers"].as_array().filter(|p| !p.is_empty()) else { return String::new() };
+    let mut s = format!("peers:      {}\n", peers.len());
+    for p in peers {
+        let seen = p["last_seen_ms_ago"].as_u64().map_or("never heard from".to_string(), |ms| format!("seen {ms} ms ago"));
+        s.push_str(&format!("  {} {} ({seen})\n", p["addr"].as_str().unwrap_or("?"), p["key"].as_str().unwrap_or("?")));
+    }
+    s
+}

@@ -1,0 +1,874 @@
+//! The application actor simplex drives: it proposes blocks from the mempool, verifies
+//! others' proposals by executing them with the ledger, relays blocks, serves and fetches
+//! ancestors for catching up, gossips transactions, and commits finalized blocks.
+//!
+//! [`Mailbox`] is the consensus-facing side (automaton, relay and reporter in one);
+//! [`Actor`] owns the unfinalized chain and is the only writer of the chain database
+//! while it runs.
+
+use super::chain::{Layered, digest_of, to_digest, to_hash};
+use super::wire::{ANCESTORS_LEN_MAX, GOSSIP_TXS_MAX, Wire};
+use crate::App;
+use commonware_actor::Feedback;
+use commonware_consensus::simplex::types::{Activity, Context};
+use commonware_consensus::simplex::{Plan, scheme::ed25519::Scheme};
+use commonware_consensus::{Automaton, CertifiableAutomaton, Relay, Reporter, Viewable};
+use commonware_cryptography::{ed25519, sha256::Digest};
+use commonware_p2p::{Receiver, Recipients, Sender};
+use commonware_runtime::Clock;
+use commonware_utils::channel::{mpsc, oneshot};
+use deed_ledger::{BlockEnv, Proposal, TxError, WriteSet};
+use deed_types::{Block, BlockHeader, Hash32, PublicKey, SignedTx};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// The consensus context of a proposal.
+pub type Ctx = Context<Digest, ed25519::PublicKey>;
+
+/// Most unfinalized blocks kept (proposals and fetched ancestors).
+const BLOCKS_LEN_MAX: usize = 4_096;
+/// Most transaction ids remembered as already gossiped.
+const GOSSIPED_LEN_MAX: usize = 200_000;
+/// How far in the future (by the local clock) a block's time may be.
+const CLOCK_SKEW_MS_MAX: u64 = 5_000;
+/// How long before a missing block is asked for again.
+const REFETCH_MS: u64 = 500;
+
+/// Timing of block production.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Least time between a block and its parent when transactions are pending.
+    pub block_interval_ms: u64,
+    /// Longest a leader waits for transactions before proposing an empty block (keep it
+    /// below the leader timeout).
+    pub idle_block_ms: u64,
+    /// How often pending work (gossip, retries) is looked at.
+    pub tick_ms: u64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing { block_interval_ms: 20, idle_block_ms: 1_000, tick_ms: 10 }
+    }
+}
+
+/// Test instrumentation: a validator that proposes invalid blocks (the others must
+/// reject them; consensus then skips the view).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adversary {
+    /// Adds a transaction whose signature does not verify.
+    BadSignature,
+    /// Adds a transfer of more than the sender has.
+    Overdraft,
+}
+
+/// What consensus asks of the application, and what it reports.
+pub enum Message {
+    /// Build a block on `context.parent`.
+    Propose {
+        /// The round, leader and parent.
+        context: Ctx,
+        /// Where the block's digest goes.
+        response: oneshot::Sender<Digest>,
+    },
+    /// Check a proposal.
+    Verify {
+        /// The round, leader and parent.
+        context: Ctx,
+        /// The proposed block's digest.
+        payload: Digest,
+        /// The verdict.
+        response: oneshot::Sender<bool>,
+    },
+    /// Send our proposal to the other validators.
+    Broadcast {
+        /// The block's digest.
+        payload: Digest,
+    },
+    /// A block (and with it all its ancestors) is final.
+    Finalized {
+        /// The consensus view it was finalized in.
+        view: u64,
+        /// The block's digest.
+        payload: Digest,
+    },
+    /// A validator signed two conflicting votes.
+    Fault {
+        /// The culprit.
+        validator: ed25519::PublicKey,
+        /// Which kind of conflict.
+        kind: &'static str,
+        /// The view.
+        view: u64,
+        /// The two signed votes, when the ledger can judge them.
+        evidence: Option<VotePair>,
+    },
+}
+
+/// The consensus-facing handle of the [`Actor`]: automaton, relay and reporter.
+#[derive(Clone)]
+pub struct Mailbox {
+    tx: mpsc::UnboundedSender<Message>,
+    participants: Arc<Vec<ed25519::PublicKey>>,
+    namespace: Arc<Vec<u8>>,
+}
+
+impl Mailbox {
+    fn send(&self, m: Message) -> bool {
+        self.tx.send(m).is_ok()
+    }
+}
+
+impl Automaton for Mailbox {
+    type Context = Ctx;
+    type Digest = Digest;
+
+    async fn propose(&mut self, context: Ctx) -> oneshot::Receiver<Digest> {
+        let (response, rx) = oneshot::channel();
+        self.send(Message::Propose { context, response });
+        rx
+    }
+
+    async fn verify(&mut self, context: Ctx, payload: Digest) -> oneshot::Receiver<bool> {
+        let (response, rx) = oneshot::channel();
+        self.send(Message::Verify { context, payload, response });
+        rx
+    }
+}
+
+impl CertifiableAutomaton for Mailbox {}
+
+impl Relay for Mailbox {
+    type Digest = Digest;
+    type PublicKey = ed25519::PublicKey;
+    type Plan = Plan<ed25519::PublicKey>;
+
+    fn broadcast(&mut self, payload: Digest, _plan: Self::Plan) -> Feedback {
+        if self.send(Message::Broadcast { payload }) { Feedback::Ok } else { Feedback::Closed }
+    }
+}
+
+/// Two conflicting signed votes: (message, signature) twice, the messages exactly as
+/// signed (what `TxBody::Evidence` carries).
+pub type VotePair = ((Vec<u8>, [u8; 64]), (Vec<u8>, [u8; 64]));
+
+/// The signed message and signature of one encoded vote (a proposal followed by the
+/// signer's index and its 64-byte ed25519 signature).
+fn signed_vote(ns: &[u8], proposal: &[u8], encoded: &[u8]) -> Option<(Vec<u8>, [u8; 64])> {
+    let sig: [u8; 64] = encoded.get(encoded.len().checked_sub(64)?..)?.try_into().ok()?;
+    Some((commonware_utils::union_unique(ns, proposal), sig))
+}
+
+impl Reporter for Mailbox {
+    type Activity = Activity<Scheme, Digest>;
+
+    fn report(&mut self, activity: Self::Activity) -> Feedback {
+        use commonware_codec::{Encode, Read};
+        use commonware_consensus::simplex::types::{Finalize, Notarize};
+        use commonware_consensus::simplex::types::Attributable;
+        let notarize_ns = [self.namespace.as_slice(), b"_NOTARIZE"].concat();
+        let finalize_ns = [self.namespace.as_slice(), b"_FINALIZE"].concat();
+        let (signer, kind, view, evidence) = match activity {
+            Activity::Finalization(f) => {
+                let m = Message::Finalized { view: f.proposal.round.view().get(), payload: f.proposal.payload };
+                return if self.send(m) { Feedback::Ok } else { Feedback::Closed };
+            }
+            Activity::ConflictingNotarize(c) => {
+                let mut buf = c.encode();
+                let pair = (|| {
+                    let a = Notarize::<Scheme, Digest>::read_cfg(&mut buf, &()).ok()?;
+                    let b = Notarize::<Scheme, Digest>::read_cfg(&mut buf, &()).ok()?;
+                    let va = signed_vote(&notarize_ns, &a.proposal.encode(), &a.encode())?;
+                    let vb = signed_vote(&notarize_ns, &b.proposal.encode(), &b.encode())?;
+                    Some((va, vb))
+                })();
+                (c.signer(), "conflicting notarize", c.view().get(), pair)
+            }
+            Activity::ConflictingFinalize(c) => {
+                let mut buf = c.encode();
+                let pair = (|| {
+                    let a = Finalize::<Scheme, Digest>::read_cfg(&mut buf, &()).ok()?;
+                    let b = Finalize::<Scheme, Digest>::read_cfg(&mut buf, &()).ok()?;
+                    let va = signed_vote(&finalize_ns, &a.proposal.encode(), &a.encode())?;
+                    let vb = signed_vote(&finalize_ns, &b.proposal.encode(), &b.encode())?;
+                    Some((va, vb))
+                })();
+                (c.signer(), "conflicting finalize", c.view().get(), pair)
+            }
+            Activity::NullifyFinalize(c) => (c.signer(), "nullify and finalize", c.view().get(), None),
+            _ => return Feedback::Ok,
+        };
+        let Some(validator) = self.participants.get(signer.get() as usize).cloned() else { return Feedback::Ok };
+        let m = Message::Fault { validator, kind, view, evidence };
+        if self.send(m) { Feedback::Ok } else { Feedback::Closed }
+    }
+}
+
+/// Converts a node key to its consensus identity (the same ed25519 key).
+pub fn to_consensus_key(pk: &PublicKey) -> ed25519::PublicKey {
+    use commonware_codec::DecodeExt;
+    ed25519::PublicKey::decode(pk.0.to_vec()).expect("an ed25519 public key")
+}
+
+/// Converts a consensus identity to a node key.
+pub fn from_consensus_key(pk: &ed25519::PublicKey) -> PublicKey {
+    let mut b = [0u8; 32];
+    b.copy_from_slice(pk.as_ref());
+    PublicKey(b)
+}
+
+/// A block's execution on top of its parent: the state writes and, for our own
+/// proposals, the transactions left out.
+struct Executed {
+    writes: WriteSet,
+    rejected: Vec<(Hash32, TxError)>,
+}
+
+/// The finalized head this actor builds on.
+#[derive(Clone, Copy, Debug)]
+struct Head {
+    height: u64,
+    digest: Digest,
+    time_ms: u64,
+}
+
+/// Why a chain could not be resolved.
+enum Gap {
+    /// This block is not here yet.
+    Missing(Digest),
+    /// The chain does not descend from our finalized head.
+    Stale,
+}
+
+/// Why a block cannot be executed.
+enum ExecError {
+    Gap(Gap),
+    Invalid(String),
+}
+
+/// A fatal divergence: this node cannot follow the chain the network finalized.
+#[derive(Debug)]
+pub struct Fatal(pub String);
+
+/// Counters for status and tests.
+#[derive(Default, Debug, Clone)]
+pub struct Stats {
+    /// Proposals this node built.
+    pub proposed: u64,
+    /// Proposals of others this node accepted.
+    pub verified: u64,
+    /// Proposals of others this node rejected, with the last reason.
+    pub rejected: u64,
+    /// The last rejection's reason.
+    pub last_rejection: Option<String>,
+    /// The last finalized view.
+    pub finalized_view: u64,
+    /// Equivocations seen: (validator, kind, view).
+    pub faults: Vec<(PublicKey, String, u64)>,
+    /// When each peer was last heard from (wall-clock ms).
+    pub peers_seen: BTreeMap<PublicKey, u64>,
+}
+
+/// The application actor.
+pub struct Actor<E: Clock> {
+    context: E,
+    app: Arc<App>,
+    me: PublicKey,
+    timing: Timing,
+    mailbox: mpsc::UnboundedReceiver<Message>,
+    head: Head,
+    blocks: BTreeMap<Digest, Arc<Block>>,
+    executed: BTreeMap<Digest, Arc<Executed>>,
+    proposals: Vec<(Ctx, oneshot::Sender<Digest>)>,
+    verifies: Vec<(Ctx, Digest, oneshot::Sender<bool>)>,
+    finalized: BTreeMap<u64, Digest>,
+    requested: BTreeMap<Digest, SystemTime>,
+    gossiped: HashSet<Hash32>,
+    stats: Arc<std::sync::Mutex<Stats>>,
+    adversary: Option<Adversary>,
+    reported: HashSet<PublicKey>,
+}
+
+impl<E: Clock> Actor<E> {
+    /// A new actor for `app` (whose node key is this validator's) and its mailbox.
+    pub fn new(
+        context: E,
+        app: Arc<App>,
+        timing: Timing,
+        participants: Vec<ed25519::PublicKey>,
+        stats: Arc<std::sync::Mutex<Stats>>,
+    ) -> Result<(Self, Mailbox), Fatal> {
+        let namespace = super::engine::namespace(app.chain_id());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let head = match app.db.head().map_err(|e| Fatal(e.to_string()))? {
+            Some(h) => Head { height: h.height, digest: to_digest(h.hash()), time_ms: h.time_ms },
+            None => Head { height: 0, digest: to_digest(Hash32::ZERO), time_ms: app.genesis.time_ms },
+        };
+        let me = app.key.public();
+        Ok((
+            Actor {
+                context,
+                app,
+                me,
+                timing,
+                mailbox: rx,
+                head,
+                blocks: BTreeMap::new(),
+                executed: BTreeMap::new(),
+                proposals: Vec::new(),
+                verifies: Vec::new(),
+                finalized: BTreeMap::new(),
+                requested: BTreeMap::new(),
+                gossiped: HashSet::new(),
+                stats,
+                adversary: None,
+                reported: HashSet::new(),
+            },
+            Mailbox { tx, participants: Arc::new(participants), namespace: Arc::new(namespace) },
+        ))
+    }
+
+    /// Makes this validator propose invalid blocks (tests only).
+    pub fn set_adversary(&mut self, a: Option<Adversary>) {
+        self.adversary = a;
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.context.current().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    }
+
+    /// Runs until the mailbox closes (consensus stopped) or the node diverges.
+    pub async fn run(
+        mut self,
+        (mut block_tx, mut block_rx): (impl Sender<PublicKey = ed25519::PublicKey>, impl Receiver<PublicKey = ed25519::PublicKey>),
+        (mut gossip_tx, mut gossip_rx): (impl Sender<PublicKey = ed25519::PublicKey>, impl Receiver<PublicKey = ed25519::PublicKey>),
+    ) -> Result<(), Fatal> {
+        let tick = Duration::from_millis(self.timing.tick_ms);
+        let app = self.app.clone();
+        let mut fresh_txs = true;
+        let mut next_tick = self.context.current() + tick;
+        loop {
+            tokio::select! {
+                _ = app.tx_notify.notified() => {
+                    fresh_txs = true;
+                }
+                m = self.mailbox.recv() => {
+                    let Some(m) = m else { return Ok(()) };
+                    self.handle(m, &mut block_tx)?;
+                }
+                m = block_rx.recv() => {
+                    let Ok((peer, bytes)) = m else { return Ok(()) };
+                    if let Some(w) = Wire::decode(bytes.as_ref()) {
+                        self.on_wire(peer, w, &mut block_tx, &mut gossip_tx)?;
+                    }
+                }
+                m = gossip_rx.recv() => {
+                    let Ok((peer, bytes)) = m else { return Ok(()) };
+                    if let Some(w) = Wire::decode(bytes.as_ref()) {
+                        self.on_wire(peer, w, &mut block_tx, &mut gossip_tx)?;
+                    }
+                }
+                _ = self.context.sleep_until(next_tick) => {
+                    next_tick = self.context.current() + tick;
+                    if std::mem::take(&mut fresh_txs) {
+                        self.gossip(&mut gossip_tx);
+                    }
+                    self.retry(&mut block_tx)?;
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, m: Message, net: &mut impl Sender<PublicKey = ed25519::PublicKey>) -> Result<(), Fatal> {
+        match m {
+            Message::Propose { context, response } => {
+                self.proposals.push((context, response));
+                self.retry_proposals(net);
+            }
+            Message::Verify { context, payload, response } => {
+                self.verifies.push((context, payload, response));
+                self.retry_verifies(net);
+            }
+            Message::Broadcast { payload } => {
+                if let Some(b) = self.blocks.get(&payload) {
+                    let _ = net.send(Recipients::All, Wire::Block((**b).clone()).encode(), true);
+                }
+            }
+            Message::Finalized { view, payload } => {
+                self.stats.lock().unwrap().finalized_view = view;
+                self.finalized.insert(view, payload);
+                self.try_finalize(net)?;
+            }
+            Message::Fault { validator, kind, view, evidence } => {
+                let v = from_consensus_key(&validator);
+                tracing::warn!(validator = %v, kind, view, "equivocation detected");
+                self.stats.lock().unwrap().faults.push((v, kind.to_string(), view));
+                if let Some(((vote_a, sig_a), (vote_b, sig_b))) = evidence
+                    && self.reported.insert(v)
+                {
+                    self.submit_evidence(v, vote_a, sig_a, vote_b, sig_b);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_wire(
+        &mut self,
+        peer: ed25519::PublicKey,
+        w: Wire,
+        net: &mut impl Sender<PublicKey = ed25519::PublicKey>,
+        gossip: &mut impl Sender<PublicKey = ed25519::PublicKey>,
+    ) -> Result<(), Fatal> {
+        let now = self.now_ms();
+        self.stats.lock().unwrap().peers_seen.insert(from_consensus_key(&peer), now);
+        match w {
+            Wire::Block(b) => {
+                if b.header.height > self.head.height {
+                    self.insert_block(b);
+                    self.retry(net)?;
+                }
+            }
+            Wire::GetAncestors { digest, height, count } => {
+                let out = self.ancestors(to_digest(digest), height, count.min(ANCESTORS_LEN_MAX));
+                if !out.is_empty() {
+                    let _ = net.send(Recipients::One(peer), Wire::Ancestors(out).encode(), false);
+                }
+            }
+            Wire::Ancestors(list) => {
+                // Anchored: the first block is one we asked for, each next one is the
+                // parent of the one before. Anything else is dropped.
+                let Some(first) = list.first() else { return Ok(()) };
+                if !self.requested.contains_key(&digest_of(first)) {
+                    return Ok(());
+                }
+                let mut expect = digest_of(first);
+                for b in list {
+                    if digest_of(&b) != expect || b.header.height <= self.head.height {
+                        break;
+                    }
+                    expect = to_digest(b.header.parent);
+                    self.requested.remove(&digest_of(&b));
+                    self.insert_block(b);
+                }
+                self.retry(net)?;
+            }
+            Wire::Txs(txs) => {
+                let _ = gossip;
+                for tx in txs {
+                    let h = tx.hash();
+                    if !self.gossiped.insert(h) {
+                        continue;
+                    }
+                    if let Err(e) = self.app.admit(tx) {
+                        tracing::trace!(%h, "gossiped transaction not admitted: {e}");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn insert_block(&mut self, b: Block) {
+        if self.blocks.len() >= BLOCKS_LEN_MAX {
+            return;
+        }
+        let d = digest_of(&b);
+        self.blocks.entry(d).or_insert_with(|| Arc::new(b));
+    }
+
+    /// The block `digest` and up to `count - 1` ancestors, newest first, from memory or
+    /// the chain database.
+    fn ancestors(&self, digest: Digest, height: Option<u64>, count: u32) -> Vec<Block> {
+        let mut out: Vec<Block> = Vec::new();
+        let mut want = digest;
+        let mut h = height;
+        if h.is_none() && !self.blocks.contains_key(&want) {
+            // Search the recent finalized chain.
+            let top = self.head.height;
+            let mut x = top;
+            while x > 0 && top - x < 4_096 {
+                if let Ok(Some(b)) = self.app.db.block(x)
+                    && digest_of(&b) == want
+                {
+                    h = Some(x);
+                    break;
+                }
+                x -= 1;
+            }
+        }
+        let mut bytes = 0usize;
+        while (out.len() as u32) < count && want != to_digest(Hash32::ZERO) {
+            let b = if let Some(b) = self.blocks.get(&want) {
+                (**b).clone()
+            } else if let Some(x) = h.filter(|x| *x <= self.head.height) {
+                match self.app.db.block(x) {
+                    Ok(Some(b)) if digest_of(&b) == want => b,
+                    _ => break,
+                }
+            } else {
+                break;
+            };
+            bytes += borsh::to_vec(&b).map(|v| v.len()).unwrap_or(0);
+            if bytes > (super::wire::MESSAGE_BYTES_MAX as usize) / 2 && !out.is_empty() {
+                break;
+            }
+            want = to_digest(b.header.parent);
+            h = b.header.height.checked_sub(1);
+            out.push(b);
+        }
+        out
+    }
+
+    fn request(&mut self, d: Digest, height: Option<u64>, net: &mut impl Sender<PublicKey = ed25519::PublicKey>) {
+        let now = self.context.current();
+        if let Some(t) = self.requested.get(&d)
+            && now.duration_since(*t).unwrap_or_default() < Duration::from_millis(REFETCH_MS)
+        {
+            return;
+        }
+        self.requested.insert(d, now);
+        let msg = Wire::GetAncestors { digest: to_hash(&d), height, count: ANCESTORS_LEN_MAX };
+        let _ = net.send(Recipients::All, msg.encode(), false);
+    }
+
+    /// The unfinalized blocks from the head (exclusive) to `tip` (inclusive), oldest first.
+    fn chain_to(&self, tip: Digest) -> Result<Vec<Digest>, Gap> {
+        let mut out = Vec::new();
+        let mut d = tip;
+        while d != self.head.digest {
+            let Some(b) = self.blocks.get(&d) else { return Err(Gap::Missing(d)) };
+            if b.header.height <= self.head.height {
+                return Err(Gap::Stale);
+            }
+            out.push(d);
+            d = to_digest(b.header.parent);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Merged writes of `chain` (all executed), oldest first.
+    fn merged(&self, chain: &[Digest]) -> WriteSet {
+        let mut w = WriteSet::default();
+        for d in chain {
+            w.extend(self.executed[d].writes.clone());
+        }
+        w
+    }
+
+    /// The parent header fields of a block built on `parent` (height, hash, time).
+    fn parent_info(&self, parent: &Digest) -> (u64, u64) {
+        if *parent == self.head.digest {
+            (self.head.height, self.head.time_ms)
+        } else {
+            let b = &self.blocks[parent];
+            (b.header.height, b.header.time_ms)
+        }
+    }
+
+    /// Executes `tip` and any unexecuted ancestors.
+    fn execute(&mut self, tip: Digest) -> Result<(), ExecError> {
+        let chain = self.chain_to(tip).map_err(ExecError::Gap)?;
+        let snap = self.app.db.snapshot().map_err(|e| ExecError::Invalid(format!("storage: {e}")))?;
+        for (i, d) in chain.iter().enumerate() {
+            if self.executed.contains_key(d) {
+                continue;
+            }
+            let block = self.blocks[d].clone();
+            let parent = to_digest(block.header.parent);
+            let (ph, pt) = self.parent_info(&parent);
+            if block.header.height != ph + 1 {
+                return Err(ExecError::Invalid(format!("height {} on a parent at {ph}", block.header.height)));
+            }
+            if block.header.time_ms <= pt {
+                return Err(ExecError::Invalid("block time is not after its parent's".into()));
+            }
+            let writes = self.merged(&chain[..i]);
+            let state = Layered { base: &snap, writes: &writes };
+            let outcome = deed_ledger::apply_block_with_blobs(&state, &block, &crate::app::StoreBlobs(&self.app.store)).map_err(|e| ExecError::Invalid(e.to_string()))?;
+            self.executed.insert(*d, Arc::new(Executed { writes: outcome.writes, rejected: Vec::new() }));
+        }
+        Ok(())
+    }
+
+    fn retry(&mut self, net: &mut impl Sender<PublicKey = ed25519::PublicKey>) -> Result<(), Fatal> {
+        self.try_finalize(net)?;
+        self.retry_verifies(net);
+        self.retry_proposals(net);
+        Ok(())
+    }
+
+    fn retry_verifies(&mut self, net: &mut impl Sender<PublicKey = ed25519::PublicKey>) {
+        let pending = std::mem::take(&mut self.verifies);
+        for (context, payload, response) in pending {
+            if response.is_closed() {
+                continue;
+            }
+            match self.verify(&context, payload) {
+                Ok(v) => {
+                    let _ = response.send(v);
+                }
+                Err(Gap::Missing(d)) => {
+                    let hint = self.blocks.get(&payload).map(|b| b.header.height);
+                    self.request(d, if d == payload { None } else { hint.map(|h| h - 1) }, net);
+                    self.verifies.push((context, payload, response));
+                }
+                Err(Gap::Stale) => {
+                    let _ = response.send(false);
+                }
+            }
+        }
+    }
+
+    /// The verdict on a proposal, or the gap that keeps us from giving one yet.
+    fn verify(&mut self, context: &Ctx, payload: Digest) -> Result<bool, Gap> {
+        let Some(block) = self.blocks.get(&payload).cloned() else { return Err(Gap::Missing(payload)) };
+        let reject = |s: &mut Self, why: String| {
+            tracing::warn!(height = block.header.height, proposer = %block.header.proposer, "rejected proposal: {why}");
+            let mut st = s.stats.lock().unwrap();
+            st.rejected += 1;
+            st.last_rejection = Some(why);
+            Ok(false)
+        };
+        if to_digest(block.header.parent) != context.parent.1 {
+            return reject(self, "the block's parent is not the consensus parent".into());
+        }
+        if block.header.proposer != from_consensus_key(&context.leader) {
+            return reject(self, "the block's proposer is not the round's leader".into());
+        }
+        if block.header.time_ms > self.now_ms() + CLOCK_SKEW_MS_MAX {
+            return reject(self, "the block's time is too far in the future".into());
+        }
+        match self.execute(payload) {
+            Ok(()) => {
+                self.stats.lock().unwrap().verified += 1;
+                Ok(true)
+            }
+            Err(ExecError::Gap(g)) => Err(g),
+            Err(ExecError::Invalid(why)) => reject(self, why),
+        }
+    }
+
+    fn retry_proposals(&mut self, net: &mut impl Sender<PublicKey = ed25519::PublicKey>) {
+        let pending = std::mem::take(&mut self.proposals);
+        for (context, response) in pending {
+            if response.is_closed() {
+                continue;
+            }
+            match self.propose(&context) {
+                Ok(Some(d)) => {
+                    let _ = response.send(d);
+                }
+                Ok(None) => self.proposals.push((context, response)),
+                Err(Gap::Missing(d)) => {
+                    self.request(d, None, net);
+                    self.proposals.push((context, response));
+                }
+                Err(Gap::Stale) => {}
+            }
+        }
+    }
+
+    /// Builds a block on the context's parent, or `None` to wait (nothing pending and
+    /// the idle time not reached, or too soon after the parent).
+    fn propose(&mut self, context: &Ctx) -> Result<Option<Digest>, Gap> {
+        let parent = context.parent.1;
+        let chain = self.chain_to(parent)?;
+        if let Err(e) = self.execute(parent) {
+            return match e {
+                ExecError::Gap(g) => Err(g),
+                ExecError::Invalid(_) => Err(Gap::Stale),
+            };
+        }
+        let (ph, pt) = self.parent_info(&parent);
+        let now = self.now_ms();
+        let in_chain: HashSet<Hash32> =
+            chain.iter().flat_map(|d| self.blocks[d].txs.iter().map(|t| t.hash())).collect();
+        let txs: Vec<SignedTx> = self
+            .app
+            .pending_txs(self.app.genesis.params.block_txs_max as usize + in_chain.len())
+            .into_iter()
+            .filter(|t| !in_chain.contains(&t.hash()))
+            .collect();
+        let due = if txs.is_empty() { pt + self.timing.idle_block_ms } else { pt + self.timing.block_interval_ms };
+        if now < due {
+            return Ok(None);
+        }
+        let time_ms = now.max(pt + 1);
+        let writes = self.merged(&chain);
+        let snap = match self.app.db.snapshot() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("storage: {e}");
+                return Ok(None);
+            }
+        };
+        let state = Layered { base: &snap, writes: &writes };
+        let env = BlockEnv { chain_id: self.app.chain_id().to_string(), height: ph + 1, time_ms, proposer: self.me };
+        let mut p = deed_ledger::propose_with_blobs(&state, &env, txs, &crate::app::StoreBlobs(&self.app.store));
+        if let Some(a) = self.adversary {
+            let nonce = deed_ledger::query::account(&state, &self.me.address()).nonce;
+            let amount = if a == Adversary::Overdraft { u128::MAX / 2 } else { 1 };
+            let tx = deed_types::Tx {
+                chain_id: env.chain_id.clone(),
+                sender: self.me,
+                nonce,
+                fee: self.app.genesis.params.min_tx_fee,
+                body: deed_types::TxBody::Transfer { to: deed_types::Address([7; 20]), amount },
+            };
+            let mut stx = tx.sign(&self.app.key);
+            if a == Adversary::BadSignature {
+                stx.signature.0[0] ^= 1;
+            }
+            p.included.push(stx);
+        }
+        let header = BlockHeader {
+            chain_id: env.chain_id,
+            height: env.height,
+            parent: to_hash(&parent),
+            time_ms,
+            tx_root: Block::tx_root(&p.included),
+            state_root: p.state_root,
+            proposer: self.me,
+        };
+        let block = Block::seal(header, p.included, &self.app.key);
+        let d = digest_of(&block);
+        self.executed.insert(d, Arc::new(Executed { writes: p.writes, rejected: p.rejected }));
+        self.blocks.insert(d, Arc::new(block));
+        self.stats.lock().unwrap().proposed += 1;
+        Ok(Some(d))
+    }
+
+    /// Commits every block up to the newest finalized one we can reach.
+    fn try_finalize(&mut self, net: &mut impl Sender<PublicKey = ed25519::PublicKey>) -> Result<(), Fatal> {
+        let Some((&view, &tip)) = self.finalized.iter().next_back() else { return Ok(()) };
+        if tip == self.head.digest {
+            self.finalized.clear();
+            return Ok(());
+        }
+        let chain = match self.chain_to(tip) {
+            Ok(c) => c,
+            Err(Gap::Missing(d)) => {
+                let hint = self.blocks.values().find(|b| to_digest(b.header.parent) == d).map(|b| b.header.height - 1);
+                self.request(d, hint, net);
+                return Ok(());
+            }
+            Err(Gap::Stale) => {
+                // Finalized at or below our head: it must be a block we already committed.
+                let b = self.blocks.get(&tip).cloned();
+                let ours = b.as_ref().and_then(|b| self.app.db.block(b.header.height).ok().flatten());
+                match (b, ours) {
+                    (Some(b), Some(o)) if digest_of(&o) != tip => {
+                        return Err(self.fatal(format!(
+                            "SAFETY VIOLATION: the network finalized block {} at height {} but this node \
+                             committed {} there",
+                            b.header.hash(),
+                            b.header.height,
+                            o.header.hash()
+                        )));
+                    }
+                    _ => {
+                        self.finalized.retain(|v, _| *v > view);
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        for d in chain {
+            if let Err(e) = self.execute(d) {
+                let b = &self.blocks[&d];
+                let why = match e {
+                    ExecError::Invalid(w) => w,
+                    ExecError::Gap(_) => "a gap in the chain".into(),
+                };
+                return Err(self.fatal(format!(
+                    "STATE DIVERGENCE: finalized block {} at height {} does not execute on this node's \
+                     state: {why}. This node stops rather than follow a chain it cannot verify.",
+                    b.header.hash(),
+                    b.header.height
+                )));
+            }
+            let block = self.blocks[&d].clone();
+            let ex = self.executed[&d].clone();
+            let proposal = Proposal {
+                included: block.txs.clone(),
+                rejected: ex.rejected.iter().map(|(h, e)| (*h, e.clone())).collect(),
+                writes: ex.writes.clone(),
+                state_root: block.header.state_root,
+            };
+            self.app.finalize((*block).clone(), &proposal).map_err(|e| self.fatal(format!("commit failed: {e}")))?;
+            let root = self.app.db.state_root().map_err(|e| self.fatal(format!("storage: {e}")))?;
+            if root != block.header.state_root {
+                return Err(self.fatal(format!(
+                    "STATE ROOT MISMATCH at height {}: block says {}, this node computed {}",
+                    block.header.height, block.header.state_root, root
+                )));
+            }
+            self.head = Head { height: block.header.height, digest: d, time_ms: block.header.time_ms };
+            tracing::debug!(height = self.head.height, txs = block.txs.len(), "finalized");
+        }
+        self.finalized.retain(|v, _| *v > view);
+        let h = self.head.height;
+        self.blocks.retain(|_, b| b.header.height > h);
+        let blocks = &self.blocks;
+        self.executed.retain(|d, _| blocks.contains_key(d));
+        self.requested.retain(|d, _| !blocks.contains_key(d));
+        Ok(())
+    }
+
+    fn fatal(&self, msg: String) -> Fatal {
+        tracing::error!("{msg}");
+        eprintln!("deed node: FATAL: {msg}");
+        Fatal(msg)
+    }
+
+    /// Puts equivocation evidence on the ledger: an `Evidence` transaction signed by this
+    /// node, admitted to its mempool (and so gossiped to the proposers).
+    fn submit_evidence(&self, validator: PublicKey, vote_a: Vec<u8>, sig_a: [u8; 64], vote_b: Vec<u8>, sig_b: [u8; 64]) {
+        let me = self.app.key.address();
+        let nonce = match self.app.pending_nonce(&me) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!("cannot submit equivocation evidence: {e}");
+                return;
+            }
+        };
+        let tx = deed_types::Tx {
+            chain_id: self.app.chain_id().to_string(),
+            sender: self.me,
+            nonce,
+            fee: self.app.genesis.params.min_tx_fee,
+            body: deed_types::TxBody::Evidence {
+                validator,
+                vote_a,
+                sig_a: deed_types::Signature(sig_a),
+                vote_b,
+                sig_b: deed_types::Signature(sig_b),
+            },
+        };
+        match self.app.admit(tx.sign(&self.app.key)) {
+            Ok(h) => tracing::warn!(%validator, tx = %h, "submitted equivocation evidence"),
+            Err(e) => tracing::warn!(%validator, "equivocation evidence not admitted: {e}"),
+        }
+    }
+
+    /// Sends newly admitted transactions to the other validators.
+    fn gossip(&mut self, net: &mut impl Sender<PublicKey = ed25519::PublicKey>) {
+        let pending = self.app.pending_txs(crate::mempool::MEMPOOL_TXS_MAX);
+        let fresh: Vec<SignedTx> = pending.into_iter().filter(|t| !self.gossiped.contains(&t.hash())).collect();
+        if fresh.is_empty() {
+            return;
+        }
+        if self.gossiped.len() + fresh.len() > GOSSIPED_LEN_MAX {
+            self.gossiped.clear();
+        }
+        for chunk in fresh.chunks(GOSSIP_TXS_MAX) {
+            for t in chunk {
+                self.gossiped.insert(t.hash());
+            }
+            let _ = net.send(Recipients::All, Wire::Txs(chunk.to_vec()).encode(), false);
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Messages the application sends its peers over p2p, besides consensus's own: block
+//! relay, ancestor requests for catching up, and transaction gossip. Borsh on the wire;
+//! every message is bounded by [`MESSAGE_BYTES_MAX`] at the p2p layer.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use deed_types::{Block, Hash32, SignedTx};
+
+/// p2p channel of consensus votes.
+pub const CHANNEL_VOTES: u64 = 0;
+/// p2p channel of consensus certificates.
+pub const CHANNEL_CERTS: u64 = 1;
+/// p2p channel of consensus's certificate resolver.
+pub const CHANNEL_RESOLVER: u64 = 2;
+/// p2p channel of blocks (relay and catch-up).
+pub const CHANNEL_BLOCKS: u64 = 3;
+/// p2p channel of transaction gossip.
+pub const CHANNEL_TXS: u64 = 4;
+/// p2p channel of blob transfer.
+pub const CHANNEL_BLOBS: u64 = 5;
+
+/// Largest p2p message (a block of `block_txs_max` transactions fits).
+pub const MESSAGE_BYTES_MAX: u32 = 16 << 20;
+/// Most blocks in one ancestors answer.
+pub const ANCESTORS_LEN_MAX: u32 = 64;
+/// Most transactions in one gossip message.
+pub const GOSSIP_TXS_MAX: usize = 2_000;
+
+/// One application message.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub enum Wire {
+    /// A proposed block (relayed by its proposer).
+    Block(Block),
+    /// Asks for the block with header hash `digest` and up to `count - 1` of its ancestors.
+    /// `height` is the block's height when known (a hint that spares a search).
+    GetAncestors {
+        /// The newest block wanted.
+        digest: Hash32,
+        /// Its height, if known.
+        height: Option<u64>,
+        /// How many blocks, newest first.
+        count: u32,
+    },
+    /// Blocks, newest first, each the parent of the one before.
+    Ancestors(Vec<Block>),
+    /// Transactions admitted by the sender.
+    Txs(Vec<SignedTx>),
+}
+
+impl Wire {
+    /// Encodes for the wire.
+    pub fn encode(&self) -> Vec<u8> {
+        borsh::to_vec(self).expect("borsh to Vec")
+    }
+
+    /// Decodes a peer's message; `None` when malformed.
+    pub fn decode(b: &[u8]) -> Option<Wire> {
+        borsh::from_slice(b).ok()
+    }
+}
