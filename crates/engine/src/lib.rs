@@ -49,6 +49,7 @@ pub mod ops;
 mod plan;
 mod replay;
 mod scan;
+mod trace;
 
 pub use error::{LoadError, RunError};
 pub use model::Model;

@@ -4,7 +4,7 @@
 use crate::kernels::KernelPath;
 use crate::ops::{Ctx, KernelError, Op};
 use crate::{IoInfo, Limits, LoadError, RunError, RunOptions, RunOutput};
-use deed_types::{DType, Hash32, Tensor, TensorSet};
+use deed_types::{DType, Tensor, TensorSet};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -197,13 +197,8 @@ impl Model {
                 );
             }
             if opts.trace {
-                buf.clear();
-                for (out, slot) in outs.iter().zip(&node.outputs) {
-                    if slot.is_some() {
-                        out.encode_into(&mut buf);
-                    }
-                }
-                trace.push(Hash32::of(&buf));
+                let named = outs.iter().zip(&node.outputs).filter(|(_, slot)| slot.is_some()).map(|(t, _)| &**t);
+                trace.push(crate::trace::hash_encodings(named, &mut buf));
             }
             for (out, slot) in outs.into_iter().zip(&node.outputs) {
                 if let Some(o) = slot {

@@ -158,10 +158,10 @@ pub(crate) trait Tile: Sync {
     const MR: usize;
     /// Columns per tile.
     const NR: usize;
-    /// For `r < mr`, `j < ncols`: `acc = 0.0; for k < kc { acc = fma(a[k*mr + r],
+    /// For `r < mr`, `j < ncols`: `acc = 0.0; for k < kc { acc = fma(a(r, k),
     /// b[k*ldb + j], acc) }; c[r*ldc + j] = c[r*ldc + j] + acc`.
     #[allow(clippy::too_many_arguments)]
-    fn tile(&self, mr: usize, kc: usize, a: &[f32], b: &[f32], ldb: usize, c: &mut [f32], ldc: usize, ncols: usize);
+    fn tile(&self, mr: usize, kc: usize, a: Mat<'_>, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize, ncols: usize);
 }
 
 /// The bounds every tile relies on; a violation is a bug in the driver.
@@ -172,7 +172,7 @@ pub(crate) fn check_tile(
     nr: usize,
     mr: usize,
     kc: usize,
-    a: &[f32],
+    a: Mat<'_>,
     b: &[f32],
     ldb: usize,
     c: &[f32],
@@ -180,7 +180,7 @@ pub(crate) fn check_tile(
     ncols: usize,
 ) {
     assert!((1..=mr_max).contains(&mr) && (1..=nr).contains(&ncols) && (1..=DOT_BLOCK).contains(&kc), "tile shape");
-    assert!(a.len() >= kc * mr, "tile a bounds");
+    assert!(a.data.len() > (mr - 1) * a.rs + (kc - 1) * a.cs, "tile a bounds");
     assert!(ldb >= ncols && b.len() >= (kc - 1) * ldb + ncols, "tile b bounds");
     assert!(ldc >= ncols && c.len() >= (mr - 1) * ldc + ncols, "tile c bounds");
 }
@@ -192,13 +192,13 @@ struct ScalarTile<const MR: usize, const NR: usize>;
 impl<const MR: usize, const NR: usize> Tile for ScalarTile<MR, NR> {
     const MR: usize = MR;
     const NR: usize = NR;
-    fn tile(&self, mr: usize, kc: usize, a: &[f32], b: &[f32], ldb: usize, c: &mut [f32], ldc: usize, ncols: usize) {
+    fn tile(&self, mr: usize, kc: usize, a: Mat<'_>, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize, ncols: usize) {
         check_tile(MR, NR, mr, kc, a, b, ldb, c, ldc, ncols);
         let mut acc = [[0.0f32; NR]; MR];
         for k in 0..kc {
             let bk = &b[k * ldb..k * ldb + ncols];
             for (r, acc_r) in acc.iter_mut().enumerate().take(mr) {
-                let av = a[k * mr + r];
+                let av = a.data[r * a.rs + k * a.cs];
                 for (x, &bv) in acc_r.iter_mut().zip(bk) {
                     *x = av.mul_add(bv, *x);
                 }
@@ -214,8 +214,8 @@ impl<const MR: usize, const NR: usize> Tile for ScalarTile<MR, NR> {
 
 /// Columns of B packed per cache block (a packed K block of them stays in L2).
 const NC: usize = 512;
-/// Rows of A packed per cache block.
-const MC: usize = 64;
+/// Rows of A per cache block (a multiple of every tile's row count).
+const MC: usize = 48;
 /// Multiply-adds below which a product stays on the calling thread.
 const PAR_MIN_MACS: usize = 1 << 17;
 
@@ -357,8 +357,6 @@ fn drive<T: Tile>(t: &T, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, o
     let pack_b = b.cs != 1;
     let nc_max = if pack_b { NC.next_multiple_of(nr) } else { n };
     let mut bpack = if pack_b { vec![0.0f32; DOT_BLOCK * nc_max.min(n.next_multiple_of(nr))] } else { Vec::new() };
-    let mc_max = MC.next_multiple_of(mr_max);
-    let mut apack = vec![0.0f32; DOT_BLOCK * mc_max.min(m.next_multiple_of(mr_max))];
     for jc in (0..n).step_by(nc_max) {
         let nc = nc_max.min(n - jc);
         for kb in (0..k).step_by(DOT_BLOCK) {
@@ -366,19 +364,10 @@ fn drive<T: Tile>(t: &T, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, o
             if pack_b {
                 pack_panels(b, kb, kc, jc, nc, nr, &mut bpack);
             }
-            for ic in (0..m).step_by(mc_max) {
-                let mc = mc_max.min(m - ic);
-                // A block [ic.., kb..]: tiles of mr rows, each k-major with stride mr.
-                let mut p = 0;
-                for ir in (0..mc).step_by(mr_max) {
-                    let mr = mr_max.min(mc - ir);
-                    for kk in 0..kc {
-                        for r in 0..mr {
-                            apack[p] = a.data[(ic + ir + r) * a.rs + (kb + kk) * a.cs];
-                            p += 1;
-                        }
-                    }
-                }
+            // A is read in place through its strides (rows of A stream through L1 while a
+            // B panel stays there); only B is packed.
+            for ic in (0..m).step_by(MC) {
+                let mc = MC.min(m - ic);
                 for jr in (0..nc).step_by(nr) {
                     let ncols = nr.min(nc - jr);
                     let (bs, ldb) = if pack_b {
@@ -386,12 +375,10 @@ fn drive<T: Tile>(t: &T, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, o
                     } else {
                         (&b.data[kb * b.rs + jc + jr..], b.rs)
                     };
-                    let mut p = 0;
                     for ir in (0..mc).step_by(mr_max) {
                         let mr = mr_max.min(mc - ir);
                         let c = &mut out[(ic + ir) * ldc + jc + jr..];
-                        t.tile(mr, kc, &apack[p..p + kc * mr], bs, ldb, c, ldc, ncols);
-                        p += kc * mr;
+                        t.tile(mr, kc, a.offset(ic + ir, kb), bs, ldb, c, ldc, ncols);
                     }
                 }
             }

@@ -11,7 +11,7 @@
 //! slice bounds that the unchecked loads and stores rely on.
 #![allow(unsafe_code)]
 
-use super::{Tile, check_tile};
+use super::{Mat, Tile, check_tile};
 use std::arch::x86_64::*;
 
 /// Dispatches a runtime row count `mr` to a const-generic kernel instantiation.
@@ -59,14 +59,14 @@ macro_rules! tile_impl {
             const MR: usize = $mr;
             const NR: usize = $nv * $lanes;
             #[inline]
-            fn tile(&self, mr: usize, kc: usize, a: &[f32], b: &[f32], ldb: usize, c: &mut [f32], ldc: usize, ncols: usize) {
+            fn tile(&self, mr: usize, kc: usize, a: Mat<'_>, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize, ncols: usize) {
                 check_tile(Self::MR, Self::NR, mr, kc, a, b, ldb, c, ldc, ncols);
-                let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+                let (ars, acs, a, b, c) = (a.rs, a.cs, a.data.as_ptr(), b.as_ptr(), c.as_mut_ptr());
                 // SAFETY: `self` exists only if the CPU has the kernel's features (`new`), and
-                // `check_tile` proved that every element the kernel touches — a[..kc*mr],
+                // `check_tile` proved that every element the kernel touches — a[r*ars + k*acs],
                 // b[k*ldb + j] and c[r*ldc + j] for k < kc, r < mr, j < ncols — is in bounds;
                 // lanes at j >= ncols are masked off and never accessed.
-                unsafe { by_rows!(mr, $kern, $nv, kc, a, b, ldb, c, ldc, ncols) }
+                unsafe { by_rows!(mr, $kern, $nv, kc, a, ars, acs, b, ldb, c, ldc, ncols) }
             }
         }
     )*};
@@ -75,12 +75,15 @@ macro_rules! tile_impl {
 tile_impl!(Avx512, kern512, 16, (8, 2), (2, 8));
 tile_impl!(Avx2, kern256, 8, (6, 2), (2, 8));
 
-/// `c[r*ldc + j] += dot_block(a[.., r], b[.., j])` for `r < R`, `j < ncols`; `a` is packed
-/// k-major with stride `R`.
+/// `c[r*ldc + j] += dot_block(a[r, ..], b[.., j])` for `r < R`, `j < ncols`, where
+/// `a[r, k]` is `a[r*ars + k*acs]`.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 unsafe fn kern512<const R: usize, const NV: usize>(
     kc: usize,
     a: *const f32,
+    ars: usize,
+    acs: usize,
     b: *const f32,
     ldb: usize,
     c: *mut f32,
@@ -104,8 +107,8 @@ unsafe fn kern512<const R: usize, const NV: usize>(
             bv[v] = unsafe { if full { _mm512_loadu_ps(p) } else { _mm512_maskz_loadu_ps(masks[v], p) } };
         }
         for (r, acc_r) in acc.iter_mut().enumerate() {
-            // SAFETY: a holds kc * R elements (checked by the caller).
-            let av = _mm512_set1_ps(unsafe { *a.add(k * R + r) });
+            // SAFETY: a[r*ars + k*acs] is in bounds for r < R, k < kc (checked by the caller).
+            let av = _mm512_set1_ps(unsafe { *a.add(r * ars + k * acs) });
             for v in 0..NV {
                 acc_r[v] = _mm512_fmadd_ps(av, bv[v], acc_r[v]);
             }
@@ -124,10 +127,13 @@ unsafe fn kern512<const R: usize, const NV: usize>(
 }
 
 /// The AVX2 twin of [`kern512`], 8 columns per vector.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn kern256<const R: usize, const NV: usize>(
     kc: usize,
     a: *const f32,
+    ars: usize,
+    acs: usize,
     b: *const f32,
     ldb: usize,
     c: *mut f32,
@@ -151,8 +157,8 @@ unsafe fn kern256<const R: usize, const NV: usize>(
             bv[v] = unsafe { if full { _mm256_loadu_ps(p) } else { _mm256_maskload_ps(p, masks[v]) } };
         }
         for (r, acc_r) in acc.iter_mut().enumerate() {
-            // SAFETY: a holds kc * R elements (checked by the caller).
-            let av = _mm256_set1_ps(unsafe { *a.add(k * R + r) });
+            // SAFETY: a[r*ars + k*acs] is in bounds for r < R, k < kc (checked by the caller).
+            let av = _mm256_set1_ps(unsafe { *a.add(r * ars + k * acs) });
             for v in 0..NV {
                 acc_r[v] = _mm256_fmadd_ps(av, bv[v], acc_r[v]);
             }
