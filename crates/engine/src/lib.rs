@@ -21,7 +21,17 @@
 //! - Cast: saturating float → int, NaN → 0 — [`ops::shape`].
 //!
 //! Threads ([`RunOptions::threads`]) only split independent output rows or positions,
-//! never a reduction, so the result does not depend on the thread count.
+//! never a reduction, so the result does not depend on the thread count. Threads are
+//! scoped to the operator that uses them (`std::thread::scope`); the engine owns no
+//! global pool.
+//!
+//! # Kernel paths
+//!
+//! MatMul, Gemm and Conv run on a [`kernels::KernelPath`]: the scalar `reference` (the
+//! specification) or a blocked, packed path (`scalar`, `avx2`, `avx512`) that gives the
+//! same bits ([`kernels`] says why). [`Model::run`] uses `DEED_ENGINE_KERNELS` (`auto`
+//! when unset: the widest path the CPU has, detected at run time);
+//! [`Model::run_with_kernels`] picks one explicitly.
 //!
 //! # Trace
 //!

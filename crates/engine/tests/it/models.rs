@@ -214,6 +214,13 @@ fn conv_pool_flatten_gemm_threads_agree() {
         assert_eq!(many.output_hash(), one.output_hash(), "threads = {threads}");
         assert_eq!(many.trace, one.trace, "threads = {threads}");
     }
+    // Every kernel path this CPU has, at several thread counts, gives the same trace root.
+    for path in deed_engine::kernels::KernelPath::available() {
+        for threads in [1, 2] {
+            let r = m.run_with_kernels(&s, &RunOptions { threads, trace: true }, path).unwrap();
+            assert_eq!(r.trace_root(), one.trace_root(), "{path:?}, threads = {threads}");
+        }
+    }
     assert_eq!(one.outputs.0["out"].shape, vec![2, 10]);
     assert!(f32s(&one.outputs.0["out"]).iter().all(|v| v.is_finite()));
 }
