@@ -213,7 +213,11 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits) -> Result<Model, LoadError> {
         return Err(over("size in bytes", bytes.len() as u64, limits.model_bytes_max));
     }
     crate::scan::check(bytes, limits)?;
-    let mp = ModelProto::decode(bytes).map_err(|e| LoadError::NotOnnx(format!("the protobuf does not decode: {e}")))?;
+    let mut mp =
+        ModelProto::decode(bytes).map_err(|e| LoadError::NotOnnx(format!("the protobuf does not decode: {e}")))?;
+    // Initializers are moved out of the protobuf and each one's bytes freed once converted,
+    // so the decoded copy of the weights and the converted tensors are never all alive at once.
+    let initializers = mp.graph.as_mut().map(|g| std::mem::take(&mut g.initializer)).unwrap_or_default();
     let graph = mp.graph.as_ref().ok_or_else(|| LoadError::NotOnnx("the file contains no graph".into()))?;
     if mp.ir_version <= 0 {
         return Err(LoadError::NotOnnx("the file has no IR version".into()));
@@ -243,14 +247,14 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits) -> Result<Model, LoadError> {
 
     // Initializers.
     let mut init_bytes: u64 = 0;
-    for tp in &graph.initializer {
+    for tp in initializers {
         if tp.name.is_empty() {
             return Err(LoadError::Invalid("an initializer has no name".into()));
         }
         if vals.ids.contains_key(&tp.name) {
             return Err(LoadError::Invalid(format!("initializer '{}' is defined twice", tp.name)));
         }
-        let t = tensor_from_proto(tp, limits, "initializer")?;
+        let t = tensor_from_proto(&tp, limits, "initializer")?;
         init_bytes = init_bytes.saturating_add((t.data.len() * t.dtype().size()) as u64);
         if init_bytes > limits.initializer_bytes_max as u64 {
             return Err(over("initializer size in bytes", init_bytes, limits.initializer_bytes_max));

@@ -181,7 +181,7 @@ pub(crate) fn check_tile(
 ) {
     assert!((1..=mr_max).contains(&mr) && (1..=nr).contains(&ncols) && (1..=DOT_BLOCK).contains(&kc), "tile shape");
     assert!(a.data.len() > (mr - 1) * a.rs + (kc - 1) * a.cs, "tile a bounds");
-    assert!(ldb >= ncols && b.len() >= (kc - 1) * ldb + ncols, "tile b bounds");
+    assert!((kc == 1 || ldb >= ncols) && b.len() >= (kc - 1) * ldb + ncols, "tile b bounds");
     assert!(ldc >= ncols && c.len() >= (mr - 1) * ldc + ncols, "tile c bounds");
 }
 
@@ -257,6 +257,13 @@ fn gemm_with(
         return;
     }
     assert!(ldc >= n && out.len() >= (m - 1) * ldc + n, "gemm output bounds");
+    if k == 0 {
+        // Empty dot products are +0.0 (and A and B may be empty slices).
+        for i in 0..m {
+            out[i * ldc..i * ldc + n].fill(0.0);
+        }
+        return;
+    }
     match path {
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx512 => {
@@ -352,9 +359,10 @@ fn drive<T: Tile>(t: &T, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, o
         return;
     }
     let (mr_max, nr) = (T::MR, T::NR);
-    // Few rows read each B panel only a few times: read B in place when its rows are
-    // contiguous, otherwise pack it into nr-wide, K-block-long panels.
-    let pack_b = b.cs != 1;
+    // B is read in place only when its columns are contiguous and its rows do not overlap
+    // (a [N, 1] matrix seen as [1, N] has column stride 1 and row stride 1); otherwise it is
+    // packed into nr-wide, K-block-long panels.
+    let pack_b = !(b.cs == 1 && (k == 1 || b.rs >= n));
     let nc_max = if pack_b { NC.next_multiple_of(nr) } else { n };
     let mut bpack = if pack_b { vec![0.0f32; DOT_BLOCK * nc_max.min(n.next_multiple_of(nr))] } else { Vec::new() };
     for jc in (0..n).step_by(nc_max) {
