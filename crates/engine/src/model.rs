@@ -163,7 +163,6 @@ impl Model {
             values[id] = Some(Cow::Borrowed(&inputs.0[&info.name]));
         }
         let mut trace = Vec::with_capacity(if opts.trace { self.nodes.len() } else { 0 });
-        let mut buf = Vec::new();
         for (pos, node) in self.nodes.iter().enumerate() {
             let outs: Vec<Cow<'_, Tensor>> = {
                 let ins: Vec<Option<&Tensor>> = node
@@ -198,7 +197,7 @@ impl Model {
             }
             if opts.trace {
                 let named = outs.iter().zip(&node.outputs).filter(|(_, slot)| slot.is_some()).map(|(t, _)| &**t);
-                trace.push(crate::trace::hash_encodings(named, &mut buf));
+                trace.push(crate::trace::hash_encodings(named, threads));
             }
             for (out, slot) in outs.into_iter().zip(&node.outputs) {
                 if let Some(o) = slot {
