@@ -35,9 +35,12 @@ def run(cmd, timeout=1800):
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": "timeout"}
+    except OSError as e:
+        return {"error": f"not run: {e}", "not_run": True}
     line = next((l for l in reversed(p.stdout.splitlines()) if l.startswith("{")), None)
     if p.returncode != 0 or line is None:
-        err = (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1]
+        lines = p.stderr.strip().splitlines() or ["exit %d" % p.returncode]
+        err = next((l for l in lines if l.startswith("Error")), lines[-1])
         return {"error": err[:200]}
     return json.loads(line)
 
@@ -74,10 +77,14 @@ def main():
     def cell(stem, t, name):
         r = res.get((stem, t, name), {})
         if "error" in r:
+            if r.get("not_run") or r["error"] == "timeout":
+                return "not run"
             return "unsupported" if name != "ort" else "error"
         return fmt(r.get("median_ms"))
 
-    lines = [f"Measured {date}, {cpu} ({platform.machine()}, {os.cpu_count()} vCPU), "
+    load = open("/proc/loadavg").read().split()[:3]
+    lines = [f"Measured {date}, {cpu} ({platform.machine()}, {os.cpu_count()} vCPU, load average at the end "
+             f"{' '.join(load)}), "
              f"deed kernels: {get(cases[0][0], 1, 'deed', 'kernels') or '?'}. Median latency in ms.", "",
              "| model | threads | deed | onnxruntime | tract | deed/ort | deed/tract |", "|---|---|---|---|---|---|---|"]
     for stem, kind, _ in cases:
