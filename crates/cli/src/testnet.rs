@@ -85,7 +85,8 @@ fn init(ctx: &Ctx, n: usize, out: &Path, base_port: u16, chain_id: &str) -> Resu
         cfg.listen = http.clone();
         cfg.node_url = format!("http://{http}");
         home.save_config(&cfg)?;
-        peers.push(Peer { key: home.node_key()?.public(), addr: format!("127.0.0.1:{}", p2p_base + i as u16).parse()? });
+        peers
+            .push(Peer { key: home.node_key()?.public(), addr: format!("127.0.0.1:{}", p2p_base + i as u16).parse()? });
         homes.push(home);
     }
     let keys: Vec<_> = peers.iter().map(|p| p.key).collect();
@@ -219,7 +220,8 @@ pub(crate) fn peers_text(status: &serde_json::Value) -> String {
     let Some(peers) = status["peers"].as_array().filter(|p| !p.is_empty()) else { return String::new() };
     let mut s = format!("peers:      {}\n", peers.len());
     for p in peers {
-        let seen = p["last_seen_ms_ago"].as_u64().map_or("never heard from".to_string(), |ms| format!("seen {ms} ms ago"));
+        let seen =
+            p["last_seen_ms_ago"].as_u64().map_or("never heard from".to_string(), |ms| format!("seen {ms} ms ago"));
         s.push_str(&format!("  {} {} ({seen})\n", p["addr"].as_str().unwrap_or("?"), p["key"].as_str().unwrap_or("?")));
     }
     s

@@ -69,8 +69,14 @@ async fn main() {
             }
             let to = users[(u + 1) % users.len()].address();
             txs.push(
-                Tx { chain_id: "deed-bench".into(), sender: k.public(), nonce, fee: 10, body: TxBody::Transfer { to, amount: 1 } }
-                    .sign(k),
+                Tx {
+                    chain_id: "deed-bench".into(),
+                    sender: k.public(),
+                    nonce,
+                    fee: 10,
+                    body: TxBody::Transfer { to, amount: 1 },
+                }
+                .sign(k),
             );
         }
     }

@@ -305,7 +305,8 @@ pub async fn start_home_with(
         // A home written by `deed testnet init`: a validator of a BFT network.
         let producer = bft::BftProducer::new(net.bft_config(home.data_dir()));
         config.producer_name = "simplex";
-        config.net = Some(Arc::new(bft::NetInfo { peers: producer.config.peers.clone(), stats: producer.stats.clone() }));
+        config.net =
+            Some(Arc::new(bft::NetInfo { peers: producer.config.peers.clone(), stats: producer.stats.clone() }));
         return start(config, key, genesis, Box::new(producer)).await;
     }
     let producer = SoloProducer {

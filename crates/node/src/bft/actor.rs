@@ -165,8 +165,8 @@ impl Reporter for Mailbox {
 
     fn report(&mut self, activity: Self::Activity) -> Feedback {
         use commonware_codec::{Encode, Read};
-        use commonware_consensus::simplex::types::{Finalize, Notarize};
         use commonware_consensus::simplex::types::Attributable;
+        use commonware_consensus::simplex::types::{Finalize, Notarize};
         let notarize_ns = [self.namespace.as_slice(), b"_NOTARIZE"].concat();
         let finalize_ns = [self.namespace.as_slice(), b"_FINALIZE"].concat();
         let (signer, kind, view, evidence) = match activity {
@@ -341,17 +341,31 @@ impl<E: Clock> Actor<E> {
     /// Runs until the mailbox closes (consensus stopped) or the node diverges.
     pub async fn run(
         mut self,
-        (mut block_tx, mut block_rx): (impl Sender<PublicKey = ed25519::PublicKey>, impl Receiver<PublicKey = ed25519::PublicKey>),
-        (mut gossip_tx, mut gossip_rx): (impl Sender<PublicKey = ed25519::PublicKey>, impl Receiver<PublicKey = ed25519::PublicKey>),
+        (mut block_tx, mut block_rx): (
+            impl Sender<PublicKey = ed25519::PublicKey>,
+            impl Receiver<PublicKey = ed25519::PublicKey>,
+        ),
+        (mut gossip_tx, mut gossip_rx): (
+            impl Sender<PublicKey = ed25519::PublicKey>,
+            impl Receiver<PublicKey = ed25519::PublicKey>,
+        ),
     ) -> Result<(), Fatal> {
         let tick = Duration::from_millis(self.timing.tick_ms);
         let app = self.app.clone();
         let mut fresh_txs = true;
         let mut next_tick = self.context.current() + tick;
         loop {
+            // `biased`: a fixed polling order, so the deterministic runtime replays a seed
+            // exactly (tokio's default picks a random branch first). The tick comes first
+            // so a flood of messages cannot starve retries and gossip.
             tokio::select! {
-                _ = app.tx_notify.notified() => {
-                    fresh_txs = true;
+                biased;
+                _ = self.context.sleep_until(next_tick) => {
+                    next_tick = self.context.current() + tick;
+                    if std::mem::take(&mut fresh_txs) {
+                        self.gossip(&mut gossip_tx);
+                    }
+                    self.retry(&mut block_tx)?;
                 }
                 m = self.mailbox.recv() => {
                     let Some(m) = m else { return Ok(()) };
@@ -369,12 +383,8 @@ impl<E: Clock> Actor<E> {
                         self.on_wire(peer, w, &mut block_tx, &mut gossip_tx)?;
                     }
                 }
-                _ = self.context.sleep_until(next_tick) => {
-                    next_tick = self.context.current() + tick;
-                    if std::mem::take(&mut fresh_txs) {
-                        self.gossip(&mut gossip_tx);
-                    }
-                    self.retry(&mut block_tx)?;
+                _ = app.tx_notify.notified() => {
+                    fresh_txs = true;
                 }
             }
         }
@@ -392,7 +402,7 @@ impl<E: Clock> Actor<E> {
             }
             Message::Broadcast { payload } => {
                 if let Some(b) = self.blocks.get(&payload) {
-                    let _ = net.send(Recipients::All, Wire::Block((**b).clone()).encode(), true);
+                    let _ = net.send(Recipients::All, Wire::Block(Box::new((**b).clone())).encode(), true);
                 }
             }
             Message::Finalized { view, payload } => {
@@ -426,7 +436,7 @@ impl<E: Clock> Actor<E> {
         match w {
             Wire::Block(b) => {
                 if b.header.height > self.head.height {
-                    self.insert_block(b);
+                    self.insert_block(*b);
                     self.retry(net)?;
                 }
             }
@@ -587,7 +597,8 @@ impl<E: Clock> Actor<E> {
             }
             let writes = self.merged(&chain[..i]);
             let state = Layered { base: &snap, writes: &writes };
-            let outcome = deed_ledger::apply_block_with_blobs(&state, &block, &crate::app::StoreBlobs(&self.app.store)).map_err(|e| ExecError::Invalid(e.to_string()))?;
+            let outcome = deed_ledger::apply_block_with_blobs(&state, &block, &crate::app::StoreBlobs(&self.app.store))
+                .map_err(|e| ExecError::Invalid(e.to_string()))?;
             self.executed.insert(*d, Arc::new(Executed { writes: outcome.writes, rejected: Vec::new() }));
         }
         Ok(())
@@ -826,7 +837,14 @@ impl<E: Clock> Actor<E> {
 
     /// Puts equivocation evidence on the ledger: an `Evidence` transaction signed by this
     /// node, admitted to its mempool (and so gossiped to the proposers).
-    fn submit_evidence(&self, validator: PublicKey, vote_a: Vec<u8>, sig_a: [u8; 64], vote_b: Vec<u8>, sig_b: [u8; 64]) {
+    fn submit_evidence(
+        &self,
+        validator: PublicKey,
+        vote_a: Vec<u8>,
+        sig_a: [u8; 64],
+        vote_b: Vec<u8>,
+        sig_b: [u8; 64],
+    ) {
         let me = self.app.key.address();
         let nonce = match self.app.pending_nonce(&me) {
             Ok(n) => n,

@@ -94,8 +94,8 @@ where
 {
     let participants: Set<ed25519::PublicKey> = Set::from_iter_dedup(cfg.participants.iter().cloned());
     let ns = namespace(app.chain_id());
-    let scheme = Scheme::signer(&ns, participants.clone(), cfg.signer.clone())
-        .expect("the node key is one of the validators");
+    let scheme =
+        Scheme::signer(&ns, participants.clone(), cfg.signer.clone()).expect("the node key is one of the validators");
     let ordered: Vec<ed25519::PublicKey> = participants.iter().cloned().collect();
     let (mut actor, mailbox) = Actor::new(context.child("app"), app, cfg.timing, ordered, stats)?;
     actor.set_adversary(cfg.adversary);

@@ -29,7 +29,7 @@ pub const GOSSIP_TXS_MAX: usize = 2_000;
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub enum Wire {
     /// A proposed block (relayed by its proposer).
-    Block(Block),
+    Block(Box<Block>),
     /// Asks for the block with header hash `digest` and up to `count - 1` of its ancestors.
     /// `height` is the block's height when known (a hint that spares a search).
     GetAncestors {

@@ -33,9 +33,14 @@ impl Net {
         b.timing.idle_block_ms = 300;
         b.leader_timeout_ms = 1_000;
         b.certification_timeout_ms = 1_500;
-        deed_node::start(c, Keypair::from_seed(self.keys[i].seed()), self.genesis.clone(), Box::new(BftProducer::new(b)))
-            .await
-            .unwrap()
+        deed_node::start(
+            c,
+            Keypair::from_seed(self.keys[i].seed()),
+            self.genesis.clone(),
+            Box::new(BftProducer::new(b)),
+        )
+        .await
+        .unwrap()
     }
 }
 
@@ -72,11 +77,19 @@ async fn four_validators_on_loopback() {
     // Blocks finalize, and a transaction sent to one node ends up in a block everywhere.
     let alice = Keypair::dev("dev1");
     let bob = Keypair::dev("dev2");
-    let tx = Tx { chain_id: "deed-net-test".into(), sender: alice.public(), nonce: 0, fee: 10,
-                  body: TxBody::Transfer { to: bob.address(), amount: 5 } }.sign(&alice);
+    let tx = Tx {
+        chain_id: "deed-net-test".into(),
+        sender: alice.public(),
+        nonce: 0,
+        fee: 10,
+        body: TxBody::Transfer { to: bob.address(), amount: 5 },
+    }
+    .sign(&alice);
     let txh: Hash32 = nodes[3].as_ref().unwrap().app.admit(tx).unwrap();
     wait_for("the transfer to be final on every node", 60, || {
-        nodes.iter().all(|n| n.as_ref().unwrap().app.db.tx_status(&txh).unwrap().is_some_and(|s| s.height.is_some_and(|h| h > 0)))
+        nodes.iter().all(|n| {
+            n.as_ref().unwrap().app.db.tx_status(&txh).unwrap().is_some_and(|s| s.height.is_some_and(|h| h > 0))
+        })
     })
     .await;
 
