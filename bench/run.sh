@@ -49,17 +49,26 @@ case "$cmd" in
         fi
         B3SUM="$(command -v b3sum || echo bench/target/tools/bin/b3sum)"
         rm -rf "$work" && mkdir -p "$work"
-        echo "# $(date -u +%Y-%m-%d) $(uname -m), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs), $(nproc) cores, ${mib} MiB model"
+        echo "# $(date -u +%Y-%m-%d) $(uname -m), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs), $(nproc) cores, ${mib} MiB model, load $(cut -d' ' -f1 /proc/loadavg 2>/dev/null)"
         out="$("${CARGO_TARGET_DIR:-target}"/release/examples/store_bench "$work" "$mib")"
         f="$work/model-v1.onnx"
         bytes=$(stat -c %s "$f")
-        t() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); awk "BEGIN { print $e - $s }"; }
-        row() { printf '| %s | %.2f s | %.2f GB/s |\n' "$1" "$2" "$(awk "BEGIN { print $bytes / $2 / 1e9 }")"; }
+        # Wall and CPU (user + system) seconds of a command, children included.
+        t() { local TIMEFORMAT='%R %U %S' r; r=$( { time "$@" >/dev/null 2>&1; } 2>&1 ); echo "$r"; }
+        row() {
+            local w u s
+            read -r w u s <<<"$2"
+            printf '| %s | %.2f s | %.2f GB/s | %.2f s |\n' "$1" "$w" "$(awk "BEGIN { print $bytes / $w / 1e9 }")" \
+                "$(awk "BEGIN { print $u + $s }")"
+        }
         sync
-        echo "| what | time | throughput |"
-        echo "|---|---|---|"
+        echo "| what | time | throughput | CPU |"
+        echo "|---|---|---|---|"
         row "cp (page cache, no fsync)" "$(t cp "$f" "$work/copy1")"
         row "cp + fsync" "$(t sh -c "cp '$f' '$work/copy2' && sync '$work/copy2'")"
+        row "dd bs=4M oflag=direct conv=fsync (durable, no page cache)" \
+            "$(t dd if="$f" of="$work/copy3" bs=4M oflag=direct conv=fsync)"
+        rm -f "$work/copy1" "$work/copy2" "$work/copy3"
         row "b3sum (BLAKE3, $( "$B3SUM" --version | cut -d' ' -f2), all cores)" "$(t "$B3SUM" "$f")"
         row "b3sum --num-threads 1" "$(t "$B3SUM" --num-threads 1 "$f")"
         echo "$out"

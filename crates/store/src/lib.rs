@@ -34,6 +34,7 @@ use backend::{Backend, LocalBackend};
 use deed_types::{Cid, Hash32};
 use formats::FormatLimits;
 use std::{
+    collections::{HashMap, HashSet},
     fs::{self, File, OpenOptions},
     io::{self, Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
@@ -49,6 +50,8 @@ pub use fingerprint::{Fingerprint, similarity};
 const IO_CHUNK_BYTES: usize = 256 * 1024;
 /// Groups verified per read batch (1 MiB).
 const READ_BATCH_GROUPS: u64 = 64;
+/// Memory for verified manifests kept between reads (about 32 GiB of blobs' outboards).
+const MANIFEST_CACHE_BYTES: usize = 64 << 20;
 /// Manifest magic.
 const MANIFEST_MAGIC: &[u8; 8] = b"DEEDMF1\0";
 /// How long an unfinished resumable upload is kept, in milliseconds.
@@ -258,6 +261,51 @@ pub struct Store {
     gc_lock: RwLock<()>,
     upload_lock: Mutex<()>,
     seq: AtomicU64,
+    manifests: Mutex<ManifestCache>,
+}
+
+/// Manifests whose outboard has been checked against the CID, least recently used
+/// dropped first: a range read then costs one group hash, not a merge of the whole
+/// outboard (65,536 merges for 1 GiB). Chunk bytes are still verified on every read.
+#[derive(Debug, Default)]
+struct ManifestCache {
+    map: HashMap<Cid, (Arc<Manifest>, u64)>,
+    bytes: usize,
+    clock: u64,
+}
+
+impl ManifestCache {
+    fn cost(m: &Manifest) -> usize {
+        128 + m.chunks.len() * 48 + m.outboard.len() * 32
+    }
+
+    fn get(&mut self, cid: &Cid) -> Option<Arc<Manifest>> {
+        self.clock += 1;
+        let e = self.map.get_mut(cid)?;
+        e.1 = self.clock;
+        Some(e.0.clone())
+    }
+
+    fn insert(&mut self, m: Arc<Manifest>) {
+        let cost = Self::cost(&m);
+        if cost > MANIFEST_CACHE_BYTES / 4 {
+            return;
+        }
+        self.remove(&m.cid);
+        while self.bytes + cost > MANIFEST_CACHE_BYTES {
+            let Some(old) = self.map.iter().min_by_key(|e| e.1.1).map(|e| *e.0) else { break };
+            self.remove(&old);
+        }
+        self.clock += 1;
+        self.bytes += cost;
+        self.map.insert(m.cid, (m, self.clock));
+    }
+
+    fn remove(&mut self, cid: &Cid) {
+        if let Some((m, _)) = self.map.remove(cid) {
+            self.bytes -= Self::cost(&m);
+        }
+    }
 }
 
 impl Store {
@@ -282,6 +330,7 @@ impl Store {
             gc_lock: RwLock::new(()),
             upload_lock: Mutex::new(()),
             seq: AtomicU64::new(0),
+            manifests: Mutex::new(ManifestCache::default()),
         })
     }
 
@@ -325,15 +374,20 @@ impl Store {
         let mut scanner = formats::RegionScanner::new(self.limits.clone());
         let mut chunker = chunker::Chunker::default();
         let mut chunks: Vec<(Hash32, u64, u32)> = Vec::new();
-        let mut new_keys: Vec<String> = Vec::new();
+        // Every distinct chunk the manifest will name: all must be durable before it is
+        // written, including those another ingest has put and is still flushing.
+        let mut seen: HashSet<Hash32> = HashSet::new();
+        let mut chunk_keys: Vec<String> = Vec::new();
         let mut offset = 0u64;
         let backend = &self.backend;
         let mut emit = |c: &[u8]| -> Result<(), StoreError> {
             let h = Hash32::of(c);
-            let k = key("chunks", &h);
-            if !new_keys.contains(&k) && !backend.has(&k)? {
-                backend.put(&k, c)?;
-                new_keys.push(k);
+            if seen.insert(h) {
+                let k = key("chunks", &h);
+                if !backend.has(&k)? {
+                    backend.put(&k, c)?;
+                }
+                chunk_keys.push(k);
             }
             chunks.push((h, offset, c.len() as u32));
             offset += c.len() as u64;
@@ -368,7 +422,7 @@ impl Store {
         let (root, outboard) = ob.finish();
         let cid = Cid(root);
         let manifest = Manifest { cid, size, chunks, outboard };
-        self.backend.sync(&new_keys)?;
+        self.backend.sync(&chunk_keys)?;
         let mk = key("manifests", &cid.0);
         // Rewritten even when present: refreshes its age for the GC grace period.
         self.backend.put(&mk, &manifest.encode())?;
@@ -388,8 +442,19 @@ impl Store {
 
     /// A blob's manifest, checked against its id.
     pub fn manifest(&self, cid: &Cid) -> Result<Manifest, StoreError> {
+        Ok((*self.manifest_cached(cid)?).clone())
+    }
+
+    /// A blob's manifest, checked against its id once and then kept in memory.
+    fn manifest_cached(&self, cid: &Cid) -> Result<Arc<Manifest>, StoreError> {
+        let cache = || self.manifests.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = cache().get(cid) {
+            return Ok(m);
+        }
         let b = self.backend.get(&key("manifests", &cid.0))?.ok_or(StoreError::NotFound(*cid))?;
-        Manifest::decode(*cid, &b)
+        let m = Arc::new(Manifest::decode(*cid, &b)?);
+        cache().insert(m.clone());
+        Ok(m)
     }
 
     /// Size of a stored blob.
@@ -404,12 +469,12 @@ impl Store {
 
     /// A verified reader over `start..end` of a blob (`None` = to the end).
     pub fn reader(&self, cid: &Cid, start: u64, end: Option<u64>) -> Result<BlobReader, StoreError> {
-        let m = self.manifest(cid)?;
+        let m = self.manifest_cached(cid)?;
         let end = end.unwrap_or(m.size);
         if start > end || end > m.size {
             return Err(StoreError::BadRange { start, end, size: m.size });
         }
-        Ok(BlobReader { backend: self.backend.clone(), m: Arc::new(m), pos: start, end, buf: Vec::new(), buf_at: 0 })
+        Ok(BlobReader { backend: self.backend.clone(), m, pos: start, end, buf: Vec::new(), buf_at: 0 })
     }
 
     /// Reads a whole blob and verifies it against its id.
@@ -467,13 +532,14 @@ impl Store {
             let cid = Cid(h);
             if keep(&cid) || m.modified_ms.saturating_add(grace_ms) > now {
                 report.blobs_kept += 1;
-                match self.manifest(&cid) {
+                match self.manifest_cached(&cid) {
                     Ok(man) => used.extend(man.chunks.iter().map(|c| c.0)),
                     // A corrupt manifest keeps nothing alive; the blob is unreadable anyway.
                     Err(StoreError::Corrupt { .. }) => {}
                     Err(e) => return Err(e),
                 }
             } else {
+                self.manifests.lock().unwrap_or_else(|e| e.into_inner()).remove(&cid);
                 self.backend.delete(&m.key)?;
                 self.backend.delete(&key("fingerprints", &h))?;
                 report.blobs_removed += 1;
@@ -863,12 +929,16 @@ mod tests {
         assert_eq!(s.get_range(&cid, 0, Some(g)).unwrap(), &data[..g as usize]);
         let after = g + outboard::GROUP_BYTES;
         assert_eq!(s.get_range(&cid, after, None).unwrap(), &data[after as usize..]);
-        // a corrupt outboard is caught too
+        // a corrupt outboard is caught when the manifest is next loaded (here: by a new
+        // Store, as after a restart); the verified copy in memory keeps serving meanwhile
         let mk = dir.path().join(key("manifests", &cid.0));
         let mut mb = fs::read(&mk).unwrap();
         let n = mb.len();
         mb[n - 1] ^= 1;
         fs::write(&mk, mb).unwrap();
+        assert_eq!(s.get_range(&cid, 0, Some(1)).unwrap(), &data[..1]);
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
         assert!(matches!(s.get_range(&cid, 0, Some(1)), Err(StoreError::Corrupt { .. })));
     }
 
