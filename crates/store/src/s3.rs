@@ -2,8 +2,9 @@
 //!
 //! The store's API is blocking (the node calls it from blocking threads), so this backend
 //! owns a small current-thread tokio runtime and blocks on each request; it must not be
-//! called from inside an async task. The `s3` feature speaks plain HTTP (a local or
-//! in-cluster endpoint, and CI's moto server); `s3-tls` adds HTTPS for public clouds.
+//! called from inside an async task. The `s3` feature speaks HTTP (a local or in-cluster
+//! endpoint, and the moto server of scripts/s3_test.sh) and HTTPS through rustls with the
+//! ring provider; `s3-tls` adds object_store's own `aws` feature (aws-lc).
 //! Puts are atomic and durable when acknowledged, so [`Backend::sync`] has nothing to do.
 
 use crate::backend::{Backend, ObjectInfo};
@@ -67,6 +68,9 @@ fn io_err(e: object_store::Error) -> io::Error {
 impl S3Backend {
     /// Connects (lazily: the first request does).
     pub fn new(cfg: S3Config) -> io::Result<S3Backend> {
+        // reqwest is built without a default TLS provider: use ring's (already installed
+        // by the embedding program is fine too).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let s3 = AmazonS3Builder::new()
             .with_endpoint(&cfg.endpoint)
             .with_bucket_name(&cfg.bucket)

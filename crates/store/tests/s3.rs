@@ -20,7 +20,17 @@ fn store_over_s3() {
     let backend = Arc::new(S3Backend::new(cfg).unwrap());
     let dir = tempfile::tempdir().unwrap();
     let s = Store::with_backend(dir.path(), backend.clone()).unwrap();
-    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8).collect();
+    // xorshift bytes: no repeats, so every chunk is distinct (a periodic pattern would
+    // deduplicate chunks, and corrupting one would corrupt them all)
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let data: Vec<u8> = (0..3_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
     let cid = s.put(&data).unwrap();
     assert_eq!(cid, Cid::of(&data));
     assert!(s.has(&cid));
@@ -33,6 +43,7 @@ fn store_over_s3() {
     // corrupt a chunk in the bucket: never served
     let m = s.manifest(&cid).unwrap();
     let (h, off, _) = m.chunks[1];
+    assert!(m.chunks.iter().filter(|c| c.0 == h).count() == 1 && off >= 16384);
     let k = format!("chunks/{}/{}", &hex::encode(h.0)[..2], hex::encode(h.0));
     let mut b = backend.get(&k).unwrap().unwrap();
     b[10] ^= 1;
