@@ -4,11 +4,12 @@
 #   engine [--quick]   deed's engine vs onnxruntime and tract: latency, load, memory, tracing
 #   store [MiB]        blob store: ingest / verified read of a 1 GiB model vs cp and b3sum; dedup ratio
 #   network [--txs M]  finalized transfers/s, time to finality p50/p99: solo, 1 and 4 validators on loopback
+#   verify             receipts: check without re-execution, re-execution, fraud-proof replay, size
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -16,7 +17,25 @@ cmd="${1:-}"
 [ -n "$cmd" ] || usage
 shift
 
+# The pinned Python venv (as scripts/make_fixtures.sh makes it) and the benchmark models
+# in bench/models/ (MLP, ResNet-50, BERT-base encoder, tree ensemble), made once.
+VENV="$PWD/.venv"
+bench_models() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        "${PYTHON:-python3}" -m venv "$VENV" || { echo "python3 -m venv failed: install python3-venv" >&2; exit 1; }
+    fi
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/requirements-fixtures.txt
+    BERT_LAYERS="${BERT_LAYERS:-12}" "$VENV/bin/python" bench/make_models.py
+}
+
 case "$cmd" in
+    verify)
+        bench_models
+        cargo build --release -p deed-node --example verify_bench
+        echo "# $(date -u +%Y-%m-%d) $(uname -m), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs), one thread"
+        "${CARGO_TARGET_DIR:-target}/release/examples/verify_bench" --runs "${RUNS:-3}" \
+            fixtures/mlp.onnx fixtures/cnn.onnx bench/models/resnet50_b1.onnx "bench/models/bert_l${BERT_LAYERS:-12}_s128.onnx"
+        ;;
     ledger)
         cargo build --release -p deed-ledger --example ledger_bench
         pin=()
@@ -25,13 +44,7 @@ case "$cmd" in
         "${pin[@]}" target/release/examples/ledger_bench "$@"
         ;;
     engine)
-        # Python venv with the pinned onnx/onnxruntime (as scripts/make_fixtures.sh does).
-        VENV="$PWD/.venv"
-        if [ ! -x "$VENV/bin/python" ]; then
-            "${PYTHON:-python3}" -m venv "$VENV" || { echo "python3 -m venv failed: install python3-venv" >&2; exit 1; }
-        fi
-        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/requirements-fixtures.txt
-        BERT_LAYERS="${BERT_LAYERS:-12}" "$VENV/bin/python" bench/make_models.py
+        bench_models
         cargo build --release -p deed-engine --example engine_bench
         # tract is its own cargo project (not a workspace member): only this benchmark builds it.
         cargo build --release --manifest-path bench/tract-bench/Cargo.toml --target-dir bench/target
@@ -79,7 +92,7 @@ case "$cmd" in
         echo "# $(date -u +%Y-%m-%d) $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs)"
         for mode in "--solo" "--validators 1" "--validators 4"; do
             # shellcheck disable=SC2086
-            target/release/examples/net_bench $mode "$@"
+            "${CARGO_TARGET_DIR:-target}/release/examples/net_bench" $mode "$@"
         done
         ;;
     *) usage ;;
