@@ -4,7 +4,7 @@
 //! `net_bench [--validators N] [--solo] [--txs M] [--accounts A]`
 //!
 //! Transfers are signed up front from A funded accounts and submitted round-robin to
-//! the validators' mempools through `App::admit` (the HTTP path minus JSON); a
+//! the validators' mempools through `App::admit` (each account's to one validator) (the HTTP path minus JSON); a
 //! transfer's time to finality runs from its submission to the commit of the block
 //! holding it on the node it was submitted to.
 
@@ -109,7 +109,8 @@ async fn main() {
         let submitted = submitted.clone();
         tokio::task::spawn_blocking(move || {
             for (i, tx) in txs.into_iter().enumerate() {
-                let app = &apps[(i / 500) % apps.len()];
+                // An account's transfers all go to one node, in nonce order (gossip keeps it).
+                let app = &apps[(i % accounts) % apps.len()];
                 while app.mempool_len() > 20_000 {
                     std::thread::sleep(Duration::from_millis(1));
                 }
