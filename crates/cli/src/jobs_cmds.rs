@@ -103,10 +103,11 @@ pub fn run(ctx: &Ctx, id: &str, input: &Path, out: &Path, timeout_s: u64, mode: 
     });
     ctx.emit(&v, || {
         format!(
-            "outputs:\n{}output hash: {}\nreceipt: {} (block {settled_height})\n",
+            "outputs:\n{}output hash: {}\nreceipt: {} ({} block {settled_height})\n",
             tensors::describe(&outputs),
             receipt.receipt.output_hash,
-            receipt_path.display()
+            receipt_path.display(),
+            if settle { "settled in" } else { "in" }
         )
     });
     Ok(())
