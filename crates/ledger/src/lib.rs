@@ -117,4 +117,6 @@ pub use records::{
     ModelRecord, NameRecord, NameVersion, OWNERS_MAX, Owner, PARENTS_MAX, ROYALTY_BPS_MAX, ReceiptRef, TxResult,
     Unbonding, VERSIONS_MAX,
 };
-pub use state::{MemState, ProofLeaf, StateProof, StateRead, WriteSet, leaf_digest, prove, state_root, verify_proof};
+pub use state::{
+    Layered, MemState, ProofLeaf, StateProof, StateRead, WriteSet, leaf_digest, prove, state_root, verify_proof,
+};

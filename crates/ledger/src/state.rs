@@ -160,6 +160,27 @@ impl<'a, S: StateRead + ?Sized> Overlay<'a, S> {
 
 impl<S: StateRead + ?Sized> StateRead for Overlay<'_, S> {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        Layered { base: self.base, writes: &self.writes }.get(key)
+    }
+    fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        Layered { base: self.base, writes: &self.writes }.scan_prefix(prefix)
+    }
+    fn scan_prefix_limit(&self, prefix: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        Layered { base: self.base, writes: &self.writes }.scan_prefix_limit(prefix, limit)
+    }
+}
+
+/// A state seen through writes it does not own: e.g. the finalized state through the
+/// merged writes of unfinalized blocks (the BFT producer builds on those).
+pub struct Layered<'a, S: StateRead + ?Sized> {
+    /// The state underneath.
+    pub base: &'a S,
+    /// Writes on top of it.
+    pub writes: &'a WriteSet,
+}
+
+impl<S: StateRead + ?Sized> StateRead for Layered<'_, S> {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         match self.writes.0.get(key) {
             Some(v) => v.clone(),
             None => self.base.get(key),

@@ -3,10 +3,7 @@
 //! them (the finalized state seen through the writes of its unfinalized ancestors).
 
 use commonware_cryptography::sha256::Digest;
-use deed_ledger::{StateRead, WriteSet};
 use deed_types::{Block, Hash32};
-use std::collections::BTreeMap;
-use std::ops::Bound;
 
 /// The consensus digest of a block: its header hash.
 pub fn digest_of(block: &Block) -> Digest {
@@ -24,74 +21,13 @@ pub fn to_hash(d: &Digest) -> Hash32 {
 }
 
 /// The finalized state seen through `writes` (the merged writes of a chain of
-/// unfinalized blocks, oldest first).
-pub struct Layered<'a, S: StateRead> {
-    /// The finalized state.
-    pub base: &'a S,
-    /// Writes on top of it.
-    pub writes: &'a WriteSet,
-}
-
-fn range(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return (Bound::Included(prefix.to_vec()), Bound::Excluded(end));
-        }
-    }
-    (Bound::Included(prefix.to_vec()), Bound::Unbounded)
-}
-
-fn merge(
-    base: Vec<(Vec<u8>, Vec<u8>)>,
-    writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    prefix: &[u8],
-) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut out = Vec::with_capacity(base.len());
-    let mut w = writes.range(range(prefix)).peekable();
-    for (k, v) in base {
-        while let Some((wk, wv)) = w.next_if(|(wk, _)| **wk < k) {
-            if let Some(wv) = wv {
-                out.push((wk.clone(), wv.clone()));
-            }
-        }
-        match w.next_if(|(wk, _)| **wk == k) {
-            Some((_, Some(wv))) => out.push((k, wv.clone())),
-            Some((_, None)) => {}
-            None => out.push((k, v)),
-        }
-    }
-    for (wk, wv) in w {
-        if let Some(wv) = wv {
-            out.push((wk.clone(), wv.clone()));
-        }
-    }
-    out
-}
-
-impl<S: StateRead> StateRead for Layered<'_, S> {
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        match self.writes.0.get(key) {
-            Some(v) => v.clone(),
-            None => self.base.get(key),
-        }
-    }
-    fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-        merge(self.base.scan_prefix(prefix), &self.writes.0, prefix)
-    }
-    fn scan_prefix_limit(&self, prefix: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let hidden = self.writes.0.range(range(prefix)).count();
-        let mut v = merge(self.base.scan_prefix_limit(prefix, limit.saturating_add(hidden)), &self.writes.0, prefix);
-        v.truncate(limit);
-        v
-    }
-}
+/// unfinalized blocks, oldest first): the ledger's own layered view.
+pub use deed_ledger::Layered;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use deed_ledger::MemState;
+    use deed_ledger::{MemState, StateRead, WriteSet};
 
     #[test]
     fn layered_reads_see_writes_first() {
