@@ -380,22 +380,37 @@ impl ChainDb {
     /// Adds a transaction to the stored mempool (a no-op if already there); durable on
     /// return.
     pub fn mempool_insert(&self, tx: &SignedTx) -> Result<(), DbError> {
-        let hash = tx.hash();
+        self.mempool_insert_batch(std::slice::from_ref(tx))
+    }
+
+    /// Adds transactions to the durable mempool in one write transaction (one fsync for
+    /// the whole batch), in order; those already present are skipped. All or nothing: if
+    /// the batch would overflow the mempool, nothing is written.
+    pub fn mempool_insert_batch(&self, txs: &[SignedTx]) -> Result<(), DbError> {
+        if txs.is_empty() {
+            return Ok(());
+        }
         let w = self.begin_write()?;
         {
             let mut idx = w.open_table(MEMPOOL_IDX)?;
-            if idx.get(hash.0.as_slice())?.is_some() {
-                return Ok(());
-            }
             let mut pool = w.open_table(MEMPOOL)?;
-            if pool.len()? >= MEMPOOL_TXS_MAX {
-                return Err(DbError::MempoolFull { max: MEMPOOL_TXS_MAX });
-            }
             let mut meta = w.open_table(META)?;
-            let seq: u64 = get_meta(&meta, K_MEMPOOL_SEQ)?.unwrap_or(0);
-            meta.insert(K_MEMPOOL_SEQ, enc(&(seq + 1)).as_slice())?;
-            pool.insert(seq, enc(tx).as_slice())?;
-            idx.insert(hash.0.as_slice(), seq)?;
+            let mut seq: u64 = get_meta(&meta, K_MEMPOOL_SEQ)?.unwrap_or(0);
+            let mut len = pool.len()?;
+            for tx in txs {
+                let hash = tx.hash();
+                if idx.get(hash.0.as_slice())?.is_some() {
+                    continue;
+                }
+                if len >= MEMPOOL_TXS_MAX {
+                    return Err(DbError::MempoolFull { max: MEMPOOL_TXS_MAX });
+                }
+                pool.insert(seq, enc(tx).as_slice())?;
+                idx.insert(hash.0.as_slice(), seq)?;
+                seq += 1;
+                len += 1;
+            }
+            meta.insert(K_MEMPOOL_SEQ, enc(&seq).as_slice())?;
         }
         w.commit()?;
         Ok(())

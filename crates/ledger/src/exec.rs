@@ -347,11 +347,17 @@ fn check_nonce(acct: &Account, got: u64) -> Result<(), TxError> {
 /// other pending transactions; a transaction that cannot pay by the time it is
 /// proposed is dropped by [`propose`].
 pub fn check_tx(state: &impl StateRead, stx: &SignedTx, pending_nonce: u64) -> Result<(), TxError> {
+    stx.verify().map_err(|_| TxError::BadSignature)?;
+    check_tx_verified(state, stx, pending_nonce)
+}
+
+/// [`check_tx`] for a transaction whose signature the caller has already checked (for
+/// example with [`bad_signatures`] over a whole batch): every other rule.
+pub fn check_tx_verified(state: &impl StateRead, stx: &SignedTx, pending_nonce: u64) -> Result<(), TxError> {
     let (chain_id, params) = meta(state).ok_or(TxError::NoGenesis)?;
     if stx.tx.chain_id != chain_id {
         return Err(TxError::WrongChain { expected: chain_id, got: stx.tx.chain_id.clone() });
     }
-    stx.verify().map_err(|_| TxError::BadSignature)?;
     check_stateless(stx)?;
     let acct: Account = read(state, &keys::account(&stx.sender())).unwrap_or_default();
     if stx.tx.nonce < acct.nonce {
@@ -1125,7 +1131,7 @@ pub fn split(price: Amount, owners: &[Owner]) -> Vec<Amount> {
 
 /// Indices of transactions whose signature does not verify: one batch check, then
 /// one by one only if the batch fails.
-fn bad_signatures(txs: &[SignedTx]) -> Vec<usize> {
+pub fn bad_signatures(txs: &[SignedTx]) -> Vec<usize> {
     if txs.is_empty() {
         return Vec::new();
     }

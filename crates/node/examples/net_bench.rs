@@ -1,12 +1,12 @@
 //! Network benchmark: finalized transfers per second and time to finality (p50, p99)
 //! with N validators on loopback (real sockets, simplex), or the solo producer.
 //!
-//! `net_bench [--validators N] [--solo] [--txs M] [--accounts A]`
+//! `net_bench [--validators N] [--solo] [--txs M] [--accounts A] [--clients C]`
 //!
-//! Transfers are signed up front from A funded accounts and submitted round-robin to
-//! the validators' mempools through `App::admit` (each account's to one validator) (the HTTP path minus JSON); a
-//! transfer's time to finality runs from its submission to the commit of the block
-//! holding it on the node it was submitted to.
+//! Transfers are signed up front from A funded accounts and submitted by C concurrent
+//! clients to the validators' mempools through `App::admit` (the HTTP path minus JSON),
+//! each account's to one validator, in nonce order. A transfer's time to finality runs
+//! from its submission to the commit of the block holding it on validator 0.
 
 use deed_node::bft::{BftConfig, BftProducer};
 use deed_node::producer::SoloProducer;
@@ -34,6 +34,7 @@ async fn main() {
     let n = if solo { 1 } else { arg("--validators", 4) };
     let total = arg("--txs", 20_000);
     let accounts = arg("--accounts", 200);
+    let clients = arg("--clients", 32).clamp(1, accounts);
     let tmp = tempfile::tempdir().unwrap();
     let keys: Vec<Keypair> = (0..n).map(|i| Keypair::dev(&format!("bench-validator-{i}"))).collect();
     let users: Vec<Keypair> = (0..accounts).map(|i| Keypair::dev(&format!("bench-user-{i}"))).collect();
@@ -103,31 +104,42 @@ async fn main() {
         });
     }
     let start = Instant::now();
-    // Submit at most a block's worth ahead of finality per node, round-robin.
+    // C concurrent clients, as many HTTP clients would be: client c submits the
+    // transfers of accounts c, c + C, ... in nonce order, each account's to one node.
+    // Each waits while its node holds more than 20,000 pending transfers.
     let apps: Vec<_> = nodes.iter().map(|h| h.app.clone()).collect();
-    let submit = {
-        let submitted = submitted.clone();
-        tokio::task::spawn_blocking(move || {
-            for (i, tx) in txs.into_iter().enumerate() {
-                // An account's transfers all go to one node, in nonce order (gossip keeps it).
-                let app = &apps[(i % accounts) % apps.len()];
-                while app.mempool_len() > 20_000 {
-                    std::thread::sleep(Duration::from_millis(1));
+    let mut per_client: Vec<Vec<(usize, SignedTx)>> = vec![Vec::new(); clients];
+    for (i, tx) in txs.into_iter().enumerate() {
+        let account = i % accounts;
+        per_client[account % clients].push((account % apps.len(), tx));
+    }
+    let submit: Vec<_> = per_client
+        .into_iter()
+        .map(|mine| {
+            let (submitted, apps) = (submitted.clone(), apps.clone());
+            tokio::task::spawn_blocking(move || {
+                for (node, tx) in mine {
+                    let app = &apps[node];
+                    while app.mempool_len() > 20_000 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    submitted.lock().unwrap().insert(tx.hash(), Instant::now());
+                    if let Err(e) = app.admit(tx) {
+                        eprintln!("admit failed: {e}");
+                    }
                 }
-                submitted.lock().unwrap().insert(tx.hash(), Instant::now());
-                if let Err(e) = app.admit(tx) {
-                    eprintln!("admit failed: {e}");
-                }
-            }
+            })
         })
-    };
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(600);
     // Finality as node 0 sees it: wait until every transfer is final there.
     while latencies.lock().unwrap().len() < total && Instant::now() < deadline {
         tokio::time::timeout(Duration::from_millis(200), done.notified()).await.ok();
     }
     let elapsed = start.elapsed().as_secs_f64();
-    submit.await.unwrap();
+    for s in submit {
+        s.await.unwrap();
+    }
     let mut l = latencies.lock().unwrap().clone();
     l.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let heights: Vec<u64> = nodes.iter().map(|h| h.app.db.height().unwrap()).collect();

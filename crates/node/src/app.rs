@@ -8,7 +8,7 @@ use deed_ledger::{BlockEnv, Proposal, StateRead, TxResult, db::ChainDb};
 use deed_store::Store;
 use deed_types::{Block, BlockHeader, Cid, Genesis, Hash32, Keypair, SignedTx, TensorSet, TxBody};
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, HashSet, VecDeque},
     sync::{Arc, Mutex},
 };
 use tokio::sync::{Notify, broadcast};
@@ -45,6 +45,9 @@ impl From<deed_ledger::db::DbError> for AdmitError {
     }
 }
 
+/// Where a group-commit leader leaves a queued transaction's admission result.
+type AdmitSlot = Arc<Mutex<Option<Result<Hash32, AdmitError>>>>;
+
 /// Shared node state.
 pub struct App {
     /// Blocks, state, transaction index and the durable mempool.
@@ -64,6 +67,8 @@ pub struct App {
     pub blocks: broadcast::Sender<Arc<Block>>,
     models: Mutex<VecDeque<(Cid, Arc<Model>)>>,
     commit: Mutex<()>,
+    admit_queue: Mutex<Vec<(SignedTx, AdmitSlot)>>,
+    admit_leader: Mutex<()>,
     failpoint: Option<(FailStage, u64)>,
     finalized: std::sync::atomic::AtomicU64,
 }
@@ -125,6 +130,8 @@ impl App {
             blocks,
             models: Mutex::new(VecDeque::new()),
             commit: Mutex::new(()),
+            admit_queue: Mutex::new(Vec::new()),
+            admit_leader: Mutex::new(()),
             failpoint: failpoint_from_env(),
             finalized: std::sync::atomic::AtomicU64::new(0),
         })
@@ -143,6 +150,12 @@ impl App {
     /// Up to `max` pending transactions in arrival order (for BFT proposers and gossip).
     pub fn pending_txs(&self, max: usize) -> Vec<SignedTx> {
         self.mempool.lock().unwrap().take(max)
+    }
+
+    /// Pending transactions that arrived after the one numbered `after`, with their ids,
+    /// and the number to ask from next time (see [`Mempool::since`]).
+    pub fn pending_since(&self, after: u64, max: usize) -> (Vec<(Hash32, SignedTx)>, u64) {
+        self.mempool.lock().unwrap().since(after, max)
     }
 
     /// True when a transaction is pending.
@@ -247,25 +260,126 @@ impl App {
     }
 
     /// Admits a transaction into the mempool; durable when this returns Ok.
+    ///
+    /// Concurrent callers share one durable write (group commit): each queues its
+    /// transaction, and whichever caller holds the admission lock admits everything
+    /// queued so far as one batch, so N clients cost one fsync, not N.
     pub fn admit(&self, tx: SignedTx) -> Result<Hash32, AdmitError> {
-        let h = tx.hash();
         self.policy_check(&tx)?;
+        let slot: AdmitSlot = Arc::new(Mutex::new(None));
+        self.admit_queue.lock().unwrap().push((tx, slot.clone()));
+        let _leader = self.admit_leader.lock().unwrap();
+        if let Some(r) = slot.lock().unwrap().take() {
+            return r;
+        }
+        let queued = std::mem::take(&mut *self.admit_queue.lock().unwrap());
+        let (txs, slots): (Vec<SignedTx>, Vec<AdmitSlot>) = queued.into_iter().unzip();
+        for (r, s) in self.admit_checked(txs).into_iter().zip(slots) {
+            *s.lock().unwrap() = Some(r);
+        }
+        slot.lock().unwrap().take().expect("the leader answered its own transaction")
+    }
+
+    /// Admits several transactions (gossip, batch submission): node policy, one batch
+    /// signature check, the ledger's rules in order (a sender's later nonces may follow
+    /// its earlier ones in the same batch), and one durable write for all that pass.
+    /// One result per transaction, in order.
+    pub fn admit_batch(&self, txs: Vec<SignedTx>) -> Vec<Result<Hash32, AdmitError>> {
+        let mut results: Vec<Option<Result<Hash32, AdmitError>>> = Vec::with_capacity(txs.len());
+        let mut passed = Vec::with_capacity(txs.len());
+        for tx in txs {
+            match self.policy_check(&tx) {
+                Ok(()) => {
+                    results.push(None);
+                    passed.push(tx);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let mut checked = self.admit_checked(passed).into_iter();
+        results.into_iter().map(|r| r.unwrap_or_else(|| checked.next().expect("one result per checked tx"))).collect()
+    }
+
+    /// The part of admission after the node's policy: signatures (batched), ledger
+    /// rules against the pending nonces, one durable mempool write.
+    fn admit_checked(&self, txs: Vec<SignedTx>) -> Vec<Result<Hash32, AdmitError>> {
+        if txs.is_empty() {
+            return Vec::new();
+        }
+        let bad: HashSet<usize> = deed_ledger::bad_signatures(&txs).into_iter().collect();
+        let snap = match self.db.snapshot() {
+            Ok(s) => s,
+            Err(e) => {
+                let msg = e.to_string();
+                return txs.iter().map(|_| Err(AdmitError::Node(NodeError::Internal(format!("chain database: {msg}"))))).collect();
+            }
+        };
         let mut pool = self.mempool.lock().unwrap();
-        if pool.contains(&h) {
-            return Err(AdmitError::Duplicate(h));
+        let mut results = Vec::with_capacity(txs.len());
+        let mut accepted: Vec<(Hash32, SignedTx)> = Vec::new();
+        let mut in_batch: HashSet<Hash32> = HashSet::new();
+        let mut nonces: HashMap<deed_types::Address, u64> = HashMap::new();
+        for (i, tx) in txs.into_iter().enumerate() {
+            let h = tx.hash();
+            let r = (|| {
+                if pool.contains(&h) || in_batch.contains(&h) {
+                    return Err(AdmitError::Duplicate(h));
+                }
+                if pool.len() + accepted.len() >= crate::mempool::MEMPOOL_TXS_MAX {
+                    return Err(AdmitError::Full(pool.len() + accepted.len()));
+                }
+                if bad.contains(&i) {
+                    return Err(deed_ledger::TxError::BadSignature.into());
+                }
+                let sender = tx.sender();
+                let pending = match nonces.get(&sender) {
+                    Some(&n) => n,
+                    None => {
+                        let acct = deed_ledger::query::account(&snap, &sender);
+                        pool.pending_nonce(&sender, acct.nonce)
+                    }
+                };
+                deed_ledger::check_tx_verified(&snap, &tx, pending)?;
+                nonces.insert(sender, tx.tx.nonce + 1);
+                Ok(())
+            })();
+            match r {
+                Ok(()) => {
+                    in_batch.insert(h);
+                    results.push(Ok(h));
+                    accepted.push((h, tx));
+                }
+                Err(e) => results.push(Err(e)),
+            }
         }
-        if pool.len() >= crate::mempool::MEMPOOL_TXS_MAX {
-            return Err(AdmitError::Full(pool.len()));
+        if accepted.is_empty() {
+            return results;
         }
-        let snap = self.db.snapshot()?;
-        let acct = deed_ledger::query::account(&snap, &tx.sender());
-        let pending = pool.pending_nonce(&tx.sender(), acct.nonce);
-        deed_ledger::check_tx(&snap, &tx, pending)?;
-        self.db.mempool_insert(&tx)?;
-        pool.push(tx);
+        let to_write: Vec<SignedTx> = accepted.iter().map(|(_, t)| t.clone()).collect();
+        if let Err(e) = self.db.mempool_insert_batch(&to_write) {
+            // Nothing of the batch is durable: none of it is acknowledged.
+            let full = matches!(e, deed_ledger::db::DbError::MempoolFull { .. });
+            let msg = e.to_string();
+            let len = pool.len();
+            return results
+                .into_iter()
+                .map(|r| {
+                    r.and_then(|_| {
+                        Err(if full {
+                            AdmitError::Full(len)
+                        } else {
+                            AdmitError::Node(NodeError::Internal(format!("chain database: {msg}")))
+                        })
+                    })
+                })
+                .collect();
+        }
+        for (h, tx) in accepted {
+            pool.push_hashed(h, tx);
+        }
         drop(pool);
         self.tx_notify.notify_one();
-        Ok(h)
+        results
     }
 
     /// Builds and signs the next block from the mempool; `None` when nothing is pending

@@ -13,7 +13,7 @@ pub const MEMPOOL_TXS_MAX: usize = 50_000;
 /// Pending transactions.
 #[derive(Default, Debug)]
 pub struct Mempool {
-    txs: BTreeMap<u64, SignedTx>,
+    txs: BTreeMap<u64, (Hash32, SignedTx)>,
     by_hash: HashMap<Hash32, u64>,
     next_nonce: HashMap<Address, u64>,
     seq: u64,
@@ -43,17 +43,39 @@ impl Mempool {
     /// Adds an admitted transaction.
     pub fn push(&mut self, tx: SignedTx) {
         let h = tx.hash();
+        self.push_hashed(h, tx);
+    }
+
+    /// Adds an admitted transaction whose id `h` the caller has computed.
+    pub fn push_hashed(&mut self, h: Hash32, tx: SignedTx) {
         let sender = tx.sender();
         let n = self.next_nonce.entry(sender).or_insert(0);
         *n = (*n).max(tx.tx.nonce + 1);
         self.seq += 1;
         self.by_hash.insert(h, self.seq);
-        self.txs.insert(self.seq, tx);
+        self.txs.insert(self.seq, (h, tx));
     }
 
     /// Up to `max` transactions in arrival order.
     pub fn take(&self, max: usize) -> Vec<SignedTx> {
-        self.txs.values().take(max).cloned().collect()
+        self.txs.values().take(max).map(|(_, t)| t.clone()).collect()
+    }
+
+    /// Up to `max` transactions that arrived after the one numbered `after` (0: from the
+    /// start), with their ids, and the number of the last one returned (or `after`).
+    /// Lets a gossiper send each transaction once without rescanning the whole pool.
+    pub fn since(&self, after: u64, max: usize) -> (Vec<(Hash32, SignedTx)>, u64) {
+        let mut last = after;
+        let out = self
+            .txs
+            .range(after + 1..)
+            .take(max)
+            .map(|(&seq, t)| {
+                last = seq;
+                t.clone()
+            })
+            .collect();
+        (out, last)
     }
 
     /// Drops transactions that were included in a block or rejected.
@@ -64,7 +86,7 @@ impl Mempool {
             }
         }
         self.next_nonce.clear();
-        for tx in self.txs.values() {
+        for (_, tx) in self.txs.values() {
             let n = self.next_nonce.entry(tx.sender()).or_insert(0);
             *n = (*n).max(tx.tx.nonce + 1);
         }

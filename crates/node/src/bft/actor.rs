@@ -28,7 +28,7 @@ pub type Ctx = Context<Digest, ed25519::PublicKey>;
 
 /// Most unfinalized blocks kept (proposals and fetched ancestors).
 const BLOCKS_LEN_MAX: usize = 4_096;
-/// Most transaction ids remembered as already gossiped.
+/// Most transaction ids remembered as received by gossip (not sent back, not admitted twice).
 const GOSSIPED_LEN_MAX: usize = 200_000;
 /// How far in the future (by the local clock) a block's time may be.
 const CLOCK_SKEW_MS_MAX: u64 = 5_000;
@@ -285,6 +285,7 @@ pub struct Actor<E: Clock> {
     finalized: BTreeMap<u64, Digest>,
     requested: BTreeMap<Digest, SystemTime>,
     gossiped: HashSet<Hash32>,
+    gossip_seq: u64,
     stats: Arc<std::sync::Mutex<Stats>>,
     adversary: Option<Adversary>,
     reported: HashSet<PublicKey>,
@@ -321,6 +322,7 @@ impl<E: Clock> Actor<E> {
                 finalized: BTreeMap::new(),
                 requested: BTreeMap::new(),
                 gossiped: HashSet::new(),
+                gossip_seq: 0,
                 stats,
                 adversary: None,
                 reported: HashSet::new(),
@@ -466,13 +468,10 @@ impl<E: Clock> Actor<E> {
             }
             Wire::Txs(txs) => {
                 let _ = gossip;
-                for tx in txs {
-                    let h = tx.hash();
-                    if !self.gossiped.insert(h) {
-                        continue;
-                    }
-                    if let Err(e) = self.app.admit(tx) {
-                        tracing::trace!(%h, "gossiped transaction not admitted: {e}");
+                let fresh: Vec<SignedTx> = txs.into_iter().filter(|t| self.gossiped.insert(t.hash())).collect();
+                for r in self.app.admit_batch(fresh) {
+                    if let Err(e) = r {
+                        tracing::trace!("gossiped transaction not admitted: {e}");
                     }
                 }
             }
@@ -872,10 +871,13 @@ impl<E: Clock> Actor<E> {
         }
     }
 
-    /// Sends newly admitted transactions to the other validators.
+    /// Sends newly admitted transactions to the other validators (each once: those that
+    /// came by gossip are already known to the others' mempools).
     fn gossip(&mut self, net: &mut impl Sender<PublicKey = ed25519::PublicKey>) {
-        let pending = self.app.pending_txs(crate::mempool::MEMPOOL_TXS_MAX);
-        let fresh: Vec<SignedTx> = pending.into_iter().filter(|t| !self.gossiped.contains(&t.hash())).collect();
+        let (pending, last) = self.app.pending_since(self.gossip_seq, crate::mempool::MEMPOOL_TXS_MAX);
+        self.gossip_seq = last;
+        let fresh: Vec<SignedTx> =
+            pending.into_iter().filter(|(h, _)| !self.gossiped.contains(h)).map(|(_, t)| t).collect();
         if fresh.is_empty() {
             return;
         }
@@ -883,9 +885,6 @@ impl<E: Clock> Actor<E> {
             self.gossiped.clear();
         }
         for chunk in fresh.chunks(GOSSIP_TXS_MAX) {
-            for t in chunk {
-                self.gossiped.insert(t.hash());
-            }
             let _ = net.send(Recipients::All, Wire::Txs(chunk.to_vec()).encode(), false);
         }
     }

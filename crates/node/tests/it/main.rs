@@ -1,5 +1,6 @@
-//! deed-node integration tests: the BFT producer on a real loopback network and in a
+//! deed-node integration tests: admission, the BFT producer on a real loopback network and in a
 //! deterministic simulation.
 
+mod admit;
 mod bft_net;
 mod bft_sim;
