@@ -82,7 +82,12 @@ fn unsupported_opset_and_dtypes() {
     let mut g = relu_graph();
     g.nodes[0] = node("Conv", &["x", "x"], &["y"], vec![attr_s("auto_pad", "SOMETIMES")]);
     assert!(load_err(&g.bytes()).to_string().contains("auto_pad"));
+    // MaxPool's Indices: storage_order 0 or 1, and only from opset 8.
     let mut g = relu_graph();
+    g.nodes[0] =
+        node("MaxPool", &["x"], &["y", "idx"], vec![attr_ints("kernel_shape", &[2]), attr_i("storage_order", 2)]);
+    assert!(load_err(&g.bytes()).to_string().contains("storage_order"));
+    let mut g = relu_graph().opset(7);
     g.nodes[0] = node("MaxPool", &["x"], &["y", "idx"], vec![attr_ints("kernel_shape", &[2])]);
     assert!(load_err(&g.bytes()).to_string().contains("Indices"));
 }
@@ -437,5 +442,80 @@ proptest! {
         seed in any::<u64>(),
     ) {
         random_node_case(op, shapes, ints, seed);
+    }
+}
+
+/// MaxPool with Indices on random windows: each index points at the value it comes with,
+/// and the values are those of the one-output MaxPool.
+fn maxpool_indices_case(dims: Vec<usize>, k: Vec<i64>, s: Vec<i64>, p: Vec<i64>, dil: Vec<i64>, col: bool, seed: u64) {
+    let r = dims.len() - 2;
+    let mut attrs = vec![
+        attr_ints("kernel_shape", &k[..r]),
+        attr_ints("strides", &s[..r]),
+        attr_ints("pads", &p[..2 * r]),
+        attr_ints("dilations", &dil[..r]),
+    ];
+    let load = |outs: &[&str], attrs: Vec<deed_engine::onnx::AttributeProto>| {
+        let g = G::new(
+            vec![node("MaxPool", &["x"], outs, attrs)],
+            vec![vi("x", DType::F32, &dims.iter().map(|&d| D::N(d as i64)).collect::<Vec<_>>())],
+            outs.iter().map(|o| vi(o, DType::F32, &[])).collect(),
+        );
+        let mut p = g.proto();
+        for o in &mut p.graph.as_mut().unwrap().output {
+            o.r#type = None;
+        }
+        Model::load(&prost::Message::encode_to_vec(&p))
+    };
+    let Ok(one) = load(&["y"], attrs.clone()) else { return };
+    attrs.push(attr_i("storage_order", col as i64));
+    let two = load(&["y", "i"], attrs).expect("loads with Indices when it loads without");
+    let n: usize = dims.iter().product();
+    let xv: Vec<f32> = (0..n).map(|k| ((((k as u64) * 2654435761) ^ seed) % 7) as f32 - 3.0).collect();
+    let x = TensorSet([("x".to_string(), Tensor::f32(dims.clone(), xv.clone()))].into());
+    let (Ok(a), Ok(b)) = (one.run(&x, &RunOptions::default()), two.run(&x, &RunOptions::default())) else {
+        assert!(one.run(&x, &RunOptions::default()).is_err() && two.run(&x, &RunOptions::default()).is_err());
+        return;
+    };
+    let y = &b.outputs.0["y"];
+    assert_eq!(&a.outputs.0["y"], y);
+    let (deed_types::TensorData::F32(yv), deed_types::TensorData::I64(iv)) = (&y.data, &b.outputs.0["i"].data) else {
+        panic!("dtypes")
+    };
+    let sp = &dims[2..];
+    let plane: usize = sp.iter().product();
+    for (&v, &i) in yv.iter().zip(iv) {
+        if i < 0 {
+            assert_eq!(v, f32::NEG_INFINITY);
+            continue;
+        }
+        let (pl, mut off) = (i as usize / plane, i as usize % plane);
+        if col {
+            // Column-major back to row-major.
+            let mut c = vec![0; r];
+            for d in 0..r {
+                c[d] = off % sp[d];
+                off /= sp[d];
+            }
+            off = c.iter().zip(sp).fold(0, |acc, (&c, &d)| acc * d + c);
+        }
+        assert_eq!(xv[pl * plane + off], v);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn maxpool_indices_point_at_maxima(
+        dims in proptest::collection::vec(1usize..6, 3..6),
+        k in proptest::collection::vec(1i64..4, 3),
+        s in proptest::collection::vec(1i64..4, 3),
+        p in proptest::collection::vec(0i64..3, 6),
+        dil in proptest::collection::vec(1i64..3, 3),
+        col in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        maxpool_indices_case(dims, k, s, p, dil, col, seed);
     }
 }
