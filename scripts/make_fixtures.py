@@ -95,10 +95,13 @@ def rel(path):
 # ---------------------------------------------------------------- models
 
 
-def finish_model(graph, opset, check=True):
+def finish_model(graph, opset, check=True, ml_opset=None):
+    imports = [helper.make_opsetid("", opset)]
+    if ml_opset is not None:
+        imports.append(helper.make_opsetid("ai.onnx.ml", ml_opset))
     model = helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid("", opset)],
+        opset_imports=imports,
         producer_name=PRODUCER,
         producer_version=PRODUCER_VERSION,
     )
@@ -135,9 +138,10 @@ def save_case(directory, name, model, feeds, description):
     return outputs
 
 
-def op_case(name, nodes, inputs, outputs, description, initializers=(), opset=13):
+def op_case(name, nodes, inputs, outputs, description, initializers=(), opset=13, ml_opset=None):
     """One tiny model. inputs: list of (name, ndarray) fed at run time.
-    outputs: list of (name, onnx elem type). Output shapes are filled in from a first run."""
+    outputs: list of (name, onnx elem type). Output shapes are filled in from a first run.
+    ml_opset: also import ai.onnx.ml at that version."""
     in_vi = [helper.make_tensor_value_info(n, NP_TO_ONNX[a.dtype], list(a.shape)) for n, a in inputs]
     inits = [numpy_helper.from_array(a, n) for n, a in initializers]
     feeds = dict(inputs)
@@ -145,7 +149,7 @@ def op_case(name, nodes, inputs, outputs, description, initializers=(), opset=13
     def build(shapes, check):
         out_vi = [helper.make_tensor_value_info(n, t, shapes.get(n)) for n, t in outputs]
         g = helper.make_graph(nodes, name, in_vi, out_vi, initializer=inits)
-        return finish_model(g, opset, check)
+        return finish_model(g, opset, check, ml_opset)
 
     probe = run_ort(build({}, False), feeds)  # learns the output shapes
     model = build({n: list(a.shape) for n, a in probe.items()}, True)
@@ -487,6 +491,31 @@ def make_ops():
     op_case("maxpool_dilations", [N("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 2])],
             [("x", xp)], [("y", F32)], "MaxPool 2x2 dilations=2 stride 1 on 6x6 -> 4x4")
 
+    # MaxPool with its second output, Indices
+    r = rng_for("maxpool_indices")
+    xi = randn(r, 2, 2, 5, 7)
+    op_case("maxpool_indices_pads_strides",
+            [N("MaxPool", ["x"], ["y", "i"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
+            [("x", xi)], [("y", F32), ("i", I64)],
+            "MaxPool 3x3 stride 2 pads 1 with Indices (storage_order 0) on [2,2,5,7]: flat NCHW index of each max")
+    op_case("maxpool_indices_col_major",
+            [N("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 3], strides=[1, 2], pads=[1, 0, 0, 1],
+               storage_order=1)],
+            [("x", xi)], [("y", F32), ("i", I64)],
+            "MaxPool 2x3 strides [1,2] asymmetric pads with Indices, storage_order 1 (column-major H,W within each plane)")
+    op_case("maxpool_indices_dilations",
+            [N("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2], dilations=[2, 2], strides=[1, 2])],
+            [("x", xi)], [("y", F32), ("i", I64)], "MaxPool 2x2 dilations 2 strides [1,2] with Indices")
+    xt = np.round(randn(r, 1, 2, 6, 6, scale=1.5)).astype(np.float32)
+    op_case("maxpool_indices_ties",
+            [N("MaxPool", ["x"], ["y", "i"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
+            [("x", xt)], [("y", F32), ("i", I64)],
+            "MaxPool 3x3 stride 2 pads 1 with Indices on small integers (ties: the first maximum in window order)")
+    op_case("maxpool_indices_3d_col_major",
+            [N("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2, 2], strides=[2, 1, 2], storage_order=1)],
+            [("x", randn(r, 1, 2, 4, 3, 5))], [("y", F32), ("i", I64)],
+            "MaxPool 3D 2x2x2 strides [2,1,2] with Indices, storage_order 1 (column-major D,H,W)")
+
     # Identity
     r = rng_for("identity")
     op_case("identity", [N("Identity", ["x"], ["y"])], [("x", randn(r, 2, 3))], [("y", F32)], "Identity")
@@ -538,6 +567,82 @@ def make_ops():
             "ArgMax on int64 axis=0 keepdims=0 with ties")
 
 
+def make_ml_ops():
+    """ai.onnx.ml SVMClassifier / SVMRegressor cases (attributes written by hand, no sklearn)."""
+
+    def svc(name, description, x, labels, per_class, kernel, params, prob=False, post="NONE", seed=None):
+        r = rng_for(seed or name)
+        k = len(labels)
+        v = sum(per_class)
+        f = x.shape[1]
+        attrs = dict(
+            kernel_type=kernel,
+            kernel_params=[float(p) for p in params],
+            support_vectors=randn(r, v, f).ravel().tolist(),
+            vectors_per_class=per_class,
+            coefficients=randn(r, k - 1, v).ravel().tolist(),
+            rho=randn(r, k * (k - 1) // 2, scale=0.3).ravel().tolist(),
+            classlabels_ints=labels,
+            post_transform=post,
+        )
+        if prob:
+            attrs["prob_a"] = (-r.uniform(0.5, 3.0, k * (k - 1) // 2)).astype(np.float32).tolist()
+            attrs["prob_b"] = randn(r, k * (k - 1) // 2, scale=0.3).tolist()
+        op_case(name, [N("SVMClassifier", ["X"], ["label", "scores"], domain="ai.onnx.ml", **attrs)],
+                [("X", x)], [("label", I64), ("scores", F32)], description, ml_opset=3)
+
+    r = rng_for("svm_inputs")
+    x4 = randn(r, 8, 4)
+    svc("svm_clf_binary_linear", "SVMClassifier binary, LINEAR kernel, 3+2 support vectors, no probabilities: "
+        "scores [-s, s], label by vote", x4, [0, 1], [3, 2], "LINEAR", [0, 0, 0])
+    svc("svm_clf_binary_logistic",
+        "SVMClassifier binary, RBF, post_transform LOGISTIC: scores [sigmoid(-s), sigmoid(s)]",
+        x4, [5, 9], [2, 3], "RBF", [0.3, 0, 0], post="LOGISTIC")
+    svc("svm_clf_binary_proba", "SVMClassifier binary, RBF, prob_a/prob_b (Platt scaling, 2-class coupling)",
+        x4, [-1, 1], [3, 4], "RBF", [0.25, 0, 0], prob=True)
+    svc("svm_clf_multi_rbf", "SVMClassifier 3 classes, RBF, no probabilities: the 3 pairwise scores, label by votes",
+        x4, [0, 1, 2], [2, 3, 2], "RBF", [0.4, 0, 0])
+    svc("svm_clf_multi_rbf_proba", "SVMClassifier 3 classes, RBF, prob_a/prob_b: pairwise coupling to 3 probabilities",
+        x4, [0, 1, 2], [2, 3, 2], "RBF", [0.4, 0, 0], prob=True)
+    svc("svm_clf_poly", "SVMClassifier 3 classes, POLY kernel (gamma 0.5, coef0 1, degree 3), no probabilities",
+        x4, [10, 20, 30], [2, 2, 3], "POLY", [0.5, 1.0, 3])
+    svc("svm_clf_sigmoid_proba", "SVMClassifier 4 classes, SIGMOID kernel (gamma 0.2, coef0 -0.5), probabilities, "
+        "post_transform SOFTMAX", x4, [1, 2, 3, 4], [2, 1, 2, 2], "SIGMOID", [0.2, -0.5, 0], prob=True, post="SOFTMAX")
+
+    r = rng_for("svm_clf_linear_mode")
+    op_case("svm_clf_linear_mode",
+            [N("SVMClassifier", ["X"], ["label", "scores"], domain="ai.onnx.ml", kernel_type="LINEAR",
+               kernel_params=[0.0, 0.0, 0.0], coefficients=randn(r, 3, 4).ravel().tolist(), rho=[0.25],
+               classlabels_ints=[7, 8, 9])],
+            [("X", x4)], [("label", I64), ("scores", F32)],
+            "SVMClassifier linear SVM (no support vectors): coefficients [3 classes, 4 features], score = x.w + rho[0]",
+            ml_opset=3)
+    r = rng_for("svm_clf_linear_binary")
+    op_case("svm_clf_linear_binary",
+            [N("SVMClassifier", ["X"], ["label", "scores"], domain="ai.onnx.ml", kernel_type="LINEAR",
+               kernel_params=[0.0, 0.0, 0.0], coefficients=randn(r, 2, 4).ravel().tolist(), rho=[-0.1],
+               classlabels_ints=[0, 1], post_transform="LOGISTIC")],
+            [("X", x4)], [("label", I64), ("scores", F32)],
+            "SVMClassifier linear SVM, 2 classes, mixed-sign weights, LOGISTIC (label 1 whenever the top raw score > 0)",
+            ml_opset=3)
+
+    def svr(name, description, kernel, params, n_sup, one_class=0, rho=0.2):
+        r = rng_for(name)
+        attrs = dict(kernel_type=kernel, kernel_params=[float(p) for p in params], n_supports=n_sup,
+                     coefficients=randn(r, n_sup if n_sup else 4).tolist(), rho=[rho], one_class=one_class)
+        if n_sup:
+            attrs["support_vectors"] = randn(r, n_sup, 4).ravel().tolist()
+        op_case(name, [N("SVMRegressor", ["X"], ["Y"], domain="ai.onnx.ml", **attrs)], [("X", x4)], [("Y", F32)],
+                description, ml_opset=3)
+
+    svr("svm_reg_rbf", "SVMRegressor RBF (gamma 0.3), 6 support vectors", "RBF", [0.3, 0, 0], 6)
+    svr("svm_reg_poly", "SVMRegressor POLY (gamma 0.5, coef0 0.5, degree 2), 5 support vectors", "POLY",
+        [0.5, 0.5, 2], 5)
+    svr("svm_reg_linear", "SVMRegressor linear SVM (n_supports 0): y = x.coefficients + rho", "LINEAR", [0, 0, 0], 0)
+    svr("svm_reg_one_class", "SVMRegressor one_class=1 (RBF): y = 1 if the score > 0 else -1", "RBF", [0.5, 0, 0], 6,
+        one_class=1, rho=-0.1)
+
+
 # ---------------------------------------------------------------- checks
 
 
@@ -574,6 +679,18 @@ def check(mlp, cnn):
     for case in ("tanh_edge", "tanh_range"):
         y = load(case, "expected")["y"]
         assert np.all((y >= -1) & (y <= 1)), case
+    # MaxPool Indices point at the maxima (row-major cases; the column-major ones transposed).
+    for case in ("maxpool_indices_pads_strides", "maxpool_indices_dilations", "maxpool_indices_ties"):
+        x, out = load(case, "input")["x"], load(case, "expected")
+        assert np.array_equal(x.ravel()[out["i"]], out["y"]), case
+    x, out = load("maxpool_indices_col_major", "input")["x"], load("maxpool_indices_col_major", "expected")
+    assert np.array_equal(x.transpose(0, 1, 3, 2).ravel()[out["i"]], out["y"])
+    # A linear SVM regressor is x.w + rho; one_class gives +-1.
+    assert set(load("svm_reg_one_class", "expected")["Y"].ravel().tolist()) <= {-1.0, 1.0}
+    # SVM probabilities sum to 1.
+    for case in ("svm_clf_binary_proba", "svm_clf_multi_rbf_proba", "svm_clf_sigmoid_proba"):
+        p = load(case, "expected")["scores"]
+        assert np.all(np.abs(p.sum(axis=1, dtype=np.float64) - 1.0) < 1e-4), case
 
 
 # ---------------------------------------------------------------- README
@@ -604,7 +721,7 @@ def write_readme():
         f"- onnx {onnx.__version__}",
         f"- onnxruntime {ort.__version__} (CPUExecutionProvider)",
         f"- models: IR version {IR_VERSION}, default-domain opset 13 (opset 11 where a name says so),",
-        f"  producer `{PRODUCER}` {PRODUCER_VERSION}",
+        f"  `ai.onnx.ml` opset 3 for the `svm_*` cases, producer `{PRODUCER}` {PRODUCER_VERSION}",
         "",
         "## Format",
         "",
@@ -638,6 +755,11 @@ def write_readme():
         "- MaxPool with ceil_mode=1: when the last window would start inside the right padding",
         "  (e.g. 2x2 stride 2 pads 1 on 5x5), onnx shape inference says 4 outputs but",
         "  onnxruntime drops that window and gives 3. No fixture sits on that edge.",
+        "- SVMClassifier (onnxruntime's behaviour, which deed follows): the label is the",
+        "  class with the most pairwise votes even when probabilities are computed; binary",
+        "  scores without probabilities are `[-s, s]` (NONE), `[sigmoid(-s), sigmoid(s)]`",
+        "  (LOGISTIC) or `[1 - s, s]` (SOFTMAX, untransformed); the pairwise coupling stops",
+        "  at a tolerance of 0.005/k, so its probabilities are approximate by design.",
         "",
         "## Files",
         "",
@@ -660,6 +782,7 @@ def main():
     mlp = make_mlp()
     cnn = make_cnn()
     make_ops()
+    make_ml_ops()
     check(mlp, cnn)
     write_readme()
     print(f"wrote {len(written)} models/files under {OUT}")

@@ -11,6 +11,13 @@
 //! **MaxPool**: the maximum over the window positions inside the input (padding is
 //! ignored), visited in row-major window order starting from −∞, keeping a candidate
 //! only when strictly greater; a NaN in the window makes the result NaN.
+//! The optional second output **Indices** (int64, same shape) holds, for each output, the
+//! position in X of the element it took: the first NaN of the window if there is one,
+//! else the first window element (row-major window order) equal to the maximum, as
+//! `plane · ∏spatial + offset` where `plane = n·C + c` and `offset` is the flat spatial
+//! index, row-major for `storage_order` 0 (`Σ_d i_d · ∏_{e>d} D_e`) or column-major for
+//! 1 (`Σ_d i_d · ∏_{e<d} D_e`); padding is never an index. A window that lies wholly in
+//! the padding (possible with dilations) gives −∞ and index −1.
 //!
 //! Output sizes: with explicit pads, `out = floor((in + pb + pe − ((k−1)·d + 1)) / s) + 1`
 //! (`ceil` with `ceil_mode`, dropping a last window that would start in the end padding);
@@ -448,6 +455,37 @@ fn im2col(geo: &Geometry, spatial: &[usize], x: &[f32], cg: usize, p0: usize, pc
 
 /// ONNX MaxPool, first output only (see the module docs).
 pub(crate) fn max_pool(win: &Window, x: &Tensor, ctx: &Ctx<'_>) -> KResult<Tensor> {
+    Ok(max_pool_impl(win, x, ctx, None)?.0)
+}
+
+/// MaxPool with its second output, Indices (see the module docs).
+#[derive(Debug)]
+pub(crate) struct MaxPoolIndices {
+    pub win: Window,
+    /// `storage_order` 1: spatial indices are flattened column-major.
+    pub column_major: bool,
+}
+
+impl super::Kernel for MaxPoolIndices {
+    fn arity(&self) -> (usize, usize) {
+        (1, 1)
+    }
+    fn outputs(&self) -> usize {
+        2
+    }
+    fn output_dtypes(&self, ins: &[Option<deed_types::DType>]) -> Result<Vec<deed_types::DType>, String> {
+        use deed_types::DType;
+        super::util::want(ins, 0, &[DType::F32], "X")?;
+        Ok(vec![DType::F32, DType::I64])
+    }
+    fn run(&self, ins: &[Option<&Tensor>], ctx: &Ctx<'_>) -> KResult<Vec<Tensor>> {
+        let (y, idx) = max_pool_impl(&self.win, ins[0].expect("req"), ctx, Some(self.column_major))?;
+        Ok(vec![y, idx.expect("indices asked for")])
+    }
+}
+
+/// MaxPool; with `indices = Some(column_major)` also the Indices output.
+fn max_pool_impl(win: &Window, x: &Tensor, ctx: &Ctx<'_>, indices: Option<bool>) -> KResult<(Tensor, Option<Tensor>)> {
     if x.shape.len() < 3 {
         return Err(KernelError::Invalid(format!("X must be [N, C, spatial...], got {:?}", x.shape)));
     }
@@ -470,8 +508,15 @@ pub(crate) fn max_pool(win: &Window, x: &Tensor, ctx: &Ctx<'_>) -> KResult<Tenso
     ctx.check_work(&[nc.max(1), p, q])?;
     let xv = f32s(x);
     let mut out = vec![0.0f32; nc * p];
+    if let Some(column_major) = indices {
+        let idx = max_pool_indices(&geo, spatial, xv, column_major, &mut out);
+        return Ok((
+            Tensor { shape: out_shape.clone(), data: TensorData::F32(out) },
+            Some(Tensor { shape: out_shape, data: TensorData::I64(idx) }),
+        ));
+    }
     if out.is_empty() {
-        return Ok(Tensor { shape: out_shape, data: TensorData::F32(out) });
+        return Ok((Tensor { shape: out_shape, data: TensorData::F32(out) }, None));
     }
     // Window offsets depend only on the output position: compute them once per position
     // and apply them to every (n, c) plane.
@@ -496,7 +541,62 @@ pub(crate) fn max_pool(win: &Window, x: &Tensor, ctx: &Ctx<'_>) -> KResult<Tenso
         }
         next_index(&mut o, &geo.out);
     }
-    Ok(Tensor { shape: out_shape, data: TensorData::F32(out) })
+    Ok((Tensor { shape: out_shape, data: TensorData::F32(out) }, None))
+}
+
+/// MaxPool values into `out` (`[planes, positions]`) and their Indices (see the module docs).
+fn max_pool_indices(geo: &Geometry, spatial: &[usize], xv: &[f32], column_major: bool, out: &mut [f32]) -> Vec<i64> {
+    let p: usize = geo.out.iter().product();
+    let in_sp: usize = spatial.iter().product();
+    let mut idx = vec![-1i64; out.len()];
+    if out.is_empty() {
+        return idx;
+    }
+    // Column-major strides of the spatial dimensions.
+    let mut col_stride = vec![1usize; spatial.len()];
+    for d in 1..spatial.len() {
+        col_stride[d] = col_stride[d - 1] * spatial[d - 1];
+    }
+    let reindex = |mut off: usize| -> usize {
+        if !column_major {
+            return off;
+        }
+        let mut c = 0;
+        for d in (0..spatial.len()).rev() {
+            c += (off % spatial[d]) * col_stride[d];
+            off /= spatial[d];
+        }
+        c
+    };
+    let mut o = vec![0usize; geo.out.len()];
+    let mut offs = Vec::new();
+    for pi in 0..p {
+        geo.offsets(spatial, &o, &mut offs);
+        for plane in 0..out.len() / p {
+            let xs = &xv[plane * in_sp..(plane + 1) * in_sp];
+            let mut best = f32::NEG_INFINITY;
+            let mut at = None;
+            for &off in offs.iter().flatten() {
+                let v = xs[off];
+                if v.is_nan() {
+                    (best, at) = (v, Some(off));
+                    break;
+                }
+                // The first element is taken even when it is −∞, so every window with an
+                // input position has an index; the value is the same as without indices.
+                if v > best || at.is_none() {
+                    (best, at) = (v, Some(off));
+                }
+            }
+            out[plane * p + pi] = best;
+            if let Some(off) = at {
+                // Bounded by the element count of X, which fits the limits.
+                idx[plane * p + pi] = (plane * in_sp + reindex(off)) as i64;
+            }
+        }
+        next_index(&mut o, &geo.out);
+    }
+    idx
 }
 
 #[cfg(test)]
@@ -739,5 +839,59 @@ mod tests {
         // SAME_UPPER with stride 2 on 4x4 -> 2x2.
         let y = max_pool(&win(vec![3, 3], vec![2, 2], vec![], AutoPad::SameUpper), &x, &ctx(&l, 1)).unwrap();
         assert_eq!((y.shape.clone(), data(&y)), (vec![1, 1, 2, 2], vec![10., 11., 14., 15.]));
+    }
+
+    fn with_indices(w: &Window, x: &Tensor, column_major: bool) -> (Vec<f32>, Vec<i64>) {
+        let l = Limits::default();
+        let (y, i) = max_pool_impl(w, x, &ctx(&l, 1), Some(column_major)).unwrap();
+        let i = i.unwrap();
+        assert_eq!(y.shape, i.shape);
+        let TensorData::I64(iv) = i.data else { panic!("indices are int64") };
+        (data(&y), iv)
+    }
+
+    #[test]
+    fn maxpool_indices() {
+        let l = Limits::default();
+        // 2 planes of 3x4; the second plane is the first negated.
+        let mut v: Vec<f32> = (0..12).map(|v| ((v * 7) % 12) as f32).collect();
+        v.extend(v.clone().iter().map(|a| -a));
+        let x = Tensor::f32(vec![1, 2, 3, 4], v);
+        let w = win(vec![2, 2], vec![1, 2], vec![], AutoPad::NotSet);
+        let (y, i) = with_indices(&w, &x, false);
+        // Values agree with the one-output path.
+        assert_eq!(y, data(&max_pool(&w, &x, &ctx(&l, 1)).unwrap()));
+        let xv = data(&x);
+        for (k, &ix) in i.iter().enumerate() {
+            assert_eq!(xv[ix as usize], y[k]);
+        }
+        // Row-major plane 0 = [[0,7,2,9],[4,11,6,1],[8,3,10,5]].
+        assert_eq!(&i[..4], &[5, 3, 5, 10]);
+        // Column-major: (h, w) -> h + 3w within the plane, plus the plane offset 12.
+        let (_, ic) = with_indices(&w, &x, true);
+        assert_eq!(&ic[..4], &[1 + 3, 3 * 3, 1 + 3, 2 + 3 * 2]);
+        for (r, c) in i.iter().zip(&ic) {
+            let (plane, off) = (r / 12, r % 12);
+            assert_eq!(*c, plane * 12 + (off / 4) + 3 * (off % 4));
+        }
+        // Ties: the first in window order; -inf windows still point at their first element.
+        let t = Tensor::f32(vec![1, 1, 2, 2], vec![1., 3., 3., 3.]);
+        assert_eq!(with_indices(&win(vec![2, 2], vec![], vec![], AutoPad::NotSet), &t, false).1, vec![1]);
+        let ninf = Tensor::f32(vec![1, 1, 1, 3], vec![f32::NEG_INFINITY; 3]);
+        let (y, i) = with_indices(&win(vec![1, 2], vec![], vec![0, 1, 0, 0], AutoPad::NotSet), &ninf, false);
+        assert_eq!((y, i), (vec![f32::NEG_INFINITY; 3], vec![0, 0, 1]));
+        // NaN: the first NaN.
+        let nan = Tensor::f32(vec![1, 1, 1, 4], vec![1., f32::NAN, 5., f32::NAN]);
+        let (y, i) = with_indices(&win(vec![1, 4], vec![], vec![], AutoPad::NotSet), &nan, false);
+        assert!(y[0].is_nan());
+        assert_eq!(i, vec![1]);
+        // A window wholly in the padding (dilation 4 over 3 columns): -inf and -1.
+        let mut w = win(vec![1, 2], vec![], vec![0, 1, 0, 1], AutoPad::NotSet);
+        w.dilations = vec![1, 4];
+        let x = Tensor::f32(vec![1, 1, 1, 3], vec![1., 2., 3.]);
+        assert_eq!(with_indices(&w, &x, false), (vec![f32::NEG_INFINITY], vec![-1]));
+        // Empty input.
+        let e = Tensor::f32(vec![0, 1, 2, 2], vec![]);
+        assert_eq!(with_indices(&win(vec![2, 2], vec![], vec![], AutoPad::NotSet), &e, false), (vec![], vec![]));
     }
 }

@@ -38,6 +38,10 @@ use crate::{Limits, LoadError};
 use deed_types::{DType, Tensor, TensorData};
 use std::sync::Arc;
 
+// The SVMs live in their own file but are a child module, to share the post transforms.
+#[path = "svm.rs"]
+mod svm;
+
 /// The `ai.onnx.ml` operators the engine implements.
 pub const ML_OPS: &[&str] = &[
     "ArrayFeatureExtractor",
@@ -48,6 +52,8 @@ pub const ML_OPS: &[&str] = &[
     "LinearRegressor",
     "Normalizer",
     "OneHotEncoder",
+    "SVMClassifier",
+    "SVMRegressor",
     "Scaler",
     "TreeEnsembleClassifier",
     "TreeEnsembleRegressor",
@@ -688,6 +694,8 @@ pub(crate) fn parse(
     Ok(match op {
         "TreeEnsembleClassifier" => Arc::new(parse_trees(a, true, limits)?),
         "TreeEnsembleRegressor" => Arc::new(parse_trees(a, false, limits)?),
+        "SVMClassifier" => svm::classifier(a, limits)?,
+        "SVMRegressor" => svm::regressor(a, limits)?,
         "LinearClassifier" | "LinearRegressor" => {
             refuse_strings(a, &["classlabels_strings"])?;
             let coef = a.floats("coefficients")?.ok_or_else(|| a.invalid("attribute 'coefficients' is required"))?;

@@ -351,8 +351,9 @@ impl Op {
                 Op::Conv { win: window(&a, false, false)?, group: group as usize }
             }
             "MaxPool" => {
-                if node.output.get(1).is_some_and(|o| !o.is_empty()) {
-                    return Err(a.unsupported("MaxPool's second output (Indices)"));
+                let with_indices = node.output.get(1).is_some_and(|o| !o.is_empty());
+                if with_indices && opset < 8 {
+                    return Err(a.invalid("MaxPool has a second output (Indices) only from opset 8"));
                 }
                 let win = window(&a, true, opset >= 10)?;
                 let r = win.kernel.len();
@@ -362,6 +363,14 @@ impl Op {
                             a.invalid(format!("pad {p} is not smaller than the kernel size {}", win.kernel[i % r]))
                         );
                     }
+                }
+                if with_indices {
+                    let column_major = match a.int("storage_order", 0)? {
+                        0 => false,
+                        1 => true,
+                        o => return Err(a.invalid(format!("attribute 'storage_order' is {o}, expected 0 or 1"))),
+                    };
+                    return Ok(Op::Ext(Arc::new(conv::MaxPoolIndices { win, column_major })));
                 }
                 Op::MaxPool(win)
             }

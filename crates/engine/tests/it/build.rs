@@ -52,6 +52,10 @@ pub fn attr_ints(name: &str, ints: &[i64]) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: attr_type::INTS, ints: ints.to_vec(), ..Default::default() }
 }
 
+pub fn attr_floats(name: &str, floats: &[f32]) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: attr_type::FLOATS, floats: floats.to_vec(), ..Default::default() }
+}
+
 pub fn attr_s(name: &str, s: &str) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: attr_type::STRING, s: s.as_bytes().to_vec(), ..Default::default() }
 }

@@ -82,7 +82,12 @@ fn unsupported_opset_and_dtypes() {
     let mut g = relu_graph();
     g.nodes[0] = node("Conv", &["x", "x"], &["y"], vec![attr_s("auto_pad", "SOMETIMES")]);
     assert!(load_err(&g.bytes()).to_string().contains("auto_pad"));
+    // MaxPool's Indices: storage_order 0 or 1, and only from opset 8.
     let mut g = relu_graph();
+    g.nodes[0] =
+        node("MaxPool", &["x"], &["y", "idx"], vec![attr_ints("kernel_shape", &[2]), attr_i("storage_order", 2)]);
+    assert!(load_err(&g.bytes()).to_string().contains("storage_order"));
+    let mut g = relu_graph().opset(7);
     g.nodes[0] = node("MaxPool", &["x"], &["y", "idx"], vec![attr_ints("kernel_shape", &[2])]);
     assert!(load_err(&g.bytes()).to_string().contains("Indices"));
 }
@@ -437,5 +442,193 @@ proptest! {
         seed in any::<u64>(),
     ) {
         random_node_case(op, shapes, ints, seed);
+    }
+}
+
+/// One SVM node (`ai.onnx.ml` opset 3) over float32 features `[n, f]`.
+fn svm_model(op: &str, attrs: Vec<deed_engine::onnx::AttributeProto>, f: i64) -> Vec<u8> {
+    let outs: &[&str] = if op == "SVMClassifier" { &["label", "scores"] } else { &["y"] };
+    let mut n = node(op, &["x"], outs, attrs);
+    n.domain = "ai.onnx.ml".into();
+    let g = G::new(
+        vec![n],
+        vec![vi("x", DType::F32, &[D::P("n"), D::N(f)])],
+        outs.iter().map(|o| vi(o, DType::F32, &[])).collect(),
+    );
+    let mut p = g.proto();
+    p.opset_import.push(OperatorSetIdProto { domain: "ai.onnx.ml".into(), version: 3 });
+    for o in &mut p.graph.as_mut().unwrap().output {
+        o.r#type = None;
+    }
+    prost::Message::encode_to_vec(&p)
+}
+
+fn svc_attrs() -> Vec<deed_engine::onnx::AttributeProto> {
+    vec![
+        attr_s("kernel_type", "RBF"),
+        attr_floats("kernel_params", &[0.5, 0.0, 0.0]),
+        attr_floats("support_vectors", &[1.0, 0.0, 0.0, 1.0, -1.0, -1.0]),
+        attr_ints("vectors_per_class", &[2, 1]),
+        attr_floats("coefficients", &[0.5, -0.25, 0.75]),
+        attr_floats("rho", &[0.1]),
+        attr_ints("classlabels_ints", &[0, 1]),
+    ]
+}
+
+#[test]
+fn svm_bad_attribute_sizes_refused_at_load() {
+    let x = TensorSet([("x".to_string(), Tensor::f32(vec![2, 2], vec![0.5, 1.0, -1.0, 0.3]))].into());
+    let m = Model::load(&svm_model("SVMClassifier", svc_attrs(), 2)).unwrap();
+    assert_eq!(m.run(&x, &RunOptions::default()).unwrap().outputs.0["scores"].shape, vec![2, 2]);
+    let with = |name: &str, a: deed_engine::onnx::AttributeProto| {
+        let mut v: Vec<_> = svc_attrs().into_iter().filter(|b| b.name != name).collect();
+        v.push(a);
+        svm_model("SVMClassifier", v, 2)
+    };
+    for (bytes, what) in [
+        (with("support_vectors", attr_floats("support_vectors", &[1.0; 5])), "support vector values"),
+        (with("coefficients", attr_floats("coefficients", &[1.0; 2])), "coefficients"),
+        (with("rho", attr_floats("rho", &[0.1, 0.2])), "rho"),
+        (with("vectors_per_class", attr_ints("vectors_per_class", &[2, -1])), "vectors_per_class"),
+        (with("vectors_per_class", attr_ints("vectors_per_class", &[i64::MAX, i64::MAX])), "vectors_per_class"),
+        (with("vectors_per_class", attr_ints("vectors_per_class", &[3])), "vectors_per_class"),
+        (with("kernel_params", attr_floats("kernel_params", &[0.5])), "kernel_params"),
+        (with("prob_a", attr_floats("prob_a", &[1.0, 2.0])), "prob_a"),
+    ] {
+        let e = load_err(&bytes);
+        assert!(matches!(e, LoadError::Invalid(_)) && e.to_string().contains(what), "{e}");
+    }
+    let e = load_err(&with("classlabels_ints", attr_ints("classlabels_strings", &[])));
+    assert!(e.to_string().contains("string tensors"), "{e}");
+    // The model's feature count is checked when run.
+    let x3 = TensorSet([("x".to_string(), Tensor::f32(vec![1, 3], vec![0.0; 3]))].into());
+    let m = Model::load(&svm_model("SVMClassifier", svc_attrs(), 3)).unwrap();
+    assert!(matches!(m.run(&x3, &RunOptions::default()), Err(RunError::Op { .. })));
+}
+
+/// SVMs with random attribute lengths and values: they load and run, or fail with an error.
+fn random_svm_case(classifier: bool, lens: Vec<usize>, ints: Vec<i64>, kernel: usize, f: usize, seed: u64) {
+    let vals = |n: usize, salt: u64| -> Vec<f32> {
+        (0..n).map(|k| ((((k as u64 + salt) * 2654435761) ^ seed) % 13) as f32 / 4.0 - 1.5).collect()
+    };
+    let len = |i: usize| lens.get(i).copied().unwrap_or(0);
+    let kt = ["LINEAR", "POLY", "RBF", "SIGMOID", "CUBIC"][kernel % 5];
+    let mut attrs = vec![
+        attr_s("kernel_type", kt),
+        attr_floats("support_vectors", &vals(len(0), 1)),
+        attr_floats("coefficients", &vals(len(1), 2)),
+        attr_floats("rho", &vals(len(2), 3)),
+    ];
+    if len(3) > 0 {
+        attrs.push(attr_floats("kernel_params", &vals(len(3), 4)));
+    }
+    let op = if classifier {
+        attrs.push(attr_ints("vectors_per_class", &ints));
+        attrs.push(attr_ints("classlabels_ints", &(0..len(4) as i64).collect::<Vec<_>>()));
+        if len(5) > 0 {
+            attrs.push(attr_floats("prob_a", &vals(len(5), 5)));
+            attrs.push(attr_floats("prob_b", &vals(len(6), 6)));
+        }
+        "SVMClassifier"
+    } else {
+        attrs.push(attr_i("n_supports", ints.first().copied().unwrap_or(0)));
+        attrs.push(attr_i("one_class", (seed & 1) as i64));
+        "SVMRegressor"
+    };
+    let Ok(m) = Model::load(&svm_model(op, attrs, f as i64)) else { return };
+    for n in [0usize, 3] {
+        let mut data = vals(n * f, 7);
+        if let Some(v) = data.first_mut() {
+            *v = f32::NAN;
+        }
+        let s = TensorSet([("x".to_string(), Tensor::f32(vec![n, f], data))].into());
+        let _ = m.run(&s, &RunOptions { threads: 2, trace: true });
+    }
+}
+
+/// MaxPool with Indices on random windows: each index points at the value it comes with,
+/// and the values are those of the one-output MaxPool.
+fn maxpool_indices_case(dims: Vec<usize>, k: Vec<i64>, s: Vec<i64>, p: Vec<i64>, dil: Vec<i64>, col: bool, seed: u64) {
+    let r = dims.len() - 2;
+    let mut attrs = vec![
+        attr_ints("kernel_shape", &k[..r]),
+        attr_ints("strides", &s[..r]),
+        attr_ints("pads", &p[..2 * r]),
+        attr_ints("dilations", &dil[..r]),
+    ];
+    let load = |outs: &[&str], attrs: Vec<deed_engine::onnx::AttributeProto>| {
+        let g = G::new(
+            vec![node("MaxPool", &["x"], outs, attrs)],
+            vec![vi("x", DType::F32, &dims.iter().map(|&d| D::N(d as i64)).collect::<Vec<_>>())],
+            outs.iter().map(|o| vi(o, DType::F32, &[])).collect(),
+        );
+        let mut p = g.proto();
+        for o in &mut p.graph.as_mut().unwrap().output {
+            o.r#type = None;
+        }
+        Model::load(&prost::Message::encode_to_vec(&p))
+    };
+    let Ok(one) = load(&["y"], attrs.clone()) else { return };
+    attrs.push(attr_i("storage_order", col as i64));
+    let two = load(&["y", "i"], attrs).expect("loads with Indices when it loads without");
+    let n: usize = dims.iter().product();
+    let xv: Vec<f32> = (0..n).map(|k| ((((k as u64) * 2654435761) ^ seed) % 7) as f32 - 3.0).collect();
+    let x = TensorSet([("x".to_string(), Tensor::f32(dims.clone(), xv.clone()))].into());
+    let (Ok(a), Ok(b)) = (one.run(&x, &RunOptions::default()), two.run(&x, &RunOptions::default())) else {
+        assert!(one.run(&x, &RunOptions::default()).is_err() && two.run(&x, &RunOptions::default()).is_err());
+        return;
+    };
+    let y = &b.outputs.0["y"];
+    assert_eq!(&a.outputs.0["y"], y);
+    let (deed_types::TensorData::F32(yv), deed_types::TensorData::I64(iv)) = (&y.data, &b.outputs.0["i"].data) else {
+        panic!("dtypes")
+    };
+    let sp = &dims[2..];
+    let plane: usize = sp.iter().product();
+    for (&v, &i) in yv.iter().zip(iv) {
+        if i < 0 {
+            assert_eq!(v, f32::NEG_INFINITY);
+            continue;
+        }
+        let (pl, mut off) = (i as usize / plane, i as usize % plane);
+        if col {
+            // Column-major back to row-major.
+            let mut c = vec![0; r];
+            for d in 0..r {
+                c[d] = off % sp[d];
+                off /= sp[d];
+            }
+            off = c.iter().zip(sp).fold(0, |acc, (&c, &d)| acc * d + c);
+        }
+        assert_eq!(xv[pl * plane + off], v);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_svms_never_panic(
+        classifier in any::<bool>(),
+        lens in proptest::collection::vec(0usize..12, 7),
+        ints in proptest::collection::vec(-1i64..4, 0..5),
+        kernel in 0usize..5,
+        f in 0usize..4,
+        seed in any::<u64>(),
+    ) {
+        random_svm_case(classifier, lens, ints, kernel, f, seed);
+    }
+
+    #[test]
+    fn maxpool_indices_point_at_maxima(
+        dims in proptest::collection::vec(1usize..6, 3..6),
+        k in proptest::collection::vec(1i64..4, 3),
+        s in proptest::collection::vec(1i64..4, 3),
+        p in proptest::collection::vec(0i64..3, 6),
+        dil in proptest::collection::vec(1i64..3, 3),
+        col in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        maxpool_indices_case(dims, k, s, p, dil, col, seed);
     }
 }
