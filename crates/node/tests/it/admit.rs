@@ -22,7 +22,8 @@ fn open(dir: &std::path::Path, users: &[Keypair]) -> App {
     let funded: Vec<_> = users.iter().map(|k| k.address()).collect();
     let mut c = NodeConfig::new(dir.to_path_buf());
     c.executor = false;
-    App::open(c, node.clone(), dev_genesis(&node, &funded, 1_000)).unwrap()
+    let genesis = dev_genesis(&node, &funded, 1_000);
+    App::open(c, node, genesis).unwrap()
 }
 
 #[test]
@@ -70,12 +71,12 @@ fn concurrent_clients_share_durable_writes_and_lose_nothing() {
     let per = 25u64;
     std::thread::scope(|s| {
         for (u, k) in users.iter().enumerate() {
-            let (app, to) = (app.clone(), users[(u + 1) % users.len()].clone());
+            let (app, to) = (app.clone(), &users[(u + 1) % users.len()]);
             s.spawn(move || {
                 for n in 0..per {
-                    app.admit(transfer(k, &to, n, 1)).unwrap();
+                    app.admit(transfer(k, to, n, 1)).unwrap();
                     // A resubmission is refused as a duplicate, never admitted twice.
-                    let again = app.admit(transfer(k, &to, n, 1));
+                    let again = app.admit(transfer(k, to, n, 1));
                     assert!(matches!(again, Err(AdmitError::Duplicate(_))), "{again:?}");
                 }
             });
