@@ -1132,17 +1132,27 @@ pub fn split(price: Amount, owners: &[Owner]) -> Vec<Amount> {
 /// Indices of transactions whose signature does not verify: one batch check, then
 /// one by one only if the batch fails.
 pub fn bad_signatures(txs: &[SignedTx]) -> Vec<usize> {
-    if txs.is_empty() {
+    bad_signatures_unchecked(txs, &[])
+}
+
+/// [`bad_signatures`], skipping transaction `i` when `checked[i]` is true: the caller
+/// has already verified that very signature on that very transaction (for example when
+/// it admitted the same signed transaction to its mempool). Indices past `checked` are
+/// verified. Signature validity is a function of the bytes alone, so skipping a
+/// re-check never changes an outcome.
+fn bad_signatures_unchecked(txs: &[SignedTx], checked: &[bool]) -> Vec<usize> {
+    let todo: Vec<usize> = (0..txs.len()).filter(|&i| !checked.get(i).copied().unwrap_or(false)).collect();
+    if todo.is_empty() {
         return Vec::new();
     }
-    let msgs: Vec<Vec<u8>> = txs.iter().map(|t| t.tx.signing_bytes()).collect();
+    let msgs: Vec<Vec<u8>> = todo.iter().map(|&i| txs[i].tx.signing_bytes()).collect();
     let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
-    let keys: Vec<PublicKey> = txs.iter().map(|t| t.tx.sender).collect();
-    let sigs: Vec<_> = txs.iter().map(|t| t.signature).collect();
+    let keys: Vec<PublicKey> = todo.iter().map(|&i| txs[i].tx.sender).collect();
+    let sigs: Vec<_> = todo.iter().map(|&i| txs[i].signature).collect();
     if deed_types::crypto::verify_batch(&refs, &keys, &sigs).is_ok() {
         return Vec::new();
     }
-    (0..txs.len()).filter(|&i| txs[i].tx.sender.verify(&msgs[i], &sigs[i]).is_err()).collect()
+    (0..todo.len()).filter(|&j| keys[j].verify(&msgs[j], &sigs[j]).is_err()).map(|j| todo[j]).collect()
 }
 
 /// The producer's side: executes `txs` in order on top of `state`, keeping those that
@@ -1162,10 +1172,23 @@ pub fn propose_with_blobs(
     txs: Vec<SignedTx>,
     blobs: &dyn BlobSource,
 ) -> Proposal {
+    propose_checked(state, env, txs, blobs, &[])
+}
+
+/// [`propose_with_blobs`] for a producer that has already verified the signatures of
+/// `txs[i]` where `sigs_checked[i]` is true (its mempool's transactions were verified
+/// when admitted); see [`bad_signatures`]. The proposal is the same either way.
+pub fn propose_checked(
+    state: &impl StateRead,
+    env: &BlockEnv,
+    txs: Vec<SignedTx>,
+    blobs: &dyn BlobSource,
+    sigs_checked: &[bool],
+) -> Proposal {
     let (chain_id, params) = meta(state).expect("propose needs a state with a genesis");
     assert_eq!(env.chain_id, chain_id, "the block environment is for another chain");
     let cx = Ctx { chain_id: &chain_id, params: &params, env, blobs };
-    let bad = bad_signatures(&txs);
+    let bad = bad_signatures_unchecked(&txs, sigs_checked);
     let mut o = Overlay::new(state);
     o.writes = begin_block(state, env.height);
     let mut included = Vec::new();
@@ -1207,6 +1230,18 @@ pub fn apply_block_with_blobs(
     block: &Block,
     blobs: &dyn BlobSource,
 ) -> Result<BlockOutcome, BlockError> {
+    apply_block_checked(state, block, blobs, &[])
+}
+
+/// [`apply_block_with_blobs`] for a validator that has already verified the exact
+/// signed transactions `block.txs[i]` where `sigs_checked[i]` is true (it holds them,
+/// signature and all, in its mempool); the outcome is the same either way.
+pub fn apply_block_checked(
+    state: &impl StateRead,
+    block: &Block,
+    blobs: &dyn BlobSource,
+    sigs_checked: &[bool],
+) -> Result<BlockOutcome, BlockError> {
     let (chain_id, params) = meta(state).ok_or(BlockError::NoGenesis)?;
     let h = &block.header;
     if h.chain_id != chain_id {
@@ -1223,7 +1258,7 @@ pub fn apply_block_with_blobs(
     if block.txs.len() > usize::try_from(params.block_txs_max).unwrap_or(usize::MAX) {
         return Err(BlockError::TooManyTxs { count: block.txs.len(), max: params.block_txs_max });
     }
-    if let Some(&index) = bad_signatures(&block.txs).first() {
+    if let Some(&index) = bad_signatures_unchecked(&block.txs, sigs_checked).first() {
         return Err(BlockError::Tx { index, hash: block.txs[index].hash(), error: TxError::BadSignature });
     }
     let env = BlockEnv::of(block);

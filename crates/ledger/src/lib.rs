@@ -108,8 +108,8 @@ mod state;
 pub use error::{BlockError, GenesisError, TxError};
 pub use exec::{
     BlockEnv, BlockOutcome, ModelPayout, Payouts, Proposal, RECEIPT_VERSION, SWEEP_ENTRIES_MAX, Slash, apply_block,
-    apply_block_with_blobs, bad_signatures, check_genesis, check_tx, check_tx_verified, distribute, genesis_writes, mul_bps, propose, propose_with_blobs,
-    slash, split,
+    apply_block_checked, apply_block_with_blobs, bad_signatures, check_genesis, check_tx, check_tx_verified,
+    distribute, genesis_writes, mul_bps, propose, propose_checked, propose_with_blobs, slash, split,
 };
 pub use fraud::{BlobSource, NoBlobs};
 pub use records::{

@@ -158,6 +158,14 @@ impl App {
         self.mempool.lock().unwrap().since(after, max)
     }
 
+    /// For each transaction, whether this node already verified its signature (it holds
+    /// the same signed transaction in its mempool), so block checks can skip it.
+    pub fn sigs_checked(&self, txs: &[SignedTx]) -> Vec<bool> {
+        let hashes: Vec<Hash32> = txs.iter().map(SignedTx::hash).collect();
+        let pool = self.mempool.lock().unwrap();
+        txs.iter().zip(&hashes).map(|(t, h)| pool.holds_signed(h, t)).collect()
+    }
+
     /// True when a transaction is pending.
     pub fn is_pending(&self, h: &Hash32) -> bool {
         self.mempool.lock().unwrap().contains(h)
@@ -311,7 +319,10 @@ impl App {
             Ok(s) => s,
             Err(e) => {
                 let msg = e.to_string();
-                return txs.iter().map(|_| Err(AdmitError::Node(NodeError::Internal(format!("chain database: {msg}"))))).collect();
+                return txs
+                    .iter()
+                    .map(|_| Err(AdmitError::Node(NodeError::Internal(format!("chain database: {msg}")))))
+                    .collect();
             }
         };
         let mut pool = self.mempool.lock().unwrap();
@@ -400,7 +411,9 @@ impl App {
         let parent = head.as_ref().map_or(Hash32::ZERO, |h| h.hash());
         let time_ms = time_ms.max(head.as_ref().map_or(0, |h| h.time_ms + 1));
         let env = BlockEnv { chain_id: self.chain_id().to_string(), height, time_ms, proposer: self.key.public() };
-        let proposal = deed_ledger::propose_with_blobs(&snap, &env, txs, &StoreBlobs(&self.store));
+        // Every mempool transaction's signature was verified when it was admitted.
+        let checked = vec![true; txs.len()];
+        let proposal = deed_ledger::propose_checked(&snap, &env, txs, &StoreBlobs(&self.store), &checked);
         let header = BlockHeader {
             chain_id: env.chain_id,
             height,

@@ -35,6 +35,12 @@ impl Mempool {
         self.by_hash.contains_key(h)
     }
 
+    /// True when this very signed transaction (same id, same signature) is pending: its
+    /// signature was verified when it was admitted.
+    pub fn holds_signed(&self, h: &Hash32, tx: &SignedTx) -> bool {
+        self.by_hash.get(h).and_then(|seq| self.txs.get(seq)).is_some_and(|(_, t)| t.signature == tx.signature)
+    }
+
     /// The nonce the sender's next transaction must carry, given `account_nonce` on chain.
     pub fn pending_nonce(&self, sender: &Address, account_nonce: u64) -> u64 {
         self.next_nonce.get(sender).copied().unwrap_or(account_nonce).max(account_nonce)

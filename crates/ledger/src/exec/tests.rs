@@ -304,6 +304,23 @@ fn bad_signature_is_refused_everywhere() {
         Err(BlockError::Tx { index: 1, error: TxError::BadSignature, .. }) => {}
         other => panic!("expected a bad signature at index 1, got {other:?}"),
     }
+    // Signatures the caller vouches for are skipped, the others are still checked: the
+    // forged one is caught unless its caller claims it checked it; the good one's
+    // outcome is the same checked or not.
+    let blobs = crate::NoBlobs;
+    match crate::apply_block_checked(&c.state, &b, &blobs, &[true, false]) {
+        Err(BlockError::Tx { index: 1, error: TxError::BadSignature, .. }) => {}
+        other => panic!("expected a bad signature at index 1, got {other:?}"),
+    }
+    let t = c.tx(&alice, TxBody::Transfer { to: key("bob").address(), amount: 1 });
+    let p = propose(&c.state, &c.env(), vec![t]);
+    assert_eq!(p.included.len(), 1);
+    let b = c.seal(&p);
+    let plain = apply_block(&c.state, &b).unwrap();
+    let vouched = crate::apply_block_checked(&c.state, &b, &blobs, &[true]).unwrap();
+    assert_eq!((plain.state_root, plain.writes), (vouched.state_root, vouched.writes));
+    let p2 = crate::propose_checked(&c.state, &c.env(), b.txs.clone(), &blobs, &[true]);
+    assert_eq!((p2.state_root, p2.included), (p.state_root, p.included));
 }
 
 #[test]

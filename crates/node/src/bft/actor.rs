@@ -596,7 +596,9 @@ impl<E: Clock> Actor<E> {
             }
             let writes = self.merged(&chain[..i]);
             let state = Layered { base: &snap, writes: &writes };
-            let outcome = deed_ledger::apply_block_with_blobs(&state, &block, &crate::app::StoreBlobs(&self.app.store))
+            let checked = self.app.sigs_checked(&block.txs);
+            let blobs = crate::app::StoreBlobs(&self.app.store);
+            let outcome = deed_ledger::apply_block_checked(&state, &block, &blobs, &checked)
                 .map_err(|e| ExecError::Invalid(e.to_string()))?;
             self.executed.insert(*d, Arc::new(Executed { writes: outcome.writes, rejected: Vec::new() }));
         }
@@ -717,7 +719,9 @@ impl<E: Clock> Actor<E> {
         };
         let state = Layered { base: &snap, writes: &writes };
         let env = BlockEnv { chain_id: self.app.chain_id().to_string(), height: ph + 1, time_ms, proposer: self.me };
-        let mut p = deed_ledger::propose_with_blobs(&state, &env, txs, &crate::app::StoreBlobs(&self.app.store));
+        // Mempool transactions: their signatures were verified when admitted.
+        let checked = vec![true; txs.len()];
+        let mut p = deed_ledger::propose_checked(&state, &env, txs, &crate::app::StoreBlobs(&self.app.store), &checked);
         if let Some(a) = self.adversary {
             let nonce = deed_ledger::query::account(&state, &self.me.address()).nonce;
             let amount = if a == Adversary::Overdraft { u128::MAX / 2 } else { 1 };
