@@ -2,7 +2,7 @@
 
 use crate::{Cli, Cmd, EXIT_NOT_VERIFIED, Fail, KeyCmd, TxCmd, client::Client, tensors};
 use anyhow::{Context, Result};
-use deed_engine::{Model, RunOptions};
+use deed_engine::RunOptions;
 use deed_node::Home;
 use deed_types::{Address, Cid, Hash32, Keypair, SignedTx, Tx, TxBody, tx::model_commitment};
 use serde_json::{Value, json};
@@ -247,6 +247,7 @@ fn publish(ctx: &Ctx, file: &Path, name: &str, price: u128, parents: &[String]) 
     let parents = parents.iter().map(|p| crate::ledger_cmds::parse_parent(p)).collect::<Result<Vec<_>>>()?;
     let key = ctx.signer()?;
     let c = ctx.client()?;
+    upload_bundle_weights(ctx, &c, file)?;
     let f = std::fs::File::open(file).map_err(|e| Fail::new(1, format!("cannot open {}: {e}", file.display())))?;
     let len = f.metadata()?.len();
     let pb = progress(ctx, len, "uploading");
@@ -288,6 +289,65 @@ fn publish(ctx: &Ctx, file: &Path, name: &str, price: u128, parents: &[String]) 
             if price == 0 { "open (free)".to_string() } else { format!("{price} per call") }
         )
     });
+    Ok(())
+}
+
+/// Graph files at most this large are scanned for bundle weights before publishing
+/// (a bundle's graph holds no weights, so it is small; a larger file carries its own).
+const BUNDLE_GRAPH_BYTES_MAX: u64 = 64 << 20;
+
+/// A bundle (an ONNX graph whose initializers are in `<weights CID>.safetensors` files,
+/// docs/PROTOCOL.md *Model files*) needs its weights on the node before its graph:
+/// uploads each weights file named by `file`, from the graph's folder, checked against
+/// the CID in its name.
+fn upload_bundle_weights(ctx: &Ctx, c: &crate::client::Client, file: &Path) -> Result<()> {
+    let len = std::fs::metadata(file).map_err(|e| Fail::new(1, format!("cannot open {}: {e}", file.display())))?.len();
+    if len > BUNDLE_GRAPH_BYTES_MAX {
+        return Ok(());
+    }
+    let bytes = std::fs::read(file)?;
+    let Ok(tensors) = deed_store::formats::onnx_tensors(&bytes, &Default::default()) else {
+        return Ok(()); // Not ONNX: the node says why when the graph is uploaded.
+    };
+    let mut locations: Vec<String> = tensors
+        .into_iter()
+        .filter_map(|t| match t.data {
+            deed_store::formats::TensorData::External(e) => Some(e.location),
+            _ => None,
+        })
+        .collect();
+    locations.sort();
+    locations.dedup();
+    let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    for loc in locations {
+        let cid = Cid::from_location(&loc).ok_or_else(|| {
+            Fail::new(
+                1,
+                format!(
+                    "{} keeps weights in '{loc}'; deed bundles name them <weights CID>.safetensors",
+                    file.display()
+                ),
+            )
+        })?;
+        if !deed_engine::is_bare_file_name(&loc) {
+            return Err(Fail::new(1, format!("external data location '{loc}' is not a bare file name")).into());
+        }
+        let path = dir.join(&loc);
+        let f = std::fs::File::open(&path)
+            .map_err(|e| Fail::new(1, format!("cannot open the bundle's weights {}: {e}", path.display())))?;
+        let wlen = f.metadata()?.len();
+        let pb = progress(ctx, wlen, "uploading weights");
+        let mut reader = pb.wrap_read(f);
+        let up = c.put_blob("raw", &mut reader as &mut dyn Read);
+        pb.finish_and_clear();
+        let got: Cid = up?["cid"].as_str().context("upload answer lacks cid")?.parse()?;
+        if got != cid {
+            return Err(
+                Fail::new(1, format!("{} does not hash to the CID in its name (it is {got})", path.display())).into()
+            );
+        }
+        ctx.note(&format!("uploaded weights {} ({wlen} bytes)", path.display()));
+    }
     Ok(())
 }
 
@@ -354,7 +414,8 @@ fn exec(ctx: &Ctx, file: &Path, input: &Path, repeat: usize, threads: usize) -> 
     let bytes = std::fs::read(file).map_err(|e| Fail::new(1, format!("cannot read {}: {e}", file.display())))?;
     deed_store::refuse_pickle(&bytes).map_err(|e| Fail::new(1, e.to_string()))?;
     let t0 = Instant::now();
-    let model = Model::load(&bytes).map_err(|e| Fail::new(1, format!("{}: {e}", file.display())))?;
+    let model =
+        crate::weights::load_file(file, &bytes).map_err(|e| Fail::new(1, format!("{}: {e}", file.display())))?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let names: Vec<String> = model.inputs().iter().map(|i| i.name.clone()).collect();
     let inputs = tensors::read_inputs(input, &names)?;

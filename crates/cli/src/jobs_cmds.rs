@@ -8,7 +8,7 @@ use crate::{
     tensors,
 };
 use anyhow::{Context, Result};
-use deed_engine::{Model, RunOptions};
+use deed_engine::RunOptions;
 use deed_ledger::Job;
 use deed_node::worker::{self, Chain, WorkerConfig};
 use deed_types::{Amount, Block, Cid, Hash32, JobMode, PublicKey, SignedReceipt, SignedTx, TensorSet, TxBody};
@@ -211,7 +211,13 @@ pub fn verify(ctx: &Ctx, path: &Path, input: Option<&Path>, model: Option<&Path>
     if Cid::of(&model_bytes) != r.model {
         return not_verified(ctx, &checks, "the model bytes do not match the receipt's model id".into());
     }
-    let loaded = Model::load(&model_bytes).map_err(|e| Fail::new(1, format!("model does not load: {e}")))?;
+    let loaded = match (model, c.as_ref()) {
+        (Some(p), _) => {
+            crate::weights::load_file(p, &model_bytes).map_err(|e| Fail::new(1, format!("model does not load: {e}")))?
+        }
+        (None, Some(c)) => crate::weights::load_remote(c, &model_bytes)?,
+        (None, None) => unreachable!("the model came from the node"),
+    };
     let inputs = match input {
         Some(p) => {
             let names: Vec<String> = loaded.inputs().iter().map(|i| i.name.clone()).collect();
@@ -282,7 +288,7 @@ pub fn challenge(ctx: &Ctx, path: &Path, force: bool) -> Result<()> {
     if Cid::of(&model_bytes) != r.model || Hash32::of(&input_bytes) != r.input_hash {
         return Err(Fail::new(1, "the node served bytes that do not match the receipt's hashes").into());
     }
-    let model = Model::load(&model_bytes).map_err(|e| Fail::new(1, format!("model does not load: {e}")))?;
+    let model = crate::weights::load_remote(&c, &model_bytes)?;
     let inputs = TensorSet::decode(&input_bytes)?;
     let (honest, blobs) = model.run_keep_all(&inputs, &RunOptions { threads: 1, trace: true })?;
     let agrees = honest.output_hash() == r.output_hash && honest.trace == r.trace;

@@ -7,6 +7,7 @@ mod ledger_cmds;
 mod store_cmds;
 mod tensors;
 mod testnet;
+mod weights;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

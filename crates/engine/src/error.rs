@@ -40,12 +40,23 @@ pub enum LoadError {
         /// Highest supported version.
         max: i64,
     },
-    /// A tensor keeps its data in an external file.
+    /// A tensor keeps its data in an external file and the model was loaded without a
+    /// source of external data ([`Model::load`](crate::Model::load)).
     #[error(
-        "tensor '{0}' keeps its data in an external file; deed models must be self-contained \
-         (save the model with all weights inside the .onnx file)"
+        "tensor '{0}' keeps its data in an external file; load it as a bundle (graph + weights), \
+         or save the model with all weights inside the .onnx file"
     )]
     ExternalData(String),
+    /// A tensor's external data could not be read or does not fit the tensor.
+    #[error("external data of tensor '{tensor}' (in '{location}'): {reason}")]
+    External {
+        /// The tensor.
+        tensor: String,
+        /// The file its data is in.
+        location: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A supported operator is used with inputs, attributes or types the engine does not handle.
     #[error("unsupported: {0}")]
     Unsupported(String),

@@ -62,7 +62,17 @@ mod scan;
 mod trace;
 
 pub use error::{LoadError, RunError};
+pub use load::is_bare_file_name;
 pub use model::Model;
+
+/// Where a model's external tensor data is read from (see [`Model::load_external`]).
+/// The engine asks only for the exact bytes of each tensor; an implementation checks
+/// what it reads (a content-addressed store verifies every range) and answers with an
+/// error message for anything it cannot serve.
+pub trait ExternalData {
+    /// `length` bytes at `offset` of the file named `location` (a bare file name).
+    fn read(&self, location: &str, offset: u64, length: usize) -> Result<Vec<u8>, String>;
+}
 pub use replay::Source;
 
 #[cfg(doc)]

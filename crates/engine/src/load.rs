@@ -9,7 +9,7 @@
 use crate::model::{Model, Node};
 use crate::onnx::{self, ModelProto, TensorProto, ValueInfoProto};
 use crate::ops::{ML_DOMAIN, ML_OPSET_MAX, OPSET_MAX, OPSET_MIN, Op};
-use crate::{IoInfo, Limits, LoadError};
+use crate::{ExternalData, IoInfo, Limits, LoadError};
 use deed_types::{DType, Tensor, TensorData};
 use prost::Message;
 use std::cmp::Reverse;
@@ -35,9 +35,72 @@ fn onnx_type_name(code: i32) -> &'static str {
 }
 
 /// Converts a `TensorProto` (an initializer or a Constant's value) under the limits.
+/// External data is refused.
 pub(crate) fn tensor_from_proto(tp: &TensorProto, limits: &Limits, what: &str) -> Result<Tensor, LoadError> {
+    tensor_from_proto_ext(tp, limits, what, None)
+}
+
+/// True when a file name is acceptable as an external-data `location`: a bare name (no
+/// folder, drive or stream separator, not hidden, not `.`/`..`), at most 255 bytes.
+pub fn is_bare_file_name(location: &str) -> bool {
+    !location.is_empty()
+        && location.len() <= 255
+        && !location.starts_with('.')
+        && !location.contains(['/', '\\', ':', '\0'])
+}
+
+/// Reads an external-data tensor's bytes (`want` of them) through `ext`, after checking
+/// its `location`, `offset` and `length` entries.
+fn read_external(tp: &TensorProto, ext: &dyn ExternalData, want: usize, what: &str) -> Result<Vec<u8>, LoadError> {
     let name = &tp.name;
-    if tp.data_location == onnx::DATA_LOCATION_EXTERNAL || !tp.external_data.is_empty() {
+    let (mut location, mut offset, mut length) = (None, 0u64, None);
+    for e in &tp.external_data {
+        let bad = |why: &str| LoadError::Invalid(format!("{what} '{name}': external data {why}"));
+        match e.key.as_str() {
+            "location" => location = Some(e.value.as_str()),
+            "offset" => offset = e.value.parse().map_err(|_| bad(&format!("offset '{}' is not a number", e.value)))?,
+            "length" => {
+                length =
+                    Some(e.value.parse::<u64>().map_err(|_| bad(&format!("length '{}' is not a number", e.value)))?)
+            }
+            "checksum" => {} // Optional SHA-1 of the data; the weights are content-addressed anyway.
+            k => return Err(bad(&format!("has an unknown key '{k}'"))),
+        }
+    }
+    let location =
+        location.ok_or_else(|| LoadError::Invalid(format!("{what} '{name}': external data without a location")))?;
+    let fail = |reason: String| LoadError::External { tensor: name.clone(), location: location.to_string(), reason };
+    if !is_bare_file_name(location) {
+        return Err(fail("the location must be a bare file name (no folders)".into()));
+    }
+    if !tp.raw_data.is_empty() {
+        return Err(fail("the tensor also has inline data".into()));
+    }
+    if let Some(l) = length
+        && l != want as u64
+    {
+        return Err(fail(format!("length {l} does not match the tensor's {want} bytes")));
+    }
+    if offset.checked_add(want as u64).is_none() {
+        return Err(fail(format!("offset {offset} + length {want} overflows")));
+    }
+    let bytes = ext.read(location, offset, want).map_err(fail)?;
+    if bytes.len() != want {
+        return Err(fail(format!("read {} bytes, wanted {want}", bytes.len())));
+    }
+    Ok(bytes)
+}
+
+/// [`tensor_from_proto`], reading external data through `ext` when given.
+fn tensor_from_proto_ext(
+    tp: &TensorProto,
+    limits: &Limits,
+    what: &str,
+    ext: Option<&dyn ExternalData>,
+) -> Result<Tensor, LoadError> {
+    let name = &tp.name;
+    let external = tp.data_location == onnx::DATA_LOCATION_EXTERNAL || !tp.external_data.is_empty();
+    if external && ext.is_none() {
         return Err(LoadError::ExternalData(name.clone()));
     }
     let dtype = DType::from_code(tp.data_type).ok_or_else(|| {
@@ -60,7 +123,10 @@ pub(crate) fn tensor_from_proto(tp: &TensorProto, limits: &Limits, what: &str) -
         deed_types::tensor::element_count(&shape).filter(|&n| n <= limits.tensor_elements_max).ok_or_else(|| {
             over(format!("element count of {what} '{name}' {shape:?}"), u64::MAX, limits.tensor_elements_max)
         })?;
-    let data = if !tp.raw_data.is_empty() {
+    let data = if let (true, Some(ext)) = (external, ext) {
+        let bytes = read_external(tp, ext, n * dtype.size(), what)?;
+        TensorData::from_le(dtype, &bytes).map_err(|e| LoadError::Invalid(format!("{what} '{name}': {e}")))?
+    } else if !tp.raw_data.is_empty() {
         let want = n * dtype.size();
         if tp.raw_data.len() != want {
             return Err(LoadError::Invalid(format!(
@@ -208,7 +274,7 @@ impl Values {
 }
 
 /// Parses and checks a model (see [`Model::load_with`]).
-pub(crate) fn load(bytes: &[u8], limits: &Limits) -> Result<Model, LoadError> {
+pub(crate) fn load(bytes: &[u8], limits: &Limits, ext: Option<&dyn ExternalData>) -> Result<Model, LoadError> {
     if bytes.len() > limits.model_bytes_max {
         return Err(over("size in bytes", bytes.len() as u64, limits.model_bytes_max));
     }
@@ -254,7 +320,7 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits) -> Result<Model, LoadError> {
         if vals.ids.contains_key(&tp.name) {
             return Err(LoadError::Invalid(format!("initializer '{}' is defined twice", tp.name)));
         }
-        let t = tensor_from_proto(&tp, limits, "initializer")?;
+        let t = tensor_from_proto_ext(&tp, limits, "initializer", ext)?;
         init_bytes = init_bytes.saturating_add((t.data.len() * t.dtype().size()) as u64);
         if init_bytes > limits.initializer_bytes_max as u64 {
             return Err(over("initializer size in bytes", init_bytes, limits.initializer_bytes_max));

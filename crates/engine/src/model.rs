@@ -62,7 +62,17 @@ impl Model {
     /// operators, types and external data, detects cycles and dangling names, infers
     /// every dtype and fixes the execution order. The limits also apply to its runs.
     pub fn load_with(bytes: &[u8], limits: &Limits) -> Result<Model, LoadError> {
-        crate::load::load(bytes, limits)
+        crate::load::load(bytes, limits, None)
+    }
+
+    /// Loads a graph whose initializers may keep their data in external files (ONNX
+    /// external data: `location`, `offset`, `length`), read through `ext`. This is how a
+    /// bundle — an ONNX graph plus safetensors weights — loads (docs/PROTOCOL.md, *Model
+    /// files*). The data read counts against [`Limits::initializer_bytes_max`]; the
+    /// location must be a bare file name; `length`, when given, must equal the tensor's
+    /// size. Inline initializers load as with [`Model::load_with`].
+    pub fn load_external(bytes: &[u8], limits: &Limits, ext: &dyn crate::ExternalData) -> Result<Model, LoadError> {
+        crate::load::load(bytes, limits, Some(ext))
     }
 
     /// The graph inputs the caller provides (initializers are not among them).

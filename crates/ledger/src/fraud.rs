@@ -17,6 +17,79 @@ use std::collections::BTreeMap;
 pub trait BlobSource {
     /// The bytes of `cid`, if this node has them.
     fn get(&self, cid: &Cid) -> Option<Vec<u8>>;
+
+    /// `length` bytes of `cid` from `offset`, verified against the id. The default
+    /// reads the whole blob, checks its hash and slices it; a store with a BLAKE3
+    /// outboard answers with a verified range read instead.
+    fn get_range(&self, cid: &Cid, offset: u64, length: usize) -> Result<Vec<u8>, String> {
+        let b = self.get(cid).ok_or_else(|| format!("blob {cid} is not available"))?;
+        if Cid::of(&b) != *cid {
+            return Err(format!("blob {cid}: the bytes served do not match the id"));
+        }
+        slice(&b, cid, offset, length)
+    }
+}
+
+/// A [`BlobSource`] over another that keeps the last whole blob it fetched and verified,
+/// so that loading a bundle — one range read per tensor — fetches its weights once.
+pub struct CachedBlobs<'a> {
+    inner: &'a dyn BlobSource,
+    last: std::sync::Mutex<Option<(Cid, std::sync::Arc<Vec<u8>>)>>,
+}
+
+impl<'a> CachedBlobs<'a> {
+    /// Wraps `inner`.
+    pub fn new(inner: &'a dyn BlobSource) -> Self {
+        CachedBlobs { inner, last: std::sync::Mutex::new(None) }
+    }
+}
+
+impl BlobSource for CachedBlobs<'_> {
+    fn get(&self, cid: &Cid) -> Option<Vec<u8>> {
+        self.inner.get(cid)
+    }
+    fn get_range(&self, cid: &Cid, offset: u64, length: usize) -> Result<Vec<u8>, String> {
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let blob = match &*last {
+            Some((c, b)) if c == cid => b.clone(),
+            _ => {
+                let b = self.inner.get(cid).ok_or_else(|| format!("blob {cid} is not available"))?;
+                if Cid::of(&b) != *cid {
+                    return Err(format!("blob {cid}: the bytes served do not match the id"));
+                }
+                let b = std::sync::Arc::new(b);
+                *last = Some((*cid, b.clone()));
+                b
+            }
+        };
+        slice(&blob, cid, offset, length)
+    }
+}
+
+fn slice(b: &[u8], cid: &Cid, offset: u64, length: usize) -> Result<Vec<u8>, String> {
+    let start = usize::try_from(offset).ok().filter(|&o| o <= b.len());
+    match start.and_then(|s| Some(s..s.checked_add(length)?)).filter(|r| r.end <= b.len()) {
+        Some(r) => Ok(b[r].to_vec()),
+        None => Err(format!("bytes {offset}..+{length} are outside blob {cid} ({} bytes)", b.len())),
+    }
+}
+
+/// A bundle's weights, read from a [`BlobSource`]: an external-data `location` of
+/// `<cid>.safetensors` names the weights blob by content (docs/PROTOCOL.md, *Model files*).
+pub struct BlobWeights<'a>(pub &'a dyn BlobSource);
+
+impl deed_engine::ExternalData for BlobWeights<'_> {
+    fn read(&self, location: &str, offset: u64, length: usize) -> Result<Vec<u8>, String> {
+        let cid = Cid::from_location(location)
+            .ok_or_else(|| format!("'{location}' does not name a weights blob (<cid>.safetensors)"))?;
+        self.0.get_range(&cid, offset, length)
+    }
+}
+
+/// Loads a registered model by id: an ONNX file, or a bundle whose weights are read
+/// through `blobs` too.
+pub fn load_model(blobs: &dyn BlobSource, bytes: &[u8]) -> Result<Model, deed_engine::LoadError> {
+    Model::load_external(bytes, &deed_engine::Limits::default(), &BlobWeights(blobs))
 }
 
 /// A source with no blobs: fraud proofs cannot be decided with it.
@@ -49,7 +122,7 @@ pub(crate) fn proven(blobs: &dyn BlobSource, job: &Job, r: &Receipt, proof: &Fra
     let model_bytes = fetch(blobs, &job.model, "model")?;
     // A registered model was loaded when it was admitted; if it no longer loads (a
     // different engine spec), nothing about it can be proven here.
-    let model = Model::load(&model_bytes)
+    let model = load_model(blobs, &model_bytes)
         .map_err(|e| TxError::NotChallengeable(format!("the model does not load with this engine: {e}")))?;
     let n = model.node_count();
     let input = || -> Result<TensorSet, TxError> {

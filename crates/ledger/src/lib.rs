@@ -111,7 +111,7 @@ pub use exec::{
     apply_block_checked, apply_block_with_blobs, bad_signatures, check_genesis, check_tx, check_tx_verified,
     distribute, genesis_writes, mul_bps, propose, propose_checked, propose_with_blobs, slash, split,
 };
-pub use fraud::{BlobSource, NoBlobs};
+pub use fraud::{BlobSource, BlobWeights, CachedBlobs, NoBlobs, load_model};
 pub use records::{
     ANCESTORS_MAX, Account, BPS_TOTAL, Commitment, Earnings, Executor, Job, JobStatus, LINEAGE_DEPTH_MAX, MAJORITY_BPS,
     ModelRecord, NameRecord, NameVersion, OWNERS_MAX, Owner, PARENTS_MAX, ROYALTY_BPS_MAX, ReceiptRef, TxResult,

@@ -100,6 +100,14 @@ impl deed_ledger::BlobSource for StoreBlobs<'_> {
     fn get(&self, cid: &Cid) -> Option<Vec<u8>> {
         self.0.get(cid).ok()
     }
+    fn get_range(&self, cid: &Cid, offset: u64, length: usize) -> Result<Vec<u8>, String> {
+        let end = offset.checked_add(length as u64).ok_or("range overflows")?;
+        if end > self.0.size(cid).map_err(|e| e.to_string())? {
+            return Err(format!("bytes {offset}..{end} are outside blob {cid}"));
+        }
+        // A verified range read: every byte is checked against the blob's BLAKE3 tree.
+        self.0.get_range(cid, offset, Some(end)).map_err(|e| e.to_string())
+    }
 }
 
 /// Milliseconds since the Unix epoch from the wall clock (the node's, never the ledger's).
@@ -184,7 +192,9 @@ impl App {
             return Ok(m.clone());
         }
         let bytes = self.store.get(id)?;
-        let m = Arc::new(Model::load(&bytes).map_err(|e| NodeError::Model(e.to_string()))?);
+        let m = Arc::new(
+            deed_ledger::load_model(&StoreBlobs(&self.store), &bytes).map_err(|e| NodeError::Model(e.to_string()))?,
+        );
         let mut cache = self.models.lock().unwrap();
         if cache.len() >= MODEL_CACHE_LEN_MAX {
             cache.pop_front();

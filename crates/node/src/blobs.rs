@@ -429,7 +429,7 @@ pub fn referenced(app: &App) -> Result<BTreeSet<Cid>, crate::NodeError> {
         {
             for t in ts {
                 if let deed_store::formats::TensorData::External(e) = t.data
-                    && let Ok(c) = e.location.strip_suffix(".safetensors").unwrap_or(&e.location).parse::<Cid>()
+                    && let Some(c) = Cid::from_location(&e.location)
                 {
                     keep.insert(c);
                 }

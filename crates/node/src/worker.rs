@@ -174,7 +174,10 @@ impl Worker {
             return Ok(m.clone());
         }
         let bytes = self.chain.blob(id)?;
-        let m = Arc::new(Model::load(&bytes).map_err(|e| e.to_string())?);
+        let blobs = ChainBlobs(&*self.chain);
+        let m = Arc::new(
+            deed_ledger::load_model(&deed_ledger::CachedBlobs::new(&blobs), &bytes).map_err(|e| e.to_string())?,
+        );
         let mut cache = self.models.lock().unwrap();
         if cache.len() >= MODELS_LEN_MAX {
             cache.remove(0);
@@ -384,6 +387,15 @@ fn substitute(bytes: &[u8]) -> Result<Model, String> {
         t.float_data.iter_mut().for_each(|v| *v *= 0.5);
     }
     Model::load(&m.encode_to_vec()).map_err(|e| e.to_string())
+}
+
+/// A [`Chain`]'s blobs as a ledger [`deed_ledger::BlobSource`] (for loading bundles).
+struct ChainBlobs<'a>(&'a dyn Chain);
+
+impl deed_ledger::BlobSource for ChainBlobs<'_> {
+    fn get(&self, cid: &Cid) -> Option<Vec<u8>> {
+        self.0.blob(cid).ok()
+    }
 }
 
 /// A [`Chain`] inside this node.

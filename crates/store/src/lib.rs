@@ -597,7 +597,7 @@ impl Store {
     /// the store: `location` must be `<cid>.safetensors` or `<cid>`).
     pub fn fingerprint_bytes(&self, bytes: &[u8]) -> Result<Fingerprint, StoreError> {
         let resolve = |loc: &str| -> Option<Vec<u8>> {
-            let cid: Cid = loc.strip_suffix(".safetensors").unwrap_or(loc).parse().ok()?;
+            let cid = Cid::from_location(loc)?;
             self.get(&cid).ok()
         };
         Ok(fingerprint::of_model(bytes, &self.limits, &resolve)?)

@@ -35,6 +35,17 @@ impl Cid {
         out[4..].copy_from_slice(&self.0.0);
         out
     }
+
+    /// The weights blob an ONNX external-data `location` names in a bundle:
+    /// `<cid>.safetensors` (or a bare `<cid>`); `None` for any other name.
+    pub fn from_location(location: &str) -> Option<Cid> {
+        location.strip_suffix(".safetensors").unwrap_or(location).parse().ok()
+    }
+
+    /// The external-data `location` under which a bundle's graph names this weights blob.
+    pub fn weights_location(&self) -> String {
+        format!("{self}.safetensors")
+    }
 }
 
 impl fmt::Display for Cid {

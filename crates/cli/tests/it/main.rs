@@ -2,6 +2,7 @@
 //! loopback port: init, node --dev, publish, run, verify, crash and restart, and the
 //! refusals users hit.
 
+mod bundle;
 #[path = "../common/mod.rs"]
 mod common;
 mod crash;

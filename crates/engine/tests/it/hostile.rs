@@ -106,7 +106,69 @@ fn external_data_refused() {
     .inits(vec![w]);
     let e = load_err(&g.bytes());
     assert!(matches!(&e, LoadError::ExternalData(n) if n == "w"), "{e:?}");
-    assert!(e.to_string().contains("self-contained"));
+    assert!(e.to_string().contains("as a bundle"), "{e}");
+}
+
+/// External data read through an [`ExternalData`]: a map from file name to bytes.
+struct Files(std::collections::HashMap<String, Vec<u8>>);
+
+impl deed_engine::ExternalData for Files {
+    fn read(&self, location: &str, offset: u64, length: usize) -> Result<Vec<u8>, String> {
+        let f = self.0.get(location).ok_or_else(|| format!("no file {location}"))?;
+        let start = usize::try_from(offset).map_err(|e| e.to_string())?;
+        f.get(start..start.checked_add(length).ok_or("overflow")?).map(<[u8]>::to_vec).ok_or_else(|| "short".into())
+    }
+}
+
+#[test]
+fn external_data_loads_through_a_source_and_bad_references_are_refused() {
+    // The weights [10, 20] live at offset 8 of "w.safetensors" (after 8 bytes of header).
+    let mut file = vec![0xAA; 8];
+    file.extend([10f32, 20.].iter().flat_map(|v| v.to_le_bytes()));
+    let files = Files([("w.safetensors".to_string(), file)].into_iter().collect());
+    let entry = |k: &str, v: &str| deed_engine::onnx::StringStringEntryProto { key: k.into(), value: v.into() };
+    let graph = |entries: Vec<deed_engine::onnx::StringStringEntryProto>, inline: bool| {
+        let mut w = t_f32("w", &[2], &[1., 2.]);
+        if !inline {
+            w.raw_data.clear();
+        }
+        w.data_location = 1;
+        w.external_data = entries;
+        G::new(
+            vec![node("Add", &["x", "w"], &["y"], vec![])],
+            vec![vi("x", DType::F32, &[D::N(2)])],
+            vec![vi("y", DType::F32, &[D::N(2)])],
+        )
+        .inits(vec![w])
+        .bytes()
+    };
+    let ok = graph(vec![entry("location", "w.safetensors"), entry("offset", "8"), entry("length", "8")], false);
+    let m = Model::load_external(&ok, &Limits::default(), &files).unwrap();
+    let x = Tensor::f32(vec![2], vec![1., 2.]);
+    let out = m.run(&TensorSet([("x".to_string(), x)].into_iter().collect()), &RunOptions::default()).unwrap();
+    assert_eq!(out.outputs.0["y"], Tensor::f32(vec![2], vec![11., 22.]));
+    // Without a source, refused as before.
+    assert!(matches!(load_err(&ok), LoadError::ExternalData(_)));
+    let refused = |entries, inline| {
+        Model::load_external(&graph(entries, inline), &Limits::default(), &files).expect_err("must be refused")
+    };
+    for (entries, want) in [
+        (vec![entry("location", "../w.safetensors"), entry("offset", "8")], "bare file name"),
+        (vec![entry("location", "/etc/passwd")], "bare file name"),
+        (vec![entry("location", ".hidden")], "bare file name"),
+        (vec![entry("location", "w.safetensors"), entry("offset", "8"), entry("length", "4")], "length 4"),
+        (vec![entry("location", "w.safetensors"), entry("offset", "12")], "short"),
+        (vec![entry("location", "w.safetensors"), entry("offset", "18446744073709551615")], "overflows"),
+        (vec![entry("location", "w.safetensors"), entry("offset", "-1")], "not a number"),
+        (vec![entry("location", "w.safetensors"), entry("mode", "mmap")], "unknown key"),
+        (vec![entry("offset", "8")], "without a location"),
+        (vec![entry("location", "other.safetensors")], "no file"),
+    ] {
+        let e = refused(entries, false).to_string();
+        assert!(e.contains(want), "{e} (wanted '{want}')");
+    }
+    let e = refused(vec![entry("location", "w.safetensors"), entry("offset", "8")], true).to_string();
+    assert!(e.contains("inline data"), "{e}");
 }
 
 #[test]
