@@ -7,7 +7,7 @@
 # Cost measured 2026-11-26 on the 2-core machine (load 8-13 from other builds): pip
 # install 33 s once; a cold build of deed-store's `s3` test ~17 min (object_store,
 # reqwest, rustls, ring, tokio, hyper...), 4 min when only the s3-specific crates are
-# left; the test itself 0.2 s. Too slow for scripts/test.sh, so it stays separate.
+# left; the test itself 0.2 s. scripts/test.sh (and so CI) runs it last.
 # Exit status: 0 passed, non-zero failed, 3 skipped (python3 with venv/pip unavailable).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -26,3 +26,11 @@ echo "==> cargo test"
 cargo test --workspace --locked
 echo "==> cargo test: lying executors (feature adversary)"
 cargo test -p deed --features adversary --test adversary --locked
+echo "==> the store's S3 backend against a local S3 server (scripts/s3_test.sh: moto from PyPI)"
+rc=0
+bash scripts/s3_test.sh || rc=$?
+if [ "$rc" = 3 ]; then
+  echo "==> S3 backend test skipped: python3 with venv and pip is needed (see above)"
+elif [ "$rc" != 0 ]; then
+  exit "$rc"
+fi
