@@ -1,5 +1,7 @@
 //! Fast kernels that give the same bits as the scalar reference: register-blocked,
-//! packed, SIMD and threaded matrix products for MatMul, Gemm and Conv.
+//! packed, SIMD and threaded matrix products for MatMul, Gemm and Conv, and the `erf`
+//! series of Erf and Gelu evaluated on several arguments at once (`erf64_many`; its module
+//! `erf` says why the bits stay those of `math::erf64`).
 //!
 //! # Paths
 //!
@@ -33,8 +35,13 @@
 //! The property tests below hold every path and thread count to the spec's dot product,
 //! bit for bit, on random shapes and on NaN, infinities, subnormals and signed zeros.
 
+mod erf;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_erf;
+
+pub(crate) use erf::erf64_many;
 
 use crate::ops::linalg::DOT_BLOCK;
 use std::sync::OnceLock;

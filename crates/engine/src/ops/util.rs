@@ -25,6 +25,35 @@ macro_rules! map_same {
 }
 pub(crate) use map_same;
 
+/// Calls `f(offset, chunk)` on consecutive chunks of `out` that together cover it once,
+/// `offset` being the chunk's first index: one chunk on the calling thread when `out` has
+/// fewer than `2 · min_per_thread` elements or `threads ≤ 1`, else contiguous ranges on up
+/// to `threads` scoped threads (about `min_per_thread` long or longer). For elementwise work,
+/// where every output depends only on its own inputs, so the split never changes a bit.
+pub(crate) fn par_chunks<T: Send>(
+    out: &mut [T],
+    threads: usize,
+    min_per_thread: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    let n = out.len();
+    let threads = threads.min(n / min_per_thread.max(1)).max(1);
+    if threads == 1 {
+        f(0, out);
+        return;
+    }
+    let per = n.div_ceil(threads);
+    std::thread::scope(|s| {
+        let mut chunks = out.chunks_mut(per).enumerate();
+        let (_, mine) = chunks.next().expect("n > 0");
+        for (i, chunk) in chunks {
+            let f = &f;
+            s.spawn(move || f(i * per, chunk));
+        }
+        f(0, mine);
+    });
+}
+
 /// A kernel error with this message.
 pub(crate) fn inv(msg: impl Into<String>) -> KernelError {
     KernelError::Invalid(msg.into())
