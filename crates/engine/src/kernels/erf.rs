@@ -3,25 +3,31 @@
 //!
 //! - `reference`: one [`crate::math::erf64`] call per element (the specification);
 //! - `scalar`: the same series on a block of [`PORTABLE_LANES`] arguments in plain Rust;
-//! - `avx2` / `avx512`: the series on 4 / 8 f64 lanes of one register (see `x86_erf`).
+//! - `avx2` / `avx512`: the series on blocks of 32 / 64 arguments, 4 / 8 f64 lanes per
+//!   register and 8 registers side by side (see `x86_erf`).
 //!
 //! A block runs until its slowest lane has converged, so the driver first orders each
-//! batch by `|x|` in bins of width 1/16 (the number of terms the series needs grows with
-//! `|x|`) and hands the blocks lanes that stop at about the same term. Which arguments
-//! share a block never matters for the bits: lanes are independent and a lane that has
-//! stopped is frozen (see `x86_erf`, and [`erf64_block`] below for the portable twin).
+//! batch of [`BATCH`] arguments by `|x|` ([`bin`]: the number of terms the series needs
+//! grows with `|x|`) and hands the blocks lanes that stop at about the same term. Which
+//! arguments share a block never matters for the bits: lanes are independent and a lane
+//! that has stopped is frozen (see `x86_erf`, and [`erf64_block`] for the portable twin).
 
 use super::KernelPath;
 use crate::math::{ERF_CUTOFF, ERF_TERMS, TWO_OVER_SQRT_PI, TWO_POW_M54};
 
+/// Arguments per AVX-512 block: 8 registers side by side (the series is a chain of
+/// dependent divisions; independent registers keep the divider busy).
+const ERF512_LANES: usize = 64;
+/// Arguments per AVX2 block: 8 registers side by side.
+const ERF256_LANES: usize = 32;
 /// Lanes of the portable block.
 const PORTABLE_LANES: usize = 8;
 /// Arguments ordered together by the driver.
-const BATCH: usize = 512;
+const BATCH: usize = 2048;
 /// The widest block [`sorted_blocks`] pads to.
-const MAX_LANES: usize = 16;
-/// Bins of `|x|` below [`ERF_CUTOFF`] (width 1/16), plus one for the arguments without series.
-const BINS: usize = 64 + 1;
+const MAX_LANES: usize = 64;
+/// Bins of `|x|` below [`ERF_CUTOFF`] (see [`bin`]), plus one for the arguments without series.
+const BINS: usize = 5 * 16 + 1;
 
 /// `xs[i] ← erf64(xs[i])` for every element, on `path` (which must be available).
 pub(crate) fn erf64_many(path: KernelPath, xs: &mut [f64]) {
@@ -30,48 +36,64 @@ pub(crate) fn erf64_many(path: KernelPath, xs: &mut [f64]) {
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx512 => {
             let k = super::x86_erf::Erf512::new().expect("path checked");
-            sorted_blocks::<8>(xs, |b| k.block(b))
+            sorted_blocks::<ERF512_LANES>(xs, |b| k.block(b))
         }
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 => {
             let k = super::x86_erf::Erf256::new().expect("path checked");
-            sorted_blocks::<4>(xs, |b| k.block(b))
+            sorted_blocks::<ERF256_LANES>(xs, |b| k.block(b))
         }
         _ => sorted_blocks::<PORTABLE_LANES>(xs, erf64_block),
     }
 }
 
-/// The bin of `x`: `⌊16·|x|⌋` below the cutoff; NaN, `±0` and `|x| ≥ 4` share the last bin.
+/// The bin of `x`, from the bits of `|x|` (whose integer order is their order as
+/// numbers): 16 bins per binade from 1/8 up to the cutoff, everything smaller in bin 0,
+/// and NaN and `|x| ≥ 4` in the last bin.
 #[inline]
-fn bin(x: f64) -> usize {
-    let a = x.abs();
-    if a < ERF_CUTOFF && a != 0.0 { (a * 16.0) as usize } else { BINS - 1 }
+fn bin(x: f64) -> u8 {
+    const LOW: u64 = 0.125f64.to_bits() >> 48;
+    let a = x.to_bits() & !(1 << 63);
+    if a >= ERF_CUTOFF.to_bits() { (BINS - 1) as u8 } else { (a >> 48).saturating_sub(LOW) as u8 }
 }
 
-/// Runs `block` over `xs` in batches of [`BATCH`], each ordered by [`bin`] (a counting sort,
-/// stable) and padded with zeros (which need no series) to whole blocks of `L`.
+/// Runs `block` over `xs` in batches of [`BATCH`], each ordered by [`bin`] (a counting
+/// sort; the order within a bin does not matter) and padded with zeros (which need no
+/// series) to whole blocks of `L`.
 fn sorted_blocks<const L: usize>(xs: &mut [f64], block: impl Fn(&mut [f64; L])) {
+    // Four interleaved counters per bin, so that runs of one bin do not wait on one counter.
+    const WAYS: usize = 4;
     assert!((1..=MAX_LANES).contains(&L), "block width");
+    let mut bins = [0u8; BATCH];
     let mut order = [0u16; BATCH];
     let mut buf = [0.0f64; BATCH + MAX_LANES];
     for batch in xs.chunks_mut(BATCH) {
-        let mut start = [0u16; BINS + 1];
-        for &x in batch.iter() {
-            start[bin(x) + 1] += 1;
-        }
-        for b in 0..BINS {
-            start[b + 1] += start[b];
-        }
-        for (i, &x) in batch.iter().enumerate() {
-            let b = bin(x);
-            order[start[b] as usize] = i as u16;
-            start[b] += 1;
-        }
         let n = batch.len();
-        let padded = n.next_multiple_of(L);
-        for (dst, &i) in buf.iter_mut().zip(&order[..n]) {
-            *dst = batch[i as usize];
+        let mut count = [[0u16; BINS]; WAYS];
+        for (bs, xc) in bins.chunks_mut(WAYS).zip(batch.chunks(WAYS)) {
+            for ((b, &x), c) in bs.iter_mut().zip(xc).zip(count.iter_mut()) {
+                *b = bin(x);
+                c[*b as usize] += 1;
+            }
         }
+        let mut at = 0;
+        for b in 0..BINS {
+            for c in count.iter_mut() {
+                let k = c[b];
+                c[b] = at;
+                at += k;
+            }
+        }
+        // `count` now holds each (way, bin)'s next slot.
+        for (i, (bs, xc)) in bins.chunks(WAYS).zip(batch.chunks(WAYS)).enumerate() {
+            for (k, ((&b, &x), c)) in bs.iter().zip(xc).zip(count.iter_mut()).enumerate() {
+                let p = c[b as usize] as usize;
+                c[b as usize] += 1;
+                buf[p] = x;
+                order[p] = (i * WAYS + k) as u16;
+            }
+        }
+        let padded = n.next_multiple_of(L);
         buf[n..padded].fill(0.0);
         for chunk in buf[..padded].chunks_exact_mut(L) {
             block(chunk.try_into().expect("chunks of L"));
@@ -203,6 +225,16 @@ mod tests {
             .collect()
     }
 
+    /// Runs `k.block` at each width over `xs` and checks it.
+    #[cfg(target_arch = "x86_64")]
+    macro_rules! for_widths {
+        ($xs:expr, $same:expr, $k:expr, $($l:literal),*) => {$(
+            let mut got = $xs.to_vec();
+            sorted_blocks::<$l>(&mut got, |b| $k.block(b));
+            $same(got, concat!(stringify!($k), " ", $l, " lanes"));
+        )*};
+    }
+
     fn check(xs: &[f64]) {
         let want: Vec<u64> = xs.iter().map(|&x| erf64(x).to_bits()).collect();
         for path in KernelPath::available() {
@@ -212,10 +244,23 @@ mod tests {
                 assert_eq!(g.to_bits(), w, "{path:?}: erf64({:e}) = {:e}, want {:e}", xs[i], g, f64::from_bits(w));
             }
         }
-        // The portable block at other widths too.
+        // The blocks at other widths too.
+        let same = |got: Vec<f64>, what: &str| {
+            assert_eq!(got.iter().map(|g| g.to_bits()).collect::<Vec<_>>(), want, "{what}");
+        };
         let mut got = xs.to_vec();
         sorted_blocks::<3>(&mut got, erf64_block);
-        assert_eq!(got.iter().map(|g| g.to_bits()).collect::<Vec<_>>(), want, "portable, 3 lanes");
+        same(got, "portable, 3 lanes");
+        #[cfg(target_arch = "x86_64")]
+        {
+            use super::super::x86_erf::{Erf256, Erf512};
+            if let Some(k) = Erf512::new() {
+                for_widths!(xs, same, k, 8, 16, 32);
+            }
+            if let Some(k) = Erf256::new() {
+                for_widths!(xs, same, k, 4, 8, 16);
+            }
+        }
     }
 
     #[test]

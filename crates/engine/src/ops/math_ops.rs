@@ -247,7 +247,7 @@ fn unary_f32_many(op: U, x: &[f32], ctx: &Ctx<'_>) -> Vec<f32> {
 /// `out[i] = unary_f32(Erf or Gelu, x[i])` (`erf`: Erf, else exact Gelu), with the erf64
 /// calls of a batch made at once by [`kernels::erf64_many`].
 fn erf_many(erf: bool, x: &[f32], out: &mut [f32], path: KernelPath) {
-    const BATCH: usize = 512;
+    const BATCH: usize = 2048;
     let mut buf = [0.0f64; BATCH];
     for (xc, oc) in x.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
         let args = &mut buf[..xc.len()];
