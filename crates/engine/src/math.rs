@@ -77,6 +77,7 @@ fn pow2(k: i64) -> f64 {
 }
 
 /// eˣ in f64 for |x| ≤ 708.
+#[inline(always)]
 fn exp64(x: f64) -> f64 {
     assert!(x.abs() <= 708.0, "exp64 domain");
     let (k, r) = reduce(x);
@@ -88,6 +89,7 @@ fn exp64(x: f64) -> f64 {
 }
 
 /// eˣ − 1 in f64 for |x| ≤ 50, accurate relative to the result also near 0.
+#[inline]
 fn expm1_64(x: f64) -> f64 {
     assert!(x.abs() <= 50.0, "expm1_64 domain");
     let (k, r) = reduce(x);
@@ -105,6 +107,7 @@ fn expm1_64(x: f64) -> f64 {
 }
 
 /// eˣ for f32, within 1 ulp.
+#[inline(always)]
 pub fn exp(x: f32) -> f32 {
     if x.is_nan() {
         return x;

@@ -469,7 +469,7 @@ impl Op {
             Op::Gemm(g) => linalg::gemm(g, req(0), req(1), opt(2), ctx),
             Op::Binary(op) => elementwise::binary(*op, req(0), req(1), ctx),
             Op::Unary(op) => Ok(elementwise::unary(*op, req(0), ctx.threads)),
-            Op::Softmax { axis, legacy } => reduce::softmax(req(0), *axis, *legacy),
+            Op::Softmax { axis, legacy } => reduce::softmax_with(req(0), *axis, *legacy, ctx.threads, ctx.kernels),
             Op::Reshape { allowzero } => shape::reshape(req(0), req(1), *allowzero, ctx),
             Op::Flatten { axis } => shape::flatten(req(0), *axis),
             Op::Conv { win, group } => conv::conv(win, *group, req(0), req(1), opt(2), ctx),
