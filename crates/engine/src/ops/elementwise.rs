@@ -165,8 +165,11 @@ pub(crate) enum UnOp {
     Exp,
 }
 
-/// Elements per thread below which Sigmoid, Tanh and Exp stay on one thread.
-const UNARY_PAR_MIN: usize = 1 << 13;
+/// Elements per thread below which Sigmoid, Tanh and Exp stay on one thread (a thread
+/// should get a fraction of a millisecond of work: starting one costs tens of microseconds
+/// on an idle machine and can wait milliseconds for a core on a busy one). Small in tests,
+/// so that they run threaded.
+const UNARY_PAR_MIN: usize = if cfg!(test) { 1 << 10 } else { 1 << 15 };
 
 /// `f` over every element of `v`, the elements split over `threads` (elementwise: the
 /// split changes no bit).

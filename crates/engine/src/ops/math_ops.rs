@@ -218,9 +218,12 @@ fn bshape(a: &[usize], b: &[usize], ctx: &Ctx<'_>) -> KResult<Vec<usize>> {
 }
 
 /// Elements per thread below which a unary op stays on one thread: transcendental
-/// functions cost tens of nanoseconds per element, the exact ones about one.
-const UNARY_PAR_MIN: usize = 1 << 13;
-const UNARY_PAR_MIN_CHEAP: usize = 1 << 18;
+/// functions cost about 10–50 ns per element, the exact ones about one, and a thread should
+/// get a fraction of a millisecond of work (starting one costs tens of microseconds on an
+/// idle machine and can wait milliseconds for a core on a busy one). Small in tests, so
+/// that they run threaded.
+const UNARY_PAR_MIN: usize = if cfg!(test) { 1 << 10 } else { 1 << 15 };
+const UNARY_PAR_MIN_CHEAP: usize = if cfg!(test) { 1 << 10 } else { 1 << 18 };
 
 /// A float32 unary op over `x`: elementwise, so threads split the elements. On every path
 /// but `reference`, Erf and exact Gelu evaluate their erf series on many elements at once

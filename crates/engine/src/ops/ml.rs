@@ -511,8 +511,10 @@ const FEATURE_TYPES: &[DType] = &[DType::F32, DType::F64, DType::I64, DType::I32
 
 /// Samples walked through one tree together (independent walks interleave in the CPU).
 const TREE_BLOCK: usize = 32;
-/// Node visits below which a run stays on one thread.
-const TREE_PAR_MIN_STEPS: usize = 1 << 15;
+/// Node visits per thread below which a run stays on one thread: about half a millisecond
+/// of work (starting a thread costs tens of microseconds on an idle machine and can wait
+/// milliseconds for a core on a busy one).
+const TREE_PAR_MIN_STEPS: usize = 1 << 19;
 
 impl Trees {
     /// Adds the weights of leaf `leaf` to one sample's accumulators `out`, in attribute

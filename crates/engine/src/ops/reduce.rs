@@ -31,8 +31,9 @@ pub(crate) fn softmax(x: &Tensor, axis: i64, legacy: bool) -> KResult<Tensor> {
     softmax_with(x, axis, legacy, 1, KernelPath::Reference)
 }
 
-/// Elements per thread below which Softmax stays on one thread.
-const SOFTMAX_PAR_MIN: usize = 1 << 14;
+/// Elements per thread below which Softmax stays on one thread (see `UNARY_PAR_MIN` in
+/// `math_ops`). Small in tests, so that they run threaded.
+const SOFTMAX_PAR_MIN: usize = if cfg!(test) { 1 << 10 } else { 1 << 15 };
 
 /// ONNX Softmax, on `threads` threads (each takes whole `[len, inner]` blocks, which are
 /// independent) and, on the fast paths, compiled with FMA (`kernels::with_fma`): the same
