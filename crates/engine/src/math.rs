@@ -26,7 +26,9 @@
 //! - [`log`]: NaN ⇒ NaN; `x < 0 ⇒ NaN`; `±0 ⇒ −∞`; `+∞ ⇒ +∞`; else `log64(x) as f32`.
 //! - `erf64(x)`: `|x| ≥ 4 ⇒ ±1`; else `2/√π · Σₙ₌₀⁷⁹ (−1)ⁿ x²ⁿ⁺¹ / (n!·(2n+1))`, the terms
 //!   built one from the previous (`t ← t·(−x²)/n`) and summed in order n = 0, 1, ….
-//! - [`erf`]: NaN ⇒ NaN; `erf64(x) as f32` (keeps the sign of zero).
+//! - [`erf`]: NaN ⇒ NaN; `erf64(x) as f32` (keeps the sign of zero). The Erf and Gelu
+//!   operators evaluate `erf64` on many arguments at once on the fast kernel paths
+//!   (`kernels::erf`: the same series on SIMD lanes), with the same bits.
 //! - [`pow`]: the C99 `pow` special cases (see the function); otherwise
 //!   `|x|^y = exp64(y·log64(|x|))` with `y·log64|x| > 709 ⇒ +∞`, `< −745 ⇒ +0`, negated
 //!   for negative `x` and odd integer `y`; rounded once to f32.
@@ -75,6 +77,7 @@ fn pow2(k: i64) -> f64 {
 }
 
 /// eˣ in f64 for |x| ≤ 708.
+#[inline(always)]
 fn exp64(x: f64) -> f64 {
     assert!(x.abs() <= 708.0, "exp64 domain");
     let (k, r) = reduce(x);
@@ -86,6 +89,7 @@ fn exp64(x: f64) -> f64 {
 }
 
 /// eˣ − 1 in f64 for |x| ≤ 50, accurate relative to the result also near 0.
+#[inline]
 fn expm1_64(x: f64) -> f64 {
     assert!(x.abs() <= 50.0, "expm1_64 domain");
     let (k, r) = reduce(x);
@@ -103,6 +107,7 @@ fn expm1_64(x: f64) -> f64 {
 }
 
 /// eˣ for f32, within 1 ulp.
+#[inline(always)]
 pub fn exp(x: f32) -> f32 {
     if x.is_nan() {
         return x;
@@ -263,14 +268,13 @@ pub(crate) fn erf64(x: f64) -> f64 {
     if x.is_nan() {
         return x;
     }
-    if x.abs() >= 4.0 {
+    if x.abs() >= ERF_CUTOFF {
         return 1.0f64.copysign(x);
     }
-    const TWO_OVER_SQRT_PI: f64 = std::f64::consts::FRAC_2_SQRT_PI;
     let x2 = x * x;
     let mut t = x; // (−1)ⁿ x²ⁿ⁺¹ / n!
     let mut sum = x;
-    for n in 1..80 {
+    for n in 1..ERF_TERMS {
         t = t * -x2 / n as f64;
         let term = t / (2 * n + 1) as f64;
         // Stopping early gives the same bits as all 80 terms: once n ≥ x², the terms only
@@ -285,7 +289,13 @@ pub(crate) fn erf64(x: f64) -> f64 {
 }
 
 /// 2⁻⁵⁴: a quarter ulp of 1.0 in f64.
-const TWO_POW_M54: f64 = 1.0 / 18_014_398_509_481_984.0;
+pub(crate) const TWO_POW_M54: f64 = 1.0 / 18_014_398_509_481_984.0;
+/// `erf64` sums the terms n = 0 … `ERF_TERMS − 1` at most.
+pub(crate) const ERF_TERMS: usize = 80;
+/// `|x| ≥ ERF_CUTOFF ⇒ erf64(x) = ±1`.
+pub(crate) const ERF_CUTOFF: f64 = 4.0;
+/// 2/√π, the factor of the erf series.
+pub(crate) const TWO_OVER_SQRT_PI: f64 = std::f64::consts::FRAC_2_SQRT_PI;
 
 /// The error function for f32 (absolute error below 1e-7; nearly always correctly rounded).
 pub fn erf(x: f32) -> f32 {

@@ -1,5 +1,7 @@
 //! Fast kernels that give the same bits as the scalar reference: register-blocked,
-//! packed, SIMD and threaded matrix products for MatMul, Gemm and Conv.
+//! packed, SIMD and threaded matrix products for MatMul, Gemm and Conv, and the `erf`
+//! series of Erf and Gelu evaluated on several arguments at once (`erf64_many`; its module
+//! `erf` says why the bits stay those of `math::erf64`).
 //!
 //! # Paths
 //!
@@ -33,11 +35,41 @@
 //! The property tests below hold every path and thread count to the spec's dot product,
 //! bit for bit, on random shapes and on NaN, infinities, subnormals and signed zeros.
 
+mod erf;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_erf;
+#[cfg(target_arch = "x86_64")]
+mod x86_fma;
+
+pub(crate) use erf::erf64_many;
 
 use crate::ops::linalg::DOT_BLOCK;
 use std::sync::OnceLock;
+
+/// Scalar work that [`with_fma`] can compile with FMA. Its `run` must be
+/// `#[inline(always)]` (so that it is compiled inside the FMA function), and so should the
+/// functions with `mul_add` it calls, as far as practical.
+pub(crate) trait FmaWork {
+    type Out;
+    fn run(self) -> Self::Out;
+}
+
+/// `w.run()`; on the `avx2` and `avx512` paths, when the CPU has FMA, compiled with FMA
+/// so that `mul_add` is one instruction instead of a call into the runtime (the same bits
+/// either way: a fused multiply-add is rounded once, by whichever means). On `reference`
+/// and `scalar`, `w.run()` as compiled for the baseline.
+pub(crate) fn with_fma<W: FmaWork>(path: KernelPath, w: W) -> W::Out {
+    #[cfg(target_arch = "x86_64")]
+    if matches!(path, KernelPath::Avx2 | KernelPath::Avx512)
+        && let Some(fma) = x86_fma::Fma::new()
+    {
+        return fma.run(w);
+    }
+    let _ = path;
+    w.run()
+}
 
 /// The environment variable that forces a kernel path.
 pub const KERNELS_ENV: &str = "DEED_ENGINE_KERNELS";

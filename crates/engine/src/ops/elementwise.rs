@@ -165,13 +165,32 @@ pub(crate) enum UnOp {
     Exp,
 }
 
-/// Runs a unary function (dtypes checked at load: f32 for all, also i32/i64 for Relu).
-pub(crate) fn unary(op: UnOp, x: &Tensor) -> Tensor {
+/// Elements per thread below which Sigmoid, Tanh and Exp stay on one thread (a thread
+/// should get a fraction of a millisecond of work: starting one costs tens of microseconds
+/// on an idle machine and can wait milliseconds for a core on a busy one). Small in tests,
+/// so that they run threaded.
+const UNARY_PAR_MIN: usize = if cfg!(test) { 1 << 10 } else { 1 << 15 };
+
+/// `f` over every element of `v`, the elements split over `threads` (elementwise: the
+/// split changes no bit).
+fn par_map(v: &[f32], threads: usize, f: fn(f32) -> f32) -> Vec<f32> {
+    let mut out = vec![0.0f32; v.len()];
+    super::util::par_chunks(&mut out, threads, UNARY_PAR_MIN, |off, o| {
+        for (y, &a) in o.iter_mut().zip(&v[off..]) {
+            *y = f(a);
+        }
+    });
+    out
+}
+
+/// Runs a unary function (dtypes checked at load: f32 for all, also i32/i64 for Relu) on
+/// up to `threads` threads.
+pub(crate) fn unary(op: UnOp, x: &Tensor, threads: usize) -> Tensor {
     let data = match (&x.data, op) {
         (TensorData::F32(v), UnOp::Relu) => TensorData::F32(v.iter().map(|&a| if a < 0.0 { 0.0 } else { a }).collect()),
-        (TensorData::F32(v), UnOp::Sigmoid) => TensorData::F32(v.iter().map(|&a| crate::math::sigmoid(a)).collect()),
-        (TensorData::F32(v), UnOp::Tanh) => TensorData::F32(v.iter().map(|&a| crate::math::tanh(a)).collect()),
-        (TensorData::F32(v), UnOp::Exp) => TensorData::F32(v.iter().map(|&a| crate::math::exp(a)).collect()),
+        (TensorData::F32(v), UnOp::Sigmoid) => TensorData::F32(par_map(v, threads, crate::math::sigmoid)),
+        (TensorData::F32(v), UnOp::Tanh) => TensorData::F32(par_map(v, threads, crate::math::tanh)),
+        (TensorData::F32(v), UnOp::Exp) => TensorData::F32(par_map(v, threads, crate::math::exp)),
         (TensorData::I32(v), UnOp::Relu) => TensorData::I32(v.iter().map(|&a| a.max(0)).collect()),
         (TensorData::I64(v), UnOp::Relu) => TensorData::I64(v.iter().map(|&a| a.max(0)).collect()),
         (d, op) => unreachable!("{op:?} on {:?} passed load-time checks", d.dtype()),
@@ -238,16 +257,40 @@ mod tests {
     }
 
     #[test]
+    fn threaded_unary_same_bits() {
+        // Long enough for three threads; values over the interesting range, NaN and ±0.
+        let v: Vec<f32> = (0..40_000u32)
+            .map(|i| match i % 1000 {
+                0 => f32::NAN,
+                1 => -0.0,
+                _ => (i.wrapping_mul(2_654_435_761) >> 8) as f32 / (1u32 << 24) as f32 * 240.0 - 120.0,
+            })
+            .collect();
+        let x = Tensor::f32(vec![4, 10_000], v.clone());
+        for (op, f) in [
+            (UnOp::Sigmoid, crate::math::sigmoid as fn(f32) -> f32),
+            (UnOp::Tanh, crate::math::tanh),
+            (UnOp::Exp, crate::math::exp),
+        ] {
+            let want: Vec<u32> = v.iter().map(|&a| f(a).to_bits()).collect();
+            for threads in [1, 2, 3] {
+                let TensorData::F32(got) = unary(op, &x, threads).data else { panic!() };
+                assert_eq!(got.iter().map(|g| g.to_bits()).collect::<Vec<_>>(), want, "{op:?} threads {threads}");
+            }
+        }
+    }
+
+    #[test]
     fn unary_hand_computed() {
         let x = Tensor::f32(vec![4], vec![-1.0, 0.0, 2.5, f32::NAN]);
-        let TensorData::F32(r) = unary(UnOp::Relu, &x).data else { panic!() };
+        let TensorData::F32(r) = unary(UnOp::Relu, &x, 1).data else { panic!() };
         assert_eq!(&r[..3], &[0.0, 0.0, 2.5]);
         assert!(r[3].is_nan());
-        let TensorData::F32(s) = unary(UnOp::Sigmoid, &Tensor::f32(vec![1], vec![0.0])).data else { panic!() };
+        let TensorData::F32(s) = unary(UnOp::Sigmoid, &Tensor::f32(vec![1], vec![0.0]), 1).data else { panic!() };
         assert_eq!(s, vec![0.5]);
-        let TensorData::F32(e) = unary(UnOp::Exp, &Tensor::f32(vec![2], vec![0.0, 1.0])).data else { panic!() };
+        let TensorData::F32(e) = unary(UnOp::Exp, &Tensor::f32(vec![2], vec![0.0, 1.0]), 1).data else { panic!() };
         assert_eq!(e, vec![1.0, std::f32::consts::E]);
-        let TensorData::F32(t) = unary(UnOp::Tanh, &Tensor::f32(vec![2], vec![0.0, 20.0])).data else { panic!() };
+        let TensorData::F32(t) = unary(UnOp::Tanh, &Tensor::f32(vec![2], vec![0.0, 20.0]), 1).data else { panic!() };
         assert_eq!(t, vec![0.0, 1.0]);
     }
 

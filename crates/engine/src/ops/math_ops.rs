@@ -34,6 +34,7 @@ use super::elementwise::broadcast_shape;
 use super::util::{self, inv, map_same, names, want, want_opt};
 use super::{Ctx, KResult, Kernel, attr::Attrs};
 use crate::LoadError;
+use crate::kernels::{self, KernelPath};
 use crate::math;
 use deed_types::{DType, Tensor, TensorData};
 use std::sync::Arc;
@@ -216,8 +217,61 @@ fn bshape(a: &[usize], b: &[usize], ctx: &Ctx<'_>) -> KResult<Vec<usize>> {
     Ok(s)
 }
 
-fn map_f32(x: &[f32], f: impl Fn(f32) -> f32) -> Vec<f32> {
-    x.iter().map(|&v| f(v)).collect()
+/// Elements per thread below which a unary op stays on one thread: transcendental
+/// functions cost about 10–50 ns per element, the exact ones about one, and a thread should
+/// get a fraction of a millisecond of work (starting one costs tens of microseconds on an
+/// idle machine and can wait milliseconds for a core on a busy one). Small in tests, so
+/// that they run threaded.
+const UNARY_PAR_MIN: usize = if cfg!(test) { 1 << 10 } else { 1 << 15 };
+const UNARY_PAR_MIN_CHEAP: usize = if cfg!(test) { 1 << 10 } else { 1 << 18 };
+
+/// A float32 unary op over `x`: elementwise, so threads split the elements. On every path
+/// but `reference`, Erf and exact Gelu evaluate their erf series on many elements at once
+/// ([`erf_many`]); the result is the same bits as [`unary_f32`] per element.
+fn unary_f32_many(op: U, x: &[f32], ctx: &Ctx<'_>) -> Vec<f32> {
+    let cheap = op.exact()
+        || matches!(op, U::Softsign | U::HardSigmoid(..) | U::HardSwish | U::ThresholdedRelu(_) | U::LeakyRelu(_));
+    let mut out = vec![0.0f32; x.len()];
+    let batched = ctx.kernels != KernelPath::Reference && matches!(op, U::Erf | U::Gelu { tanh: false });
+    let min = if cheap { UNARY_PAR_MIN_CHEAP } else { UNARY_PAR_MIN };
+    util::par_chunks(&mut out, ctx.threads, min, |off, o| {
+        let xs = &x[off..off + o.len()];
+        if batched {
+            erf_many(op == U::Erf, xs, o, ctx.kernels);
+        } else {
+            for (y, &v) in o.iter_mut().zip(xs) {
+                *y = unary_f32(op, v);
+            }
+        }
+    });
+    out
+}
+
+/// `out[i] = unary_f32(Erf or Gelu, x[i])` (`erf`: Erf, else exact Gelu), with the erf64
+/// calls of a batch made at once by [`kernels::erf64_many`].
+fn erf_many(erf: bool, x: &[f32], out: &mut [f32], path: KernelPath) {
+    const BATCH: usize = 2048;
+    let mut buf = [0.0f64; BATCH];
+    for (xc, oc) in x.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
+        let args = &mut buf[..xc.len()];
+        for (a, &v) in args.iter_mut().zip(xc) {
+            let d = v as f64;
+            *a = if erf { d } else { d * std::f64::consts::FRAC_1_SQRT_2 };
+        }
+        kernels::erf64_many(path, args);
+        for ((y, &v), &e) in oc.iter_mut().zip(xc).zip(args.iter()) {
+            *y = if v.is_nan() {
+                v
+            } else if erf {
+                // math::erf
+                (e as f32).copysign(v)
+            } else {
+                // unary_f32's Gelu, with inner = e
+                let d = v as f64;
+                (0.5 * d * (1.0 + e)) as f32
+            };
+        }
+    }
 }
 
 fn softplus64(x: f64) -> f64 {
@@ -357,7 +411,7 @@ impl Kernel for Unary {
         }])
     }
 
-    fn run(&self, ins: &[Option<&Tensor>], _ctx: &Ctx<'_>) -> KResult<Vec<Tensor>> {
+    fn run(&self, ins: &[Option<&Tensor>], ctx: &Ctx<'_>) -> KResult<Vec<Tensor>> {
         let x = ins[0].expect("required");
         let op = self.0;
         let data = match (&x.data, op) {
@@ -370,7 +424,7 @@ impl Kernel for Unary {
             (TensorData::F64(v), U::IsInf { pos, neg }) => TensorData::Bool(
                 v.iter().map(|&x| (pos && x == f64::INFINITY) || (neg && x == f64::NEG_INFINITY)).collect(),
             ),
-            (TensorData::F32(v), op) => TensorData::F32(map_f32(v, |x| unary_f32(op, x))),
+            (TensorData::F32(v), op) => TensorData::F32(unary_f32_many(op, v, ctx)),
             (TensorData::F64(v), op) => TensorData::F64(
                 v.iter()
                     .map(|&x| match op {
@@ -929,6 +983,69 @@ mod tests {
         let ctx = Ctx { limits: &l, threads: 1, kernels: crate::kernels::KernelPath::Reference };
         let ins: Vec<Option<&Tensor>> = ins.iter().map(|t| Some(*t)).collect();
         k.run(&ins, &ctx).unwrap().remove(0)
+    }
+
+    /// f32 inputs for the unary ops: random bits, a dense stretch of (−7, 7), and edges.
+    fn unary_inputs(len: usize) -> Vec<f32> {
+        let r2 = 4.0 * std::f32::consts::SQRT_2; // Gelu's erf argument is 4 here
+        let mut edges = vec![
+            0.0,
+            -0.0,
+            f32::NAN,
+            -f32::NAN,
+            f32::from_bits(0x7fa0_0001),
+            f32::from_bits(0xffc0_1234),
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::from_bits(1),
+            -f32::from_bits(0x007f_ffff),
+            f32::MIN_POSITIVE,
+            f32::MAX,
+            4.0,
+            -4.0,
+            r2,
+            -r2,
+        ];
+        for x in [4.0f32, r2] {
+            for d in 1..4 {
+                edges.extend([f32::from_bits(x.to_bits() - d), f32::from_bits(x.to_bits() + d)]);
+            }
+        }
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        (0..len)
+            .map(|i| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                match i % 5 {
+                    0 => edges[(s >> 30) as usize % edges.len()],
+                    1 => f32::from_bits((s >> 32) as u32),
+                    _ => ((s >> 11) as f64 / (1u64 << 53) as f64 * 14.0 - 7.0) as f32,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unary_ops_same_bits_on_every_path_and_thread_count() {
+        // Long enough to be split over 3 threads.
+        let x = Tensor::f32(vec![5, 9000], unary_inputs(45_000));
+        let TensorData::F32(xv) = &x.data else { unreachable!() };
+        let l = Limits::default();
+        for op in [U::Erf, U::Gelu { tanh: false }, U::Gelu { tanh: true }, U::Log, U::Mish, U::Abs, U::Softsign] {
+            let want: Vec<u32> = xv.iter().map(|&v| unary_f32(op, v).to_bits()).collect();
+            for kernels in KernelPath::available() {
+                for threads in [1, 2, 3] {
+                    let ctx = Ctx { limits: &l, threads, kernels };
+                    let out = Unary(op).run(&[Some(&x)], &ctx).unwrap().remove(0);
+                    assert_eq!(out.shape, x.shape);
+                    let TensorData::F32(got) = out.data else { panic!("{op:?}: not f32") };
+                    for (i, (g, &w)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(g.to_bits(), w, "{op:?} {kernels:?} threads {threads}: x = {:e}", xv[i]);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

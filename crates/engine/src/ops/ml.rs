@@ -16,6 +16,11 @@
 //! operator, `SOFTMAX_ZERO` the same skipping exact zeros (left 0). The label is the
 //! class with the first maximal final score.
 //!
+//! A tree in which a walk from the root could come back to a node it passed (a cycle) is
+//! refused at load; nodes that no root reaches are ignored. How the work is scheduled —
+//! blocks of samples walking one tree together, samples split over threads — changes no
+//! bit: each sample's accumulators still receive the trees in order.
+//!
 //! **ZipMap** turns `[N, C]` probabilities into a sequence of N maps from class label to
 //! probability. deed tensors have no maps, so ZipMap's output is carried as the very same
 //! float32 `[N, C]` tensor: column `c` is the value for key `classlabels[c]` (the key
@@ -36,6 +41,7 @@ use super::{Ctx, KResult, Kernel, attr::Attrs};
 use crate::onnx::NodeProto;
 use crate::{Limits, LoadError};
 use deed_types::{DType, Tensor, TensorData};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 // The SVMs live in their own file but are a child module, to share the post transforms.
@@ -119,17 +125,68 @@ enum Mode {
     Leaf,
 }
 
-#[derive(Debug)]
-struct TreeNode {
-    mode: Mode,
-    feature: usize,
+/// One node of a tree in the flat layout of [`Trees`].
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    /// Threshold.
     value: f32,
-    t: usize,
-    f: usize,
+    /// Feature index (a leaf's is 0 and never decides anything).
+    feature: u32,
+    /// The next node when the test fails (`[0]`) or holds (`[1]`); a leaf's are itself, so
+    /// a walk that is already at its leaf stays there.
+    next: [u32; 2],
+    mode: Mode,
+    /// A NaN feature takes the true branch (else: the comparison, which is false).
     nan_true: bool,
-    /// (target/class, weight) pairs of a leaf, in attribute order.
-    leaf: Vec<(usize, f32)>,
 }
+
+impl Node {
+    /// Whether the walk takes the true branch for feature value `x`.
+    #[inline(always)]
+    fn holds(&self, x: f32) -> bool {
+        if x.is_nan() {
+            self.nan_true
+        } else {
+            match self.mode {
+                Mode::Leq => x <= self.value,
+                Mode::Lt => x < self.value,
+                Mode::Gte => x >= self.value,
+                Mode::Gt => x > self.value,
+                Mode::Eq => x == self.value,
+                Mode::Neq => x != self.value,
+                Mode::Leaf => false,
+            }
+        }
+    }
+
+    /// [`Node::holds`] for a node of mode `M` (one of the `M_*` codes; [`M_ANY`]: any
+    /// mode), without branches: the comparison is false for a NaN `x` in every mode
+    /// (`NEQ` checks it), so `or` with `nan_true` gives the same answer. A leaf may be
+    /// asked too: both of its `next` are itself, so the answer does not matter.
+    #[inline(always)]
+    fn holds_as<const M: u8>(&self, x: f32) -> bool {
+        let (v, nan) = (self.value, x.is_nan());
+        let c = match M {
+            M_LEQ => x <= v,
+            M_LT => x < v,
+            M_GTE => x >= v,
+            M_GT => x > v,
+            M_EQ => x == v,
+            M_NEQ => !nan && x != v,
+            _ => return self.holds(x),
+        };
+        c | (nan & self.nan_true)
+    }
+}
+
+/// Mode codes for [`Node::holds_as`].
+const M_LEQ: u8 = 0;
+const M_LT: u8 = 1;
+const M_GTE: u8 = 2;
+const M_GT: u8 = 3;
+const M_EQ: u8 = 4;
+const M_NEQ: u8 = 5;
+const M_ANY: u8 = 6;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Agg {
@@ -139,10 +196,31 @@ enum Agg {
     Max,
 }
 
+/// A tree ensemble, validated and flattened at load: only the nodes reachable from the
+/// roots, checked acyclic (so every walk ends at a leaf within its tree's depth), child
+/// indices in bounds, leaf weights in flat arrays.
 #[derive(Debug)]
 struct Trees {
-    nodes: Vec<TreeNode>,
-    roots: Vec<usize>,
+    /// The reachable nodes, each tree's in depth-first order from its root.
+    nodes: Vec<Node>,
+    /// The trees, in order.
+    roots: Vec<Root>,
+    /// Node `i`'s leaf weights are entries `leaf_start[i]..leaf_start[i + 1]` of
+    /// `leaf_target` (target or class) and `leaf_weight`, in attribute order (empty for
+    /// a branch node).
+    leaf_start: Vec<u32>,
+    leaf_target: Vec<u32>,
+    leaf_weight: Vec<f32>,
+    /// The mode of every reachable branch node, when they all have the same one.
+    branch_mode: Option<Mode>,
+    /// The largest feature index of any reachable node: with fewer features than that
+    /// some walks may fail, so the run takes the checked, sample-by-sample path.
+    max_feature: usize,
+    /// `(node, feature)` for the nodes whose feature index does not fit their `u32`
+    /// field (which then holds `u32::MAX`), sorted: only error messages need them.
+    wide_features: Vec<(u32, usize)>,
+    /// How many nodes the attributes define (the run's work check counts them all).
+    n_attr_nodes: usize,
     n_out: usize,
     agg: Agg,
     base: Vec<f32>,
@@ -150,6 +228,24 @@ struct Trees {
     /// Classifier: labels; `None` for a regressor.
     labels: Option<Vec<i64>>,
     binary_single: Option<bool>,
+}
+
+/// A tree of [`Trees`]: its root and the fewest and most steps from the root to a leaf.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Root {
+    node: u32,
+    min_depth: u32,
+    depth: u32,
+}
+
+/// A node as the attributes give it, children as attribute indices.
+struct RawNode {
+    mode: Mode,
+    feature: usize,
+    value: f32,
+    t: usize,
+    f: usize,
+    nan_true: bool,
 }
 
 fn parse_trees(a: &Attrs<'_>, classifier: bool, limits: &Limits) -> Result<Trees, LoadError> {
@@ -184,7 +280,7 @@ fn parse_trees(a: &Attrs<'_>, classifier: bool, limits: &Limits) -> Result<Trees
     let find = |t: i64, id: i64| -> Result<usize, LoadError> {
         index.get(&(t, id)).copied().ok_or_else(|| a.invalid(format!("tree {t} has no node {id}")))
     };
-    let mut nodes = Vec::with_capacity(n);
+    let mut raw = Vec::with_capacity(n);
     for i in 0..n {
         let mode = match modes[i].as_str() {
             "BRANCH_LEQ" => Mode::Leq,
@@ -198,15 +294,7 @@ fn parse_trees(a: &Attrs<'_>, classifier: bool, limits: &Limits) -> Result<Trees
         };
         let (t, f) = if mode == Mode::Leaf { (i, i) } else { (find(tree_ids[i], tn[i])?, find(tree_ids[i], fnn[i])?) };
         let feature = usize::try_from(feats[i]).map_err(|_| a.invalid("negative feature id"))?;
-        nodes.push(TreeNode {
-            mode,
-            feature,
-            value: vals[i],
-            t,
-            f,
-            nan_true: miss.get(i).is_some_and(|&m| m != 0),
-            leaf: vec![],
-        });
+        raw.push(RawNode { mode, feature, value: vals[i], t, f, nan_true: miss.get(i).is_some_and(|&m| m != 0) });
     }
     let p = if classifier { "class_" } else { "target_" };
     let tt = req(&format!("{p}treeids"))?;
@@ -228,15 +316,16 @@ fn parse_trees(a: &Attrs<'_>, classifier: bool, limits: &Limits) -> Result<Trees
     if n_out == 0 || n_out > 1 << 20 {
         return Err(a.invalid(format!("{n_out} outputs per sample")));
     }
+    // (node, target, weight) in attribute order; a node's weights keep that order.
+    let mut weights = Vec::with_capacity(tt.len());
     for k in 0..tt.len() {
         let i = find(tt[k], tnod[k])?;
         let c = usize::try_from(tid[k])
             .ok()
             .filter(|&c| c < n_out)
             .ok_or_else(|| a.invalid(format!("target id {}", tid[k])))?;
-        nodes[i].leaf.push((c, tw[k]));
+        weights.push((i, c as u32, tw[k]));
     }
-    // Depth bound: a walk is at most `n` steps; a cycle would be caught by that bound.
     let base = floats_or_tensor(a, "base_values", limits)?.unwrap_or_default();
     if !base.is_empty() && base.len() != n_out {
         return Err(a.invalid("base_values has the wrong length"));
@@ -256,7 +345,126 @@ fn parse_trees(a: &Attrs<'_>, classifier: bool, limits: &Limits) -> Result<Trees
     } else {
         None
     };
-    Ok(Trees { nodes, roots, n_out, agg, base, post: post(a)?, labels, binary_single })
+    // Flat indices are u32 (NEW = u32::MAX is "not reached").
+    if n >= u32::MAX as usize || weights.len() >= u32::MAX as usize {
+        return Err(a.invalid("more than 2³² − 2 nodes or leaf weights"));
+    }
+    let flat = flatten(&raw, &roots, &weights).map_err(|i| {
+        a.invalid(format!(
+            "tree {} has a cycle through node {}: a walk could never reach a leaf",
+            tree_ids[i], node_ids[i]
+        ))
+    })?;
+    Ok(Trees {
+        nodes: flat.nodes,
+        roots: flat.roots,
+        leaf_start: flat.leaf_start,
+        leaf_target: flat.leaf_target,
+        leaf_weight: flat.leaf_weight,
+        branch_mode: flat.branch_mode,
+        max_feature: flat.max_feature,
+        wide_features: flat.wide_features,
+        n_attr_nodes: n,
+        n_out,
+        agg,
+        base,
+        post: post(a)?,
+        labels,
+        binary_single,
+    })
+}
+
+/// The parts of [`Trees`] that [`flatten`] builds.
+struct Flat {
+    nodes: Vec<Node>,
+    roots: Vec<Root>,
+    leaf_start: Vec<u32>,
+    leaf_target: Vec<u32>,
+    leaf_weight: Vec<f32>,
+    branch_mode: Option<Mode>,
+    max_feature: usize,
+    wide_features: Vec<(u32, usize)>,
+}
+
+/// Keeps the nodes reachable from `roots` (numbered depth-first, true branch first, tree
+/// by tree), checks that no walk comes back to a node it passed (else `Err` with the
+/// attribute index of a node on the cycle), and measures each tree's depth: the fewest
+/// and the most steps from its root to a leaf. `weights` are `(node, target, weight)` in attribute order.
+/// The caller checked that node and weight counts fit in `u32`.
+fn flatten(raw: &[RawNode], roots: &[usize], weights: &[(usize, u32, f32)]) -> Result<Flat, usize> {
+    const NEW: u32 = u32::MAX;
+    // Attribute index → flat index (NEW: not reached yet); steps to the deepest leaf.
+    let mut flat_of = vec![NEW; raw.len()];
+    let (mut depth, mut min_depth) = (vec![0u32; raw.len()], vec![0u32; raw.len()]);
+    let mut on_path = vec![false; raw.len()];
+    let mut order = Vec::new();
+    let mut out_roots = Vec::with_capacity(roots.len());
+    for &root in roots {
+        if flat_of[root] == NEW {
+            // Iterative depth-first search; a node's depth is known once both children are.
+            let mut stack = vec![(root, false)];
+            while let Some((i, children_done)) = stack.pop() {
+                let nd = &raw[i];
+                if children_done {
+                    on_path[i] = false;
+                    if nd.mode != Mode::Leaf {
+                        depth[i] = 1 + depth[nd.t].max(depth[nd.f]);
+                        min_depth[i] = 1 + min_depth[nd.t].min(min_depth[nd.f]);
+                    }
+                    continue;
+                }
+                if flat_of[i] != NEW {
+                    continue; // shared by two parents: already done
+                }
+                flat_of[i] = order.len() as u32;
+                order.push(i);
+                on_path[i] = true;
+                stack.push((i, true));
+                if nd.mode != Mode::Leaf {
+                    for c in [nd.f, nd.t] {
+                        if on_path[c] {
+                            return Err(c);
+                        }
+                        if flat_of[c] == NEW {
+                            stack.push((c, false));
+                        }
+                    }
+                }
+            }
+        }
+        out_roots.push(Root { node: flat_of[root], min_depth: min_depth[root], depth: depth[root] });
+    }
+    let mut per_node: Vec<Vec<(u32, f32)>> = vec![Vec::new(); raw.len()];
+    for &(i, c, w) in weights {
+        if flat_of[i] != NEW && raw[i].mode == Mode::Leaf {
+            per_node[i].push((c, w));
+        }
+    }
+    let (mut nodes, mut leaf_start) = (Vec::with_capacity(order.len()), Vec::with_capacity(order.len() + 1));
+    let (mut leaf_target, mut leaf_weight) = (Vec::new(), Vec::new());
+    let (mut max_feature, mut wide_features) = (0, Vec::new());
+    for (k, &i) in order.iter().enumerate() {
+        let nd = &raw[i];
+        let k = k as u32;
+        let (feature, next) =
+            if nd.mode == Mode::Leaf { (0, [k, k]) } else { (nd.feature, [flat_of[nd.f], flat_of[nd.t]]) };
+        max_feature = max_feature.max(feature);
+        leaf_start.push(leaf_target.len() as u32);
+        for &(c, w) in &per_node[i] {
+            leaf_target.push(c);
+            leaf_weight.push(w);
+        }
+        let narrow = u32::try_from(feature).unwrap_or(u32::MAX);
+        if narrow as usize != feature {
+            wide_features.push((k, feature));
+        }
+        nodes.push(Node { value: nd.value, feature: narrow, next, mode: nd.mode, nan_true: nd.nan_true });
+    }
+    leaf_start.push(leaf_target.len() as u32);
+    let mut modes = nodes.iter().map(|n| n.mode).filter(|&m| m != Mode::Leaf);
+    let first = modes.next();
+    let branch_mode = if modes.all(|m| Some(m) == first) { first } else { None };
+    Ok(Flat { nodes, roots: out_roots, leaf_start, leaf_target, leaf_weight, branch_mode, max_feature, wide_features })
 }
 
 /// Applies a post transform to one row of scores.
@@ -288,10 +496,10 @@ fn post_row(p: Post, s: &mut [f32]) {
     }
 }
 
-/// Features as f32 rows `[N, F]`.
-fn features(x: &Tensor) -> KResult<(Vec<f32>, usize, usize)> {
-    let v: Vec<f32> = match &x.data {
-        TensorData::F32(v) => v.clone(),
+/// Features as f32 rows `[N, F]` (borrowed when they already are f32).
+fn features(x: &Tensor) -> KResult<(Cow<'_, [f32]>, usize, usize)> {
+    let v: Cow<'_, [f32]> = match &x.data {
+        TensorData::F32(v) => Cow::Borrowed(v),
         TensorData::F64(v) => v.iter().map(|&a| a as f32).collect(),
         TensorData::I64(v) => v.iter().map(|&a| a as f32).collect(),
         TensorData::I32(v) => v.iter().map(|&a| a as f32).collect(),
@@ -307,6 +515,140 @@ fn features(x: &Tensor) -> KResult<(Vec<f32>, usize, usize)> {
 
 const FEATURE_TYPES: &[DType] = &[DType::F32, DType::F64, DType::I64, DType::I32];
 
+/// Samples walked through one tree together (independent walks interleave in the CPU).
+const TREE_BLOCK: usize = 32;
+/// Node visits per thread below which a run stays on one thread: about half a millisecond
+/// of work (starting a thread costs tens of microseconds on an idle machine and can wait
+/// milliseconds for a core on a busy one).
+const TREE_PAR_MIN_STEPS: usize = 1 << 19;
+
+impl Trees {
+    /// Adds the weights of leaf `leaf` to one sample's accumulators `out`, in attribute
+    /// order (`seen`: which accumulators already hold a leaf value, for MIN and MAX).
+    #[inline(always)]
+    fn add_leaf(&self, leaf: u32, out: &mut [f32], seen: &mut [bool]) {
+        let (a, b) = (self.leaf_start[leaf as usize] as usize, self.leaf_start[leaf as usize + 1] as usize);
+        let (targets, weights) = (&self.leaf_target[a..b], &self.leaf_weight[a..b]);
+        if matches!(self.agg, Agg::Sum | Agg::Average) {
+            for (&c, &w) in targets.iter().zip(weights) {
+                out[c as usize] += w;
+            }
+            return;
+        }
+        for (&c, &w) in targets.iter().zip(weights) {
+            let c = c as usize;
+            out[c] = match self.agg {
+                Agg::Sum | Agg::Average => out[c] + w,
+                Agg::Min if seen[c] => out[c].min(w),
+                Agg::Max if seen[c] => out[c].max(w),
+                Agg::Min | Agg::Max => w,
+            };
+            seen[c] = true;
+        }
+    }
+
+    /// AVERAGE's division and the base values, once every tree has been added.
+    #[inline]
+    fn finish(&self, out: &mut [f32]) {
+        if self.agg == Agg::Average {
+            out.iter_mut().for_each(|v| *v /= self.roots.len().max(1) as f32);
+        }
+        for (c, v) in out.iter_mut().enumerate() {
+            if let Some(b) = self.base.get(c) {
+                *v += *b;
+            }
+        }
+    }
+
+    /// Scores of the samples `x` (rows of `f` features, every node's feature `< f`) into
+    /// `out` (rows of `n_out`, zero). Blocks of samples go through the trees in order, so
+    /// each sample still adds tree after tree, exactly as in the module docs.
+    fn eval_rows(&self, x: &[f32], f: usize, out: &mut [f32]) {
+        // One copy of the loop per mode, for ensembles whose branches all test alike.
+        match self.branch_mode {
+            Some(Mode::Leq) => self.eval_rows_as::<M_LEQ>(x, f, out),
+            Some(Mode::Lt) => self.eval_rows_as::<M_LT>(x, f, out),
+            Some(Mode::Gte) => self.eval_rows_as::<M_GTE>(x, f, out),
+            Some(Mode::Gt) => self.eval_rows_as::<M_GT>(x, f, out),
+            Some(Mode::Eq) => self.eval_rows_as::<M_EQ>(x, f, out),
+            Some(Mode::Neq) => self.eval_rows_as::<M_NEQ>(x, f, out),
+            Some(Mode::Leaf) | None => self.eval_rows_as::<M_ANY>(x, f, out),
+        }
+    }
+
+    /// [`Trees::eval_rows`] with every branch node of mode `M` (or [`M_ANY`]).
+    fn eval_rows_as<const M: u8>(&self, x: &[f32], f: usize, out: &mut [f32]) {
+        let n_out = self.n_out;
+        let mut seen = vec![false; TREE_BLOCK * n_out];
+        for (xs, acc) in x.chunks(TREE_BLOCK * f).zip(out.chunks_mut(TREE_BLOCK * n_out)) {
+            let bl = acc.len() / n_out;
+            seen.fill(false);
+            for tree in &self.roots {
+                let mut at = [tree.node; TREE_BLOCK];
+                let at = &mut at[..bl];
+                // No walk reaches a leaf in fewer than min_depth steps; after that, stop
+                // once no walk moves (a leaf's next nodes are itself).
+                for _ in 0..tree.min_depth {
+                    for (i, row) in at.iter_mut().zip(xs.chunks_exact(f)) {
+                        let nd = &self.nodes[*i as usize];
+                        *i = nd.next[nd.holds_as::<M>(row[nd.feature as usize]) as usize];
+                    }
+                }
+                for _ in tree.min_depth..tree.depth {
+                    let mut moved = false;
+                    for (i, row) in at.iter_mut().zip(xs.chunks_exact(f)) {
+                        let nd = &self.nodes[*i as usize];
+                        let next = nd.next[nd.holds_as::<M>(row[nd.feature as usize]) as usize];
+                        moved |= next != *i;
+                        *i = next;
+                    }
+                    if !moved {
+                        break;
+                    }
+                }
+                for (s, &leaf) in at.iter().enumerate() {
+                    let r = s * n_out..(s + 1) * n_out;
+                    self.add_leaf(leaf, &mut acc[r.clone()], &mut seen[r]);
+                }
+            }
+            for row in acc.chunks_mut(n_out) {
+                self.finish(row);
+            }
+        }
+    }
+
+    /// [`Trees::eval_rows`] sample by sample with every feature index checked: for inputs
+    /// with fewer features than some node reads (an error if a walk reaches that node).
+    fn eval_checked(&self, x: &[f32], n: usize, f: usize, out: &mut [f32]) -> KResult<()> {
+        let mut seen = vec![false; self.n_out];
+        for s in 0..n {
+            let row = &x[s * f..(s + 1) * f];
+            let acc = &mut out[s * self.n_out..(s + 1) * self.n_out];
+            seen.fill(false);
+            for tree in &self.roots {
+                let mut i = tree.node;
+                loop {
+                    let nd = &self.nodes[i as usize];
+                    if nd.mode == Mode::Leaf {
+                        break;
+                    }
+                    let Some(&v) = row.get(nd.feature as usize) else {
+                        let feature = match self.wide_features.binary_search_by_key(&i, |&(k, _)| k) {
+                            Ok(k) => self.wide_features[k].1,
+                            Err(_) => nd.feature as usize,
+                        };
+                        return Err(inv(format!("feature {feature} of {f}")));
+                    };
+                    i = nd.next[nd.holds(v) as usize];
+                }
+                self.add_leaf(i, acc, &mut seen);
+            }
+            self.finish(acc);
+        }
+        Ok(())
+    }
+}
+
 impl Kernel for Trees {
     fn arity(&self) -> (usize, usize) {
         (1, 1)
@@ -319,57 +661,26 @@ impl Kernel for Trees {
         Ok(if self.labels.is_some() { vec![DType::I64, DType::F32] } else { vec![DType::F32] })
     }
     fn run(&self, ins: &[Option<&Tensor>], ctx: &Ctx<'_>) -> KResult<Vec<Tensor>> {
+        self.run_with(ins, ctx, TREE_PAR_MIN_STEPS)
+    }
+}
+
+impl Trees {
+    /// [`Kernel::run`] with the threading threshold as a parameter (tests thread tiny batches).
+    fn run_with(&self, ins: &[Option<&Tensor>], ctx: &Ctx<'_>, par_min_steps: usize) -> KResult<Vec<Tensor>> {
         let (xv, n, f) = features(ins[0].expect("req"))?;
         ctx.check_shape(&[n, self.n_out])?;
-        ctx.check_work(&[n, self.nodes.len().max(1)])?;
+        ctx.check_work(&[n, self.n_attr_nodes.max(1)])?;
         let mut scores = vec![0.0f32; n * self.n_out];
-        for s in 0..n {
-            let row = &xv[s * f..(s + 1) * f];
-            let out = &mut scores[s * self.n_out..(s + 1) * self.n_out];
-            let mut seen = vec![false; self.n_out];
-            for &root in &self.roots {
-                let mut i = root;
-                let mut steps = 0;
-                while self.nodes[i].mode != Mode::Leaf {
-                    let nd = &self.nodes[i];
-                    let x = *row.get(nd.feature).ok_or_else(|| inv(format!("feature {} of {f}", nd.feature)))?;
-                    let go = if x.is_nan() {
-                        nd.nan_true
-                    } else {
-                        match nd.mode {
-                            Mode::Leq => x <= nd.value,
-                            Mode::Lt => x < nd.value,
-                            Mode::Gte => x >= nd.value,
-                            Mode::Gt => x > nd.value,
-                            Mode::Eq => x == nd.value,
-                            Mode::Neq => x != nd.value,
-                            Mode::Leaf => unreachable!(),
-                        }
-                    };
-                    i = if go { nd.t } else { nd.f };
-                    steps += 1;
-                    if steps > self.nodes.len() {
-                        return Err(inv("a tree has a cycle"));
-                    }
-                }
-                for &(c, w) in &self.nodes[i].leaf {
-                    out[c] = match self.agg {
-                        Agg::Sum | Agg::Average => out[c] + w,
-                        Agg::Min if seen[c] => out[c].min(w),
-                        Agg::Max if seen[c] => out[c].max(w),
-                        Agg::Min | Agg::Max => w,
-                    };
-                    seen[c] = true;
-                }
-            }
-            if self.agg == Agg::Average {
-                out.iter_mut().for_each(|v| *v /= self.roots.len().max(1) as f32);
-            }
-            for (c, v) in out.iter_mut().enumerate() {
-                if let Some(b) = self.base.get(c) {
-                    *v += *b;
-                }
-            }
+        if self.max_feature < f {
+            // Samples are independent: threads take contiguous ranges of them.
+            let steps = self.roots.iter().map(|t| t.depth as usize + 1).sum::<usize>().max(1);
+            let min_rows = (par_min_steps / steps).max(1);
+            util::par_rows(&mut scores, self.n_out, ctx.threads, min_rows, |r0, out| {
+                self.eval_rows(&xv[r0 * f..], f, out)
+            });
+        } else {
+            self.eval_checked(&xv, n, f, &mut scores)?;
         }
         let Some(labels) = &self.labels else {
             for row in scores.chunks_mut(self.n_out) {
@@ -399,6 +710,10 @@ impl Kernel for Trees {
         ])
     }
 }
+
+#[cfg(test)]
+#[path = "ml_tree_tests.rs"]
+mod tree_tests;
 
 #[derive(Debug)]
 struct Linear {
@@ -505,7 +820,10 @@ impl Kernel for Rowwise {
                 let f = x.shape.last().copied().unwrap_or(1);
                 (v, 0, f)
             }
-            _ => features(x)?,
+            _ => {
+                let (v, n, f) = features(x)?;
+                (v.into_owned(), n, f)
+            }
         };
         let pick = |p: &[f32], j: usize| if p.len() == 1 { p[0] } else { p.get(j).copied().unwrap_or(0.0) };
         match self {

@@ -10,7 +10,8 @@
 //! comparing with IEEE `>` (`>=` for last); a NaN never replaces the current best, so a
 //! NaN only wins when it is the first element.
 
-use super::{Ctx, KResult, KernelError};
+use super::{Ctx, KResult, KernelError, util};
+use crate::kernels::{self, KernelPath};
 use deed_types::{Tensor, TensorData};
 
 /// Normalizes a possibly negative axis for a tensor of rank `rank` (`axis ∈ [−rank, rank)`,
@@ -24,43 +25,77 @@ pub(crate) fn norm_axis(axis: i64, rank: usize, inclusive: bool) -> KResult<usiz
     Ok(if axis < 0 { (axis + r) as usize } else { axis as usize })
 }
 
-/// ONNX Softmax.
+/// ONNX Softmax on one thread, on the reference path.
+#[cfg(test)]
 pub(crate) fn softmax(x: &Tensor, axis: i64, legacy: bool) -> KResult<Tensor> {
+    softmax_with(x, axis, legacy, 1, KernelPath::Reference)
+}
+
+/// Elements per thread below which Softmax stays on one thread (see `UNARY_PAR_MIN` in
+/// `math_ops`). Small in tests, so that they run threaded.
+const SOFTMAX_PAR_MIN: usize = if cfg!(test) { 1 << 10 } else { 1 << 15 };
+
+/// ONNX Softmax, on `threads` threads (each takes whole `[len, inner]` blocks, which are
+/// independent) and, on the fast paths, compiled with FMA (`kernels::with_fma`): the same
+/// operations in the same order on every path and thread count, so the same bits.
+pub(crate) fn softmax_with(x: &Tensor, axis: i64, legacy: bool, threads: usize, path: KernelPath) -> KResult<Tensor> {
     let TensorData::F32(v) = &x.data else { unreachable!("Softmax dtype checked at load") };
     let rank = x.shape.len();
-    let (outer, len, inner) = if legacy {
+    let (len, inner) = if legacy {
         // Coerce to 2-D [prod(..axis), prod(axis..)]; a rank-0 input is one element.
         let a = norm_axis(axis, rank, true)?;
-        (x.shape[..a].iter().product::<usize>(), x.shape[a..].iter().product::<usize>(), 1)
+        (x.shape[a..].iter().product::<usize>(), 1)
     } else {
         if rank == 0 {
             return Err(KernelError::Invalid("Softmax needs an input of rank at least 1".into()));
         }
         let a = norm_axis(axis, rank, false)?;
-        (x.shape[..a].iter().product::<usize>(), x.shape[a], x.shape[a + 1..].iter().product::<usize>())
+        (x.shape[a], x.shape[a + 1..].iter().product::<usize>())
     };
     let mut out = vec![0.0f32; v.len()];
-    for o in 0..outer {
-        for i in 0..inner {
-            let at = |j: usize| (o * len + j) * inner + i;
-            let mut m = f32::NEG_INFINITY;
-            for j in 0..len {
-                if v[at(j)] > m {
-                    m = v[at(j)];
+    let block = len * inner;
+    if block > 0 {
+        util::par_rows(&mut out, block, threads, (SOFTMAX_PAR_MIN / block).max(1), |o0, chunk| {
+            kernels::with_fma(path, SoftmaxBlocks { v: &v[o0 * block..], len, inner, out: chunk })
+        });
+    }
+    Ok(Tensor { shape: x.shape.clone(), data: TensorData::F32(out) })
+}
+
+/// Softmax of whole `[len, inner]` blocks of `v` into `out` (which sets how many).
+struct SoftmaxBlocks<'a> {
+    v: &'a [f32],
+    len: usize,
+    inner: usize,
+    out: &'a mut [f32],
+}
+
+impl kernels::FmaWork for SoftmaxBlocks<'_> {
+    type Out = ();
+    #[inline(always)]
+    fn run(self) {
+        let SoftmaxBlocks { v, len, inner, out } = self;
+        for o in 0..out.len() / (len * inner) {
+            for i in 0..inner {
+                let at = |j: usize| (o * len + j) * inner + i;
+                let mut m = f32::NEG_INFINITY;
+                for j in 0..len {
+                    if v[at(j)] > m {
+                        m = v[at(j)];
+                    }
                 }
-            }
-            let mut s = 0.0f32;
-            for j in 0..len {
-                let e = crate::math::exp(v[at(j)] - m);
-                out[at(j)] = e;
-                s += e;
-            }
-            for j in 0..len {
-                out[at(j)] /= s;
+                let mut s = 0.0f32;
+                for j in 0..len {
+                    let e = crate::math::exp(v[at(j)] - m);
+                    out[at(j)] = e;
+                    s += e;
+                }
+                for j in 0..len {
+                    out[at(j)] /= s;
+                }
             }
         }
     }
-    Ok(Tensor { shape: x.shape.clone(), data: TensorData::F32(out) })
 }
 
 /// ArgMax attributes.
@@ -126,6 +161,37 @@ mod tests {
     fn f(t: &Tensor) -> Vec<f32> {
         let TensorData::F32(v) = &t.data else { panic!() };
         v.clone()
+    }
+
+    #[test]
+    fn softmax_same_bits_on_every_path_and_thread_count() {
+        let mut st = 0x1234_5678_9abc_def1u64;
+        let v: Vec<f32> = (0..6 * 7 * 2000)
+            .map(|i| {
+                st ^= st << 13;
+                st ^= st >> 7;
+                st ^= st << 17;
+                match i % 997 {
+                    0 => f32::NAN,
+                    1 => f32::NEG_INFINITY,
+                    2 => -0.0,
+                    _ => ((st >> 11) as f64 / (1u64 << 53) as f64 * 200.0 - 100.0) as f32,
+                }
+            })
+            .collect();
+        let x = Tensor::f32(vec![6, 7, 2000], v);
+        for (axis, legacy) in [(-1, false), (1, false), (0, false), (1, true), (2, true)] {
+            let want = f(&softmax(&x, axis, legacy).unwrap());
+            for path in KernelPath::available() {
+                for threads in [1, 2, 3] {
+                    let got = f(&softmax_with(&x, axis, legacy, threads, path).unwrap());
+                    assert!(
+                        got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "axis {axis} legacy {legacy} {path:?} threads {threads}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

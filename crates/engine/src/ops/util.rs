@@ -25,6 +25,50 @@ macro_rules! map_same {
 }
 pub(crate) use map_same;
 
+/// Calls `f(first_row, rows)` on consecutive ranges of whole `row_len`-long rows of `out`
+/// that together cover it once: all on the calling thread when there are fewer than
+/// `2 · min_rows` rows or `threads ≤ 1`, else contiguous ranges on up to `threads` scoped
+/// threads. For work where every row depends only on its own inputs, so the split never
+/// changes a bit.
+pub(crate) fn par_rows<T: Send>(
+    out: &mut [T],
+    row_len: usize,
+    threads: usize,
+    min_rows: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    let rows = out.len() / row_len.max(1);
+    let threads = threads.min(rows / min_rows.max(1)).max(1);
+    if threads == 1 {
+        f(0, out);
+        return;
+    }
+    let per = rows.div_ceil(threads);
+    std::thread::scope(|s| {
+        let mut chunks = out.chunks_mut(per * row_len).enumerate();
+        let (_, mine) = chunks.next().expect("rows > 0");
+        for (i, chunk) in chunks {
+            let f = &f;
+            s.spawn(move || f(i * per, chunk));
+        }
+        f(0, mine);
+    });
+}
+
+/// Calls `f(offset, chunk)` on consecutive chunks of `out` that together cover it once,
+/// `offset` being the chunk's first index: one chunk on the calling thread when `out` has
+/// fewer than `2 · min_per_thread` elements or `threads ≤ 1`, else contiguous ranges on up
+/// to `threads` scoped threads (about `min_per_thread` long or longer). For elementwise work,
+/// where every output depends only on its own inputs, so the split never changes a bit.
+pub(crate) fn par_chunks<T: Send>(
+    out: &mut [T],
+    threads: usize,
+    min_per_thread: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    par_rows(out, 1, threads, min_per_thread, f)
+}
+
 /// A kernel error with this message.
 pub(crate) fn inv(msg: impl Into<String>) -> KernelError {
     KernelError::Invalid(msg.into())

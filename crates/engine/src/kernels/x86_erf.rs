@@ -1,0 +1,192 @@
+//! AVX2 and AVX-512F blocks of the engine's f64 `erf` series ([`crate::math::erf64`]): one
+//! argument per f64 lane, 4 or 8 lanes per register, several registers side by side (their
+//! series are independent chains of divisions, which the CPU overlaps).
+//!
+//! Every lane performs exactly the scalar operations, in the same order, with the same
+//! IEEE-754 instructions (`×`, `÷`, `+`, compare; no fused multiply-add, none being in the
+//! scalar series): `t ← (t · (−x²)) / n`, `term ← t / (2n + 1)`, the stop test
+//! `n ≥ x² ∧ |term| < |sum| · 2⁻⁵⁴`, then `sum ← sum + term` unless the lane stopped, and
+//! finally `2/√π · sum`. A lane that stopped is frozen: its sum is never written again, so
+//! the extra rounds the other lanes need cannot touch its bits (its `t` is zeroed so that
+//! it cannot run into slow subnormal arithmetic either). The loop ends when every lane of
+//! every register has stopped or after the scalar's last term (n = 79). Lanes the scalar answers without the
+//! series — NaN (returned as is), `|x| ≥ 4` (`±1`) and `±0` (whose series sum is `+0`:
+//! `−0 + (+0) = +0` at the first term and `+0` from then on) — take no part in it.
+//!
+//! The `unsafe` code here only calls the intrinsics: each block type can only be built after
+//! runtime detection of its CPU features, and loads and stores go through fixed-size arrays.
+#![allow(unsafe_code)]
+
+use crate::math::{ERF_CUTOFF, ERF_TERMS, TWO_OVER_SQRT_PI, TWO_POW_M54};
+use std::arch::x86_64::*;
+
+/// The sign bit of an f64.
+const SIGN: i64 = i64::MIN;
+
+/// AVX-512F blocks.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Erf512(());
+
+impl Erf512 {
+    /// `Some` only when the CPU has AVX-512F.
+    pub(crate) fn new() -> Option<Self> {
+        is_x86_feature_detected!("avx512f").then_some(Erf512(()))
+    }
+
+    /// `xs[i] ← erf64(xs[i])` for the `L` values, `L` = 8, 16, 32 or 64 (`L / 8`
+    /// registers of 8 lanes run the series side by side).
+    #[inline]
+    pub(crate) fn block<const L: usize>(&self, xs: &mut [f64; L]) {
+        let (v, rest) = xs.as_chunks_mut::<8>();
+        assert!(rest.is_empty(), "whole registers");
+        // SAFETY: `self` exists only if the CPU has AVX-512F (`new`); the kernel reads and
+        // writes exactly the elements of the arrays.
+        unsafe {
+            match v.len() {
+                1 => erf512::<1>(v.try_into().expect("1")),
+                2 => erf512::<2>(v.try_into().expect("2")),
+                4 => erf512::<4>(v.try_into().expect("4")),
+                8 => erf512::<8>(v.try_into().expect("8")),
+                _ => unreachable!("1, 2, 4 or 8 registers"),
+            }
+        }
+    }
+}
+
+/// AVX2 blocks (the AVX2 path requires AVX2 and FMA; the series uses neither FMA nor
+/// integer AVX2, only AVX double-precision arithmetic).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Erf256(());
+
+impl Erf256 {
+    /// `Some` only when the CPU has AVX2 and FMA (the requirements of the AVX2 path).
+    pub(crate) fn new() -> Option<Self> {
+        (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")).then_some(Erf256(()))
+    }
+
+    /// `xs[i] ← erf64(xs[i])` for the `L` values, `L` = 4, 8, 16 or 32 (`L / 4`
+    /// registers of 4 lanes run the series side by side).
+    #[inline]
+    pub(crate) fn block<const L: usize>(&self, xs: &mut [f64; L]) {
+        let (v, rest) = xs.as_chunks_mut::<4>();
+        assert!(rest.is_empty(), "whole registers");
+        // SAFETY: `self` exists only if the CPU has AVX2 (`new`); the kernel reads and
+        // writes exactly the elements of the arrays.
+        unsafe {
+            match v.len() {
+                1 => erf256::<1>(v.try_into().expect("1")),
+                2 => erf256::<2>(v.try_into().expect("2")),
+                4 => erf256::<4>(v.try_into().expect("4")),
+                8 => erf256::<8>(v.try_into().expect("8")),
+                _ => unreachable!("1, 2, 4 or 8 registers"),
+            }
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn erf512<const V: usize>(xs: &mut [[f64; 8]; V]) {
+    let zero = _mm512_setzero_pd();
+    let cutoff = _mm512_set1_pd(ERF_CUTOFF);
+    let quarter_ulp = _mm512_set1_pd(TWO_POW_M54);
+    let (mut x, mut x2, mut neg_x2) = ([zero; V], [zero; V], [zero; V]);
+    let (mut t, mut sum, mut active) = ([zero; V], [zero; V], [0u8; V]);
+    for v in 0..V {
+        // SAFETY: the array holds 8 f64s; unaligned load.
+        x[v] = unsafe { _mm512_loadu_pd(xs[v].as_ptr()) };
+        // The series lanes: |x| < 4 and x ≠ 0 (both false for NaN).
+        active[v] = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(_mm512_abs_pd(x[v]), cutoff)
+            & _mm512_cmp_pd_mask::<_CMP_NEQ_OQ>(x[v], zero);
+        let xv = _mm512_maskz_mov_pd(active[v], x[v]);
+        x2[v] = _mm512_mul_pd(xv, xv);
+        neg_x2[v] = _mm512_castsi512_pd(_mm512_xor_si512(_mm512_castpd_si512(x2[v]), _mm512_set1_epi64(SIGN)));
+        (t[v], sum[v]) = (xv, xv);
+    }
+    let mut n = 1;
+    while active.iter().any(|&a| a != 0) && n < ERF_TERMS {
+        let nf = _mm512_set1_pd(n as f64);
+        let df = _mm512_set1_pd((2 * n + 1) as f64);
+        for v in 0..V {
+            t[v] = _mm512_div_pd(_mm512_mul_pd(t[v], neg_x2[v]), nf);
+            let term = _mm512_div_pd(t[v], df);
+            let stop = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(nf, x2[v])
+                & _mm512_cmp_pd_mask::<_CMP_LT_OQ>(
+                    _mm512_abs_pd(term),
+                    _mm512_mul_pd(_mm512_abs_pd(sum[v]), quarter_ulp),
+                );
+            active[v] &= !stop;
+            sum[v] = _mm512_mask_add_pd(sum[v], active[v], sum[v], term);
+            t[v] = _mm512_maskz_mov_pd(active[v], t[v]);
+        }
+        n += 1;
+    }
+    for v in 0..V {
+        let mut r = _mm512_mul_pd(_mm512_set1_pd(TWO_OVER_SQRT_PI), sum[v]);
+        // |x| ≥ 4: ±1 with the sign of x.
+        let big = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(_mm512_abs_pd(x[v]), cutoff);
+        let one = _mm512_castsi512_pd(_mm512_or_si512(
+            _mm512_and_si512(_mm512_castpd_si512(x[v]), _mm512_set1_epi64(SIGN)),
+            _mm512_castpd_si512(_mm512_set1_pd(1.0)),
+        ));
+        r = _mm512_mask_mov_pd(r, big, one);
+        // NaN: the argument itself.
+        r = _mm512_mask_mov_pd(r, _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(x[v], x[v]), x[v]);
+        // SAFETY: as for the load.
+        unsafe { _mm512_storeu_pd(xs[v].as_mut_ptr(), r) }
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn erf256<const V: usize>(xs: &mut [[f64; 4]; V]) {
+    let zero = _mm256_setzero_pd();
+    let sign = _mm256_castsi256_pd(_mm256_set1_epi64x(SIGN));
+    let cutoff = _mm256_set1_pd(ERF_CUTOFF);
+    let quarter_ulp = _mm256_set1_pd(TWO_POW_M54);
+    let (mut x2, mut neg_x2) = ([zero; V], [zero; V]);
+    let (mut t, mut sum, mut active) = ([zero; V], [zero; V], [zero; V]);
+    for v in 0..V {
+        // SAFETY: the array holds 4 f64s; unaligned load.
+        let x = unsafe { _mm256_loadu_pd(xs[v].as_ptr()) };
+        // The series lanes (all-ones): |x| < 4 and x ≠ 0 (both false for NaN).
+        active[v] = _mm256_and_pd(
+            _mm256_cmp_pd::<_CMP_LT_OQ>(_mm256_andnot_pd(sign, x), cutoff),
+            _mm256_cmp_pd::<_CMP_NEQ_OQ>(x, zero),
+        );
+        let xv = _mm256_and_pd(active[v], x);
+        x2[v] = _mm256_mul_pd(xv, xv);
+        neg_x2[v] = _mm256_xor_pd(x2[v], sign);
+        (t[v], sum[v]) = (xv, xv);
+    }
+    let mut n = 1;
+    while active.iter().any(|&a| _mm256_movemask_pd(a) != 0) && n < ERF_TERMS {
+        let nf = _mm256_set1_pd(n as f64);
+        let df = _mm256_set1_pd((2 * n + 1) as f64);
+        for v in 0..V {
+            t[v] = _mm256_div_pd(_mm256_mul_pd(t[v], neg_x2[v]), nf);
+            let term = _mm256_div_pd(t[v], df);
+            let stop = _mm256_and_pd(
+                _mm256_cmp_pd::<_CMP_GE_OQ>(nf, x2[v]),
+                _mm256_cmp_pd::<_CMP_LT_OQ>(
+                    _mm256_andnot_pd(sign, term),
+                    _mm256_mul_pd(_mm256_andnot_pd(sign, sum[v]), quarter_ulp),
+                ),
+            );
+            active[v] = _mm256_andnot_pd(stop, active[v]);
+            sum[v] = _mm256_blendv_pd(sum[v], _mm256_add_pd(sum[v], term), active[v]);
+            t[v] = _mm256_and_pd(t[v], active[v]);
+        }
+        n += 1;
+    }
+    for v in 0..V {
+        // SAFETY: as above.
+        let x = unsafe { _mm256_loadu_pd(xs[v].as_ptr()) };
+        let mut r = _mm256_mul_pd(_mm256_set1_pd(TWO_OVER_SQRT_PI), sum[v]);
+        // |x| ≥ 4: ±1 with the sign of x.
+        let big = _mm256_cmp_pd::<_CMP_GE_OQ>(_mm256_andnot_pd(sign, x), cutoff);
+        r = _mm256_blendv_pd(r, _mm256_or_pd(_mm256_and_pd(x, sign), _mm256_set1_pd(1.0)), big);
+        // NaN: the argument itself.
+        r = _mm256_blendv_pd(r, x, _mm256_cmp_pd::<_CMP_UNORD_Q>(x, x));
+        // SAFETY: as for the load.
+        unsafe { _mm256_storeu_pd(xs[v].as_mut_ptr(), r) }
+    }
+}
