@@ -474,7 +474,7 @@ impl Store {
         if start > end || end > m.size {
             return Err(StoreError::BadRange { start, end, size: m.size });
         }
-        Ok(BlobReader { backend: self.backend.clone(), m, pos: start, end, buf: Vec::new(), buf_at: 0 })
+        Ok(BlobReader { backend: self.backend.clone(), m, pos: start, end, buf: Vec::new(), buf_at: 0, ahead: None })
     }
 
     /// Reads a whole blob and verifies it against its id.
@@ -762,6 +762,25 @@ pub struct BlobReader {
     buf: Vec<u8>,
     /// Blob offset of `buf[0]`.
     buf_at: u64,
+    /// The next batch's raw (unverified) bytes, being read on another thread while the
+    /// caller consumes this one: (its first group, the reader).
+    ahead: Option<(u64, std::thread::JoinHandle<io::Result<Vec<u8>>>)>,
+}
+
+/// The raw bytes of blob range `start..stop` from its chunks (not verified).
+fn read_span(backend: &dyn Backend, m: &Manifest, start: u64, stop: u64) -> io::Result<Vec<u8>> {
+    let mut data = Vec::with_capacity((stop - start) as usize);
+    let i = m.chunks.partition_point(|c| c.1 + u64::from(c.2) <= start);
+    for &(h, off, len) in &m.chunks[i..] {
+        if off >= stop {
+            break;
+        }
+        let a = start.max(off) - off;
+        let b = stop.min(off + u64::from(len)) - off;
+        let piece = backend.get_range(&key("chunks", &h), a, b - a)?;
+        data.extend_from_slice(&piece);
+    }
+    Ok(data)
 }
 
 impl BlobReader {
@@ -770,23 +789,32 @@ impl BlobReader {
         self.end - self.pos
     }
 
-    /// Reads and verifies the batch of groups that contains `self.pos`.
-    fn fill(&mut self) -> io::Result<()> {
-        let g0 = self.pos / outboard::GROUP_BYTES;
+    /// The groups `g0..g1` of the batch starting at group `g0`, and its byte span.
+    fn batch(&self, g0: u64) -> (u64, u64, u64) {
         let g_last = (self.end - 1) / outboard::GROUP_BYTES;
         let g1 = (g0 + READ_BATCH_GROUPS).min(g_last + 1);
-        let start = g0 * outboard::GROUP_BYTES;
-        let stop = (g1 * outboard::GROUP_BYTES).min(self.m.size);
-        let mut data = Vec::with_capacity((stop - start) as usize);
-        let i = self.m.chunks.partition_point(|c| c.1 + u64::from(c.2) <= start);
-        for &(h, off, len) in &self.m.chunks[i..] {
-            if off >= stop {
-                break;
-            }
-            let a = start.max(off) - off;
-            let b = stop.min(off + u64::from(len)) - off;
-            let piece = self.backend.get_range(&key("chunks", &h), a, b - a)?;
-            data.extend_from_slice(&piece);
+        (g1, g0 * outboard::GROUP_BYTES, (g1 * outboard::GROUP_BYTES).min(self.m.size))
+    }
+
+    /// Reads and verifies the batch of groups that contains `self.pos`. A reader that
+    /// goes on past this batch gets the next one read ahead on another thread, so disk
+    /// reads overlap verification; what is read ahead is verified like the rest when
+    /// its turn comes.
+    fn fill(&mut self) -> io::Result<()> {
+        let g0 = self.pos / outboard::GROUP_BYTES;
+        let (g1, start, stop) = self.batch(g0);
+        let data = match self.ahead.take() {
+            Some((g, h)) if g == g0 => h.join().map_err(|_| io::Error::other("the read-ahead thread panicked"))??,
+            _ => read_span(&*self.backend, &self.m, start, stop)?,
+        };
+        if stop < self.end {
+            let (backend, m) = (self.backend.clone(), self.m.clone());
+            let (_, next_start, next_stop) = self.batch(g1);
+            let spawned = std::thread::Builder::new()
+                .name("deed-read-ahead".into())
+                .spawn(move || read_span(&*backend, &m, next_start, next_stop));
+            // Without a thread the next batch is simply read when it is needed.
+            self.ahead = spawned.ok().map(|h| (g1, h));
         }
         let corrupt = |g: u64| io::Error::new(io::ErrorKind::InvalidData, format!("bytes of group {g} do not match"));
         if self.m.outboard.is_empty() {
@@ -929,6 +957,17 @@ mod tests {
         assert_eq!(s.get_range(&cid, 0, Some(g)).unwrap(), &data[..g as usize]);
         let after = g + outboard::GROUP_BYTES;
         assert_eq!(s.get_range(&cid, after, None).unwrap(), &data[after as usize..]);
+        // a byte flipped in the last chunk, read ahead on another thread by a whole
+        // read, is caught all the same
+        let (h, off, len) = *m.chunks.last().unwrap();
+        assert!(off > READ_BATCH_GROUPS * outboard::GROUP_BYTES, "the last chunk is past the first batch");
+        let p = files.iter().find(|p| p.ends_with(hex::encode(h.0))).unwrap();
+        let mut b = fs::read(p).unwrap();
+        b[len as usize - 1] ^= 1;
+        fs::write(p, b).unwrap();
+        let mut r = s.reader(&cid, after, None).unwrap();
+        let e = std::io::copy(&mut r, &mut std::io::sink()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
         // a corrupt outboard is caught when the manifest is next loaded (here: by a new
         // Store, as after a restart); the verified copy in memory keeps serving meanwhile
         let mk = dir.path().join(key("manifests", &cid.0));
