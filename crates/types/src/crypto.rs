@@ -32,8 +32,7 @@ impl PublicKey {
 
     /// Verifies `sig` over `msg` (strict: rejects small-order keys and malleable signatures).
     pub fn verify(&self, msg: &[u8], sig: &Signature) -> Result<(), crate::Error> {
-        let vk = VerifyingKey::from_bytes(&self.0)
-            .map_err(|e| crate::Error::BadSignature(format!("invalid public key: {e}")))?;
+        let vk = verifying_key(&self.0).map_err(|e| crate::Error::BadSignature(format!("invalid public key: {e}")))?;
         let s = ed25519_dalek::Signature::from_bytes(&sig.0);
         vk.verify_strict(msg, &s)
             .map_err(|_| crate::Error::BadSignature("signature does not match the signer's key".into()))
@@ -158,13 +157,38 @@ impl fmt::Debug for Keypair {
     }
 }
 
+/// Most decompressed public keys kept by [`verifying_key`].
+const KEY_CACHE_LEN_MAX: usize = 65_536;
+
+/// The decompressed form of an ed25519 public key. Decompressing (a square root in the
+/// field) is a large part of checking one signature, and the same senders sign again
+/// and again, so valid keys are kept in a bounded process-wide cache (emptied when
+/// full). Whether a key is valid, and so every verification outcome, does not depend on
+/// the cache.
+fn verifying_key(bytes: &[u8; 32]) -> Result<VerifyingKey, ed25519_dalek::SignatureError> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static CACHE: OnceLock<Mutex<HashMap<[u8; 32], VerifyingKey>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(vk) = cache.lock().unwrap_or_else(PoisonError::into_inner).get(bytes) {
+        return Ok(*vk);
+    }
+    let vk = VerifyingKey::from_bytes(bytes)?;
+    let mut c = cache.lock().unwrap_or_else(PoisonError::into_inner);
+    if c.len() >= KEY_CACHE_LEN_MAX {
+        c.clear();
+    }
+    c.insert(*bytes, vk);
+    Ok(vk)
+}
+
 /// Verifies many (message, key, signature) triples at once; much faster than one by
 /// one. On failure the caller re-checks individually to find the culprit.
 pub fn verify_batch(msgs: &[&[u8]], keys: &[PublicKey], sigs: &[Signature]) -> Result<(), crate::Error> {
     assert!(msgs.len() == keys.len() && keys.len() == sigs.len(), "batch lengths differ");
     let vks = keys
         .iter()
-        .map(|k| VerifyingKey::from_bytes(&k.0))
+        .map(|k| verifying_key(&k.0))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| crate::Error::BadSignature(format!("invalid public key: {e}")))?;
     let ss: Vec<ed25519_dalek::Signature> = sigs.iter().map(|s| ed25519_dalek::Signature::from_bytes(&s.0)).collect();
