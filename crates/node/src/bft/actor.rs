@@ -532,13 +532,27 @@ impl<E: Clock> Actor<E> {
             if !missing.is_empty() && !deed_ledger::bad_signatures(std::slice::from_ref(&tx)).is_empty() {
                 continue;
             }
-            let started =
-                missing.iter().try_for_each(|(c, max)| self.app.fetcher.start(&self.app.store, c, *max).map(|_| ()));
-            if let Err(e) = started {
+            let mut blobs = Vec::with_capacity(missing.len());
+            let mut refused = None;
+            for (c, max) in missing {
+                match self.app.fetcher.start(&self.app.store, &c, max) {
+                    Ok(true) => {} // arrived meanwhile
+                    Ok(false) => blobs.push(c),
+                    Err(e) => {
+                        refused = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = refused {
                 tracing::debug!(tx = %tx.hash(), "gossiped transaction not admitted: {e}");
                 continue;
             }
-            self.parked.push_back(Parked { tx, blobs: missing.into_iter().map(|(c, _)| c).collect() });
+            if blobs.is_empty() && !queued {
+                ready.push(tx);
+                continue;
+            }
+            self.parked.push_back(Parked { tx, blobs });
         }
         ready
     }

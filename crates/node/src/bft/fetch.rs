@@ -309,7 +309,6 @@ enum Phase {
     Header,
     /// Pieces coming in.
     Pieces {
-        size: u64,
         cvs: Arc<Vec<[u8; 32]>>,
         file: Arc<File>,
         got: Vec<bool>,
@@ -323,6 +322,9 @@ enum Phase {
 
 /// One blob being fetched.
 struct Job {
+    /// Names its partial file (unique per fetch, so a fetch ending never touches the file
+    /// of a newer fetch of the same blob).
+    id: u64,
     max_bytes: u64,
     phase: Phase,
     /// Bytes of pieces asked for and not yet received.
@@ -337,6 +339,7 @@ struct Job {
 struct Inner {
     mailbox: Option<BlobMailbox>,
     jobs: BTreeMap<Cid, Job>,
+    next_id: u64,
     in_flight: u64,
     finished: VecDeque<(Cid, Result<(), FetchError>)>,
     /// Avoided peers: until when (`None` until the next tick sets it).
@@ -419,7 +422,9 @@ impl BlobFetcher {
             return Err(FetchError::NoPeers(*cid));
         }
         g.finished.retain(|(c, _)| c != cid);
-        g.jobs.insert(*cid, Job { max_bytes, phase: Phase::Header, asked: 0, deadline: None, progress: 0 });
+        g.next_id += 1;
+        let id = g.next_id;
+        g.jobs.insert(*cid, Job { id, max_bytes, phase: Phase::Header, asked: 0, deadline: None, progress: 0 });
         g.stats.started += 1;
         tracing::debug!(%cid, "fetching blob from peers");
         Ok(false)
@@ -480,10 +485,13 @@ impl BlobFetcher {
 
     /// Ends a fetch: drops its state and partial file, records the outcome, cancels what
     /// is still asked for, wakes waiters.
-    fn end(&self, cid: &Cid, r: Result<(), FetchError>) {
+    fn end(&self, cid: &Cid, id: u64, r: Result<(), FetchError>) {
         let file = {
             let mut g = self.lock();
-            let Some(job) = g.jobs.remove(cid) else { return };
+            if g.jobs.get(cid).is_none_or(|j| j.id != id) {
+                return;
+            }
+            let job = g.jobs.remove(cid).expect("just seen");
             g.in_flight -= job.asked;
             match &r {
                 Ok(()) => g.stats.fetched += 1,
@@ -504,14 +512,14 @@ impl BlobFetcher {
             matches!(job.phase, Phase::Pieces { .. } | Phase::Storing)
         };
         if file {
-            let _ = std::fs::remove_file(self.partial(cid));
+            let _ = std::fs::remove_file(self.partial(cid, id));
         }
         self.ended.fetch_add(1, Ordering::AcqRel);
         self.changed.notify_all();
     }
 
-    fn partial(&self, cid: &Cid) -> PathBuf {
-        self.dir.join(format!("{}.part", hex::encode(cid.0.0)))
+    fn partial(&self, cid: &Cid, id: u64) -> PathBuf {
+        self.dir.join(format!("{}.{id}.part", hex::encode(cid.0.0)))
     }
 
     /// Asks for more pieces, one blob after another in turn, while the in-flight budget
@@ -555,8 +563,8 @@ impl BlobFetcher {
     }
 
     fn on_header(&self, store: &Store, cid: &Cid, value: &[u8], now: SystemTime) -> Outcome {
-        let max_bytes = match self.lock().jobs.get(cid) {
-            Some(Job { phase: Phase::Header, max_bytes, .. }) => *max_bytes,
+        let (id, max_bytes) = match self.lock().jobs.get(cid) {
+            Some(Job { phase: Phase::Header, id, max_bytes, .. }) => (*id, *max_bytes),
             _ => return Outcome::Ignored,
         };
         let Some(h) = Header::decode(value).filter(|h| h.verify(cid)) else {
@@ -564,7 +572,7 @@ impl BlobFetcher {
             return Outcome::Invalid;
         };
         if h.size > max_bytes {
-            self.end(cid, Err(FetchError::TooLarge { cid: *cid, size: h.size, max_bytes }));
+            self.end(cid, id, Err(FetchError::TooLarge { cid: *cid, size: h.size, max_bytes }));
             return Outcome::Resolved(Resolution::Complete);
         }
         let n = piece_count(h.size);
@@ -572,31 +580,33 @@ impl BlobFetcher {
             {
                 let mut g = self.lock();
                 let g = &mut *g;
-                let Some(job) = g.jobs.get_mut(cid) else { return Outcome::Ignored };
+                let Some(job) = g.jobs.get_mut(cid).filter(|j| j.id == id && matches!(j.phase, Phase::Header)) else {
+                    return Outcome::Ignored;
+                };
                 job.phase = Phase::Storing;
                 job.progress += h.tail.len() as u64;
                 g.stats.bytes_fetched += h.tail.len() as u64;
             }
             let r = ingest(store, cid, &h.tail[..], max_bytes);
-            self.end(cid, r);
+            self.end(cid, id, r);
             return Outcome::Resolved(Resolution::Complete);
         }
-        let file = match self.open_partial(cid, &h) {
+        let file = match self.open_partial(&self.partial(cid, id), &h) {
             Ok(f) => Arc::new(f),
             Err(e) => {
-                self.end(cid, Err(FetchError::Store { cid: *cid, detail: format!("partial file: {e}") }));
+                self.end(cid, id, Err(FetchError::Store { cid: *cid, detail: format!("partial file: {e}") }));
                 return Outcome::Ignored;
             }
         };
         let mut g = self.lock();
         let g = &mut *g;
-        let Some(job) = g.jobs.get_mut(cid).filter(|j| matches!(j.phase, Phase::Header)) else {
-            let _ = std::fs::remove_file(self.partial(cid));
+        let Some(job) = g.jobs.get_mut(cid).filter(|j| j.id == id && matches!(j.phase, Phase::Header)) else {
+            let _ = std::fs::remove_file(self.partial(cid, id));
             return Outcome::Ignored;
         };
         let mut got = vec![false; n as usize];
         got[n as usize - 1] = true;
-        job.phase = Phase::Pieces { size: h.size, cvs: Arc::new(h.cvs), file, got, have: 1, next: 0 };
+        job.phase = Phase::Pieces { cvs: Arc::new(h.cvs), file, got, have: 1, next: 0 };
         job.progress += h.tail.len() as u64;
         job.deadline = Some(now + self.timeout);
         g.stats.bytes_fetched += h.tail.len() as u64;
@@ -605,10 +615,9 @@ impl BlobFetcher {
     }
 
     /// Creates the partial file of a blob with its last piece in place.
-    fn open_partial(&self, cid: &Cid, h: &Header) -> std::io::Result<File> {
+    fn open_partial(&self, path: &std::path::Path, h: &Header) -> std::io::Result<File> {
         std::fs::create_dir_all(&self.dir)?;
-        let f =
-            std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(self.partial(cid))?;
+        let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
         f.set_len(h.size)?;
         f.write_all_at(&h.tail, (piece_count(h.size) - 1) * PIECE_BYTES)?;
         Ok(f)
@@ -616,11 +625,11 @@ impl BlobFetcher {
 
     fn on_piece(&self, store: &Store, cid: &Cid, index: u32, value: &[u8], now: SystemTime) -> Outcome {
         let i = u64::from(index);
-        let (cvs, file) = match self.lock().jobs.get(cid) {
-            Some(Job { phase: Phase::Pieces { cvs, file, got, .. }, .. })
-                if (i as usize) < got.len() && !got[i as usize] =>
+        let (id, max_bytes, cvs, file) = match self.lock().jobs.get(cid) {
+            Some(Job { id, max_bytes, phase: Phase::Pieces { cvs, file, got, next, .. }, .. })
+                if i < *next && !got[i as usize] =>
             {
-                (cvs.clone(), file.clone())
+                (*id, *max_bytes, cvs.clone(), file.clone())
             }
             _ => return Outcome::Ignored,
         };
@@ -629,37 +638,36 @@ impl BlobFetcher {
             return Outcome::Invalid;
         }
         if let Err(e) = file.write_all_at(value, i * PIECE_BYTES) {
-            self.end(cid, Err(FetchError::Store { cid: *cid, detail: format!("partial file: {e}") }));
+            self.end(cid, id, Err(FetchError::Store { cid: *cid, detail: format!("partial file: {e}") }));
             return Outcome::Ignored;
         }
         let done = {
             let mut g = self.lock();
             let g = &mut *g;
-            let Some(job) = g.jobs.get_mut(cid) else { return Outcome::Ignored };
-            let Phase::Pieces { got, have, size, .. } = &mut job.phase else { return Outcome::Ignored };
+            let Some(job) = g.jobs.get_mut(cid).filter(|j| j.id == id) else { return Outcome::Ignored };
+            let Phase::Pieces { got, have, .. } = &mut job.phase else { return Outcome::Ignored };
             if got[i as usize] {
                 return Outcome::Ignored;
             }
             got[i as usize] = true;
             *have += 1;
-            let done = (*have == got.len() as u64).then_some(*size);
+            let done = *have == got.len() as u64;
             job.asked -= PIECE_BYTES;
             job.progress += PIECE_BYTES;
             job.deadline = Some(now + self.timeout);
             g.in_flight -= PIECE_BYTES;
             g.stats.bytes_fetched += PIECE_BYTES;
-            if done.is_some() {
+            if done {
                 job.phase = Phase::Storing;
             }
             self.schedule(g);
             done
         };
-        if done.is_some() {
-            let max_bytes = self.lock().jobs.get(cid).map_or(0, |j| j.max_bytes);
-            let r = File::open(self.partial(cid))
+        if done {
+            let r = File::open(self.partial(cid, id))
                 .map_err(|e| FetchError::Store { cid: *cid, detail: format!("partial file: {e}") })
                 .and_then(|f| ingest(store, cid, std::io::BufReader::with_capacity(1 << 20, f), max_bytes));
-            self.end(cid, r);
+            self.end(cid, id, r);
         }
         Outcome::Resolved(Resolution::Complete)
     }
@@ -683,7 +691,7 @@ impl BlobFetcher {
                             }
                             _ => FetchError::NotServed { cid: *cid, secs },
                         };
-                        expired.push((*cid, e));
+                        expired.push((*cid, job.id, e));
                     }
                     Some(_) => {}
                 }
@@ -700,8 +708,8 @@ impl BlobFetcher {
                 publish_avoided(&mut g);
             }
         }
-        for (cid, e) in expired {
-            self.end(&cid, Err(e));
+        for (cid, id, e) in expired {
+            self.end(&cid, id, Err(e));
         }
     }
 
