@@ -1,4 +1,4 @@
-//! Wiring: mempool, block production, executor worker, HTTP API.
+//! Wiring: mempool, block production, executor worker, blob replication, HTTP API.
 //!
 //! [`start`] opens a home's chain database and blob store, starts the block producer
 //! chosen for this node (the solo producer for the embedded default), the executor
