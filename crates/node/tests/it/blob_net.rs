@@ -4,13 +4,14 @@
 //! a peer serving corrupted pieces is refused and avoided, and the blob still arrives from
 //! an honest peer.
 
-use deed_node::bft::actor::Adversary;
+use deed_node::bft::actor::{Adversary, Stats};
 use deed_node::bft::fetch::{FetchStatus, PIECE_BYTES};
 use deed_node::bft::{BftConfig, BftProducer};
 use deed_node::{NodeConfig, NodeHandle};
 use deed_types::{Cid, DType, Hash32, JobMode, Keypair, SignedTx, Tensor, TensorSet, Tx, TxBody};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const N: usize = 4;
@@ -40,7 +41,8 @@ impl Net {
         }
     }
 
-    async fn start(&self, i: usize, executor: bool, adversary: Option<Adversary>) -> NodeHandle {
+    /// Starts validator `i`; returns its handle and its consensus counters.
+    async fn start(&self, i: usize, executor: bool, adversary: Option<Adversary>) -> (NodeHandle, Arc<Mutex<Stats>>) {
         let mut c = NodeConfig::new(self.dirs[i].clone());
         c.listen = "127.0.0.1:0".into();
         c.executor = executor;
@@ -52,14 +54,10 @@ impl Net {
         b.leader_timeout_ms = 1_000;
         b.certification_timeout_ms = 1_500;
         b.adversary = adversary;
-        deed_node::start(
-            c,
-            Keypair::from_seed(self.keys[i].seed()),
-            self.genesis.clone(),
-            Box::new(BftProducer::new(b)),
-        )
-        .await
-        .unwrap()
+        let producer = BftProducer::new(b);
+        let stats = producer.stats.clone();
+        let key = Keypair::from_seed(self.keys[i].seed());
+        (deed_node::start(c, key, self.genesis.clone(), Box::new(producer)).await.unwrap(), stats)
     }
 }
 
@@ -160,7 +158,7 @@ async fn a_model_uploaded_to_one_validator_runs_on_another() {
     let mut nodes = Vec::new();
     for i in 0..N {
         // Only validator 2 executes jobs.
-        nodes.push(net.start(i, i == 2, None).await);
+        nodes.push(net.start(i, i == 2, None).await.0);
     }
     wait_live(&nodes).await;
 
@@ -237,10 +235,12 @@ async fn a_model_uploaded_to_one_validator_runs_on_another() {
 async fn a_peer_serving_corrupt_pieces_is_refused_and_avoided() {
     let tmp = tempfile::tempdir().unwrap();
     let net = Net::new(tmp.path(), "liar");
-    let mut nodes = Vec::new();
+    let (mut nodes, mut stats) = (Vec::new(), Vec::new());
     for i in 0..N {
         // Validator 1 flips a byte in every piece it serves (its headers are honest).
-        nodes.push(net.start(i, false, (i == 1).then_some(Adversary::CorruptBlobs)).await);
+        let (n, s) = net.start(i, false, (i == 1).then_some(Adversary::CorruptBlobs)).await;
+        nodes.push(n);
+        stats.push(s);
     }
     wait_live(&nodes).await;
 
@@ -270,8 +270,14 @@ async fn a_peer_serving_corrupt_pieces_is_refused_and_avoided() {
     assert_eq!(s.fetched, 1, "{s:?}");
     assert!(nodes[2].app.fetcher.stats().served >= 3, "the honest peer served the pieces");
     assert!(nodes[1].app.fetcher.stats().served >= 2, "the liar served the header and a piece");
-    // Avoided for blobs only: consensus with the liar goes on.
+    // Avoided for blobs only, not disconnected: the victim still hears the liar (its
+    // relayed proposals), and blocks keep coming.
+    let since = deed_node::app::now_ms();
     let h = nodes[3].app.db.height().unwrap();
+    wait_for("the victim to hear from the liar again", 30, || {
+        stats[3].lock().unwrap().peers_seen.get(&liar).is_some_and(|t| *t > since)
+    })
+    .await;
     wait_for("more blocks", 30, || nodes[3].app.db.height().unwrap() >= h + 3).await;
 
     for n in nodes {
