@@ -5,11 +5,12 @@
 #   store [MiB]        blob store: ingest / verified read of a 1 GiB model vs cp and b3sum; dedup ratio
 #   network [--txs M]  finalized transfers/s, time to finality p50/p99: solo, 1 and 4 validators on loopback
 #   verify             receipts: check without re-execution, re-execution, fraud-proof replay, size
+#   blobs [--mib M]    p2p blob replication: a validator fetches an M MiB blob (default 1024) from 1, then 3 peers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -93,6 +94,13 @@ case "$cmd" in
         for mode in "--solo" "--validators 1" "--validators 4"; do
             # shellcheck disable=SC2086
             "${CARGO_TARGET_DIR:-target}/release/examples/net_bench" $mode "$@"
+        done
+        ;;
+    blobs)
+        cargo build --release -p deed-node --example blob_bench
+        echo "# $(date -u +%Y-%m-%d) $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs)"
+        for holders in 1 3; do
+            "${CARGO_TARGET_DIR:-target}/release/examples/blob_bench" "$@" --holders "$holders"
         done
         ;;
     *) usage ;;

@@ -156,6 +156,7 @@ async fn status(State(app): State<Arc<App>>) -> ApiResult<Json<Value>> {
         "executor": { "key": app.key.public(), "address": app.key.address(), "fee_min": app.config.executor_fee_min.to_string() },
         "min_tx_fee": app.genesis.params.min_tx_fee.to_string(),
         "mempool": app.mempool_len(),
+        "blob_fetch": app.fetcher.connected().then(|| app.fetcher.stats()),
         "engine": deed_engine::SPEC_VERSION,
         "version": env!("CARGO_PKG_VERSION"),
     })))

@@ -65,6 +65,8 @@ pub struct App {
     pub tx_notify: Notify,
     /// Every finalized block, in order.
     pub blocks: broadcast::Sender<Arc<Block>>,
+    /// Fetches blobs this node lacks from its peers (connected by the BFT producer).
+    pub fetcher: crate::bft::fetch::BlobFetcher,
     models: Mutex<VecDeque<(Cid, Arc<Model>)>>,
     commit: Mutex<()>,
     admit_queue: Mutex<Vec<(SignedTx, AdmitSlot)>>,
@@ -127,6 +129,10 @@ impl App {
             mempool.push(tx);
         }
         let (blocks, _) = broadcast::channel(BLOCK_EVENTS_LEN_MAX);
+        let fetcher = crate::bft::fetch::BlobFetcher::new(
+            config.data_dir.join("fetch"),
+            std::time::Duration::from_millis(config.blob_fetch_timeout_ms),
+        );
         Ok(App {
             db,
             store,
@@ -136,6 +142,7 @@ impl App {
             mempool: Mutex::new(mempool),
             tx_notify: Notify::new(),
             blocks,
+            fetcher,
             models: Mutex::new(VecDeque::new()),
             commit: Mutex::new(()),
             admit_queue: Mutex::new(Vec::new()),

@@ -83,6 +83,17 @@ fn store_problem(e: StoreError) -> Response {
     }
 }
 
+fn fetch_problem(e: crate::bft::fetch::FetchError) -> Response {
+    use crate::bft::fetch::FetchError;
+    match e {
+        FetchError::NoPeers(_) | FetchError::NotServed { .. } => {
+            problem(StatusCode::NOT_FOUND, "not-found", e.to_string())
+        }
+        FetchError::Busy(_) => problem(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()),
+        e => problem(StatusCode::BAD_GATEWAY, "fetch-failed", e.to_string()),
+    }
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Response> + Send + 'static) -> Result<T, Response> {
     tokio::task::spawn_blocking(f)
         .await
@@ -236,7 +247,15 @@ fn parse_range(h: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, Response>
 pub async fn get_blob(State(app): State<Arc<App>>, Path(cid): Path<String>, headers: HeaderMap) -> Res {
     let cid = parse_cid(&cid)?;
     let app2 = app.clone();
-    let size = blocking(move || app2.store.size(&cid).map_err(store_problem)).await?;
+    let size = blocking(move || match app2.store.size(&cid) {
+        // Not here: a node with peers fetches it from them first (verified piece by piece).
+        Err(StoreError::NotFound(_)) if app2.fetcher.connected() => {
+            app2.fetcher.fetch(&app2.store, &cid, app2.config.model_bytes_max).map_err(fetch_problem)?;
+            app2.store.size(&cid).map_err(store_problem)
+        }
+        r => r.map_err(store_problem),
+    })
+    .await?;
     let range = parse_range(&headers, size)?;
     let (start, end) = range.unwrap_or((0, size));
     let app2 = app.clone();

@@ -1,4 +1,4 @@
-//! Wiring: mempool, block production, executor worker, HTTP API.
+//! Wiring: mempool, block production, executor worker, blob replication, HTTP API.
 //!
 //! [`start`] opens a home's chain database and blob store, starts the block producer
 //! chosen for this node (the solo producer for the embedded default), the executor
@@ -80,8 +80,10 @@ pub struct NodeConfig {
     pub executor_fee_min: Amount,
     /// Threads the engine may use per job (0 = all cores).
     pub threads: usize,
-    /// Largest model accepted for upload.
+    /// Largest model accepted for upload (or fetched from peers).
     pub model_bytes_max: u64,
+    /// A blob fetched from peers fails when no new part of it arrives for this long.
+    pub blob_fetch_timeout_ms: u64,
     /// Name of the block producer (for status).
     pub producer_name: &'static str,
     /// Run the executor worker.
@@ -105,6 +107,7 @@ impl NodeConfig {
             executor_fee_min: 100,
             threads: 1,
             model_bytes_max: 2 << 30,
+            blob_fetch_timeout_ms: 30_000,
             producer_name: "solo",
             executor: true,
             audit_rate: 0.0,

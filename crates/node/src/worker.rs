@@ -424,7 +424,12 @@ impl Chain for Embedded {
         Ok(self.0.db.block(height).map_err(|e| e.to_string())?.map(|b| b.header.hash()))
     }
     fn blob(&self, cid: &Cid) -> Result<Vec<u8>, String> {
-        self.0.store.get(cid).map_err(|e| e.to_string())
+        let app = &self.0;
+        if !app.store.has(cid) && app.fetcher.connected() {
+            // Not uploaded here: fetch it from the peers (verified piece by piece).
+            app.fetcher.fetch(&app.store, cid, app.config.model_bytes_max).map_err(|e| e.to_string())?;
+        }
+        app.store.get(cid).map_err(|e| e.to_string())
     }
     fn put_blob(&self, bytes: &[u8]) -> Result<Cid, String> {
         self.0.store.put(bytes).map_err(|e| e.to_string())

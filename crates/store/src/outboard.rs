@@ -71,6 +71,48 @@ pub fn finish(mut stack: Vec<ChainingValue>) -> Hash32 {
     Hash32(*merge_subtrees_root(&stack[0], &stack[1], Mode::Hash).as_bytes())
 }
 
+/// The chaining value of a whole subtree from its leaves, left to right: like
+/// [`root_of`] but the top merge is a non-root one, so the result can be merged further
+/// up. One leaf is its own subtree.
+pub fn subtree_cv(leaves: &[ChainingValue]) -> ChainingValue {
+    assert!(!leaves.is_empty(), "a subtree has at least one leaf");
+    let mut stack: Vec<ChainingValue> = Vec::with_capacity(64);
+    for (i, cv) in leaves.iter().enumerate() {
+        push(&mut stack, *cv, i as u64);
+    }
+    while stack.len() > 1 {
+        let right = stack.pop().expect("right");
+        let left = stack.pop().expect("left");
+        stack.push(merge_subtrees_non_root(&left, &right, Mode::Hash));
+    }
+    stack[0]
+}
+
+/// The chaining value of the `index`-th span of `span_bytes` bytes (a power of two, at
+/// least [`GROUP_BYTES`]) of a blob of more than one span: `data` is that span's bytes
+/// (the last one may be short). An aligned span of a power-of-two number of BLAKE3 chunks
+/// is one subtree of the blob's hash tree, and so is the short last one, so these values
+/// merge with [`root_of`] to the blob's hash. Peers use them to verify pieces of a blob
+/// one at a time.
+pub fn span_cv(index: u64, span_bytes: u64, data: &[u8]) -> ChainingValue {
+    assert!(span_bytes.is_power_of_two() && span_bytes >= GROUP_BYTES);
+    let mut h = blake3::Hasher::new();
+    h.set_input_offset(index * span_bytes);
+    h.update(data);
+    h.finalize_non_root()
+}
+
+/// The chaining values of the spans of `span_bytes` (a power of two, at least
+/// [`GROUP_BYTES`]) of a blob of `size` bytes, from its outboard (group chaining values):
+/// each span merges its groups. Needs a blob of more than one span.
+pub fn span_cvs(outboard: &[ChainingValue], size: u64, span_bytes: u64) -> Vec<ChainingValue> {
+    assert!(span_bytes.is_power_of_two() && span_bytes >= GROUP_BYTES);
+    assert!(size > span_bytes, "a blob of one span has no span list");
+    assert_eq!(outboard.len() as u64, group_count(size), "an outboard has one value per group");
+    let per = (span_bytes / GROUP_BYTES) as usize;
+    outboard.chunks(per).map(subtree_cv).collect()
+}
+
 /// Streams content in, producing the outboard and the root hash in constant memory
 /// (apart from the outboard itself, 32 bytes per 16 KiB).
 pub struct OutboardBuilder {
@@ -127,6 +169,26 @@ impl OutboardBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn span_values_merge_to_the_root_and_match_the_bytes() {
+        let span = GROUP_BYTES * 4;
+        let data: Vec<u8> = (0..(span * 5 + 3 * GROUP_BYTES + 99)).map(|i| (i * 7 % 253) as u8).collect();
+        for len in [span + 1, span * 2, span * 2 + 5, span * 3 + GROUP_BYTES, span * 5 + 3 * GROUP_BYTES + 99] {
+            let d = &data[..len as usize];
+            let mut b = OutboardBuilder::default();
+            b.update(d);
+            let (root, leaves) = b.finish();
+            let spans = span_cvs(&leaves, len, span);
+            assert_eq!(spans.len() as u64, len.div_ceil(span));
+            assert_eq!(root_of(&spans), root, "len {len}");
+            for (i, piece) in d.chunks(span as usize).enumerate() {
+                assert_eq!(span_cv(i as u64, span, piece), spans[i], "len {len} span {i}");
+            }
+            // A span's bytes checked at another index do not match.
+            assert_ne!(span_cv(1, span, &d[..span as usize]), spans[0]);
+        }
+    }
 
     #[test]
     fn root_equals_plain_blake3_for_every_shape() {

@@ -1,6 +1,8 @@
 //! The application actor simplex drives: it proposes blocks from the mempool, verifies
 //! others' proposals by executing them with the ledger, relays blocks, serves and fetches
-//! ancestors for catching up, gossips transactions, and commits finalized blocks.
+//! ancestors for catching up, gossips transactions, and commits finalized blocks. A
+//! gossiped transaction that needs a blob this node lacks (a model to register, a model
+//! or input to run) waits while the blob is fetched from peers, then is admitted.
 //!
 //! [`Mailbox`] is the consensus-facing side (automaton, relay and reporter in one);
 //! [`Actor`] owns the unfinalized chain and is the only writer of the chain database
@@ -19,7 +21,7 @@ use commonware_runtime::Clock;
 use commonware_utils::channel::{mpsc, oneshot};
 use deed_ledger::{BlockEnv, Proposal, TxError, WriteSet};
 use deed_types::{Block, BlockHeader, Hash32, PublicKey, SignedTx};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -34,6 +36,8 @@ const GOSSIPED_LEN_MAX: usize = 200_000;
 const CLOCK_SKEW_MS_MAX: u64 = 5_000;
 /// How long before a missing block is asked for again.
 const REFETCH_MS: u64 = 500;
+/// Most gossiped transactions waiting for blobs.
+const PARKED_LEN_MAX: usize = 1_024;
 
 /// Timing of block production.
 #[derive(Clone, Copy, Debug)]
@@ -54,13 +58,17 @@ impl Default for Timing {
 }
 
 /// Test instrumentation: a validator that proposes invalid blocks (the others must
-/// reject them; consensus then skips the view).
+/// reject them; consensus then skips the view), or serves wrong blob bytes (the others
+/// must refuse them and avoid it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Adversary {
     /// Adds a transaction whose signature does not verify.
     BadSignature,
     /// Adds a transfer of more than the sender has.
     Overdraft,
+    /// Serves blob pieces with one byte flipped (headers stay honest, so the receiver
+    /// learns the pieces' hashes and catches the lie piece by piece).
+    CorruptBlobs,
 }
 
 /// What consensus asks of the application, and what it reports.
@@ -289,6 +297,16 @@ pub struct Actor<E: Clock> {
     stats: Arc<std::sync::Mutex<Stats>>,
     adversary: Option<Adversary>,
     reported: HashSet<PublicKey>,
+    /// Gossiped transactions waiting for blobs being fetched, in arrival order.
+    parked: VecDeque<Parked>,
+    /// [`crate::bft::fetch::BlobFetcher::ended`] when `parked` was last looked at.
+    fetches_seen: u64,
+}
+
+/// A gossiped transaction waiting for blobs this node is fetching.
+struct Parked {
+    tx: SignedTx,
+    blobs: Vec<deed_types::Cid>,
 }
 
 impl<E: Clock> Actor<E> {
@@ -326,6 +344,8 @@ impl<E: Clock> Actor<E> {
                 stats,
                 adversary: None,
                 reported: HashSet::new(),
+                parked: VecDeque::new(),
+                fetches_seen: 0,
             },
             Mailbox { tx, participants: Arc::new(participants), namespace: Arc::new(namespace) },
         ))
@@ -367,6 +387,7 @@ impl<E: Clock> Actor<E> {
                     if std::mem::take(&mut fresh_txs) {
                         self.gossip(&mut gossip_tx);
                     }
+                    self.unpark();
                     self.retry(&mut block_tx)?;
                 }
                 m = self.mailbox.recv() => {
@@ -469,14 +490,113 @@ impl<E: Clock> Actor<E> {
             Wire::Txs(txs) => {
                 let _ = gossip;
                 let fresh: Vec<SignedTx> = txs.into_iter().filter(|t| self.gossiped.insert(t.hash())).collect();
-                for r in self.app.admit_batch(fresh) {
-                    if let Err(e) = r {
-                        tracing::trace!("gossiped transaction not admitted: {e}");
-                    }
-                }
+                let ready = self.park_missing(fresh);
+                self.admit_gossiped(ready);
             }
         }
         Ok(())
+    }
+
+    fn admit_gossiped(&self, txs: Vec<SignedTx>) {
+        if txs.is_empty() {
+            return;
+        }
+        for r in self.app.admit_batch(txs) {
+            if let Err(e) = r {
+                tracing::trace!("gossiped transaction not admitted: {e}");
+            }
+        }
+    }
+
+    /// Parks gossiped transactions that need blobs this node lacks (starting their
+    /// fetches), and those behind a parked one from the same sender (nonce order);
+    /// returns the rest, ready for admission.
+    fn park_missing(&mut self, txs: Vec<SignedTx>) -> Vec<SignedTx> {
+        let mut ready = Vec::with_capacity(txs.len());
+        for tx in txs {
+            let missing: Vec<(deed_types::Cid, u64)> = super::fetch::blobs_needed(&self.app, &tx)
+                .into_iter()
+                .filter(|(c, _)| !self.app.store.has(c))
+                .collect();
+            let sender = tx.sender();
+            let queued = self.parked.iter().any(|p| p.tx.sender() == sender);
+            if missing.is_empty() && !queued {
+                ready.push(tx);
+                continue;
+            }
+            if self.parked.len() >= PARKED_LEN_MAX {
+                tracing::debug!(tx = %tx.hash(), "gossiped transaction dropped: too many wait for blobs");
+                continue;
+            }
+            // Fetch only for transactions someone actually signed.
+            if !missing.is_empty() && !deed_ledger::bad_signatures(std::slice::from_ref(&tx)).is_empty() {
+                continue;
+            }
+            let mut blobs = Vec::with_capacity(missing.len());
+            let mut refused = None;
+            for (c, max) in missing {
+                match self.app.fetcher.start(&self.app.store, &c, max) {
+                    Ok(true) => {} // arrived meanwhile
+                    Ok(false) => blobs.push(c),
+                    Err(e) => {
+                        refused = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = refused {
+                tracing::debug!(tx = %tx.hash(), "gossiped transaction not admitted: {e}");
+                continue;
+            }
+            if blobs.is_empty() && !queued {
+                ready.push(tx);
+                continue;
+            }
+            self.parked.push_back(Parked { tx, blobs });
+        }
+        ready
+    }
+
+    /// Admits parked transactions whose blobs have arrived, drops those whose fetch
+    /// failed; looks only when a fetch has ended since the last time.
+    fn unpark(&mut self) {
+        if self.parked.is_empty() {
+            return;
+        }
+        let ended = self.app.fetcher.ended();
+        if ended == self.fetches_seen {
+            return;
+        }
+        self.fetches_seen = ended;
+        use super::fetch::FetchStatus;
+        let mut ready = Vec::new();
+        let mut waiting: HashSet<deed_types::Address> = HashSet::new();
+        for p in std::mem::take(&mut self.parked) {
+            let sender = p.tx.sender();
+            if waiting.contains(&sender) {
+                self.parked.push_back(p);
+                continue;
+            }
+            let mut pending = false;
+            let mut failed = None;
+            for c in &p.blobs {
+                match self.app.fetcher.status(&self.app.store, c) {
+                    FetchStatus::Present => {}
+                    FetchStatus::Fetching => pending = true,
+                    FetchStatus::Failed(e) => failed = Some(e.to_string()),
+                    FetchStatus::Unknown => failed = Some(format!("blob {c} is neither here nor being fetched")),
+                }
+            }
+            if let Some(why) = failed {
+                tracing::debug!(tx = %p.tx.hash(), "gossiped transaction dropped: {why}");
+            } else if pending {
+                waiting.insert(sender);
+                self.parked.push_back(p);
+            } else {
+                ready.push(p.tx);
+            }
+        }
+        self.admit_gossiped(ready);
     }
 
     fn insert_block(&mut self, b: Block) {
@@ -722,7 +842,7 @@ impl<E: Clock> Actor<E> {
         // Mempool transactions: their signatures were verified when admitted.
         let checked = vec![true; txs.len()];
         let mut p = deed_ledger::propose_checked(&state, &env, txs, &crate::app::StoreBlobs(&self.app.store), &checked);
-        if let Some(a) = self.adversary {
+        if let Some(a) = self.adversary.filter(|a| matches!(a, Adversary::BadSignature | Adversary::Overdraft)) {
             let nonce = deed_ledger::query::account(&state, &self.me.address()).nonce;
             let amount = if a == Adversary::Overdraft { u128::MAX / 2 } else { 1 };
             let tx = deed_types::Tx {

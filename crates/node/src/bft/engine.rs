@@ -9,7 +9,7 @@ use commonware_consensus::simplex::config::{Config, Floor, ForwardPolicy, SkipPo
 use commonware_consensus::simplex::elector::RoundRobin;
 use commonware_consensus::simplex::{Engine, scheme::ed25519::Scheme};
 use commonware_consensus::types::{Epoch, ViewDelta};
-use commonware_cryptography::{Sha256, ed25519};
+use commonware_cryptography::{Sha256, Signer, ed25519};
 use commonware_p2p::{Blocker, Receiver, Sender};
 use commonware_parallel::Sequential;
 use commonware_runtime::buffer::paged::CacheRef;
@@ -44,26 +44,30 @@ pub struct EngineConfig {
     pub adversary: Option<super::actor::Adversary>,
 }
 
-/// A running validator: the application actor and consensus.
+/// A running validator: the application actor, consensus and blob replication.
 pub struct Running {
     /// Ends with the actor: a [`Fatal`] divergence, or consensus stopping.
     pub app: Handle<Result<(), Fatal>>,
     /// Consensus.
     pub consensus: Handle<()>,
+    /// Blob replication.
+    pub blobs: super::fetch::Running,
 }
 
 impl Running {
-    /// Stops both (a crash, as far as the rest of the network can tell).
+    /// Stops everything (a crash, as far as the rest of the network can tell).
     pub fn abort(&self) {
         self.app.abort();
         self.consensus.abort();
+        self.blobs.resolver.abort();
+        self.blobs.ticker.abort();
     }
 }
 
 /// A pair of p2p channel halves.
 pub type Channel<S, R> = (S, R);
 
-/// The five p2p channels a validator uses.
+/// The six p2p channels a validator uses.
 pub struct Channels<S, R> {
     /// Votes.
     pub votes: Channel<S, R>,
@@ -75,6 +79,8 @@ pub struct Channels<S, R> {
     pub blocks: Channel<S, R>,
     /// Transaction gossip.
     pub txs: Channel<S, R>,
+    /// Blob parts (the blob resolver).
+    pub blobs: Channel<S, R>,
 }
 
 /// Starts consensus and the application actor.
@@ -97,7 +103,7 @@ where
     let scheme =
         Scheme::signer(&ns, participants.clone(), cfg.signer.clone()).expect("the node key is one of the validators");
     let ordered: Vec<ed25519::PublicKey> = participants.iter().cloned().collect();
-    let (mut actor, mailbox) = Actor::new(context.child("app"), app, cfg.timing, ordered, stats)?;
+    let (mut actor, mailbox) = Actor::new(context.child("app"), app.clone(), cfg.timing, ordered, stats)?;
     actor.set_adversary(cfg.adversary);
     let engine_cfg = Config {
         scheme,
@@ -125,8 +131,10 @@ where
         forward: ForwardPolicy::Disabled,
     };
     let engine = Engine::new(context.child("engine"), engine_cfg);
-    let Channels { votes, certs, resolver, blocks, txs } = channels;
+    let Channels { votes, certs, resolver, blocks, txs, blobs } = channels;
+    let corrupt = cfg.adversary == Some(super::actor::Adversary::CorruptBlobs);
+    let blobs = super::fetch::start(context.child("blobs"), app, participants, cfg.signer.public_key(), corrupt, blobs);
     let consensus = engine.start(votes, certs, resolver);
     let app = context.child("app").spawn(move |_| actor.run(blocks, txs));
-    Ok(Running { app, consensus })
+    Ok(Running { app, consensus, blobs })
 }

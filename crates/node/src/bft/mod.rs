@@ -17,6 +17,8 @@
 //! - Catching up: a missing block (a parent, or the chain under a finalization) is
 //!   asked for with its ancestors from peers; answers are anchored by hashes to the
 //!   block asked for, and every block is re-executed before it is committed.
+//! - Blobs: a model or input this node lacks is fetched from peers by content id with
+//!   commonware's p2p resolver on its own channel, piece by verified piece ([`fetch`]).
 //!
 //! The same [`engine::start`] runs on the tokio runtime here and on commonware's
 //! deterministic runtime in the simulation tests.
@@ -24,6 +26,7 @@
 pub mod actor;
 pub mod chain;
 pub mod engine;
+pub mod fetch;
 pub mod home;
 pub mod wire;
 
@@ -59,6 +62,8 @@ pub struct BftConfig {
     pub leader_timeout_ms: u64,
     /// Certification timeout.
     pub certification_timeout_ms: u64,
+    /// Test instrumentation: make this validator misbehave.
+    pub adversary: Option<actor::Adversary>,
 }
 
 impl BftConfig {
@@ -71,6 +76,7 @@ impl BftConfig {
             timing: Timing::default(),
             leader_timeout_ms: 2_000,
             certification_timeout_ms: 3_000,
+            adversary: None,
         }
     }
 }
@@ -204,6 +210,7 @@ fn run_network(p: BftProducer, app: Arc<App>, stop: tokio::sync::oneshot::Receiv
             resolver: network.register(wire::CHANNEL_RESOLVER, quota),
             blocks: network.register(wire::CHANNEL_BLOCKS, quota),
             txs: network.register(wire::CHANNEL_TXS, quota),
+            blobs: network.register(wire::CHANNEL_BLOBS, quota),
         };
         let net = network.start();
         let participants: Vec<ed25519::PublicKey> = app.genesis.validators.iter().map(to_consensus_key).collect();
@@ -214,13 +221,13 @@ fn run_network(p: BftProducer, app: Arc<App>, stop: tokio::sync::oneshot::Receiv
             leader_timeout: Duration::from_millis(p.config.leader_timeout_ms),
             certification_timeout: Duration::from_millis(p.config.certification_timeout_ms),
             partition: "deed-simplex".into(),
-            adversary: None,
+            adversary: p.config.adversary,
         };
         let running = engine::start(context.child("validator"), app, ecfg, oracle, channels, p.stats.clone())
             .map_err(|f| NodeError::Internal(f.0))?;
-        let consensus = running.consensus;
+        let engine::Running { app: actor, consensus, blobs } = running;
         let r = tokio::select! {
-            r = running.app => match r {
+            r = actor => match r {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(f)) => Err(NodeError::Internal(f.0)),
                 Err(e) => Err(NodeError::Internal(format!("consensus stopped: {e:?}"))),
@@ -228,6 +235,8 @@ fn run_network(p: BftProducer, app: Arc<App>, stop: tokio::sync::oneshot::Receiv
             _ = stop => Ok(()),
         };
         consensus.abort();
+        blobs.resolver.abort();
+        blobs.ticker.abort();
         net.abort();
         r
     })

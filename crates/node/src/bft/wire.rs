@@ -15,7 +15,7 @@ pub const CHANNEL_RESOLVER: u64 = 2;
 pub const CHANNEL_BLOCKS: u64 = 3;
 /// p2p channel of transaction gossip.
 pub const CHANNEL_TXS: u64 = 4;
-/// p2p channel of blob transfer.
+/// p2p channel of blob transfer (the blob resolver: [`super::fetch`]).
 pub const CHANNEL_BLOBS: u64 = 5;
 
 /// Largest p2p message (a block of `block_txs_max` transactions fits).

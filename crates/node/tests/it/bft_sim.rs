@@ -65,9 +65,14 @@ async fn start_node(
     let control = oracle.control(pk.clone());
     let quota = Quota::per_second(NZU32!(100_000));
     let mut reg = Vec::new();
-    for ch in
-        [wire::CHANNEL_VOTES, wire::CHANNEL_CERTS, wire::CHANNEL_RESOLVER, wire::CHANNEL_BLOCKS, wire::CHANNEL_TXS]
-    {
+    for ch in [
+        wire::CHANNEL_VOTES,
+        wire::CHANNEL_CERTS,
+        wire::CHANNEL_RESOLVER,
+        wire::CHANNEL_BLOCKS,
+        wire::CHANNEL_TXS,
+        wire::CHANNEL_BLOBS,
+    ] {
         reg.push(control.register(ch, quota).await.unwrap());
     }
     let mut it = reg.into_iter();
@@ -77,6 +82,7 @@ async fn start_node(
         resolver: it.next().unwrap(),
         blocks: it.next().unwrap(),
         txs: it.next().unwrap(),
+        blobs: it.next().unwrap(),
     };
     let cfg = EngineConfig {
         participants: keys.iter().map(|k| to_consensus_key(&k.public())).collect(),

@@ -1,6 +1,7 @@
 //! deed-node integration tests: admission, the BFT producer on a real loopback network and in a
-//! deterministic simulation.
+//! deterministic simulation, blob replication between validators.
 
 mod admit;
 mod bft_net;
 mod bft_sim;
+mod blob_net;

@@ -1,0 +1,286 @@
+//! Blob replication between validators on loopback (real sockets, the tokio runtime): a
+//! model uploaded to one validator only is registered and run by another, which fetched
+//! it piece by verified piece; the worker and `GET /v1/blobs/{cid}` fetch what they lack;
+//! a peer serving corrupted pieces is refused and avoided, and the blob still arrives from
+//! an honest peer.
+
+use deed_node::bft::actor::{Adversary, Stats};
+use deed_node::bft::fetch::{FetchStatus, PIECE_BYTES};
+use deed_node::bft::{BftConfig, BftProducer};
+use deed_node::{NodeConfig, NodeHandle};
+use deed_types::{Cid, DType, Hash32, JobMode, Keypair, SignedTx, Tensor, TensorSet, Tx, TxBody};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const N: usize = 4;
+const CHAIN: &str = "deed-blob-test";
+
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+struct Net {
+    keys: Vec<Keypair>,
+    genesis: deed_types::Genesis,
+    p2p: Vec<SocketAddr>,
+    dirs: Vec<PathBuf>,
+}
+
+impl Net {
+    fn new(tmp: &std::path::Path, name: &str) -> Net {
+        let keys: Vec<Keypair> = (0..N).map(|i| Keypair::dev(&format!("{name}-validator-{i}"))).collect();
+        let vals: Vec<_> = keys.iter().map(|k| k.public()).collect();
+        let genesis = deed_node::bft::testnet_genesis(CHAIN, &vals, &[], deed_node::app::now_ms());
+        Net {
+            keys,
+            genesis,
+            p2p: (0..N).map(|_| free_port()).collect(),
+            dirs: (0..N).map(|i| tmp.join(format!("node{i}"))).collect(),
+        }
+    }
+
+    /// Starts validator `i`; returns its handle and its consensus counters.
+    async fn start(&self, i: usize, executor: bool, adversary: Option<Adversary>) -> (NodeHandle, Arc<Mutex<Stats>>) {
+        let mut c = NodeConfig::new(self.dirs[i].clone());
+        c.listen = "127.0.0.1:0".into();
+        c.executor = executor;
+        c.producer_name = "simplex";
+        c.blob_fetch_timeout_ms = 10_000;
+        let peers = self.keys.iter().zip(&self.p2p).map(|(k, a)| (k.public(), *a)).collect();
+        let mut b = BftConfig::new(self.p2p[i], peers, self.dirs[i].join("consensus"));
+        b.timing.idle_block_ms = 300;
+        b.leader_timeout_ms = 1_000;
+        b.certification_timeout_ms = 1_500;
+        b.adversary = adversary;
+        let producer = BftProducer::new(b);
+        let stats = producer.stats.clone();
+        let key = Keypair::from_seed(self.keys[i].seed());
+        (deed_node::start(c, key, self.genesis.clone(), Box::new(producer)).await.unwrap(), stats)
+    }
+}
+
+async fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the cluster has finalized a few blocks (so every node is connected).
+async fn wait_live(nodes: &[NodeHandle]) {
+    wait_for("the cluster to finalize blocks", 60, || nodes.iter().all(|n| n.app.db.height().unwrap() >= 2)).await;
+}
+
+fn final_everywhere(nodes: &[NodeHandle], h: &Hash32) -> bool {
+    nodes.iter().all(|n| n.app.db.tx_status(h).unwrap().is_some_and(|s| s.ok && s.height.is_some()))
+}
+
+fn tx(from: &Keypair, nonce: u64, body: TxBody) -> SignedTx {
+    Tx { chain_id: CHAIN.into(), sender: from.public(), nonce, fee: 10, body }.sign(from)
+}
+
+/// `y = x · W` with `W` a `k × k` float matrix: a model of about 4 k² bytes.
+fn matmul_model(k: usize) -> Vec<u8> {
+    use deed_engine::onnx::*;
+    use prost::Message;
+    let vi = |name: &str| ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TypeProtoTensor {
+                elem_type: DType::F32.code() as i32,
+                shape: Some(TensorShapeProto {
+                    dim: [1, k as i64].iter().map(|d| Dimension { dim_value: Some(*d), dim_param: None }).collect(),
+                }),
+            }),
+        }),
+    };
+    let w: Vec<u8> = (0..k * k).flat_map(|i| (((i * 37) % 101) as f32 / 101.0 - 0.5).to_le_bytes()).collect();
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 13 }],
+        producer_name: "deed blob tests".into(),
+        graph: Some(GraphProto {
+            node: vec![NodeProto {
+                input: vec!["x".into(), "w".into()],
+                output: vec!["y".into()],
+                name: "matmul".into(),
+                op_type: "MatMul".into(),
+                domain: String::new(),
+                attribute: vec![],
+            }],
+            name: "g".into(),
+            initializer: vec![TensorProto {
+                name: "w".into(),
+                dims: vec![k as i64, k as i64],
+                data_type: DType::F32.code() as i32,
+                raw_data: w,
+                ..Default::default()
+            }],
+            input: vec![vi("x")],
+            output: vec![vi("y")],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) as u8
+        })
+        .collect()
+}
+
+/// A plain HTTP/1.1 GET: status and body.
+async fn http_get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut b = Vec::new();
+    s.read_to_end(&mut b).await.unwrap();
+    let split = b.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP answer");
+    let head = String::from_utf8_lossy(&b[..split]).to_string();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status");
+    (status, b[split + 4..].to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_uploaded_to_one_validator_runs_on_another() {
+    let tmp = tempfile::tempdir().unwrap();
+    let net = Net::new(tmp.path(), "blob");
+    let mut nodes = Vec::new();
+    for i in 0..N {
+        // Only validator 2 executes jobs.
+        nodes.push(net.start(i, i == 2, None).await.0);
+    }
+    wait_live(&nodes).await;
+
+    // A model of five pieces, uploaded to validator 0 only.
+    let model = matmul_model(1024);
+    assert!(model.len() as u64 > 4 * PIECE_BYTES, "{}", model.len());
+    let id = nodes[0].app.store.put(&model).unwrap();
+    for n in &nodes[1..] {
+        assert!(!n.app.store.has(&id));
+    }
+
+    // Commit, then register it through validator 0. The others refuse nothing: they
+    // fetch the model when the registration is gossiped to them, then admit it.
+    let alice = Keypair::dev("dev1");
+    let salt = Hash32([9; 32]);
+    let commitment = deed_types::tx::model_commitment(&id, &alice.address(), &salt);
+    let c = nodes[0].app.admit(tx(&alice, 0, TxBody::CommitModel { commitment })).unwrap();
+    wait_for("the commitment to be final", 60, || final_everywhere(&nodes, &c)).await;
+    let reg = TxBody::RegisterModel { model: id, name: "big-matmul".into(), salt, price: 0, parents: vec![] };
+    let r = nodes[0].app.admit(tx(&alice, 1, reg)).unwrap();
+    wait_for("the registration to be final", 60, || final_everywhere(&nodes, &r)).await;
+    wait_for("every validator to have fetched the model", 60, || nodes.iter().all(|n| n.app.store.has(&id))).await;
+    for n in &nodes {
+        // Verified read: the bytes are the model's.
+        assert_eq!(n.app.store.get(&id).unwrap(), model);
+    }
+
+    // Run it: the input is uploaded to validator 0 only, the executor is validator 2.
+    let x = Tensor::f32(vec![1, 1024], (0..1024).map(|i| i as f32 / 1024.0).collect());
+    let input = TensorSet([("x".to_string(), x)].into_iter().collect());
+    let input_id = nodes[0].app.store.put(&input.encode()).unwrap();
+    let req =
+        TxBody::RequestInference { model: id, input: input_id, price: 0, executor_fee: 100, mode: JobMode::Single };
+    let job = nodes[0].app.admit(tx(&alice, 2, req)).unwrap();
+    let executor = net.keys[2].public();
+    wait_for("validator 2 to answer the job", 90, || {
+        let snap = nodes[0].app.db.snapshot().unwrap();
+        deed_ledger::query::job(&snap, &job).is_some_and(|j| j.receipts.iter().any(|r| r.executor == executor))
+    })
+    .await;
+    assert!(nodes[2].app.store.has(&input_id));
+    let st = nodes[2].app.fetcher.stats();
+    assert!(st.fetched >= 2 && st.bytes_fetched >= model.len() as u64, "{st:?}");
+    assert_eq!(st.refused, 0, "{st:?}");
+    assert!(nodes[0].app.fetcher.stats().served > 0);
+
+    // The worker fetches what it lacks by itself.
+    use deed_node::worker::Chain;
+    let raw = noise(2 * PIECE_BYTES as usize + 77, 1);
+    let raw_id = nodes[0].app.store.put(&raw).unwrap();
+    let embedded = deed_node::worker::Embedded(nodes[3].app.clone());
+    let got = tokio::task::spawn_blocking(move || embedded.blob(&raw_id)).await.unwrap().unwrap();
+    assert_eq!(got, raw);
+
+    // So does GET /v1/blobs/{cid} on a node that lacks the blob.
+    let small = noise(5_000, 2);
+    let small_id = nodes[0].app.store.put(&small).unwrap();
+    let (status, body) = http_get(nodes[1].addr, &format!("/v1/blobs/{small_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, small);
+    // A blob nobody has: a clear 404 once the fetch gives up.
+    let nowhere = Cid::of(b"a blob no peer has");
+    let (status, body) = http_get(nodes[1].addr, &format!("/v1/blobs/{nowhere}")).await;
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no peer served it within 10 s"), "{body}");
+
+    for n in nodes {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_serving_corrupt_pieces_is_refused_and_avoided() {
+    let tmp = tempfile::tempdir().unwrap();
+    let net = Net::new(tmp.path(), "liar");
+    let (mut nodes, mut stats) = (Vec::new(), Vec::new());
+    for i in 0..N {
+        // Validator 1 flips a byte in every piece it serves (its headers are honest).
+        let (n, s) = net.start(i, false, (i == 1).then_some(Adversary::CorruptBlobs)).await;
+        nodes.push(n);
+        stats.push(s);
+    }
+    wait_live(&nodes).await;
+
+    // A blob of four pieces, at first only on the liar.
+    let blob = noise(3 * PIECE_BYTES as usize + 5, 3);
+    let id = nodes[1].app.store.put(&blob).unwrap();
+    let victim = nodes[3].app.clone();
+    assert!(!victim.fetcher.start(&victim.store, &id, u64::MAX).unwrap());
+
+    // The victim gets the (honest) header from the liar, then refuses its pieces and
+    // stops asking it.
+    let liar = net.keys[1].public();
+    wait_for("the liar to be avoided", 60, || {
+        let s = victim.fetcher.stats();
+        s.refused > 0 && s.avoided == vec![liar]
+    })
+    .await;
+    assert_eq!(victim.fetcher.status(&victim.store, &id), FetchStatus::Fetching);
+
+    // An honest peer gets the blob: the victim completes it from there.
+    nodes[2].app.store.put(&blob).unwrap();
+    let v = victim.clone();
+    tokio::task::spawn_blocking(move || v.fetcher.wait(&v.store, &id)).await.unwrap().unwrap();
+    assert_eq!(victim.store.get(&id).unwrap(), blob);
+    let s = victim.fetcher.stats();
+    assert_eq!(s.avoided, vec![liar], "{s:?}");
+    assert_eq!(s.fetched, 1, "{s:?}");
+    assert!(nodes[2].app.fetcher.stats().served >= 3, "the honest peer served the pieces");
+    assert!(nodes[1].app.fetcher.stats().served >= 2, "the liar served the header and a piece");
+    // Avoided for blobs only, not disconnected: the victim still hears the liar (its
+    // relayed proposals), and blocks keep coming.
+    let since = deed_node::app::now_ms();
+    let h = nodes[3].app.db.height().unwrap();
+    wait_for("the victim to hear from the liar again", 30, || {
+        stats[3].lock().unwrap().peers_seen.get(&liar).is_some_and(|t| *t > since)
+    })
+    .await;
+    wait_for("more blocks", 30, || nodes[3].app.db.height().unwrap() >= h + 3).await;
+
+    for n in nodes {
+        n.shutdown().await.unwrap();
+    }
+}
