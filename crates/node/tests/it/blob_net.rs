@@ -128,43 +128,6 @@ fn matmul_model(k: usize) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// Splits a model with inline float32 initializers into a bundle: the graph (weights as
-/// external data in `<cid>.safetensors`) and that safetensors file.
-fn bundle_of(model: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    use deed_engine::onnx::*;
-    use prost::Message;
-    let mut m = ModelProto::decode(model).unwrap();
-    let g = m.graph.as_mut().unwrap();
-    let mut header = String::from("{");
-    let mut data = Vec::new();
-    let mut spans = Vec::new();
-    for (i, t) in g.initializer.iter().enumerate() {
-        let (b, e) = (data.len(), data.len() + t.raw_data.len());
-        let dims: Vec<String> = t.dims.iter().map(|d| d.to_string()).collect();
-        let sep = if i == 0 { "" } else { "," };
-        header +=
-            &format!(r#"{sep}"{}":{{"dtype":"F32","shape":[{}],"data_offsets":[{b},{e}]}}"#, t.name, dims.join(","));
-        data.extend_from_slice(&t.raw_data);
-        spans.push((b, e));
-    }
-    header.push('}');
-    let mut file = (header.len() as u64).to_le_bytes().to_vec();
-    file.extend(header.as_bytes());
-    file.extend(&data);
-    let cid = Cid::of(&file);
-    for (t, (b, e)) in g.initializer.iter_mut().zip(spans) {
-        t.raw_data.clear();
-        t.data_location = 1;
-        let entry = |k: &str, v: String| StringStringEntryProto { key: k.into(), value: v };
-        t.external_data = vec![
-            entry("location", cid.weights_location()),
-            entry("offset", (8 + header.len() + b).to_string()),
-            entry("length", (e - b).to_string()),
-        ];
-    }
-    (m.encode_to_vec(), file)
-}
-
 fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed;
     (0..len)
@@ -237,33 +200,6 @@ async fn a_model_uploaded_to_one_validator_runs_on_another() {
     })
     .await;
     assert!(nodes[2].app.store.has(&input_id));
-
-    // A bundle (graph + safetensors weights, the weights of the model above, so it names
-    // that model as its parent) uploaded to validator 0 only: the others fetch the graph
-    // when the registration is gossiped, learn from it which weights it needs, fetch
-    // those too, and admit it.
-    let (graph, weights) = bundle_of(&model);
-    let weights_id = nodes[0].app.store.put(&weights).unwrap();
-    let graph_id = nodes[0].app.store.put(&graph).unwrap();
-    let salt2 = Hash32([10; 32]);
-    let commitment = deed_types::tx::model_commitment(&graph_id, &alice.address(), &salt2);
-    let c = nodes[0].app.admit(tx(&alice, 3, TxBody::CommitModel { commitment })).unwrap();
-    wait_for("the bundle's commitment to be final", 60, || final_everywhere(&nodes, &c)).await;
-    let parents = vec![deed_types::Parent { model: id, royalty_bps: 100 }];
-    let reg = TxBody::RegisterModel { model: graph_id, name: "big-bundle".into(), salt: salt2, price: 0, parents };
-    let r = nodes[0].app.admit(tx(&alice, 4, reg)).unwrap();
-    wait_for("the bundle's registration to be final", 60, || final_everywhere(&nodes, &r)).await;
-    wait_for("every validator to have the graph and its weights", 60, || {
-        nodes.iter().all(|n| n.app.store.has(&graph_id) && n.app.store.has(&weights_id))
-    })
-    .await;
-    for n in &nodes[1..] {
-        // It loads there, from the fetched weights, and computes what the whole model does.
-        let m = n.app.model(&graph_id).unwrap();
-        let whole = n.app.model(&id).unwrap();
-        let opts = deed_engine::RunOptions { threads: 1, trace: true };
-        assert_eq!(m.run(&input, &opts).unwrap().output_hash(), whole.run(&input, &opts).unwrap().output_hash());
-    }
     let st = nodes[2].app.fetcher.stats();
     assert!(st.fetched >= 2 && st.bytes_fetched >= model.len() as u64, "{st:?}");
     assert_eq!(st.refused, 0, "{st:?}");
