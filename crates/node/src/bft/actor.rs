@@ -589,14 +589,42 @@ impl<E: Clock> Actor<E> {
             }
             if let Some(why) = failed {
                 tracing::debug!(tx = %p.tx.hash(), "gossiped transaction dropped: {why}");
-            } else if pending {
+                continue;
+            }
+            if pending {
                 waiting.insert(sender);
                 self.parked.push_back(p);
-            } else {
-                ready.push(p.tx);
+                continue;
+            }
+            // What has arrived may name more (a bundle's weights, a challenge's
+            // producer blobs): another round of fetches, or ready.
+            match self.fetch_missing(&p.tx) {
+                Ok(more) if more.is_empty() => ready.push(p.tx),
+                Ok(more) => {
+                    waiting.insert(sender);
+                    self.parked.push_back(Parked { tx: p.tx, blobs: more });
+                }
+                Err(e) => tracing::debug!(tx = %p.tx.hash(), "gossiped transaction dropped: {e}"),
             }
         }
         self.admit_gossiped(ready);
+    }
+
+    /// Starts fetching the blobs `tx` needs that are neither here nor on their way;
+    /// returns those still to arrive.
+    fn fetch_missing(&self, tx: &SignedTx) -> Result<Vec<deed_types::Cid>, String> {
+        let mut blobs = Vec::new();
+        for (c, max) in super::fetch::blobs_needed(&self.app, tx) {
+            if self.app.store.has(&c) {
+                continue;
+            }
+            match self.app.fetcher.start(&self.app.store, &c, max) {
+                Ok(true) => {}
+                Ok(false) => blobs.push(c),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(blobs)
     }
 
     fn insert_block(&mut self, b: Block) {
