@@ -247,6 +247,8 @@ enum Gap {
     Missing(Digest),
     /// The chain does not descend from our finalized head.
     Stale,
+    /// A block reads blobs this node is fetching (a challenge's proof blobs).
+    Blobs,
 }
 
 /// Why a block cannot be executed.
@@ -745,9 +747,24 @@ impl<E: Clock> Actor<E> {
             let writes = self.merged(&chain[..i]);
             let state = Layered { base: &snap, writes: &writes };
             let checked = self.app.sigs_checked(&block.txs);
-            let blobs = crate::app::StoreBlobs(&self.app.store);
-            let outcome = deed_ledger::apply_block_checked(&state, &block, &blobs, &checked)
-                .map_err(|e| ExecError::Invalid(e.to_string()))?;
+            let blobs = super::fetch::NotingBlobs::new(&self.app.store);
+            let outcome = match deed_ledger::apply_block_checked(&state, &block, &blobs, &checked) {
+                Ok(o) => o,
+                Err(e) => {
+                    let absent = blobs.absent();
+                    if absent.is_empty() {
+                        return Err(ExecError::Invalid(e.to_string()));
+                    }
+                    // Not refused for what this node lacks: fetch it, then execute again.
+                    for c in &absent {
+                        if let Err(f) = self.app.fetcher.start(&self.app.store, c, self.app.config.model_bytes_max) {
+                            tracing::warn!(height = block.header.height, "block waits for blob {c}: {f}");
+                        }
+                    }
+                    tracing::debug!(height = block.header.height, ?absent, "block waits for blobs");
+                    return Err(ExecError::Gap(Gap::Blobs));
+                }
+            };
             self.executed.insert(*d, Arc::new(Executed { writes: outcome.writes, rejected: Vec::new() }));
         }
         Ok(())
@@ -775,6 +792,7 @@ impl<E: Clock> Actor<E> {
                     self.request(d, if d == payload { None } else { hint.map(|h| h - 1) }, net);
                     self.verifies.push((context, payload, response));
                 }
+                Err(Gap::Blobs) => self.verifies.push((context, payload, response)),
                 Err(Gap::Stale) => {
                     let _ = response.send(false);
                 }
@@ -826,6 +844,7 @@ impl<E: Clock> Actor<E> {
                     self.request(d, None, net);
                     self.proposals.push((context, response));
                 }
+                Err(Gap::Blobs) => self.proposals.push((context, response)),
                 Err(Gap::Stale) => {}
             }
         }
@@ -917,6 +936,7 @@ impl<E: Clock> Actor<E> {
                 self.request(d, hint, net);
                 return Ok(());
             }
+            Err(Gap::Blobs) => return Ok(()), // chain_to never says so
             Err(Gap::Stale) => {
                 // Finalized at or below our head: it must be a block we already committed.
                 let b = self.blocks.get(&tip).cloned();
@@ -942,6 +962,8 @@ impl<E: Clock> Actor<E> {
             if let Err(e) = self.execute(d) {
                 let b = &self.blocks[&d];
                 let why = match e {
+                    // Retried at the next tick, once the fetches end.
+                    ExecError::Gap(Gap::Blobs) => return Ok(()),
                     ExecError::Invalid(w) => w,
                     ExecError::Gap(_) => "a gap in the chain".into(),
                 };

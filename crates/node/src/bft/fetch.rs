@@ -754,6 +754,55 @@ fn ingest(store: &Store, cid: &Cid, reader: impl std::io::Read, max_bytes: u64) 
     Ok(())
 }
 
+/// A [`deed_ledger::BlobSource`] over this node's store that notes each blob asked for
+/// but absent. A block whose execution reads blobs this node has not fetched yet (a
+/// challenge's proof, a bundle's weights) fails for want of them; the noted ids tell the
+/// caller to fetch and retry, instead of refusing a block every node with the blobs
+/// accepts.
+pub struct NotingBlobs<'a> {
+    store: &'a Store,
+    absent: std::sync::Mutex<Vec<Cid>>,
+}
+
+impl<'a> NotingBlobs<'a> {
+    /// Reads from `store`.
+    pub fn new(store: &'a Store) -> Self {
+        NotingBlobs { store, absent: Default::default() }
+    }
+
+    /// The blobs asked for that were not here, each once, in the order asked.
+    pub fn absent(self) -> Vec<Cid> {
+        self.absent.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn note(&self, cid: &Cid) -> bool {
+        if self.store.has(cid) {
+            return false;
+        }
+        let mut a = self.absent.lock().unwrap_or_else(|e| e.into_inner());
+        if !a.contains(cid) {
+            a.push(*cid);
+        }
+        true
+    }
+}
+
+impl deed_ledger::BlobSource for NotingBlobs<'_> {
+    fn get(&self, cid: &Cid) -> Option<Vec<u8>> {
+        if self.note(cid) {
+            return None;
+        }
+        crate::app::StoreBlobs(self.store).get(cid)
+    }
+
+    fn get_range(&self, cid: &Cid, offset: u64, length: usize) -> Result<Vec<u8>, String> {
+        if self.note(cid) {
+            return Err(format!("blob {cid} is not available"));
+        }
+        crate::app::StoreBlobs(self.store).get_range(cid, offset, length)
+    }
+}
+
 /// Bundle graphs at most this large are scanned for the weights files they name (a
 /// bundle's graph holds no weights, so it is small).
 const BUNDLE_GRAPH_BYTES_MAX: u64 = 64 << 20;

@@ -356,8 +356,7 @@ async fn a_challenge_raised_on_one_validator_is_decided_by_all() {
     let tmp = tempfile::tempdir().unwrap();
     let mut net = Net::new(tmp.path(), "fraud");
     net.genesis.params.jobs.challenge_window_blocks = 200;
-    let mut nodes = Vec::new();
-    for i in 0..N {
+    let config = |i: usize| {
         // Validator 2 executes jobs and lies about their outputs (its trace is honest);
         // validator 3 only audits, every job.
         let mut c = NodeConfig::new(net.dirs[i].clone());
@@ -368,7 +367,11 @@ async fn a_challenge_raised_on_one_validator_is_decided_by_all() {
         if i == 3 {
             c.audit_rate = 1.0;
         }
-        nodes.push(net.start_with(i, c, None).await.0);
+        c
+    };
+    let mut nodes = Vec::new();
+    for i in 0..N {
+        nodes.push(net.start_with(i, config(i), None).await.0);
     }
     wait_live(&nodes).await;
 
@@ -381,6 +384,9 @@ async fn a_challenge_raised_on_one_validator_is_decided_by_all() {
     let input_id = nodes[0].app.store.put(&input.encode()).unwrap();
     let req =
         TxBody::RequestInference { model: id, input: input_id, price: 0, executor_fee: 100, mode: JobMode::Single };
+    // Validator 1 is down while the job is run and challenged.
+    let down = nodes.remove(1);
+    down.shutdown().await.unwrap();
     let job = nodes[0].app.admit(tx(&alice, 2, req)).unwrap();
     let liar = net.keys[2].public();
     let stake = |n: &NodeHandle| deed_ledger::query::executor(&n.app.db.snapshot().unwrap(), &liar).unwrap().stake;
@@ -406,6 +412,15 @@ async fn a_challenge_raised_on_one_validator_is_decided_by_all() {
     for n in &nodes {
         assert!(n.app.store.has(&proof_blob), "every validator holds the proof's blob");
     }
+
+    // Back up, validator 1 catches up: the finalized block carrying the challenge reads
+    // blobs it never saw gossiped, so it fetches them before it executes that block
+    // (instead of stopping at a block it cannot execute).
+    let h = nodes[0].app.db.height().unwrap();
+    nodes.insert(1, net.start_with(1, config(1), None).await.0);
+    wait_for("validator 1 to catch up past the challenge", 90, || nodes[1].app.db.height().unwrap() >= h).await;
+    assert!(nodes[1].app.store.has(&proof_blob));
+    assert!(stake(&nodes[1]) < staked);
     let h = nodes.iter().map(|n| n.app.db.height().unwrap()).min().unwrap();
     let roots: Vec<_> = nodes.iter().map(|n| n.app.db.block(h).unwrap().unwrap().header.state_root).collect();
     assert!(roots.windows(2).all(|w| w[0] == w[1]), "{roots:?}");
