@@ -503,7 +503,7 @@ impl<E: Clock> Actor<E> {
         if txs.is_empty() {
             return;
         }
-        for r in self.app.admit_batch(txs) {
+        for r in self.app.admit_relayed(txs) {
             if let Err(e) = r {
                 tracing::trace!("gossiped transaction not admitted: {e}");
             }
