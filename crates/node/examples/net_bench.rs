@@ -1,12 +1,14 @@
 //! Network benchmark: finalized transfers per second and time to finality (p50, p99)
 //! with N validators on loopback (real sockets, simplex), or the solo producer.
 //!
-//! `net_bench [--validators N] [--solo] [--txs M] [--accounts A] [--clients C]`
+//! `net_bench [--validators N] [--solo] [--txs M] [--accounts A] [--clients C] [--rate R]`
 //!
 //! Transfers are signed up front from A funded accounts and submitted by C concurrent
 //! clients to the validators' mempools through `App::admit` (the HTTP path minus JSON),
 //! each account's to one validator, in nonce order. A transfer's time to finality runs
-//! from its submission to the commit of the block holding it on validator 0.
+//! from its submission to the commit of the block holding it on validator 0. With
+//! `--rate R` the clients together offer R transfers per second (paced), so finality is
+//! measured at that load instead of at saturation, where it is mostly time in the queue.
 
 use deed_node::bft::{BftConfig, BftProducer};
 use deed_node::producer::SoloProducer;
@@ -16,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn arg(name: &str, default: usize) -> usize {
+fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -31,10 +33,12 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let solo = std::env::args().any(|a| a == "--solo");
-    let n = if solo { 1 } else { arg("--validators", 4) };
-    let total = arg("--txs", 20_000);
-    let accounts = arg("--accounts", 200);
-    let clients = arg("--clients", 32).clamp(1, accounts);
+    let n = if solo { 1 } else { arg("--validators", 4usize) };
+    let total = arg("--txs", 20_000usize);
+    let accounts = arg("--accounts", 200usize);
+    let clients = arg("--clients", 32usize).clamp(1, accounts);
+    // Offered load in transfers per second over all clients; 0: as fast as admitted.
+    let rate: f64 = arg("--rate", 0.0);
     let tmp = tempfile::tempdir().unwrap();
     let keys: Vec<Keypair> = (0..n).map(|i| Keypair::dev(&format!("bench-validator-{i}"))).collect();
     let users: Vec<Keypair> = (0..accounts).map(|i| Keypair::dev(&format!("bench-user-{i}"))).collect();
@@ -118,7 +122,11 @@ async fn main() {
         .map(|mine| {
             let (submitted, apps) = (submitted.clone(), apps.clone());
             tokio::task::spawn_blocking(move || {
-                for (node, tx) in mine {
+                for (k, (node, tx)) in mine.into_iter().enumerate() {
+                    if rate > 0.0 {
+                        let due = start + Duration::from_secs_f64(k as f64 * clients as f64 / rate);
+                        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                    }
                     let app = &apps[node];
                     while app.mempool_len() > 20_000 {
                         std::thread::sleep(Duration::from_millis(1));
@@ -144,7 +152,7 @@ async fn main() {
     l.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let heights: Vec<u64> = nodes.iter().map(|h| h.app.db.height().unwrap()).collect();
     println!(
-        "{{\"producer\":\"{}\",\"validators\":{n},\"txs\":{total},\"seconds\":{elapsed:.2},\"tps\":{:.0},\"finality_ms_p50\":{:.0},\"finality_ms_p99\":{:.0},\"heights\":{heights:?}}}",
+        "{{\"producer\":\"{}\",\"validators\":{n},\"txs\":{total},\"offered_tps\":{rate},\"seconds\":{elapsed:.2},\"tps\":{:.0},\"finality_ms_p50\":{:.0},\"finality_ms_p99\":{:.0},\"heights\":{heights:?}}}",
         if solo { "solo" } else { "simplex" },
         l.len().min(total) as f64 / elapsed,
         pct(&l, 0.5),
