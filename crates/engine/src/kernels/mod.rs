@@ -381,9 +381,39 @@ fn split<T: Tile>(
     }
 }
 
+thread_local! {
+    /// Per-thread packing buffers (B panels, A panels), reused across calls so that a
+    /// product does not allocate and fault in fresh pages every time.
+    static PACK: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
 /// The single-threaded blocked product (see the module docs for why it keeps the order).
 #[allow(clippy::too_many_arguments)]
 fn drive<T: Tile>(t: &T, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, out: &mut [f32], ldc: usize) {
+    PACK.with(|p| match p.try_borrow_mut() {
+        Ok(mut bufs) => {
+            let (bp, ap) = &mut *bufs;
+            drive_in(t, m, n, k, a, b, out, ldc, bp, ap)
+        }
+        // Only reachable if a tile re-entered the driver; fresh buffers are as good.
+        Err(_) => drive_in(t, m, n, k, a, b, out, ldc, &mut Vec::new(), &mut Vec::new()),
+    })
+}
+
+/// [`drive`] with the packing buffers given.
+#[allow(clippy::too_many_arguments)]
+fn drive_in<T: Tile>(
+    t: &T,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    out: &mut [f32],
+    ldc: usize,
+    bpack: &mut Vec<f32>,
+    apack: &mut Vec<f32>,
+) {
     for i in 0..m {
         out[i * ldc..i * ldc + n].fill(0.0);
     }
@@ -391,21 +421,42 @@ fn drive<T: Tile>(t: &T, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, o
         return;
     }
     let (mr_max, nr) = (T::MR, T::NR);
-    // B is read in place only when its columns are contiguous and its rows do not overlap
-    // (a [N, 1] matrix seen as [1, N] has column stride 1 and row stride 1); otherwise it is
-    // packed into nr-wide, K-block-long panels.
-    let pack_b = !(b.cs == 1 && (k == 1 || b.rs >= n));
+    // B is read in place only when its columns are contiguous, its rows do not overlap (a
+    // [N, 1] matrix seen as [1, N] has column stride 1 and row stride 1) and a panel is
+    // used by one row tile only; otherwise it is packed into nr-wide, K-block-long panels,
+    // which stay in L1 while the row tiles of A stream past (in place, the rows of a
+    // K-block panel are a whole row of B apart and fight over a few cache sets).
+    let contiguous_b = b.cs == 1 && (k == 1 || b.rs >= n);
+    let pack_b = !contiguous_b || m > mr_max;
+    // A is packed (per K block: mr-row panels, k-major) when its tiles are used by more
+    // than one column panel.
+    let pack_a = n > nr;
     let nc_max = if pack_b { NC.next_multiple_of(nr) } else { n };
-    let mut bpack = if pack_b { vec![0.0f32; DOT_BLOCK * nc_max.min(n.next_multiple_of(nr))] } else { Vec::new() };
+    if pack_b {
+        let len = DOT_BLOCK * nc_max.min(n.next_multiple_of(nr));
+        if bpack.len() < len {
+            bpack.resize(len, 0.0);
+        }
+    }
+    // Packed A: K block `kb` (a multiple of DOT_BLOCK) starts at `kb * m_pad`, its row
+    // panel of rows `i..i + mr_max` at `kb * m_pad + i * kc`. Packed once for all of N.
+    let m_pad = m.next_multiple_of(mr_max);
+    if pack_a {
+        if apack.len() < m_pad * k {
+            apack.resize(m_pad * k, 0.0);
+        }
+        for kb in (0..k).step_by(DOT_BLOCK) {
+            let kc = DOT_BLOCK.min(k - kb);
+            pack_rows(a.offset(0, kb), m, kc, mr_max, &mut apack[kb * m_pad..]);
+        }
+    }
     for jc in (0..n).step_by(nc_max) {
         let nc = nc_max.min(n - jc);
         for kb in (0..k).step_by(DOT_BLOCK) {
             let kc = DOT_BLOCK.min(k - kb);
             if pack_b {
-                pack_panels(b, kb, kc, jc, nc, nr, &mut bpack);
+                pack_panels(b, kb, kc, jc, nc, nr, bpack);
             }
-            // A is read in place through its strides (rows of A stream through L1 while a
-            // B panel stays there); only B is packed.
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
                 for jr in (0..nc).step_by(nr) {
@@ -418,8 +469,37 @@ fn drive<T: Tile>(t: &T, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, o
                     for ir in (0..mc).step_by(mr_max) {
                         let mr = mr_max.min(mc - ir);
                         let c = &mut out[(ic + ir) * ldc + jc + jr..];
-                        t.tile(mr, kc, a.offset(ic + ir, kb), bs, ldb, c, ldc, ncols);
+                        let at = if pack_a {
+                            Mat { data: &apack[kb * m_pad + (ic + ir) * kc..], rs: 1, cs: mr_max }
+                        } else {
+                            a.offset(ic + ir, kb)
+                        };
+                        t.tile(mr, kc, at, bs, ldb, c, ldc, ncols);
                     }
+                }
+            }
+        }
+    }
+}
+
+/// Packs `A[..mc, ..kc]` into `mr`-row panels: panel `p` holds rows `p*mr..` k-major,
+/// element `(r, k)` at `p*mr*kc + k*mr + r` (the last panel's missing rows are left as
+/// they are and never read).
+fn pack_rows(a: Mat<'_>, mc: usize, kc: usize, mr: usize, dst: &mut [f32]) {
+    for (pi, r0) in (0..mc).step_by(mr).enumerate() {
+        let h = mr.min(mc - r0);
+        let panel = &mut dst[pi * mr * kc..(pi + 1) * mr * kc];
+        if a.cs == 1 {
+            for r in 0..h {
+                let row = &a.data[(r0 + r) * a.rs..(r0 + r) * a.rs + kc];
+                for (kk, &v) in row.iter().enumerate() {
+                    panel[kk * mr + r] = v;
+                }
+            }
+        } else {
+            for (kk, col) in panel.chunks_exact_mut(mr).enumerate() {
+                for (r, x) in col[..h].iter_mut().enumerate() {
+                    *x = a.data[(r0 + r) * a.rs + kk * a.cs];
                 }
             }
         }
@@ -429,25 +509,35 @@ fn drive<T: Tile>(t: &T, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, o
 /// Packs `B[kb..kb+kc, jc..jc+nc]` into `nr`-wide panels, each `kc × nr` row-major, the
 /// last one zero-padded.
 fn pack_panels(b: Mat<'_>, kb: usize, kc: usize, jc: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+    if b.cs == 1 {
+        // Row-major source: read each row of the block once, front to back (the hardware
+        // prefetcher follows it), and deal it out to the panels.
+        let panels = nc.div_ceil(nr);
+        for kk in 0..kc {
+            let s = (kb + kk) * b.rs + jc;
+            let src = &b.data[s..s + nc];
+            for pi in 0..panels {
+                let w = nr.min(nc - pi * nr);
+                let row = &mut dst[pi * kc * nr + kk * nr..pi * kc * nr + (kk + 1) * nr];
+                for (d, &v) in row[..w].iter_mut().zip(&src[pi * nr..pi * nr + w]) {
+                    *d = v;
+                }
+                row[w..].fill(0.0);
+            }
+        }
+        return;
+    }
     for (pi, jr) in (0..nc).step_by(nr).enumerate() {
         let w = nr.min(nc - jr);
         let panel = &mut dst[pi * kc * nr..(pi + 1) * kc * nr];
-        if b.cs == 1 {
-            for (kk, row) in panel.chunks_exact_mut(nr).enumerate() {
-                let s = (kb + kk) * b.rs + jc + jr;
-                row[..w].copy_from_slice(&b.data[s..s + w]);
-                row[w..].fill(0.0);
-            }
-        } else {
-            // Column-major source (a transposed B): read each column contiguously.
-            if w < nr {
-                panel.fill(0.0);
-            }
-            for j in 0..w {
-                let col = (jc + jr + j) * b.cs + kb * b.rs;
-                for kk in 0..kc {
-                    panel[kk * nr + j] = b.data[col + kk * b.rs];
-                }
+        // Column-major source (a transposed B): read each column contiguously.
+        if w < nr {
+            panel.fill(0.0);
+        }
+        for j in 0..w {
+            let col = (jc + jr + j) * b.cs + kb * b.rs;
+            for kk in 0..kc {
+                panel[kk * nr + j] = b.data[col + kk * b.rs];
             }
         }
     }
