@@ -17,18 +17,19 @@ use std::arch::x86_64::*;
 // The kernels address B by column groups of 16 lanes (one AVX-512 vector, two AVX2 ones).
 const _: () = assert!(GROUP == 16);
 
-/// Dispatches a runtime row count `mr` to a const-generic kernel instantiation.
+/// Dispatches a runtime row count `mr` to a const-generic kernel instantiation; `$pa` is
+/// the column stride of A when A is a packed panel (`rs = 1`), 0 for any strides.
 macro_rules! by_rows {
-    ($mr:expr, $f:ident, $nv:literal, $($arg:expr),*) => {
+    ($mr:expr, $f:ident, $nv:literal, $pa:expr, $($arg:expr),*) => {
         match $mr {
-            1 => $f::<1, $nv>($($arg),*),
-            2 => $f::<2, $nv>($($arg),*),
-            3 => $f::<3, $nv>($($arg),*),
-            4 => $f::<4, $nv>($($arg),*),
-            5 => $f::<5, $nv>($($arg),*),
-            6 => $f::<6, $nv>($($arg),*),
-            7 => $f::<7, $nv>($($arg),*),
-            8 => $f::<8, $nv>($($arg),*),
+            1 => $f::<1, $nv, $pa>($($arg),*),
+            2 => $f::<2, $nv, $pa>($($arg),*),
+            3 => $f::<3, $nv, $pa>($($arg),*),
+            4 => $f::<4, $nv, $pa>($($arg),*),
+            5 => $f::<5, $nv, $pa>($($arg),*),
+            6 => $f::<6, $nv, $pa>($($arg),*),
+            7 => $f::<7, $nv, $pa>($($arg),*),
+            8 => $f::<8, $nv, $pa>($($arg),*),
             _ => unreachable!("tile rows are checked"),
         }
     };
@@ -80,7 +81,15 @@ macro_rules! tile_impl {
                 // `check_tile` proved that every element the kernel touches — a[r*ars + k*acs],
                 // b[b_at(k, j, ldb, pstride)] and c[r*ldc + j] for k < kc, r < mr, j < ncols —
                 // is in bounds; lanes at j >= ncols are masked off and never accessed.
-                unsafe { by_rows!(mr, $kern, $nv, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols) }
+                unsafe {
+                    // A packed panel (as the driver packs it) gets constant strides, so the
+                    // row addresses fold into the loads.
+                    if ars == 1 && acs == $mr {
+                        by_rows!(mr, $kern, $nv, $mr, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols)
+                    } else {
+                        by_rows!(mr, $kern, $nv, 0, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols)
+                    }
+                }
             }
         }
     )*};
@@ -90,10 +99,11 @@ tile_impl!(Avx512, kern512, 16, (8, 2), (2, 8));
 tile_impl!(Avx2, kern256, 8, (6, 2), (2, 8));
 
 /// `c[r*ldc + j] += dot_block(a[r, ..], b[.., j])` for `r < R`, `j < ncols`, where
-/// `a[r, k]` is `a[r*ars + k*acs]` and `b[k, j]` is `b[b_at(k, j, ldb, pstride)]`.
+/// `a[r, k]` is `a[r*ars + k*acs]` and `b[k, j]` is `b[b_at(k, j, ldb, pstride)]`. With
+/// `PA > 0`, the caller guarantees `ars == 1` and `acs == PA` (a packed panel of A).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-unsafe fn kern512<const R: usize, const NV: usize>(
+unsafe fn kern512<const R: usize, const NV: usize, const PA: usize>(
     kc: usize,
     a: *const f32,
     ars: usize,
@@ -110,6 +120,7 @@ unsafe fn kern512<const R: usize, const NV: usize>(
         let valid = ncols.saturating_sub(v * 16).min(16);
         *m = ((1u32 << valid) - 1) as u16;
     }
+    let (ars, acs) = if PA > 0 { (1, PA) } else { (ars, acs) };
     let full = ncols == NV * 16;
     // Vector v is column group v (GROUP = 16 lanes).
     let mut bp = [b; NV];
@@ -148,7 +159,7 @@ unsafe fn kern512<const R: usize, const NV: usize>(
 /// The AVX2 twin of [`kern512`], 8 columns per vector.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kern256<const R: usize, const NV: usize>(
+unsafe fn kern256<const R: usize, const NV: usize, const PA: usize>(
     kc: usize,
     a: *const f32,
     ars: usize,
@@ -165,6 +176,7 @@ unsafe fn kern256<const R: usize, const NV: usize>(
         let valid = ncols.saturating_sub(v * 8).min(8) as i32;
         *m = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     }
+    let (ars, acs) = if PA > 0 { (1, PA) } else { (ars, acs) };
     let full = ncols == NV * 8;
     // Vector v is the lower or upper half of column group v / 2 (GROUP = 16 lanes).
     let mut bp = [b; NV];

@@ -257,7 +257,12 @@ pub(crate) fn gemm(g: &GemmAttrs, a: &Tensor, b: &Tensor, c: Option<&Tensor>, ct
         }
         // The epilogue of the reference, element by element (no fusing, same roundings).
         for (i, row) in out.chunks_mut(n).enumerate() {
-            if has_c {
+            if has_c && cs[1] == 1 {
+                // A row of C (a bias, or C itself): the same expression, vectorizable.
+                for (y, &c) in row.iter_mut().zip(&cv[i * cs[0]..i * cs[0] + n]) {
+                    *y = alpha * *y + beta * c;
+                }
+            } else if has_c {
                 for (j, y) in row.iter_mut().enumerate() {
                     *y = alpha * *y + beta * cv[i * cs[0] + j * cs[1]];
                 }
