@@ -370,7 +370,7 @@ enum BOp<'a> {
 
 impl<'a> BOp<'a> {
     /// The columns from `c0` on (`c0` a multiple of every tile's `NR`).
-    fn from_col(self, c0: usize) -> BOp<'a> {
+    fn cols_from(self, c0: usize) -> BOp<'a> {
         match self {
             BOp::Mat(b) => BOp::Mat(b.offset(0, c0)),
             BOp::Packed(p, c) => BOp::Packed(p, c + c0),
@@ -473,7 +473,7 @@ fn split<T: Tile>(
             let work = |&(c0, c1): &(usize, usize)| {
                 let w = c1 - c0;
                 let mut buf = vec![0.0f32; m * w];
-                drive(t, m, w, k, a, b.from_col(c0), &mut buf, w);
+                drive(t, m, w, k, a, b.cols_from(c0), &mut buf, w);
                 buf
             };
             let handles: Vec<_> = ranges[1..].iter().map(|r| s.spawn(move || work(r))).collect();
