@@ -308,18 +308,35 @@ pub(crate) fn gemm(
     gemm_with(path, threads, PAR_MIN_MACS, m, n, k, a, BOp::Mat(b), out, ldc)
 }
 
-/// [`gemm`] with a B packed beforehand (`n` and `k` are its own).
-pub(crate) fn gemm_packed(
+/// [`gemm`] where `packed`, if given, is `b` packed beforehand. It is read instead of `b`
+/// when A has more than [`NARROW_ROWS`] rows; for one or two rows (a matrix-vector
+/// product, bound by reading B once) the row-major `b` streams better than 16-column panels.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_prepacked(
     path: KernelPath,
     threads: usize,
     m: usize,
+    n: usize,
+    k: usize,
     a: Mat<'_>,
-    b: &PackedB,
+    b: Mat<'_>,
+    packed: Option<&PackedB>,
     out: &mut [f32],
     ldc: usize,
 ) {
-    gemm_with(path, threads, PAR_MIN_MACS, m, b.n, b.k, a, BOp::Packed(b, 0), out, ldc)
+    let bop = match packed {
+        Some(p) if m > NARROW_ROWS => {
+            assert_eq!(p.dims(), (k, n), "packed B shape");
+            BOp::Packed(p, 0)
+        }
+        _ => BOp::Mat(b),
+    };
+    gemm_with(path, threads, PAR_MIN_MACS, m, n, k, a, bop, out, ldc)
 }
+
+/// Row counts up to which the driver uses its wide, short tiles (and [`gemm_prepacked`]
+/// reads B in place).
+const NARROW_ROWS: usize = 2;
 
 /// A constant `[K, N]` B packed once (at load) into the panels the tiles read, so that a
 /// product neither packs it again nor reads it across rows: K block `kb` (a multiple of
@@ -408,7 +425,7 @@ fn gemm_with(
     match path {
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx512 => {
-            if m <= 2 {
+            if m <= NARROW_ROWS {
                 split(&x86::Avx512::<2, 8>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc)
             } else {
                 split(&x86::Avx512::<8, 2>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc)
@@ -416,7 +433,7 @@ fn gemm_with(
         }
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 => {
-            if m <= 2 {
+            if m <= NARROW_ROWS {
                 split(&x86::Avx2::<2, 8>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc)
             } else {
                 split(&x86::Avx2::<6, 2>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc)
@@ -541,8 +558,9 @@ fn drive_in<T: Tile>(
         BOp::Packed(..) => false,
     };
     // A is packed (per K block: mr-row panels, k-major) when its tiles are used by more
-    // than one column panel.
-    let pack_a = n > nr;
+    // than one column panel, and it has more than the one or two rows a matrix-vector
+    // product streams B past.
+    let pack_a = n > nr && m > NARROW_ROWS;
     let nc_max = if pack_b { NC.next_multiple_of(nr) } else { n };
     if pack_b {
         let len = DOT_BLOCK * nc_max.min(n.next_multiple_of(nr));

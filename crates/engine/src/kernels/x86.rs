@@ -18,18 +18,19 @@ use std::arch::x86_64::*;
 const _: () = assert!(GROUP == 16);
 
 /// Dispatches a runtime row count `mr` to a const-generic kernel instantiation; `$pa` is
-/// the column stride of A when A is a packed panel (`rs = 1`), 0 for any strides.
+/// the column stride of A when A is a packed panel (`rs = 1`), 0 for any strides; `$cb`
+/// says that B's column groups are contiguous (`pstride == GROUP`: B read in place).
 macro_rules! by_rows {
-    ($mr:expr, $f:ident, $nv:literal, $pa:expr, $($arg:expr),*) => {
+    ($mr:expr, $f:ident, $nv:literal, $pa:expr, $cb:expr, $($arg:expr),*) => {
         match $mr {
-            1 => $f::<1, $nv, $pa>($($arg),*),
-            2 => $f::<2, $nv, $pa>($($arg),*),
-            3 => $f::<3, $nv, $pa>($($arg),*),
-            4 => $f::<4, $nv, $pa>($($arg),*),
-            5 => $f::<5, $nv, $pa>($($arg),*),
-            6 => $f::<6, $nv, $pa>($($arg),*),
-            7 => $f::<7, $nv, $pa>($($arg),*),
-            8 => $f::<8, $nv, $pa>($($arg),*),
+            1 => $f::<1, $nv, $pa, $cb>($($arg),*),
+            2 => $f::<2, $nv, $pa, $cb>($($arg),*),
+            3 => $f::<3, $nv, $pa, $cb>($($arg),*),
+            4 => $f::<4, $nv, $pa, $cb>($($arg),*),
+            5 => $f::<5, $nv, $pa, $cb>($($arg),*),
+            6 => $f::<6, $nv, $pa, $cb>($($arg),*),
+            7 => $f::<7, $nv, $pa, $cb>($($arg),*),
+            8 => $f::<8, $nv, $pa, $cb>($($arg),*),
             _ => unreachable!("tile rows are checked"),
         }
     };
@@ -84,10 +85,11 @@ macro_rules! tile_impl {
                 unsafe {
                     // A packed panel (as the driver packs it) gets constant strides, so the
                     // row addresses fold into the loads.
-                    if ars == 1 && acs == $mr {
-                        by_rows!(mr, $kern, $nv, $mr, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols)
-                    } else {
-                        by_rows!(mr, $kern, $nv, 0, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols)
+                    match (ars == 1 && acs == $mr, pstride == GROUP) {
+                        (true, true) => by_rows!(mr, $kern, $nv, $mr, true, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols),
+                        (true, false) => by_rows!(mr, $kern, $nv, $mr, false, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols),
+                        (false, true) => by_rows!(mr, $kern, $nv, 0, true, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols),
+                        (false, false) => by_rows!(mr, $kern, $nv, 0, false, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols),
                     }
                 }
             }
@@ -100,10 +102,11 @@ tile_impl!(Avx2, kern256, 8, (6, 2), (2, 8));
 
 /// `c[r*ldc + j] += dot_block(a[r, ..], b[.., j])` for `r < R`, `j < ncols`, where
 /// `a[r, k]` is `a[r*ars + k*acs]` and `b[k, j]` is `b[b_at(k, j, ldb, pstride)]`. With
-/// `PA > 0`, the caller guarantees `ars == 1` and `acs == PA` (a packed panel of A).
+/// `PA > 0`, the caller guarantees `ars == 1` and `acs == PA` (a packed panel of A); with
+/// `CB`, `pstride == GROUP`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-unsafe fn kern512<const R: usize, const NV: usize, const PA: usize>(
+unsafe fn kern512<const R: usize, const NV: usize, const PA: usize, const CB: bool>(
     kc: usize,
     a: *const f32,
     ars: usize,
@@ -121,6 +124,7 @@ unsafe fn kern512<const R: usize, const NV: usize, const PA: usize>(
         *m = ((1u32 << valid) - 1) as u16;
     }
     let (ars, acs) = if PA > 0 { (1, PA) } else { (ars, acs) };
+    let pstride = if CB { GROUP } else { pstride };
     let full = ncols == NV * 16;
     // Vector v is column group v (GROUP = 16 lanes).
     let mut bp = [b; NV];
@@ -159,7 +163,7 @@ unsafe fn kern512<const R: usize, const NV: usize, const PA: usize>(
 /// The AVX2 twin of [`kern512`], 8 columns per vector.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kern256<const R: usize, const NV: usize, const PA: usize>(
+unsafe fn kern256<const R: usize, const NV: usize, const PA: usize, const CB: bool>(
     kc: usize,
     a: *const f32,
     ars: usize,
@@ -177,6 +181,7 @@ unsafe fn kern256<const R: usize, const NV: usize, const PA: usize>(
         *m = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     }
     let (ars, acs) = if PA > 0 { (1, PA) } else { (ars, acs) };
+    let pstride = if CB { GROUP } else { pstride };
     let full = ncols == NV * 8;
     // Vector v is the lower or upper half of column group v / 2 (GROUP = 16 lanes).
     let mut bp = [b; NV];

@@ -161,12 +161,8 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, packed_b: Option<&PackedB>, ctx: &C
         for (ob, chunk) in out.chunks_mut(m * n).enumerate() {
             let (ia, ib) = batch_offsets(ob, &batch, &sa, &sb, &mut idx);
             let am = Mat { data: &av[ia * m * k..(ia + 1) * m * k], rs: k, cs: 1 };
-            if let Some(p) = packed {
-                kernels::gemm_packed(ctx.kernels, ctx.threads, m, am, p, chunk, n);
-            } else {
-                let bm = Mat { data: &bv[ib * k * n..(ib + 1) * k * n], rs: n, cs: 1 };
-                kernels::gemm(ctx.kernels, ctx.threads, m, n, k, am, bm, chunk, n);
-            }
+            let bm = Mat { data: &bv[ib * k * n..(ib + 1) * k * n], rs: n, cs: 1 };
+            kernels::gemm_prepacked(ctx.kernels, ctx.threads, m, n, k, am, bm, packed, chunk, n);
         }
         kernels::canonical_nan(&mut out);
         return Ok(Tensor { shape: final_shape, data: TensorData::F32(out) });
@@ -248,13 +244,9 @@ pub(crate) fn gemm(g: &GemmAttrs, a: &Tensor, b: &Tensor, c: Option<&Tensor>, ct
     if ctx.kernels != KernelPath::Reference {
         let (av, bv) = (f32s(a), f32s(b));
         let am = if g.trans_a { Mat { data: av, rs: 1, cs: m } } else { Mat { data: av, rs: k, cs: 1 } };
-        match g.packed_b.as_deref().filter(|p| p.dims() == (k, n)) {
-            Some(p) => kernels::gemm_packed(ctx.kernels, ctx.threads, m, am, p, &mut out, n),
-            None => {
-                let bm = if g.trans_b { Mat { data: bv, rs: 1, cs: k } } else { Mat { data: bv, rs: n, cs: 1 } };
-                kernels::gemm(ctx.kernels, ctx.threads, m, n, k, am, bm, &mut out, n);
-            }
-        }
+        let bm = if g.trans_b { Mat { data: bv, rs: 1, cs: k } } else { Mat { data: bv, rs: n, cs: 1 } };
+        let packed = g.packed_b.as_deref().filter(|p| p.dims() == (k, n));
+        kernels::gemm_prepacked(ctx.kernels, ctx.threads, m, n, k, am, bm, packed, &mut out, n);
         // The epilogue of the reference, element by element (no fusing, same roundings).
         for (i, row) in out.chunks_mut(n).enumerate() {
             if has_c && cs[1] == 1 {
