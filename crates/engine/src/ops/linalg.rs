@@ -157,12 +157,33 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, packed_b: Option<&PackedB>, ctx: &C
     let (sa, sb) = (broadcast_strides(ba, &batch), broadcast_strides(bb, &batch));
     if ctx.kernels != KernelPath::Reference {
         let packed = packed_b.filter(|p| bb.is_empty() && p.dims() == (k, n));
-        let mut idx = vec![0usize; batch.len()];
-        for (ob, chunk) in out.chunks_mut(m * n).enumerate() {
-            let (ia, ib) = batch_offsets(ob, &batch, &sa, &sb, &mut idx);
-            let am = Mat { data: &av[ia * m * k..(ia + 1) * m * k], rs: k, cs: 1 };
-            let bm = Mat { data: &bv[ib * k * n..(ib + 1) * k * n], rs: n, cs: 1 };
-            kernels::gemm_prepacked(ctx.kernels, ctx.threads, m, n, k, am, bm, packed, chunk, n);
+        // Products `first..` of the batch into `outs`, each on `threads` threads.
+        let run = |first: usize, outs: &mut [f32], threads: usize| {
+            let mut idx = vec![0usize; batch.len()];
+            for (i, chunk) in outs.chunks_mut(m * n).enumerate() {
+                let (ia, ib) = batch_offsets(first + i, &batch, &sa, &sb, &mut idx);
+                let am = Mat { data: &av[ia * m * k..(ia + 1) * m * k], rs: k, cs: 1 };
+                let bm = Mat { data: &bv[ib * k * n..(ib + 1) * k * n], rs: n, cs: 1 };
+                kernels::gemm_prepacked(ctx.kernels, threads, m, n, k, am, bm, packed, chunk, n);
+            }
+        };
+        // A batch of products (attention heads) is split over the threads a whole product
+        // each, rather than each product over all threads: one spawn per operator instead
+        // of one per product. Each element is still one thread's dot product.
+        let threads = threads_for(ctx, nbatch.saturating_mul(m).saturating_mul(n).saturating_mul(k), nbatch);
+        if nbatch >= threads && threads > 1 {
+            let per = nbatch.div_ceil(threads);
+            std::thread::scope(|s| {
+                let mut parts = out.chunks_mut(per * m * n).enumerate();
+                let (_, mine) = parts.next().expect("a non-empty output");
+                for (t, part) in parts {
+                    let run = &run;
+                    s.spawn(move || run(t * per, part, 1));
+                }
+                run(0, mine, 1);
+            });
+        } else {
+            run(0, &mut out, ctx.threads);
         }
         kernels::canonical_nan(&mut out);
         return Ok(Tensor { shape: final_shape, data: TensorData::F32(out) });
