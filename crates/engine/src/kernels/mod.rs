@@ -187,8 +187,16 @@ impl<'a> Mat<'a> {
 /// Columns per group of a B operand as tiles read it: column `j` of a tile's B is at
 /// `(j / GROUP) * pstride + j % GROUP` (plus `k * ldb` for row `k`). Row-major B in place
 /// has `pstride = GROUP`; packed panels ([`PackedB`], [`pack_panels`]) have
-/// `pstride = kc * GROUP`, `ldb = GROUP`.
+/// `pstride = panel_stride(kc)`, `ldb = GROUP`.
 pub(crate) const GROUP: usize = 16;
+
+/// The distance between the starts of two packed `kc`-row panels: one row of padding
+/// keeps the panels a tile reads side by side off the same L1 sets (at `kc * GROUP`
+/// alone, 16 KiB apart for a full block, they all alias).
+#[inline]
+pub(crate) fn panel_stride(kc: usize) -> usize {
+    (kc + 1) * GROUP
+}
 
 /// The offset of element `(k, j)` of a tile's B (see [`GROUP`]).
 #[inline(always)]
@@ -308,65 +316,80 @@ pub(crate) fn gemm(
     gemm_with(path, threads, PAR_MIN_MACS, m, n, k, a, BOp::Mat(b), out, ldc)
 }
 
-/// [`gemm`] where `packed`, if given, is `b` packed beforehand. It is read instead of `b`
-/// when A has more than [`NARROW_ROWS`] rows; for one or two rows (a matrix-vector
-/// product, bound by reading B once) the row-major `b` streams better than 16-column panels.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_prepacked(
+/// [`gemm`] with a B packed beforehand (`n` and `k` are its own).
+pub(crate) fn gemm_packed(
     path: KernelPath,
     threads: usize,
     m: usize,
-    n: usize,
-    k: usize,
     a: Mat<'_>,
-    b: Mat<'_>,
-    packed: Option<&PackedB>,
+    b: &PackedB,
     out: &mut [f32],
     ldc: usize,
 ) {
-    let bop = match packed {
-        Some(p) if m > NARROW_ROWS => {
-            assert_eq!(p.dims(), (k, n), "packed B shape");
-            BOp::Packed(p, 0)
-        }
-        _ => BOp::Mat(b),
-    };
-    gemm_with(path, threads, PAR_MIN_MACS, m, n, k, a, bop, out, ldc)
+    gemm_with(path, threads, PAR_MIN_MACS, m, b.n, b.k, a, BOp::Packed(b, 0), out, ldc)
 }
 
-/// Row counts up to which the driver uses its wide, short tiles (and [`gemm_prepacked`]
-/// reads B in place).
+/// Row counts up to which the driver uses its wide, short tiles (a matrix-vector
+/// product, bound by streaming B once).
 const NARROW_ROWS: usize = 2;
 
 /// A constant `[K, N]` B packed once (at load) into the panels the tiles read, so that a
 /// product neither packs it again nor reads it across rows: K block `kb` (a multiple of
-/// [`DOT_BLOCK`], `kc` long) starts at `kb * n_pad`; within it, the [`GROUP`] columns from
-/// `g * GROUP` are a `kc × GROUP` row-major panel at `g * kc * GROUP`, the last one
+/// [`DOT_BLOCK`], `kc` long) starts at `(kb / DOT_BLOCK) * panels * panel_stride(DOT_BLOCK)`;
+/// within it, the [`GROUP`] columns from `g * GROUP` are a `kc × GROUP` row-major panel at
+/// `g * panel_stride(kc)`, the last one
 /// zero-padded. Values are moved, never combined: products with it give the same bits as
 /// with the original B.
 #[derive(Clone, PartialEq)]
 pub(crate) struct PackedB {
     k: usize,
     n: usize,
-    n_pad: usize,
+    /// Column groups (panels per K block).
+    panels: usize,
     data: Vec<f32>,
 }
 
 impl PackedB {
     /// Packs the `k × n` matrix `b`.
     pub(crate) fn new(b: Mat<'_>, k: usize, n: usize) -> PackedB {
-        let n_pad = n.next_multiple_of(GROUP);
-        let mut data = vec![0.0f32; k * n_pad];
+        let panels = n.div_ceil(GROUP);
+        let last = k % DOT_BLOCK;
+        let len =
+            (k / DOT_BLOCK) * panels * panel_stride(DOT_BLOCK) + if last > 0 { panels * panel_stride(last) } else { 0 };
+        let mut data = vec![0.0f32; len];
+        let mut p = PackedB { k, n, panels, data: Vec::new() };
         for kb in (0..k).step_by(DOT_BLOCK) {
             let kc = DOT_BLOCK.min(k - kb);
-            pack_panels(b, kb, kc, 0, n, &mut data[kb * n_pad..]);
+            pack_panels(b, kb, kc, 0, n, &mut data[p.block(kb)..]);
         }
-        PackedB { k, n, n_pad, data }
+        p.data = data;
+        p
+    }
+
+    /// Where K block `kb` starts.
+    fn block(&self, kb: usize) -> usize {
+        (kb / DOT_BLOCK) * self.panels * panel_stride(DOT_BLOCK)
     }
 
     /// Rows (K) and columns (N) of the matrix.
     pub(crate) fn dims(&self) -> (usize, usize) {
         (self.k, self.n)
+    }
+
+    /// The matrix transposed, `N × K` row-major (what the reference kernels read).
+    pub(crate) fn transposed(&self) -> Vec<f32> {
+        let (k, n) = (self.k, self.n);
+        let mut out = vec![0.0f32; n * k];
+        for kb in (0..k).step_by(DOT_BLOCK) {
+            let kc = DOT_BLOCK.min(k - kb);
+            for j in 0..n {
+                let panel = &self.data[self.block(kb) + (j / GROUP) * panel_stride(kc)..];
+                for kk in 0..kc {
+                    out[j * k + kb + kk] = panel[kk * GROUP + j % GROUP];
+                }
+            }
+        }
+        out
     }
 }
 
@@ -563,7 +586,7 @@ fn drive_in<T: Tile>(
     let pack_a = n > nr && m > NARROW_ROWS;
     let nc_max = if pack_b { NC.next_multiple_of(nr) } else { n };
     if pack_b {
-        let len = DOT_BLOCK * nc_max.min(n.next_multiple_of(nr));
+        let len = nc_max.min(n.next_multiple_of(nr)) / GROUP * panel_stride(DOT_BLOCK);
         if bpack.len() < len {
             bpack.resize(len, 0.0);
         }
@@ -593,10 +616,11 @@ fn drive_in<T: Tile>(
                     let ncols = nr.min(nc - jr);
                     // (tile's B, ldb, pstride); see GROUP.
                     let (bs, ldb, pstride) = match b {
-                        _ if pack_b => (&bpack[(jr / GROUP) * kc * GROUP..], GROUP, kc * GROUP),
+                        _ if pack_b => (&bpack[(jr / GROUP) * panel_stride(kc)..], GROUP, panel_stride(kc)),
                         BOp::Mat(b) => (&b.data[kb * b.rs + jc + jr..], b.rs, GROUP),
                         BOp::Packed(p, c0) => {
-                            (&p.data[kb * p.n_pad + ((c0 + jc + jr) / GROUP) * kc * GROUP..], GROUP, kc * GROUP)
+                            let g = (c0 + jc + jr) / GROUP;
+                            (&p.data[p.block(kb) + g * panel_stride(kc)..], GROUP, panel_stride(kc))
                         }
                     };
                     for ir in (0..mc).step_by(mr_max) {
@@ -640,7 +664,7 @@ fn pack_rows(a: Mat<'_>, mc: usize, kc: usize, mr: usize, dst: &mut [f32]) {
 }
 
 /// Packs `B[kb..kb+kc, jc..jc+nc]` into [`GROUP`]-wide panels, each `kc × GROUP`
-/// row-major, the last one zero-padded.
+/// row-major at `panel_stride(kc)` from the previous one, the last one zero-padded.
 fn pack_panels(b: Mat<'_>, kb: usize, kc: usize, jc: usize, nc: usize, dst: &mut [f32]) {
     let panels = nc.div_ceil(GROUP);
     if b.cs == 1 {
@@ -651,7 +675,7 @@ fn pack_panels(b: Mat<'_>, kb: usize, kc: usize, jc: usize, nc: usize, dst: &mut
             let src = &b.data[s..s + nc];
             for pi in 0..panels {
                 let w = GROUP.min(nc - pi * GROUP);
-                let row = &mut dst[pi * kc * GROUP + kk * GROUP..][..GROUP];
+                let row = &mut dst[pi * panel_stride(kc) + kk * GROUP..][..GROUP];
                 if w == GROUP {
                     row.copy_from_slice(&src[pi * GROUP..][..GROUP]);
                 } else {
@@ -665,7 +689,7 @@ fn pack_panels(b: Mat<'_>, kb: usize, kc: usize, jc: usize, nc: usize, dst: &mut
     // Column-major source (a transposed B): read each column contiguously.
     for pi in 0..panels {
         let w = GROUP.min(nc - pi * GROUP);
-        let panel = &mut dst[pi * kc * GROUP..(pi + 1) * kc * GROUP];
+        let panel = &mut dst[pi * panel_stride(kc)..][..kc * GROUP];
         if w < GROUP {
             panel.fill(0.0);
         }
@@ -730,6 +754,9 @@ mod tests {
         let ldc = n + ldc_extra;
         let packed = PackedB::new(b, k, n);
         assert_eq!(packed.dims(), (k, n));
+        // Unpacking gives B back, transposed.
+        let bt: Vec<u32> = (0..n * k).map(|i| b.data[(i % k) * b.rs + (i / k) * b.cs].to_bits()).collect();
+        assert_eq!(bits(&packed.transposed()), bt);
         for path in KernelPath::available().into_iter().filter(|&p| p != KernelPath::Reference) {
             for threads in [1, 2, 3] {
                 for bop in [BOp::Mat(b), BOp::Packed(&packed, 0)] {

@@ -121,7 +121,8 @@ fn f32s(t: &Tensor) -> &[f32] {
 
 /// ONNX MatMul (numpy `matmul` semantics): 1-D operands are promoted and the added
 /// dimension removed again; batch dimensions broadcast.
-/// `packed_b`, when given, is the constant 2-D B packed at load; the fast paths read it.
+/// `packed_b`, when given, is the constant 2-D B packed at load (`plan::pack_constant_weights`),
+/// and `b` then holds only its shape: every path reads the packed copy.
 pub(crate) fn matmul(a: &Tensor, b: &Tensor, packed_b: Option<&PackedB>, ctx: &Ctx<'_>) -> KResult<Tensor> {
     let bad = || KernelError::Invalid(format!("cannot multiply shapes {:?} and {:?}", a.shape, b.shape));
     if a.shape.is_empty() || b.shape.is_empty() {
@@ -156,15 +157,22 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, packed_b: Option<&PackedB>, ctx: &C
     let (av, bv) = (f32s(a), f32s(b));
     let (sa, sb) = (broadcast_strides(ba, &batch), broadcast_strides(bb, &batch));
     if ctx.kernels != KernelPath::Reference {
-        let packed = packed_b.filter(|p| bb.is_empty() && p.dims() == (k, n));
+        if let Some(p) = packed_b {
+            assert!(bb.is_empty() && p.dims() == (k, n), "packed B matches B's shape (planned at load)");
+        }
         // Products `first..` of the batch into `outs`, each on `threads` threads.
         let run = |first: usize, outs: &mut [f32], threads: usize| {
             let mut idx = vec![0usize; batch.len()];
             for (i, chunk) in outs.chunks_mut(m * n).enumerate() {
                 let (ia, ib) = batch_offsets(first + i, &batch, &sa, &sb, &mut idx);
                 let am = Mat { data: &av[ia * m * k..(ia + 1) * m * k], rs: k, cs: 1 };
-                let bm = Mat { data: &bv[ib * k * n..(ib + 1) * k * n], rs: n, cs: 1 };
-                kernels::gemm_prepacked(ctx.kernels, threads, m, n, k, am, bm, packed, chunk, n);
+                match packed_b {
+                    Some(p) => kernels::gemm_packed(ctx.kernels, threads, m, am, p, chunk, n),
+                    None => {
+                        let bm = Mat { data: &bv[ib * k * n..(ib + 1) * k * n], rs: n, cs: 1 };
+                        kernels::gemm(ctx.kernels, threads, m, n, k, am, bm, chunk, n);
+                    }
+                }
             }
         };
         // A batch of products (attention heads) is split over the threads a whole product
@@ -189,11 +197,17 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, packed_b: Option<&PackedB>, ctx: &C
         return Ok(Tensor { shape: final_shape, data: TensorData::F32(out) });
     }
     // Reference: transpose every B matrix once so the K loop reads contiguous memory.
-    let nb: usize = bb.iter().product();
-    let mut bt = Vec::with_capacity(bv.len());
-    for i in 0..nb {
-        bt.extend(transpose(&bv[i * k * n..(i + 1) * k * n], k, n));
-    }
+    let bt = match packed_b {
+        Some(p) => p.transposed(),
+        None => {
+            let nb: usize = bb.iter().product();
+            let mut bt = Vec::with_capacity(bv.len());
+            for i in 0..nb {
+                bt.extend(transpose(&bv[i * k * n..(i + 1) * k * n], k, n));
+            }
+            bt
+        }
+    };
     let threads = threads_for(ctx, m.saturating_mul(n).saturating_mul(k), m);
     let mut idx = vec![0usize; batch.len()];
     for (ob, chunk) in out.chunks_mut(m * n).enumerate() {
@@ -227,7 +241,8 @@ pub(crate) struct GemmAttrs {
     pub trans_a: bool,
     pub trans_b: bool,
     /// B' (after `trans_b`), when B is a constant packed at load
-    /// (`plan::pack_constant_weights`); the fast paths read it instead of B.
+    /// (`plan::pack_constant_weights`); B then holds only its shape, and every path reads
+    /// this instead.
     pub packed_b: Option<Arc<PackedB>>,
 }
 
@@ -265,9 +280,16 @@ pub(crate) fn gemm(g: &GemmAttrs, a: &Tensor, b: &Tensor, c: Option<&Tensor>, ct
     if ctx.kernels != KernelPath::Reference {
         let (av, bv) = (f32s(a), f32s(b));
         let am = if g.trans_a { Mat { data: av, rs: 1, cs: m } } else { Mat { data: av, rs: k, cs: 1 } };
-        let bm = if g.trans_b { Mat { data: bv, rs: 1, cs: k } } else { Mat { data: bv, rs: n, cs: 1 } };
-        let packed = g.packed_b.as_deref().filter(|p| p.dims() == (k, n));
-        kernels::gemm_prepacked(ctx.kernels, ctx.threads, m, n, k, am, bm, packed, &mut out, n);
+        match g.packed_b.as_deref() {
+            Some(p) => {
+                assert_eq!(p.dims(), (k, n), "packed B matches B's shape (planned at load)");
+                kernels::gemm_packed(ctx.kernels, ctx.threads, m, am, p, &mut out, n)
+            }
+            None => {
+                let bm = if g.trans_b { Mat { data: bv, rs: 1, cs: k } } else { Mat { data: bv, rs: n, cs: 1 } };
+                kernels::gemm(ctx.kernels, ctx.threads, m, n, k, am, bm, &mut out, n);
+            }
+        }
         // The epilogue of the reference, element by element (no fusing, same roundings).
         for (i, row) in out.chunks_mut(n).enumerate() {
             if has_c && cs[1] == 1 {
@@ -287,7 +309,11 @@ pub(crate) fn gemm(g: &GemmAttrs, a: &Tensor, b: &Tensor, c: Option<&Tensor>, ct
         return Ok(Tensor { shape: out_shape, data: TensorData::F32(out) });
     }
     let a_rm = if g.trans_a { transpose(f32s(a), k, m) } else { f32s(a).to_vec() };
-    let bt = if g.trans_b { f32s(b).to_vec() } else { transpose(f32s(b), k, n) };
+    let bt = match g.packed_b.as_deref() {
+        Some(p) => p.transposed(),
+        None if g.trans_b => f32s(b).to_vec(),
+        None => transpose(f32s(b), k, n),
+    };
     let threads = threads_for(ctx, m.saturating_mul(n).saturating_mul(k), m);
     gemm_nt(&a_rm, &bt, m, k, n, threads, &mut out, |i, j, d| {
         let y = alpha * d;
@@ -418,12 +444,15 @@ mod tests {
             let b = Tensor::f32(bshape.clone(), (0..bshape.iter().product::<usize>()).map(|_| rnd()).collect());
             let want = matmul(&a, &b, None, &ctx(&l, 1)).unwrap();
             let wb: Vec<u32> = data(&want).iter().map(|x| x.to_bits()).collect();
-            // A constant 2-D B is packed at load; the fast paths then read the packed copy.
+            // A constant 2-D B is packed at load and keeps only its shape; every path then
+            // reads the packed copy.
             let packed = bcast_b.then(|| PackedB::new(Mat { data: f32s(&b), rs: n, cs: 1 }, k, n));
+            let shape_only = Tensor { shape: b.shape.clone(), data: TensorData::F32(Vec::new()) };
             for path in KernelPath::available() {
                 for threads in [1, 3] {
                     for p in [None, packed.as_ref()] {
-                        let got = matmul(&a, &b, p, &Ctx { limits: &l, threads, kernels: path }).unwrap();
+                        let bb = if p.is_some() { &shape_only } else { &b };
+                        let got = matmul(&a, bb, p, &Ctx { limits: &l, threads, kernels: path }).unwrap();
                         let gb: Vec<u32> = data(&got).iter().map(|x| x.to_bits()).collect();
                         prop_assert_eq!(&wb, &gb, "{:?} threads {} packed {}", path, threads, p.is_some());
                     }
@@ -449,10 +478,12 @@ mod tests {
             // B packed as at load (B' = B or B transposed).
             let bm = if tb { Mat { data: &bv, rs: 1, cs: k } } else { Mat { data: &bv, rs: n, cs: 1 } };
             let gp = GemmAttrs { packed_b: Some(Arc::new(PackedB::new(bm, k, n))), ..g.clone() };
+            let shape_only = Tensor { shape: b.shape.clone(), data: TensorData::F32(Vec::new()) };
             for path in KernelPath::available() {
                 for threads in [1, 2] {
                     for g in [&g, &gp] {
-                        let yp = gemm(g, &a, &b, Some(&c), &Ctx { limits: &l, threads, kernels: path }).unwrap();
+                        let bb = if g.packed_b.is_some() { &shape_only } else { &b };
+                        let yp = gemm(g, &a, bb, Some(&c), &Ctx { limits: &l, threads, kernels: path }).unwrap();
                         prop_assert_eq!(&y1, &yp, "{:?} packed {}", path, g.packed_b.is_some());
                     }
                 }
