@@ -295,6 +295,11 @@ const NC: usize = 512;
 /// Rows of A per cache block (a multiple of every tile's row count): a packed K block of
 /// them (240 KiB) stays in L2 while the column panels of B pass through L1.
 const MC: usize = 240;
+/// Row stride (floats) of a row-major B from which it is packed when several row tiles
+/// read it: rows a page or more apart share L1 sets and TLB entries.
+const PACK_B_STRIDE: usize = 1024;
+/// Column panels (of a tile's width) from which A is packed.
+const PACK_A_PANELS: usize = 16;
 /// Multiply-adds below which a product stays on the calling thread.
 const PAR_MIN_MACS: usize = 1 << 17;
 
@@ -571,19 +576,21 @@ fn drive_in<T: Tile>(
     }
     let (mr_max, nr) = (T::MR, T::NR);
     // A strided B is read in place only when its columns are contiguous, its rows do not
-    // overlap (a [N, 1] matrix seen as [1, N] has column stride 1 and row stride 1) and a
-    // panel is used by one row tile only; otherwise it is packed into GROUP-wide,
-    // K-block-long panels, which stay in L1 while the row tiles of A stream past (in place,
-    // the rows of a K-block panel are a whole row of B apart and fight over a few cache
-    // sets). A PackedB is read as it is.
+    // overlap (a [N, 1] matrix seen as [1, N] has column stride 1 and row stride 1) and
+    // either a panel is used by one row tile only or its rows are close (Conv's im2col
+    // chunks); otherwise it is packed into GROUP-wide, K-block-long panels, which stay in
+    // L1 while the row tiles of A stream past (in place, the rows of a K-block panel are a
+    // whole row of B apart and fight over a few cache sets). A PackedB is read as it is.
     let pack_b = match b {
-        BOp::Mat(b) => !(b.cs == 1 && (k == 1 || b.rs >= n)) || m > mr_max,
+        BOp::Mat(b) => !(b.cs == 1 && (k == 1 || b.rs >= n)) || (m > mr_max && b.rs >= PACK_B_STRIDE),
         BOp::Packed(..) => false,
     };
-    // A is packed (per K block: mr-row panels, k-major) when its tiles are used by more
-    // than one column panel, and it has more than the one or two rows a matrix-vector
-    // product streams B past.
-    let pack_a = n > nr && m > NARROW_ROWS;
+    // A is packed (per K block: mr-row panels, k-major) when its tiles are used by many
+    // column panels (packing costs about as much as 1/(2 nr) of a column panel's work per
+    // element: it only pays back over many panels; Conv's im2col chunks of 64 columns
+    // would pack the whole weight matrix per chunk), and it has more than the one or two
+    // rows a matrix-vector product streams B past.
+    let pack_a = n >= PACK_A_PANELS * nr && m > NARROW_ROWS;
     let nc_max = if pack_b { NC.next_multiple_of(nr) } else { n };
     if pack_b {
         let len = nc_max.min(n.next_multiple_of(nr)) / GROUP * panel_stride(DOT_BLOCK);
@@ -646,18 +653,10 @@ fn pack_rows(a: Mat<'_>, mc: usize, kc: usize, mr: usize, dst: &mut [f32]) {
     for (pi, r0) in (0..mc).step_by(mr).enumerate() {
         let h = mr.min(mc - r0);
         let panel = &mut dst[pi * mr * kc..(pi + 1) * mr * kc];
-        if a.cs == 1 {
-            for r in 0..h {
-                let row = &a.data[(r0 + r) * a.rs..(r0 + r) * a.rs + kc];
-                for (kk, &v) in row.iter().enumerate() {
-                    panel[kk * mr + r] = v;
-                }
-            }
-        } else {
-            for (kk, col) in panel.chunks_exact_mut(mr).enumerate() {
-                for (r, x) in col[..h].iter_mut().enumerate() {
-                    *x = a.data[(r0 + r) * a.rs + kk * a.cs];
-                }
+        // Written front to back, read from h streams.
+        for (kk, col) in panel.chunks_exact_mut(mr).enumerate() {
+            for (r, x) in col[..h].iter_mut().enumerate() {
+                *x = a.data[(r0 + r) * a.rs + kk * a.cs];
             }
         }
     }
@@ -798,6 +797,8 @@ mod tests {
         // of the block; and one row.
         check(250, 37, 512, false, false, 2, 7, true);
         check(1, 300, 257, true, false, 0, 8, true);
+        // B rows a page apart (packed per call) and enough column panels to pack A.
+        check(20, 1100, 300, false, false, 1, 9, true);
     }
 
     #[test]
