@@ -339,12 +339,11 @@ pub(crate) fn gemm_packed(
 const NARROW_ROWS: usize = 2;
 
 /// A constant `[K, N]` B packed once (at load) into the panels the tiles read, so that a
-/// product neither packs it again nor reads it across rows: K block `kb` (a multiple of
+/// product neither packs it again nor reads it across rows. K block `kb` (a multiple of
 /// [`DOT_BLOCK`], `kc` long) starts at `(kb / DOT_BLOCK) * panels * panel_stride(DOT_BLOCK)`;
 /// within it, the [`GROUP`] columns from `g * GROUP` are a `kc × GROUP` row-major panel at
-/// `g * panel_stride(kc)`, the last one
-/// zero-padded. Values are moved, never combined: products with it give the same bits as
-/// with the original B.
+/// `g * panel_stride(kc)`, the last one zero-padded. Values are moved, never combined:
+/// products with it give the same bits as with the original B.
 #[derive(Clone, PartialEq)]
 pub(crate) struct PackedB {
     k: usize,
