@@ -4,10 +4,18 @@
 //! or gather B on every run; instead the initializer is stored transposed once, at load,
 //! and those nodes run with `transB = 0`. Every element of B' is the same value at the same
 //! logical position, so every dot product — and every output bit — is unchanged.
+//!
+//! Then every constant 2-D B used only by MatMul and Gemm is packed once into the panels
+//! the fast kernels read ([`PackedB`]); the nodes hold the packed matrix and the constant
+//! keeps only its shape (the reference kernels read the packed matrix too, through
+//! [`PackedB::transposed`]). Packing moves values, never combines them: the same bits
+//! again.
 
+use crate::kernels::{Mat, PackedB};
 use crate::model::Model;
 use crate::ops::Op;
 use deed_types::TensorData;
+use std::sync::Arc;
 
 /// Stores constant Gemm B operands in `[K, N]` layout (see the module docs).
 pub(crate) fn pretranspose_gemm_weights(model: &mut Model) {
@@ -40,6 +48,56 @@ pub(crate) fn pretranspose_gemm_weights(model: &mut Model) {
                 && let Op::Gemm(g) = &mut node.op
             {
                 g.trans_b = false;
+            }
+        }
+    }
+}
+
+/// Packs each constant 2-D f32 tensor whose every use is as B of MatMul or Gemm (one
+/// orientation) into a [`PackedB`] those nodes hold, and leaves the constant holding only
+/// its shape (see the module docs): weights are not stored twice. Constants are done one
+/// at a time, so the load never holds two copies of more than one of them.
+pub(crate) fn pack_constant_weights(model: &mut Model) {
+    for id in 0..model.consts.len() {
+        let Some(t) = &model.consts[id] else { continue };
+        if t.shape.len() != 2 || !matches!(t.data, TensorData::F32(_)) || model.output_ids.contains(&id) {
+            continue;
+        }
+        // Every use must be input 1 of MatMul or Gemm, all with the same transB.
+        let mut trans = None;
+        let mut ok = true;
+        for node in &model.nodes {
+            for (pos, input) in node.inputs.iter().enumerate() {
+                if *input != Some(id) {
+                    continue;
+                }
+                let t = match &node.op {
+                    Op::MatMul { .. } if pos == 1 => false,
+                    Op::Gemm(g) if pos == 1 => g.trans_b,
+                    _ => {
+                        ok = false;
+                        continue;
+                    }
+                };
+                ok &= *trans.get_or_insert(t) == t;
+            }
+        }
+        let (Some(trans), true) = (trans, ok) else { continue };
+        let Some(t) = model.consts[id].as_mut() else { continue };
+        let (r, c) = (t.shape[0], t.shape[1]);
+        let TensorData::F32(v) = &mut t.data else { continue };
+        // B' = B ([K, N]) or, with transB, B seen transposed ([N, K] stored).
+        let (k, n, b) =
+            if trans { (c, r, Mat { data: v, rs: 1, cs: c }) } else { (r, c, Mat { data: v, rs: c, cs: 1 }) };
+        let packed = Arc::new(PackedB::new(b, k, n));
+        *v = Vec::new();
+        for node in &mut model.nodes {
+            if node.inputs.get(1) == Some(&Some(id)) {
+                match &mut node.op {
+                    Op::MatMul { packed_b } => *packed_b = Some(packed.clone()),
+                    Op::Gemm(g) => g.packed_b = Some(packed.clone()),
+                    _ => unreachable!("every use was checked above"),
+                }
             }
         }
     }

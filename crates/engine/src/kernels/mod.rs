@@ -184,16 +184,47 @@ impl<'a> Mat<'a> {
     }
 }
 
+/// Columns per group of a B operand as tiles read it: column `j` of a tile's B is at
+/// `(j / GROUP) * pstride + j % GROUP` (plus `k * ldb` for row `k`). Row-major B in place
+/// has `pstride = GROUP`; packed panels ([`PackedB`], [`pack_panels`]) have
+/// `pstride = panel_stride(kc)`, `ldb = GROUP`.
+pub(crate) const GROUP: usize = 16;
+
+/// The distance between the starts of two packed `kc`-row panels: one row of padding
+/// keeps the panels a tile reads side by side off the same L1 sets (at `kc * GROUP`
+/// alone, 16 KiB apart for a full block, they all alias).
+#[inline]
+pub(crate) fn panel_stride(kc: usize) -> usize {
+    (kc + 1) * GROUP
+}
+
+/// The offset of element `(k, j)` of a tile's B (see [`GROUP`]).
+#[inline(always)]
+pub(crate) fn b_at(k: usize, j: usize, ldb: usize, pstride: usize) -> usize {
+    (j / GROUP) * pstride + j % GROUP + k * ldb
+}
+
 /// A micro-kernel: adds one K block of dot products into an `mr × ncols` tile of C.
 pub(crate) trait Tile: Sync {
     /// Most rows per tile.
     const MR: usize;
-    /// Columns per tile.
+    /// Columns per tile (a multiple of [`GROUP`]).
     const NR: usize;
     /// For `r < mr`, `j < ncols`: `acc = 0.0; for k < kc { acc = fma(a(r, k),
-    /// b[k*ldb + j], acc) }; c[r*ldc + j] = c[r*ldc + j] + acc`.
+    /// b[b_at(k, j, ldb, pstride)], acc) }; c[r*ldc + j] = c[r*ldc + j] + acc`.
     #[allow(clippy::too_many_arguments)]
-    fn tile(&self, mr: usize, kc: usize, a: Mat<'_>, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize, ncols: usize);
+    fn tile(
+        &self,
+        mr: usize,
+        kc: usize,
+        a: Mat<'_>,
+        b: &[f32],
+        ldb: usize,
+        pstride: usize,
+        c: &mut [f32],
+        ldc: usize,
+        ncols: usize,
+    );
 }
 
 /// The bounds every tile relies on; a violation is a bug in the driver.
@@ -207,13 +238,15 @@ pub(crate) fn check_tile(
     a: Mat<'_>,
     b: &[f32],
     ldb: usize,
+    pstride: usize,
     c: &[f32],
     ldc: usize,
     ncols: usize,
 ) {
     assert!((1..=mr_max).contains(&mr) && (1..=nr).contains(&ncols) && (1..=DOT_BLOCK).contains(&kc), "tile shape");
     assert!(a.data.len() > (mr - 1) * a.rs + (kc - 1) * a.cs, "tile a bounds");
-    assert!((kc == 1 || ldb >= ncols) && b.len() >= (kc - 1) * ldb + ncols, "tile b bounds");
+    // Every group's last row ends in bounds (groups ascend: pstride >= GROUP).
+    assert!(pstride >= GROUP && b.len() > b_at(kc - 1, ncols - 1, ldb, pstride), "tile b bounds");
     assert!(ldc >= ncols && c.len() >= (mr - 1) * ldc + ncols, "tile c bounds");
 }
 
@@ -224,15 +257,28 @@ struct ScalarTile<const MR: usize, const NR: usize>;
 impl<const MR: usize, const NR: usize> Tile for ScalarTile<MR, NR> {
     const MR: usize = MR;
     const NR: usize = NR;
-    fn tile(&self, mr: usize, kc: usize, a: Mat<'_>, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize, ncols: usize) {
-        check_tile(MR, NR, mr, kc, a, b, ldb, c, ldc, ncols);
+    fn tile(
+        &self,
+        mr: usize,
+        kc: usize,
+        a: Mat<'_>,
+        b: &[f32],
+        ldb: usize,
+        pstride: usize,
+        c: &mut [f32],
+        ldc: usize,
+        ncols: usize,
+    ) {
+        check_tile(MR, NR, mr, kc, a, b, ldb, pstride, c, ldc, ncols);
         let mut acc = [[0.0f32; NR]; MR];
         for k in 0..kc {
-            let bk = &b[k * ldb..k * ldb + ncols];
             for (r, acc_r) in acc.iter_mut().enumerate().take(mr) {
                 let av = a.data[r * a.rs + k * a.cs];
-                for (x, &bv) in acc_r.iter_mut().zip(bk) {
-                    *x = av.mul_add(bv, *x);
+                for (g, xs) in acc_r[..ncols].chunks_mut(GROUP).enumerate() {
+                    let bk = &b[g * pstride + k * ldb..][..xs.len()];
+                    for (x, &bv) in xs.iter_mut().zip(bk) {
+                        *x = av.mul_add(bv, *x);
+                    }
                 }
             }
         }
@@ -246,8 +292,14 @@ impl<const MR: usize, const NR: usize> Tile for ScalarTile<MR, NR> {
 
 /// Columns of B packed per cache block (a packed K block of them stays in L2).
 const NC: usize = 512;
-/// Rows of A per cache block (a multiple of every tile's row count).
-const MC: usize = 48;
+/// Rows of A per cache block (a multiple of every tile's row count): a packed K block of
+/// them (240 KiB) stays in L2 while the column panels of B pass through L1.
+const MC: usize = 240;
+/// Row stride (floats) of a row-major B from which it is packed when several row tiles
+/// read it: rows a page or more apart share L1 sets and TLB entries.
+const PACK_B_STRIDE: usize = 1024;
+/// Column panels (of a tile's width) from which A is packed.
+const PACK_A_PANELS: usize = 16;
 /// Multiply-adds below which a product stays on the calling thread.
 const PAR_MIN_MACS: usize = 1 << 17;
 
@@ -266,7 +318,108 @@ pub(crate) fn gemm(
     out: &mut [f32],
     ldc: usize,
 ) {
-    gemm_with(path, threads, PAR_MIN_MACS, m, n, k, a, b, out, ldc)
+    gemm_with(path, threads, PAR_MIN_MACS, m, n, k, a, BOp::Mat(b), out, ldc)
+}
+
+/// [`gemm`] with a B packed beforehand (`n` and `k` are its own).
+pub(crate) fn gemm_packed(
+    path: KernelPath,
+    threads: usize,
+    m: usize,
+    a: Mat<'_>,
+    b: &PackedB,
+    out: &mut [f32],
+    ldc: usize,
+) {
+    gemm_with(path, threads, PAR_MIN_MACS, m, b.n, b.k, a, BOp::Packed(b, 0), out, ldc)
+}
+
+/// Row counts up to which the driver uses its wide, short tiles (a matrix-vector
+/// product, bound by streaming B once).
+const NARROW_ROWS: usize = 2;
+
+/// A constant `[K, N]` B packed once (at load) into the panels the tiles read, so that a
+/// product neither packs it again nor reads it across rows. K block `kb` (a multiple of
+/// [`DOT_BLOCK`], `kc` long) starts at `(kb / DOT_BLOCK) * panels * panel_stride(DOT_BLOCK)`;
+/// within it, the [`GROUP`] columns from `g * GROUP` are a `kc × GROUP` row-major panel at
+/// `g * panel_stride(kc)`, the last one zero-padded. Values are moved, never combined:
+/// products with it give the same bits as with the original B.
+#[derive(Clone, PartialEq)]
+pub(crate) struct PackedB {
+    k: usize,
+    n: usize,
+    /// Column groups (panels per K block).
+    panels: usize,
+    data: Vec<f32>,
+}
+
+impl PackedB {
+    /// Packs the `k × n` matrix `b`.
+    pub(crate) fn new(b: Mat<'_>, k: usize, n: usize) -> PackedB {
+        let panels = n.div_ceil(GROUP);
+        let last = k % DOT_BLOCK;
+        let len =
+            (k / DOT_BLOCK) * panels * panel_stride(DOT_BLOCK) + if last > 0 { panels * panel_stride(last) } else { 0 };
+        let mut data = vec![0.0f32; len];
+        let mut p = PackedB { k, n, panels, data: Vec::new() };
+        for kb in (0..k).step_by(DOT_BLOCK) {
+            let kc = DOT_BLOCK.min(k - kb);
+            pack_panels(b, kb, kc, 0, n, &mut data[p.block(kb)..]);
+        }
+        p.data = data;
+        p
+    }
+
+    /// Where K block `kb` starts.
+    fn block(&self, kb: usize) -> usize {
+        (kb / DOT_BLOCK) * self.panels * panel_stride(DOT_BLOCK)
+    }
+
+    /// Rows (K) and columns (N) of the matrix.
+    pub(crate) fn dims(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+
+    /// The matrix transposed, `N × K` row-major (what the reference kernels read).
+    pub(crate) fn transposed(&self) -> Vec<f32> {
+        let (k, n) = (self.k, self.n);
+        let mut out = vec![0.0f32; n * k];
+        for kb in (0..k).step_by(DOT_BLOCK) {
+            let kc = DOT_BLOCK.min(k - kb);
+            for j in 0..n {
+                let panel = &self.data[self.block(kb) + (j / GROUP) * panel_stride(kc)..];
+                for kk in 0..kc {
+                    out[j * k + kb + kk] = panel[kk * GROUP + j % GROUP];
+                }
+            }
+        }
+        out
+    }
+}
+
+impl std::fmt::Debug for PackedB {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PackedB({} × {})", self.k, self.n)
+    }
+}
+
+/// The B operand of the driver.
+#[derive(Clone, Copy, Debug)]
+enum BOp<'a> {
+    /// A strided matrix (packed per call when that pays).
+    Mat(Mat<'a>),
+    /// Columns from the given one (a multiple of [`GROUP`]) of a packed matrix.
+    Packed(&'a PackedB, usize),
+}
+
+impl<'a> BOp<'a> {
+    /// The columns from `c0` on (`c0` a multiple of every tile's `NR`).
+    fn cols_from(self, c0: usize) -> BOp<'a> {
+        match self {
+            BOp::Mat(b) => BOp::Mat(b.offset(0, c0)),
+            BOp::Packed(p, c) => BOp::Packed(p, c + c0),
+        }
+    }
 }
 
 /// [`gemm`] with the threading threshold as a parameter (tests thread tiny shapes).
@@ -279,7 +432,7 @@ fn gemm_with(
     n: usize,
     k: usize,
     a: Mat<'_>,
-    b: Mat<'_>,
+    b: BOp<'_>,
     out: &mut [f32],
     ldc: usize,
 ) {
@@ -299,7 +452,7 @@ fn gemm_with(
     match path {
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx512 => {
-            if m <= 2 {
+            if m <= NARROW_ROWS {
                 split(&x86::Avx512::<2, 8>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc)
             } else {
                 split(&x86::Avx512::<8, 2>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc)
@@ -307,7 +460,7 @@ fn gemm_with(
         }
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 => {
-            if m <= 2 {
+            if m <= NARROW_ROWS {
                 split(&x86::Avx2::<2, 8>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc)
             } else {
                 split(&x86::Avx2::<6, 2>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc)
@@ -328,7 +481,7 @@ fn split<T: Tile>(
     n: usize,
     k: usize,
     a: Mat<'_>,
-    b: Mat<'_>,
+    b: BOp<'_>,
     out: &mut [f32],
     ldc: usize,
 ) {
@@ -364,7 +517,7 @@ fn split<T: Tile>(
             let work = |&(c0, c1): &(usize, usize)| {
                 let w = c1 - c0;
                 let mut buf = vec![0.0f32; m * w];
-                drive(t, m, w, k, a, b.offset(0, c0), &mut buf, w);
+                drive(t, m, w, k, a, b.cols_from(c0), &mut buf, w);
                 buf
             };
             let handles: Vec<_> = ranges[1..].iter().map(|r| s.spawn(move || work(r))).collect();
@@ -381,9 +534,39 @@ fn split<T: Tile>(
     }
 }
 
+thread_local! {
+    /// Per-thread packing buffers (B panels, A panels), reused across calls so that a
+    /// product does not allocate and fault in fresh pages every time.
+    static PACK: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
 /// The single-threaded blocked product (see the module docs for why it keeps the order).
 #[allow(clippy::too_many_arguments)]
-fn drive<T: Tile>(t: &T, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, out: &mut [f32], ldc: usize) {
+fn drive<T: Tile>(t: &T, m: usize, n: usize, k: usize, a: Mat<'_>, b: BOp<'_>, out: &mut [f32], ldc: usize) {
+    PACK.with(|p| match p.try_borrow_mut() {
+        Ok(mut bufs) => {
+            let (bp, ap) = &mut *bufs;
+            drive_in(t, m, n, k, a, b, out, ldc, bp, ap)
+        }
+        // Only reachable if a tile re-entered the driver; fresh buffers are as good.
+        Err(_) => drive_in(t, m, n, k, a, b, out, ldc, &mut Vec::new(), &mut Vec::new()),
+    })
+}
+
+/// [`drive`] with the packing buffers given.
+#[allow(clippy::too_many_arguments)]
+fn drive_in<T: Tile>(
+    t: &T,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat<'_>,
+    b: BOp<'_>,
+    out: &mut [f32],
+    ldc: usize,
+    bpack: &mut Vec<f32>,
+    apack: &mut Vec<f32>,
+) {
     for i in 0..m {
         out[i * ldc..i * ldc + n].fill(0.0);
     }
@@ -391,34 +574,70 @@ fn drive<T: Tile>(t: &T, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, o
         return;
     }
     let (mr_max, nr) = (T::MR, T::NR);
-    // B is read in place only when its columns are contiguous and its rows do not overlap
-    // (a [N, 1] matrix seen as [1, N] has column stride 1 and row stride 1); otherwise it is
-    // packed into nr-wide, K-block-long panels.
-    let pack_b = !(b.cs == 1 && (k == 1 || b.rs >= n));
+    // A strided B is read in place only when its columns are contiguous, its rows do not
+    // overlap (a [N, 1] matrix seen as [1, N] has column stride 1 and row stride 1) and
+    // either a panel is used by one row tile only or its rows are close (Conv's im2col
+    // chunks); otherwise it is packed into GROUP-wide, K-block-long panels, which stay in
+    // L1 while the row tiles of A stream past (in place, the rows of a K-block panel are a
+    // whole row of B apart and fight over a few cache sets). A PackedB is read as it is.
+    let pack_b = match b {
+        BOp::Mat(b) => !(b.cs == 1 && (k == 1 || b.rs >= n)) || (m > mr_max && b.rs >= PACK_B_STRIDE),
+        BOp::Packed(..) => false,
+    };
+    // A is packed (per K block: mr-row panels, k-major) when its tiles are used by many
+    // column panels (packing costs about as much as 1/(2 nr) of a column panel's work per
+    // element: it only pays back over many panels; Conv's im2col chunks of 64 columns
+    // would pack the whole weight matrix per chunk), and it has more than the one or two
+    // rows a matrix-vector product streams B past.
+    let pack_a = n >= PACK_A_PANELS * nr && m > NARROW_ROWS;
     let nc_max = if pack_b { NC.next_multiple_of(nr) } else { n };
-    let mut bpack = if pack_b { vec![0.0f32; DOT_BLOCK * nc_max.min(n.next_multiple_of(nr))] } else { Vec::new() };
+    if pack_b {
+        let len = nc_max.min(n.next_multiple_of(nr)) / GROUP * panel_stride(DOT_BLOCK);
+        if bpack.len() < len {
+            bpack.resize(len, 0.0);
+        }
+    }
+    // Packed A: K block `kb` (a multiple of DOT_BLOCK) starts at `kb * m_pad`, its row
+    // panel of rows `i..i + mr_max` at `kb * m_pad + i * kc`. Packed once for all of N.
+    let m_pad = m.next_multiple_of(mr_max);
+    if pack_a {
+        if apack.len() < m_pad * k {
+            apack.resize(m_pad * k, 0.0);
+        }
+        for kb in (0..k).step_by(DOT_BLOCK) {
+            let kc = DOT_BLOCK.min(k - kb);
+            pack_rows(a.offset(0, kb), m, kc, mr_max, &mut apack[kb * m_pad..]);
+        }
+    }
     for jc in (0..n).step_by(nc_max) {
         let nc = nc_max.min(n - jc);
         for kb in (0..k).step_by(DOT_BLOCK) {
             let kc = DOT_BLOCK.min(k - kb);
-            if pack_b {
-                pack_panels(b, kb, kc, jc, nc, nr, &mut bpack);
+            if pack_b && let BOp::Mat(b) = b {
+                pack_panels(b, kb, kc, jc, nc, bpack);
             }
-            // A is read in place through its strides (rows of A stream through L1 while a
-            // B panel stays there); only B is packed.
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
                 for jr in (0..nc).step_by(nr) {
                     let ncols = nr.min(nc - jr);
-                    let (bs, ldb) = if pack_b {
-                        (&bpack[(jr / nr) * kc * nr..], nr)
-                    } else {
-                        (&b.data[kb * b.rs + jc + jr..], b.rs)
+                    // (tile's B, ldb, pstride); see GROUP.
+                    let (bs, ldb, pstride) = match b {
+                        _ if pack_b => (&bpack[(jr / GROUP) * panel_stride(kc)..], GROUP, panel_stride(kc)),
+                        BOp::Mat(b) => (&b.data[kb * b.rs + jc + jr..], b.rs, GROUP),
+                        BOp::Packed(p, c0) => {
+                            let g = (c0 + jc + jr) / GROUP;
+                            (&p.data[p.block(kb) + g * panel_stride(kc)..], GROUP, panel_stride(kc))
+                        }
                     };
                     for ir in (0..mc).step_by(mr_max) {
                         let mr = mr_max.min(mc - ir);
                         let c = &mut out[(ic + ir) * ldc + jc + jr..];
-                        t.tile(mr, kc, a.offset(ic + ir, kb), bs, ldb, c, ldc, ncols);
+                        let at = if pack_a {
+                            Mat { data: &apack[kb * m_pad + (ic + ir) * kc..], rs: 1, cs: mr_max }
+                        } else {
+                            a.offset(ic + ir, kb)
+                        };
+                        t.tile(mr, kc, at, bs, ldb, pstride, c, ldc, ncols);
                     }
                 }
             }
@@ -426,28 +645,56 @@ fn drive<T: Tile>(t: &T, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, o
     }
 }
 
-/// Packs `B[kb..kb+kc, jc..jc+nc]` into `nr`-wide panels, each `kc × nr` row-major, the
-/// last one zero-padded.
-fn pack_panels(b: Mat<'_>, kb: usize, kc: usize, jc: usize, nc: usize, nr: usize, dst: &mut [f32]) {
-    for (pi, jr) in (0..nc).step_by(nr).enumerate() {
-        let w = nr.min(nc - jr);
-        let panel = &mut dst[pi * kc * nr..(pi + 1) * kc * nr];
-        if b.cs == 1 {
-            for (kk, row) in panel.chunks_exact_mut(nr).enumerate() {
-                let s = (kb + kk) * b.rs + jc + jr;
-                row[..w].copy_from_slice(&b.data[s..s + w]);
-                row[w..].fill(0.0);
+/// Packs `A[..mc, ..kc]` into `mr`-row panels: panel `p` holds rows `p*mr..` k-major,
+/// element `(r, k)` at `p*mr*kc + k*mr + r` (the last panel's missing rows are left as
+/// they are and never read).
+fn pack_rows(a: Mat<'_>, mc: usize, kc: usize, mr: usize, dst: &mut [f32]) {
+    for (pi, r0) in (0..mc).step_by(mr).enumerate() {
+        let h = mr.min(mc - r0);
+        let panel = &mut dst[pi * mr * kc..(pi + 1) * mr * kc];
+        // Written front to back, read from h streams.
+        for (kk, col) in panel.chunks_exact_mut(mr).enumerate() {
+            for (r, x) in col[..h].iter_mut().enumerate() {
+                *x = a.data[(r0 + r) * a.rs + kk * a.cs];
             }
-        } else {
-            // Column-major source (a transposed B): read each column contiguously.
-            if w < nr {
-                panel.fill(0.0);
-            }
-            for j in 0..w {
-                let col = (jc + jr + j) * b.cs + kb * b.rs;
-                for kk in 0..kc {
-                    panel[kk * nr + j] = b.data[col + kk * b.rs];
+        }
+    }
+}
+
+/// Packs `B[kb..kb+kc, jc..jc+nc]` into [`GROUP`]-wide panels, each `kc × GROUP`
+/// row-major at `panel_stride(kc)` from the previous one, the last one zero-padded.
+fn pack_panels(b: Mat<'_>, kb: usize, kc: usize, jc: usize, nc: usize, dst: &mut [f32]) {
+    let panels = nc.div_ceil(GROUP);
+    if b.cs == 1 {
+        // Row-major source: read each row of the block once, front to back (the hardware
+        // prefetcher follows it), and deal it out to the panels.
+        for kk in 0..kc {
+            let s = (kb + kk) * b.rs + jc;
+            let src = &b.data[s..s + nc];
+            for pi in 0..panels {
+                let w = GROUP.min(nc - pi * GROUP);
+                let row = &mut dst[pi * panel_stride(kc) + kk * GROUP..][..GROUP];
+                if w == GROUP {
+                    row.copy_from_slice(&src[pi * GROUP..][..GROUP]);
+                } else {
+                    row[..w].copy_from_slice(&src[pi * GROUP..pi * GROUP + w]);
+                    row[w..].fill(0.0);
                 }
+            }
+        }
+        return;
+    }
+    // Column-major source (a transposed B): read each column contiguously.
+    for pi in 0..panels {
+        let w = GROUP.min(nc - pi * GROUP);
+        let panel = &mut dst[pi * panel_stride(kc)..][..kc * GROUP];
+        if w < GROUP {
+            panel.fill(0.0);
+        }
+        for j in 0..w {
+            let col = (jc + pi * GROUP + j) * b.cs + kb * b.rs;
+            for kk in 0..kc {
+                panel[kk * GROUP + j] = b.data[col + kk * b.rs];
             }
         }
     }
@@ -503,14 +750,25 @@ mod tests {
         canonical_nan(&mut want);
         let want = bits(&want);
         let ldc = n + ldc_extra;
+        let packed = PackedB::new(b, k, n);
+        assert_eq!(packed.dims(), (k, n));
+        // Unpacking gives B back, transposed.
+        let bt: Vec<u32> = (0..n * k).map(|i| b.data[(i % k) * b.rs + (i / k) * b.cs].to_bits()).collect();
+        assert_eq!(bits(&packed.transposed()), bt);
         for path in KernelPath::available().into_iter().filter(|&p| p != KernelPath::Reference) {
             for threads in [1, 2, 3] {
-                let mut out = vec![f32::NAN; m * ldc];
-                // Thread small shapes too.
-                gemm_with(path, threads, 0, m, n, k, a, b, &mut out, ldc);
-                let mut got: Vec<f32> = (0..m).flat_map(|i| out[i * ldc..i * ldc + n].to_vec()).collect();
-                canonical_nan(&mut got);
-                assert_eq!(bits(&got), want, "path {path:?}, threads {threads}, m {m} n {n} k {k} ta {ta} tb {tb}");
+                for bop in [BOp::Mat(b), BOp::Packed(&packed, 0)] {
+                    let mut out = vec![f32::NAN; m * ldc];
+                    // Thread small shapes too.
+                    gemm_with(path, threads, 0, m, n, k, a, bop, &mut out, ldc);
+                    let mut got: Vec<f32> = (0..m).flat_map(|i| out[i * ldc..i * ldc + n].to_vec()).collect();
+                    canonical_nan(&mut got);
+                    assert_eq!(
+                        bits(&got),
+                        want,
+                        "path {path:?}, threads {threads}, m {m} n {n} k {k} ta {ta} tb {tb} {bop:?}"
+                    );
+                }
             }
         }
     }
@@ -534,6 +792,12 @@ mod tests {
         check(1, 2048 + 5, 300, false, false, 3, 2, false);
         check(3, 100, 1030, true, true, 0, 3, true);
         check(130, 20, 513, false, true, 1, 4, true);
+        // Over one row cache block (MC), N not a multiple of a column group, K a multiple
+        // of the block; and one row.
+        check(250, 37, 512, false, false, 2, 7, true);
+        check(1, 300, 257, true, false, 0, 8, true);
+        // B rows a page apart (packed per call) and enough column panels to pack A.
+        check(20, 1100, 300, false, false, 1, 9, true);
     }
 
     #[test]

@@ -11,21 +11,26 @@
 //! slice bounds that the unchecked loads and stores rely on.
 #![allow(unsafe_code)]
 
-use super::{Mat, Tile, check_tile};
+use super::{GROUP, Mat, Tile, check_tile};
 use std::arch::x86_64::*;
 
-/// Dispatches a runtime row count `mr` to a const-generic kernel instantiation.
+// The kernels address B by column groups of 16 lanes (one AVX-512 vector, two AVX2 ones).
+const _: () = assert!(GROUP == 16);
+
+/// Dispatches a runtime row count `mr` to a const-generic kernel instantiation; `$pa` is
+/// the column stride of A when A is a packed panel (`rs = 1`), 0 for any strides; `$cb`
+/// says that B's column groups are contiguous (`pstride == GROUP`: B read in place).
 macro_rules! by_rows {
-    ($mr:expr, $f:ident, $nv:literal, $($arg:expr),*) => {
+    ($mr:expr, $f:ident, $nv:literal, $pa:expr, $cb:expr, $($arg:expr),*) => {
         match $mr {
-            1 => $f::<1, $nv>($($arg),*),
-            2 => $f::<2, $nv>($($arg),*),
-            3 => $f::<3, $nv>($($arg),*),
-            4 => $f::<4, $nv>($($arg),*),
-            5 => $f::<5, $nv>($($arg),*),
-            6 => $f::<6, $nv>($($arg),*),
-            7 => $f::<7, $nv>($($arg),*),
-            8 => $f::<8, $nv>($($arg),*),
+            1 => $f::<1, $nv, $pa, $cb>($($arg),*),
+            2 => $f::<2, $nv, $pa, $cb>($($arg),*),
+            3 => $f::<3, $nv, $pa, $cb>($($arg),*),
+            4 => $f::<4, $nv, $pa, $cb>($($arg),*),
+            5 => $f::<5, $nv, $pa, $cb>($($arg),*),
+            6 => $f::<6, $nv, $pa, $cb>($($arg),*),
+            7 => $f::<7, $nv, $pa, $cb>($($arg),*),
+            8 => $f::<8, $nv, $pa, $cb>($($arg),*),
             _ => unreachable!("tile rows are checked"),
         }
     };
@@ -59,14 +64,34 @@ macro_rules! tile_impl {
             const MR: usize = $mr;
             const NR: usize = $nv * $lanes;
             #[inline]
-            fn tile(&self, mr: usize, kc: usize, a: Mat<'_>, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize, ncols: usize) {
-                check_tile(Self::MR, Self::NR, mr, kc, a, b, ldb, c, ldc, ncols);
+            fn tile(
+                &self,
+                mr: usize,
+                kc: usize,
+                a: Mat<'_>,
+                b: &[f32],
+                ldb: usize,
+                pstride: usize,
+                c: &mut [f32],
+                ldc: usize,
+                ncols: usize,
+            ) {
+                check_tile(Self::MR, Self::NR, mr, kc, a, b, ldb, pstride, c, ldc, ncols);
                 let (ars, acs, a, b, c) = (a.rs, a.cs, a.data.as_ptr(), b.as_ptr(), c.as_mut_ptr());
                 // SAFETY: `self` exists only if the CPU has the kernel's features (`new`), and
                 // `check_tile` proved that every element the kernel touches — a[r*ars + k*acs],
-                // b[k*ldb + j] and c[r*ldc + j] for k < kc, r < mr, j < ncols — is in bounds;
-                // lanes at j >= ncols are masked off and never accessed.
-                unsafe { by_rows!(mr, $kern, $nv, kc, a, ars, acs, b, ldb, c, ldc, ncols) }
+                // b[b_at(k, j, ldb, pstride)] and c[r*ldc + j] for k < kc, r < mr, j < ncols —
+                // is in bounds; lanes at j >= ncols are masked off and never accessed.
+                unsafe {
+                    // A packed panel (as the driver packs it) gets constant strides, so the
+                    // row addresses fold into the loads.
+                    match (ars == 1 && acs == $mr, pstride == GROUP) {
+                        (true, true) => by_rows!(mr, $kern, $nv, $mr, true, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols),
+                        (true, false) => by_rows!(mr, $kern, $nv, $mr, false, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols),
+                        (false, true) => by_rows!(mr, $kern, $nv, 0, true, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols),
+                        (false, false) => by_rows!(mr, $kern, $nv, 0, false, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols),
+                    }
+                }
             }
         }
     )*};
@@ -76,16 +101,19 @@ tile_impl!(Avx512, kern512, 16, (8, 2), (2, 8));
 tile_impl!(Avx2, kern256, 8, (6, 2), (2, 8));
 
 /// `c[r*ldc + j] += dot_block(a[r, ..], b[.., j])` for `r < R`, `j < ncols`, where
-/// `a[r, k]` is `a[r*ars + k*acs]`.
+/// `a[r, k]` is `a[r*ars + k*acs]` and `b[k, j]` is `b[b_at(k, j, ldb, pstride)]`. With
+/// `PA > 0`, the caller guarantees `ars == 1` and `acs == PA` (a packed panel of A); with
+/// `CB`, `pstride == GROUP`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-unsafe fn kern512<const R: usize, const NV: usize>(
+unsafe fn kern512<const R: usize, const NV: usize, const PA: usize, const CB: bool>(
     kc: usize,
     a: *const f32,
     ars: usize,
     acs: usize,
     b: *const f32,
     ldb: usize,
+    pstride: usize,
     c: *mut f32,
     ldc: usize,
     ncols: usize,
@@ -95,13 +123,19 @@ unsafe fn kern512<const R: usize, const NV: usize>(
         let valid = ncols.saturating_sub(v * 16).min(16);
         *m = ((1u32 << valid) - 1) as u16;
     }
+    let (ars, acs) = if PA > 0 { (1, PA) } else { (ars, acs) };
+    let pstride = if CB { GROUP } else { pstride };
     let full = ncols == NV * 16;
+    // Vector v is column group v (GROUP = 16 lanes).
+    let mut bp = [b; NV];
+    for (v, p) in bp.iter_mut().enumerate() {
+        *p = b.wrapping_add(v * pstride);
+    }
     let mut acc = [[_mm512_setzero_ps(); NV]; R];
     for k in 0..kc {
-        let bk = b.wrapping_add(k * ldb);
         let mut bv = [_mm512_setzero_ps(); NV];
         for v in 0..NV {
-            let p = bk.wrapping_add(v * 16);
+            let p = bp[v].wrapping_add(k * ldb);
             // SAFETY: lanes at columns < ncols are in bounds (checked by the caller); masked
             // lanes are not accessed.
             bv[v] = unsafe { if full { _mm512_loadu_ps(p) } else { _mm512_maskz_loadu_ps(masks[v], p) } };
@@ -129,13 +163,14 @@ unsafe fn kern512<const R: usize, const NV: usize>(
 /// The AVX2 twin of [`kern512`], 8 columns per vector.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kern256<const R: usize, const NV: usize>(
+unsafe fn kern256<const R: usize, const NV: usize, const PA: usize, const CB: bool>(
     kc: usize,
     a: *const f32,
     ars: usize,
     acs: usize,
     b: *const f32,
     ldb: usize,
+    pstride: usize,
     c: *mut f32,
     ldc: usize,
     ncols: usize,
@@ -145,13 +180,19 @@ unsafe fn kern256<const R: usize, const NV: usize>(
         let valid = ncols.saturating_sub(v * 8).min(8) as i32;
         *m = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     }
+    let (ars, acs) = if PA > 0 { (1, PA) } else { (ars, acs) };
+    let pstride = if CB { GROUP } else { pstride };
     let full = ncols == NV * 8;
+    // Vector v is the lower or upper half of column group v / 2 (GROUP = 16 lanes).
+    let mut bp = [b; NV];
+    for (v, p) in bp.iter_mut().enumerate() {
+        *p = b.wrapping_add((v * 8 / GROUP) * pstride + (v * 8) % GROUP);
+    }
     let mut acc = [[_mm256_setzero_ps(); NV]; R];
     for k in 0..kc {
-        let bk = b.wrapping_add(k * ldb);
         let mut bv = [_mm256_setzero_ps(); NV];
         for v in 0..NV {
-            let p = bk.wrapping_add(v * 8);
+            let p = bp[v].wrapping_add(k * ldb);
             // SAFETY: lanes at columns < ncols are in bounds (checked by the caller); masked
             // lanes are not accessed (vmaskmovps suppresses them).
             bv[v] = unsafe { if full { _mm256_loadu_ps(p) } else { _mm256_maskload_ps(p, masks[v]) } };

@@ -17,8 +17,9 @@
 
 use super::elementwise::{broadcast_shape, broadcast_strides};
 use super::{Ctx, KResult, KernelError};
-use crate::kernels::{self, KernelPath, Mat};
+use crate::kernels::{self, KernelPath, Mat, PackedB};
 use deed_types::{Tensor, TensorData};
+use std::sync::Arc;
 
 /// Length of the fixed blocks of a dot product.
 pub const DOT_BLOCK: usize = 256;
@@ -120,7 +121,9 @@ fn f32s(t: &Tensor) -> &[f32] {
 
 /// ONNX MatMul (numpy `matmul` semantics): 1-D operands are promoted and the added
 /// dimension removed again; batch dimensions broadcast.
-pub(crate) fn matmul(a: &Tensor, b: &Tensor, ctx: &Ctx<'_>) -> KResult<Tensor> {
+/// `packed_b`, when given, is the constant 2-D B packed at load (`plan::pack_constant_weights`),
+/// and `b` then holds only its shape: every path reads the packed copy.
+pub(crate) fn matmul(a: &Tensor, b: &Tensor, packed_b: Option<&PackedB>, ctx: &Ctx<'_>) -> KResult<Tensor> {
     let bad = || KernelError::Invalid(format!("cannot multiply shapes {:?} and {:?}", a.shape, b.shape));
     if a.shape.is_empty() || b.shape.is_empty() {
         return Err(bad());
@@ -154,22 +157,57 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, ctx: &Ctx<'_>) -> KResult<Tensor> {
     let (av, bv) = (f32s(a), f32s(b));
     let (sa, sb) = (broadcast_strides(ba, &batch), broadcast_strides(bb, &batch));
     if ctx.kernels != KernelPath::Reference {
-        let mut idx = vec![0usize; batch.len()];
-        for (ob, chunk) in out.chunks_mut(m * n).enumerate() {
-            let (ia, ib) = batch_offsets(ob, &batch, &sa, &sb, &mut idx);
-            let am = Mat { data: &av[ia * m * k..(ia + 1) * m * k], rs: k, cs: 1 };
-            let bm = Mat { data: &bv[ib * k * n..(ib + 1) * k * n], rs: n, cs: 1 };
-            kernels::gemm(ctx.kernels, ctx.threads, m, n, k, am, bm, chunk, n);
+        if let Some(p) = packed_b {
+            assert!(bb.is_empty() && p.dims() == (k, n), "packed B matches B's shape (planned at load)");
+        }
+        // Products `first..` of the batch into `outs`, each on `threads` threads.
+        let run = |first: usize, outs: &mut [f32], threads: usize| {
+            let mut idx = vec![0usize; batch.len()];
+            for (i, chunk) in outs.chunks_mut(m * n).enumerate() {
+                let (ia, ib) = batch_offsets(first + i, &batch, &sa, &sb, &mut idx);
+                let am = Mat { data: &av[ia * m * k..(ia + 1) * m * k], rs: k, cs: 1 };
+                match packed_b {
+                    Some(p) => kernels::gemm_packed(ctx.kernels, threads, m, am, p, chunk, n),
+                    None => {
+                        let bm = Mat { data: &bv[ib * k * n..(ib + 1) * k * n], rs: n, cs: 1 };
+                        kernels::gemm(ctx.kernels, threads, m, n, k, am, bm, chunk, n);
+                    }
+                }
+            }
+        };
+        // A batch of products (attention heads) is split over the threads a whole product
+        // each, rather than each product over all threads: one spawn per operator instead
+        // of one per product. Each element is still one thread's dot product.
+        let threads = threads_for(ctx, nbatch.saturating_mul(m).saturating_mul(n).saturating_mul(k), nbatch);
+        if nbatch >= threads && threads > 1 {
+            let per = nbatch.div_ceil(threads);
+            std::thread::scope(|s| {
+                let mut parts = out.chunks_mut(per * m * n).enumerate();
+                let (_, mine) = parts.next().expect("a non-empty output");
+                for (t, part) in parts {
+                    let run = &run;
+                    s.spawn(move || run(t * per, part, 1));
+                }
+                run(0, mine, 1);
+            });
+        } else {
+            run(0, &mut out, ctx.threads);
         }
         kernels::canonical_nan(&mut out);
         return Ok(Tensor { shape: final_shape, data: TensorData::F32(out) });
     }
     // Reference: transpose every B matrix once so the K loop reads contiguous memory.
-    let nb: usize = bb.iter().product();
-    let mut bt = Vec::with_capacity(bv.len());
-    for i in 0..nb {
-        bt.extend(transpose(&bv[i * k * n..(i + 1) * k * n], k, n));
-    }
+    let bt = match packed_b {
+        Some(p) => p.transposed(),
+        None => {
+            let nb: usize = bb.iter().product();
+            let mut bt = Vec::with_capacity(bv.len());
+            for i in 0..nb {
+                bt.extend(transpose(&bv[i * k * n..(i + 1) * k * n], k, n));
+            }
+            bt
+        }
+    };
     let threads = threads_for(ctx, m.saturating_mul(n).saturating_mul(k), m);
     let mut idx = vec![0usize; batch.len()];
     for (ob, chunk) in out.chunks_mut(m * n).enumerate() {
@@ -202,6 +240,10 @@ pub(crate) struct GemmAttrs {
     pub beta: f32,
     pub trans_a: bool,
     pub trans_b: bool,
+    /// B' (after `trans_b`), when B is a constant packed at load
+    /// (`plan::pack_constant_weights`); B then holds only its shape, and every path reads
+    /// this instead.
+    pub packed_b: Option<Arc<PackedB>>,
 }
 
 /// ONNX Gemm: `alpha·A'·B' + beta·C` with the order in the module docs.
@@ -238,11 +280,24 @@ pub(crate) fn gemm(g: &GemmAttrs, a: &Tensor, b: &Tensor, c: Option<&Tensor>, ct
     if ctx.kernels != KernelPath::Reference {
         let (av, bv) = (f32s(a), f32s(b));
         let am = if g.trans_a { Mat { data: av, rs: 1, cs: m } } else { Mat { data: av, rs: k, cs: 1 } };
-        let bm = if g.trans_b { Mat { data: bv, rs: 1, cs: k } } else { Mat { data: bv, rs: n, cs: 1 } };
-        kernels::gemm(ctx.kernels, ctx.threads, m, n, k, am, bm, &mut out, n);
+        match g.packed_b.as_deref() {
+            Some(p) => {
+                assert_eq!(p.dims(), (k, n), "packed B matches B's shape (planned at load)");
+                kernels::gemm_packed(ctx.kernels, ctx.threads, m, am, p, &mut out, n)
+            }
+            None => {
+                let bm = if g.trans_b { Mat { data: bv, rs: 1, cs: k } } else { Mat { data: bv, rs: n, cs: 1 } };
+                kernels::gemm(ctx.kernels, ctx.threads, m, n, k, am, bm, &mut out, n);
+            }
+        }
         // The epilogue of the reference, element by element (no fusing, same roundings).
         for (i, row) in out.chunks_mut(n).enumerate() {
-            if has_c {
+            if has_c && cs[1] == 1 {
+                // A row of C (a bias, or C itself): the same expression, vectorizable.
+                for (y, &c) in row.iter_mut().zip(&cv[i * cs[0]..i * cs[0] + n]) {
+                    *y = alpha * *y + beta * c;
+                }
+            } else if has_c {
                 for (j, y) in row.iter_mut().enumerate() {
                     *y = alpha * *y + beta * cv[i * cs[0] + j * cs[1]];
                 }
@@ -254,7 +309,11 @@ pub(crate) fn gemm(g: &GemmAttrs, a: &Tensor, b: &Tensor, c: Option<&Tensor>, ct
         return Ok(Tensor { shape: out_shape, data: TensorData::F32(out) });
     }
     let a_rm = if g.trans_a { transpose(f32s(a), k, m) } else { f32s(a).to_vec() };
-    let bt = if g.trans_b { f32s(b).to_vec() } else { transpose(f32s(b), k, n) };
+    let bt = match g.packed_b.as_deref() {
+        Some(p) => p.transposed(),
+        None if g.trans_b => f32s(b).to_vec(),
+        None => transpose(f32s(b), k, n),
+    };
     let threads = threads_for(ctx, m.saturating_mul(n).saturating_mul(k), m);
     gemm_nt(&a_rm, &bt, m, k, n, threads, &mut out, |i, j, d| {
         let y = alpha * d;
@@ -300,19 +359,19 @@ mod tests {
         let l = Limits::default();
         let a = Tensor::f32(vec![2, 3], vec![1., 2., 3., 4., 5., 6.]);
         let b = Tensor::f32(vec![3, 2], vec![7., 8., 9., 10., 11., 12.]);
-        let y = matmul(&a, &b, &ctx(&l, 1)).unwrap();
+        let y = matmul(&a, &b, None, &ctx(&l, 1)).unwrap();
         assert_eq!(y.shape, vec![2, 2]);
         assert_eq!(data(&y), vec![58., 64., 139., 154.]);
         // 1-D x 2-D and 2-D x 1-D.
         let v = Tensor::f32(vec![3], vec![1., 0., -1.]);
-        let y = matmul(&v, &b, &ctx(&l, 1)).unwrap();
+        let y = matmul(&v, &b, None, &ctx(&l, 1)).unwrap();
         assert_eq!((y.shape.clone(), data(&y)), (vec![2], vec![-4., -4.]));
-        let y = matmul(&a, &v, &ctx(&l, 1)).unwrap();
+        let y = matmul(&a, &v, None, &ctx(&l, 1)).unwrap();
         assert_eq!((y.shape.clone(), data(&y)), (vec![2], vec![-2., -2.]));
         // Batch broadcast: [2,1,2,3] x [3,3,2] -> [2,3,2,2].
         let a4 = Tensor::f32(vec![2, 1, 2, 3], (0..12).map(|x| x as f32).collect());
         let b3 = Tensor::f32(vec![3, 3, 2], (0..18).map(|x| x as f32).collect());
-        let y = matmul(&a4, &b3, &ctx(&l, 1)).unwrap();
+        let y = matmul(&a4, &b3, None, &ctx(&l, 1)).unwrap();
         assert_eq!(y.shape, vec![2, 3, 2, 2]);
         // Batch (1, 2): A[1] = [[6,7,8],[9,10,11]], B[2] = [[12,13],[14,15],[16,17]].
         let yv = data(&y);
@@ -326,7 +385,7 @@ mod tests {
                 9. * 13. + 10. * 15. + 11. * 17.
             ]
         );
-        assert!(matmul(&a, &a, &ctx(&l, 1)).is_err());
+        assert!(matmul(&a, &a, None, &ctx(&l, 1)).is_err());
     }
 
     #[test]
@@ -335,11 +394,11 @@ mod tests {
         let a = Tensor::f32(vec![3, 2], vec![1., 4., 2., 5., 3., 6.]); // A^T of [[1,2,3],[4,5,6]]
         let b = Tensor::f32(vec![2, 3], vec![7., 9., 11., 8., 10., 12.]); // B^T of [[7,8],[9,10],[11,12]]
         let c = Tensor::f32(vec![2], vec![1., -1.]);
-        let g = GemmAttrs { alpha: 2.0, beta: 0.5, trans_a: true, trans_b: true };
+        let g = GemmAttrs { alpha: 2.0, beta: 0.5, trans_a: true, trans_b: true, packed_b: None };
         let y = gemm(&g, &a, &b, Some(&c), &ctx(&l, 1)).unwrap();
         assert_eq!(y.shape, vec![2, 2]);
         assert_eq!(data(&y), vec![116.5, 127.5, 278.5, 307.5]);
-        let g = GemmAttrs { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: false };
+        let g = GemmAttrs { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: false, packed_b: None };
         let c = Tensor::f32(vec![2, 1], vec![1., 2.]);
         let y = gemm(&g, &b, &a, Some(&c), &ctx(&l, 1)).unwrap();
         assert_eq!((y.shape.clone(), data(&y)), (vec![2, 2], vec![59., 140., 66., 156.]));
@@ -355,9 +414,9 @@ mod tests {
         let a = Tensor::f32(vec![2, 70, 300], (0..42_000).map(|i| ((i * 7919 % 1013) as f32) / 507.0 - 1.0).collect());
         let b = Tensor::f32(vec![300, 65], (0..19_500).map(|i| ((i * 104_729 % 997) as f32) / 499.0 - 1.0).collect());
         assert!(threads_for(&ctx(&l, 3), 70 * 300 * 65, 70) == 3);
-        let one = matmul(&a, &b, &ctx(&l, 1)).unwrap();
+        let one = matmul(&a, &b, None, &ctx(&l, 1)).unwrap();
         for t in [2, 3, 8] {
-            assert_eq!(matmul(&a, &b, &ctx(&l, t)).unwrap(), one, "threads = {t}");
+            assert_eq!(matmul(&a, &b, None, &ctx(&l, t)).unwrap(), one, "threads = {t}");
         }
         // Spot-check one element against the spec's dot product.
         let (av, bv) = (data(&a), data(&b));
@@ -383,19 +442,26 @@ mod tests {
             let a = Tensor::f32(vec![batch, m, k], (0..batch * m * k).map(|_| rnd()).collect());
             let bshape = if bcast_b { vec![k, n] } else { vec![batch, k, n] };
             let b = Tensor::f32(bshape.clone(), (0..bshape.iter().product::<usize>()).map(|_| rnd()).collect());
-            let want = matmul(&a, &b, &ctx(&l, 1)).unwrap();
+            let want = matmul(&a, &b, None, &ctx(&l, 1)).unwrap();
             let wb: Vec<u32> = data(&want).iter().map(|x| x.to_bits()).collect();
+            // A constant 2-D B is packed at load and keeps only its shape; every path then
+            // reads the packed copy.
+            let packed = bcast_b.then(|| PackedB::new(Mat { data: f32s(&b), rs: n, cs: 1 }, k, n));
+            let shape_only = Tensor { shape: b.shape.clone(), data: TensorData::F32(Vec::new()) };
             for path in KernelPath::available() {
                 for threads in [1, 3] {
-                    let got = matmul(&a, &b, &Ctx { limits: &l, threads, kernels: path }).unwrap();
-                    let gb: Vec<u32> = data(&got).iter().map(|x| x.to_bits()).collect();
-                    prop_assert_eq!(&wb, &gb, "{:?} threads {}", path, threads);
+                    for p in [None, packed.as_ref()] {
+                        let bb = if p.is_some() { &shape_only } else { &b };
+                        let got = matmul(&a, bb, p, &Ctx { limits: &l, threads, kernels: path }).unwrap();
+                        let gb: Vec<u32> = data(&got).iter().map(|x| x.to_bits()).collect();
+                        prop_assert_eq!(&wb, &gb, "{:?} threads {} packed {}", path, threads, p.is_some());
+                    }
                 }
             }
         }
 
         #[test]
-        fn gemm_matches_reference_and_threads(m in 1usize..9, k in 0usize..600, n in 1usize..9, seed in any::<u64>(), ta: bool, tb: bool) {
+        fn gemm_matches_reference_and_threads(m in 1usize..20, k in 0usize..600, n in 1usize..40, seed in any::<u64>(), ta: bool, tb: bool) {
             let l = Limits::default();
             let mut s = seed;
             let mut rnd = || { s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5 };
@@ -405,14 +471,21 @@ mod tests {
             let a = Tensor::f32(if ta { vec![k, m] } else { vec![m, k] }, av.clone());
             let b = Tensor::f32(if tb { vec![n, k] } else { vec![k, n] }, bv.clone());
             let c = Tensor::f32(vec![n], cv.clone());
-            let g = GemmAttrs { alpha: 0.75, beta: 1.5, trans_a: ta, trans_b: tb };
+            let g = GemmAttrs { alpha: 0.75, beta: 1.5, trans_a: ta, trans_b: tb, packed_b: None };
             let y1 = gemm(&g, &a, &b, Some(&c), &ctx(&l, 1)).unwrap();
             let y4 = gemm(&g, &a, &b, Some(&c), &ctx(&l, 4)).unwrap();
             prop_assert_eq!(&y1, &y4);
+            // B packed as at load (B' = B or B transposed).
+            let bm = if tb { Mat { data: &bv, rs: 1, cs: k } } else { Mat { data: &bv, rs: n, cs: 1 } };
+            let gp = GemmAttrs { packed_b: Some(Arc::new(PackedB::new(bm, k, n))), ..g.clone() };
+            let shape_only = Tensor { shape: b.shape.clone(), data: TensorData::F32(Vec::new()) };
             for path in KernelPath::available() {
                 for threads in [1, 2] {
-                    let yp = gemm(&g, &a, &b, Some(&c), &Ctx { limits: &l, threads, kernels: path }).unwrap();
-                    prop_assert_eq!(&y1, &yp, "{:?}", path);
+                    for g in [&g, &gp] {
+                        let bb = if g.packed_b.is_some() { &shape_only } else { &b };
+                        let yp = gemm(g, &a, bb, Some(&c), &Ctx { limits: &l, threads, kernels: path }).unwrap();
+                        prop_assert_eq!(&y1, &yp, "{:?} packed {}", path, g.packed_b.is_some());
+                    }
                 }
             }
             // Reference straight from the spec text.

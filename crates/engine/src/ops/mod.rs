@@ -235,7 +235,10 @@ pub(crate) type KResult<T> = Result<T, KernelError>;
 /// A parsed operator with its attributes.
 #[derive(Clone, Debug)]
 pub(crate) enum Op {
-    MatMul,
+    /// `packed_b`: a constant B packed at load (`plan::pack_constant_weights`).
+    MatMul {
+        packed_b: Option<Arc<crate::kernels::PackedB>>,
+    },
     Gemm(GemmAttrs),
     Binary(BinOp),
     Unary(UnOp),
@@ -316,7 +319,7 @@ impl Op {
             return Ok(Op::Ext(parse_ext(node, opset, &a, limits)?));
         }
         Ok(match node.op_type.as_str() {
-            "MatMul" => Op::MatMul,
+            "MatMul" => Op::MatMul { packed_b: None },
             "Gemm" => {
                 if opset < 7 || a.has("broadcast") {
                     // Pre-7 Gemm had a `broadcast` attribute; opsets below 7 are refused earlier anyway.
@@ -327,6 +330,7 @@ impl Op {
                     beta: a.float("beta", 1.0)?,
                     trans_a: a.int("transA", 0)? != 0,
                     trans_b: a.int("transB", 0)? != 0,
+                    packed_b: None,
                 })
             }
             "Add" => Op::Binary(BinOp::Add),
@@ -425,7 +429,7 @@ impl Op {
             | Op::Identity
             | Op::Cast(_)
             | Op::ArgMax(_) => (1, 1),
-            Op::MatMul | Op::Binary(_) | Op::Reshape { .. } => (2, 2),
+            Op::MatMul { .. } | Op::Binary(_) | Op::Reshape { .. } => (2, 2),
             Op::Gemm(_) | Op::Conv { .. } => (2, 3),
         }
     }
@@ -443,7 +447,7 @@ impl Op {
             }
         };
         match self {
-            Op::MatMul | Op::Gemm(_) | Op::Conv { .. } | Op::MaxPool(_) | Op::Softmax { .. } => all_f32(),
+            Op::MatMul { .. } | Op::Gemm(_) | Op::Conv { .. } | Op::MaxPool(_) | Op::Softmax { .. } => all_f32(),
             Op::Unary(UnOp::Relu) => match first {
                 Some(d @ (F32 | I32 | I64)) => Ok(d),
                 _ => Err(format!("only float32, int32 and int64 inputs are supported, got {}", names(ins))),
@@ -474,7 +478,7 @@ impl Op {
         let req = |i: usize| ins[i].expect("required input present (checked at load)");
         let opt = |i: usize| ins.get(i).copied().flatten();
         match self {
-            Op::MatMul => linalg::matmul(req(0), req(1), ctx),
+            Op::MatMul { packed_b } => linalg::matmul(req(0), req(1), packed_b.as_deref(), ctx),
             Op::Gemm(g) => linalg::gemm(g, req(0), req(1), opt(2), ctx),
             Op::Binary(op) => elementwise::binary(*op, req(0), req(1), ctx),
             Op::Unary(op) => Ok(elementwise::unary(*op, req(0), ctx.threads)),

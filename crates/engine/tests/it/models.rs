@@ -237,3 +237,69 @@ fn model_is_send_and_sync() {
     });
     assert!(hashes.windows(2).all(|w| w[0] == w[1]));
 }
+
+/// Weights packed at load (constant B of MatMul/Gemm) give the bits of the same weights
+/// fed as graph inputs (never packed), on every kernel path and thread count: a Gemm with
+/// transB over a weight also used by a second Gemm, a MatMul weight used twice, a weight
+/// also used by an Add (not packed), K over one dot block and N not a multiple of 16.
+#[test]
+fn packed_weights_match_unpacked() {
+    let (k, n) = (300usize, 37usize);
+    let val = |i: usize, s: usize| ((i * s % 211) as f32 - 105.0) / 97.0;
+    let wt: Vec<f32> = (0..n * k).map(|i| val(i, 31)).collect(); // [n, k], transB
+    let wm: Vec<f32> = (0..n * n).map(|i| val(i, 17)).collect(); // [n, n]
+    let wa: Vec<f32> = (0..n * n).map(|i| val(i, 13)).collect(); // [n, n], also added
+    let nodes = vec![
+        node("Gemm", &["x", "wt"], &["h1"], vec![attr_i("transB", 1)]),
+        node("Gemm", &["x", "wt"], &["h2"], vec![attr_i("transB", 1), attr_f("alpha", 0.5)]),
+        node("Add", &["h1", "h2"], &["h"], vec![]),
+        node("MatMul", &["h", "wm"], &["m1"], vec![]),
+        node("MatMul", &["m1", "wm"], &["m2"], vec![]),
+        node("MatMul", &["m2", "wa"], &["y"], vec![]),
+        node("Add", &["wa", "wa"], &["z"], vec![]),
+    ];
+    let x_vi = vi("x", DType::F32, &[D::P("N"), D::N(k as i64)]);
+    let outs =
+        vec![vi("y", DType::F32, &[D::P("N"), D::N(n as i64)]), vi("z", DType::F32, &[D::N(n as i64), D::N(n as i64)])];
+    let packed = G::new(nodes.clone(), vec![x_vi.clone()], outs.clone())
+        .inits(vec![
+            t_f32("wt", &[n as i64, k as i64], &wt),
+            t_f32("wm", &[n as i64, n as i64], &wm),
+            t_f32("wa", &[n as i64, n as i64], &wa),
+        ])
+        .bytes();
+    let fed = G::new(
+        nodes,
+        vec![
+            x_vi,
+            vi("wt", DType::F32, &[D::N(n as i64), D::N(k as i64)]),
+            vi("wm", DType::F32, &[D::N(n as i64), D::N(n as i64)]),
+            vi("wa", DType::F32, &[D::N(n as i64), D::N(n as i64)]),
+        ],
+        outs,
+    )
+    .bytes();
+    let (mp, mf) = (Model::load(&packed).unwrap(), Model::load(&fed).unwrap());
+    for rows in [1usize, 2, 9, 37] {
+        let x = Tensor::f32(vec![rows, k], (0..rows * k).map(|i| val(i, 7)).collect());
+        let sp = set(vec![("x", x.clone())]);
+        let sf = set(vec![
+            ("x", x),
+            ("wt", Tensor::f32(vec![n, k], wt.clone())),
+            ("wm", Tensor::f32(vec![n, n], wm.clone())),
+            ("wa", Tensor::f32(vec![n, n], wa.clone())),
+        ]);
+        let want = mf
+            .run_with_kernels(&sf, &RunOptions { threads: 1, trace: true }, deed_engine::kernels::KernelPath::Reference)
+            .unwrap();
+        for path in deed_engine::kernels::KernelPath::available() {
+            for threads in [1, 2] {
+                let opts = RunOptions { threads, trace: true };
+                let (p, f) =
+                    (mp.run_with_kernels(&sp, &opts, path).unwrap(), mf.run_with_kernels(&sf, &opts, path).unwrap());
+                assert_eq!(p.output_hash(), want.output_hash(), "{path:?}, threads = {threads}");
+                assert_eq!(p.trace, f.trace, "{path:?}, threads = {threads}");
+            }
+        }
+    }
+}
