@@ -548,7 +548,6 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits, ext: Option<&dyn ExternalData>
         free_after,
         limits: limits.clone(),
     };
-    crate::plan::pretranspose_gemm_weights(&mut model);
     crate::plan::pack_constant_weights(&mut model);
     Ok(model)
 }
