@@ -87,6 +87,12 @@ pub enum DbError {
         /// What disagrees.
         reason: String,
     },
+    /// The state was installed from a snapshot: the blocks below it are not stored.
+    #[error(
+        "this node's state was installed from a state snapshot at height {0}: the blocks below it are not stored, so \
+         the chain cannot be replayed from genesis here (replay on a node that followed the chain from genesis)"
+    )]
+    NotReplayable(u64),
 }
 
 macro_rules! storage_errors {
@@ -551,6 +557,9 @@ pub struct ReplayReport {
 /// crash left nothing half-written.
 pub fn replay(db: &ChainDb) -> Result<ReplayReport, DbError> {
     let genesis = db.genesis()?.ok_or(DbError::NoGenesis)?;
+    if let Some(h) = db.synced_from()? {
+        return Err(DbError::NotReplayable(h));
+    }
     let (w, _) = crate::genesis_writes(&genesis);
     let mut state = MemState::new();
     state.apply(&w);
