@@ -196,29 +196,49 @@ fn get_meta<T: BorshDeserialize>(
 }
 
 /// Removes `hash` from the mempool tables if present.
-fn mempool_remove(w: &WriteTransaction, hash: &Hash32) -> Result<(), DbError> {
-    let mut idx = w.open_table(MEMPOOL_IDX)?;
-    let seq = idx.remove(hash.0.as_slice())?.map(|g| g.value());
-    if let Some(seq) = seq {
-        w.open_table(MEMPOOL)?.remove(seq)?;
-    }
-    Ok(())
+/// The tables a commit touches for each transaction, opened once per write transaction.
+struct TxTables<'w> {
+    txs: redb::Table<'w, &'static [u8], &'static [u8]>,
+    idx: redb::Table<'w, &'static [u8], u64>,
+    pool: redb::Table<'w, u64, &'static [u8]>,
 }
 
-/// Records a rejection unless the transaction is already known as included (a replay
-/// of an included transaction has the same hash and must not overwrite its status).
-fn record_rejection(w: &WriteTransaction, r: &TxResult) -> Result<(), DbError> {
-    let mut txs = w.open_table(TXS)?;
-    let existing: Option<TxStatus> = match txs.get(r.hash.0.as_slice())? {
-        Some(v) => Some(dec("tx status", v.value())?),
-        None => None,
-    };
-    if existing.is_some_and(|s| s.height.is_some()) {
-        return Ok(());
+impl<'w> TxTables<'w> {
+    fn open(w: &'w WriteTransaction) -> Result<Self, DbError> {
+        Ok(TxTables { txs: w.open_table(TXS)?, idx: w.open_table(MEMPOOL_IDX)?, pool: w.open_table(MEMPOOL)? })
     }
-    let status = TxStatus { height: None, index: None, ok: r.ok, error: r.error.clone() };
-    txs.insert(r.hash.0.as_slice(), enc(&status).as_slice())?;
-    Ok(())
+
+    /// Removes a transaction from the mempool, if it is there.
+    fn unpool(&mut self, hash: &Hash32) -> Result<(), DbError> {
+        let seq = self.idx.remove(hash.0.as_slice())?.map(|g| g.value());
+        if let Some(seq) = seq {
+            self.pool.remove(seq)?;
+        }
+        Ok(())
+    }
+
+    /// Records the transaction at `index` of the block at `height` as included.
+    fn include(&mut self, hash: &Hash32, height: u64, index: usize) -> Result<(), DbError> {
+        let index = u32::try_from(index).expect("a block holds fewer than 2^32 transactions");
+        let status = TxStatus { height: Some(height), index: Some(index), ok: true, error: None };
+        self.txs.insert(hash.0.as_slice(), enc(&status).as_slice())?;
+        self.unpool(hash)
+    }
+
+    /// Records a rejection unless the transaction is already known as included (a replay
+    /// of an included transaction has the same hash and must not overwrite its status),
+    /// and removes it from the mempool.
+    fn reject(&mut self, r: &TxResult) -> Result<(), DbError> {
+        let existing: Option<TxStatus> = match self.txs.get(r.hash.0.as_slice())? {
+            Some(v) => Some(dec("tx status", v.value())?),
+            None => None,
+        };
+        if existing.is_none_or(|s| s.height.is_none()) {
+            let status = TxStatus { height: None, index: None, ok: r.ok, error: r.error.clone() };
+            self.txs.insert(r.hash.0.as_slice(), enc(&status).as_slice())?;
+        }
+        self.unpool(&r.hash)
+    }
 }
 
 impl ChainDb {
@@ -341,18 +361,17 @@ impl ChainDb {
             w.open_table(BLOCKS)?.insert(h.height, enc(block).as_slice())?;
         }
         Self::write_state(&w, writes)?;
-        let mut in_block = std::collections::BTreeSet::new();
-        for (i, stx) in block.txs.iter().enumerate() {
-            let hash = stx.hash();
-            in_block.insert(hash);
-            let index = u32::try_from(i).expect("a block holds fewer than 2^32 transactions");
-            let status = TxStatus { height: Some(h.height), index: Some(index), ok: true, error: None };
-            w.open_table(TXS)?.insert(hash.0.as_slice(), enc(&status).as_slice())?;
-            mempool_remove(&w, &hash)?;
-        }
-        for r in results.iter().filter(|r| !in_block.contains(&r.hash)) {
-            record_rejection(&w, r)?;
-            mempool_remove(&w, &r.hash)?;
+        {
+            let mut t = TxTables::open(&w)?;
+            let mut in_block = std::collections::HashSet::with_capacity(block.txs.len());
+            for (i, stx) in block.txs.iter().enumerate() {
+                let hash = stx.hash();
+                in_block.insert(hash);
+                t.include(&hash, h.height, i)?;
+            }
+            for r in results.iter().filter(|r| !in_block.contains(&r.hash)) {
+                t.reject(r)?;
+            }
         }
         w.commit()?;
         Ok(())
@@ -400,12 +419,11 @@ impl ChainDb {
         }
         w.delete_table(STATE)?;
         Self::write_state(&w, writes)?;
-        for (i, stx) in block.txs.iter().enumerate() {
-            let hash = stx.hash();
-            let index = u32::try_from(i).expect("a block holds fewer than 2^32 transactions");
-            let status = TxStatus { height: Some(h.height), index: Some(index), ok: true, error: None };
-            w.open_table(TXS)?.insert(hash.0.as_slice(), enc(&status).as_slice())?;
-            mempool_remove(&w, &hash)?;
+        {
+            let mut t = TxTables::open(&w)?;
+            for (i, stx) in block.txs.iter().enumerate() {
+                t.include(&stx.hash(), h.height, i)?;
+            }
         }
         w.commit()?;
         Ok(())
@@ -433,9 +451,11 @@ impl ChainDb {
     /// them from the mempool. A transaction already included keeps its status.
     pub fn record_rejected(&self, results: &[TxResult]) -> Result<(), DbError> {
         let w = self.begin_write()?;
-        for r in results {
-            record_rejection(&w, r)?;
-            mempool_remove(&w, &r.hash)?;
+        {
+            let mut t = TxTables::open(&w)?;
+            for r in results {
+                t.reject(r)?;
+            }
         }
         w.commit()?;
         Ok(())
@@ -496,8 +516,11 @@ impl ChainDb {
     /// Removes transactions from the mempool without recording anything (eviction).
     pub fn mempool_remove(&self, hashes: &[Hash32]) -> Result<(), DbError> {
         let w = self.begin_write()?;
-        for h in hashes {
-            mempool_remove(&w, h)?;
+        {
+            let mut t = TxTables::open(&w)?;
+            for h in hashes {
+                t.unpool(h)?;
+            }
         }
         w.commit()?;
         Ok(())

@@ -462,12 +462,12 @@ impl App {
     /// ones) from the mempool, and announces it.
     pub fn finalize(&self, block: Block, proposal: &Proposal) -> Result<(), NodeError> {
         let _g = self.commit.lock().unwrap();
-        let results: Vec<TxResult> =
-            block.txs.iter().map(|t| TxResult { hash: t.hash(), ok: true, error: None }).collect();
-        let rejected: Vec<TxResult> = proposal
-            .rejected
+        // Included and rejected transactions, recorded in the block's one durable write.
+        let results: Vec<TxResult> = block
+            .txs
             .iter()
-            .map(|(h, e)| TxResult { hash: *h, ok: false, error: Some(e.to_string()) })
+            .map(|t| TxResult { hash: t.hash(), ok: true, error: None })
+            .chain(proposal.rejected.iter().map(|(h, e)| TxResult { hash: *h, ok: false, error: Some(e.to_string()) }))
             .collect();
         let n = self.finalized.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         if self.failpoint == Some((FailStage::BeforeCommit, n)) {
@@ -477,10 +477,7 @@ impl App {
         if self.failpoint == Some((FailStage::AfterCommit, n)) {
             std::process::abort();
         }
-        if !rejected.is_empty() {
-            self.db.record_rejected(&rejected)?;
-        }
-        self.mempool.lock().unwrap().remove(results.iter().chain(&rejected).map(|r| r.hash));
+        self.mempool.lock().unwrap().remove(results.iter().map(|r| r.hash));
         let _ = self.blocks.send(Arc::new(block));
         Ok(())
     }
