@@ -483,8 +483,9 @@ fn status(ctx: &Ctx) -> Result<()> {
     let v = c.get("/v1/status")?;
     ctx.emit(&v, || {
         format!(
-            "chain:      {}\nheight:     {}\nfinalized:  {}\nhead:       {}\nstate root: {}\nproducer:   {}\nmempool:    {}\n",
+            "chain:      {}\nrole:       {}\nheight:     {}\nfinalized:  {}\nhead:       {}\nstate root: {}\nproducer:   {}\nmempool:    {}\n",
             v["chain_id"].as_str().unwrap_or(""),
+            v["role"].as_str().unwrap_or("validator"),
             v["height"],
             v["finalized_height"],
             v["head_hash"].as_str().unwrap_or("-"),

@@ -92,6 +92,7 @@ async fn start_node(
         certification_timeout: Duration::from_millis(1500),
         partition: format!("simplex-{i}"),
         adversary,
+        full_nodes: Vec::new(),
     };
     engine::start(context.child("validator").with_attribute("index", i), app, cfg, control, channels, stats)
         .expect("start")
