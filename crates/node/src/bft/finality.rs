@@ -56,7 +56,7 @@ impl Finality {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use commonware_codec::DecodeExt;
     use commonware_consensus::simplex::types::{Finalize, Proposal};
@@ -69,7 +69,7 @@ pub(crate) mod tests {
 
     /// A certificate over `block` signed by the validators `signers` (indices into
     /// `keys`) in chain `chain_id`'s namespace.
-    pub(crate) fn certify(chain_id: &str, keys: &[Keypair], signers: &[usize], block: &Block, view: u64) -> Vec<u8> {
+    fn certify(chain_id: &str, keys: &[Keypair], signers: &[usize], block: &Block, view: u64) -> Vec<u8> {
         let set: Set<ed25519::PublicKey> = Set::from_iter_dedup(keys.iter().map(|k| to_consensus_key(&k.public())));
         let ns = super::super::engine::namespace(chain_id);
         let proposal = Proposal::new(Round::new(Epoch::zero(), View::new(view)), View::new(view - 1), digest_of(block));
@@ -85,7 +85,7 @@ pub(crate) mod tests {
                 Finalize::sign(&s, proposal.clone()).unwrap()
             })
             .collect();
-        let any = Scheme::verifier(&ns, set);
+        let any = Scheme::verifier(&ns, set.clone());
         let mut it = votes.into_iter();
         let first = it.next().unwrap();
         let mut c = Certificate::from_owned_finalizes(&any, NonEmpty::new(first, it), &Sequential).unwrap();
