@@ -46,7 +46,8 @@ const CLOCK_SKEW_MS_MAX: u64 = 5_000;
 const REFETCH_MS: u64 = 500;
 /// Most gossiped transactions waiting for blobs.
 const PARKED_LEN_MAX: usize = 1_024;
-/// Most finalization certificates a validator keeps for blocks it has not committed yet.
+/// Most finalization certificates a validator keeps for blocks it has not committed yet
+/// (and most certified blocks a full node keeps waiting for their ancestors).
 const CERTS_LEN_MAX: usize = 64;
 /// How often a full node sends its pending transactions to the validators again (a
 /// first send may have gone out before it was connected, or been refused for a gap).
@@ -540,6 +541,10 @@ impl<E: Clock + CryptoRng> Actor<E> {
                         self.stats.lock().unwrap().finalized_view = view;
                         self.blocks.insert(d, Arc::new(*block));
                         self.finalized.insert(view, d);
+                        // Only the newest matters (the rest is anchored under it); bounded.
+                        while self.finalized.len() > CERTS_LEN_MAX {
+                            self.finalized.pop_first();
+                        }
                         self.try_finalize(net)?;
                     }
                     Err(why) => {
