@@ -133,7 +133,8 @@ fn init(ctx: &Ctx, n: usize, m: usize, out: &Path, base_port: u16, chain_id: &st
         })).collect::<Vec<_>>(),
     });
     ctx.emit(&v, || {
-        let mut s = format!("testnet of {n} validators and {m} full nodes in {} (chain {chain_id})\n", out.display());
+        let fulls = if m == 1 { "1 full node".to_string() } else { format!("{m} full nodes") };
+        let mut s = format!("testnet of {n} validators and {fulls} in {} (chain {chain_id})\n", out.display());
         for (i, h) in homes.iter().enumerate() {
             s.push_str(&format!(
                 "  {}: {}  http://127.0.0.1:{}  p2p {}  home {}\n",
