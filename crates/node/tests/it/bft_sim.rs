@@ -58,16 +58,25 @@ fn open_app(dir: &std::path::Path, key: &Keypair, g: &deed_types::Genesis) -> Ar
     Arc::new(App::open(c, Keypair::from_seed(key.seed()), g.clone()).unwrap())
 }
 
+/// How a simulated validator differs from an honest one alone.
+#[derive(Default)]
+struct Opts {
+    /// Misbehaviour.
+    adversary: Option<Adversary>,
+    /// The full nodes it sends finalized blocks to.
+    full_nodes: Vec<ed25519::PublicKey>,
+}
+
 async fn start_node(
     context: &deterministic::Context,
     oracle: &Oracle<ed25519::PublicKey, deterministic::Context>,
     i: usize,
     app: Arc<App>,
     keys: &[Keypair],
-    adversary: Option<Adversary>,
+    opts: Opts,
     stats: Arc<Mutex<Stats>>,
-    full_nodes: &[ed25519::PublicKey],
 ) -> Running {
+    let Opts { adversary, full_nodes } = opts;
     let pk = to_consensus_key(&keys[i].public());
     let channels = channels(oracle, pk.clone()).await;
     let cfg = EngineConfig {
@@ -78,7 +87,7 @@ async fn start_node(
         certification_timeout: Duration::from_millis(1500),
         partition: format!("simplex-{i}"),
         adversary,
-        full_nodes: full_nodes.to_vec(),
+        full_nodes,
     };
     let context = context.child("validator").with_attribute("index", i);
     engine::start(context, app, cfg, oracle.control(pk), channels, stats).expect("start")
@@ -214,7 +223,18 @@ fn run_seed(seed: u64, phases: u32) -> Outcome {
         let mut nodes: Vec<Option<Running>> = Vec::new();
         for (i, app) in apps.iter().enumerate() {
             let app = app.clone().unwrap();
-            nodes.push(Some(start_node(&context, &oracle, i, app, &keys, None, Arc::default(), &full).await));
+            nodes.push(Some(
+                start_node(
+                    &context,
+                    &oracle,
+                    i,
+                    app,
+                    &keys,
+                    Opts { full_nodes: full.to_vec(), ..Opts::default() },
+                    Arc::default(),
+                )
+                .await,
+            ));
         }
         let users: Vec<Keypair> = deed_node::DEV_KEYS.iter().map(|n| Keypair::dev(n)).collect();
         let mut nonces = vec![0u64; users.len()];
@@ -245,8 +265,18 @@ fn run_seed(seed: u64, phases: u32) -> Outcome {
                     // Restart the crashed validator from its disk.
                     let a = open_app(&dirs[crash], &keys[crash], &g);
                     apps[crash] = Some(a.clone());
-                    nodes[crash] =
-                        Some(start_node(&context, &oracle, crash, a, &keys, None, Arc::default(), &full).await);
+                    nodes[crash] = Some(
+                        start_node(
+                            &context,
+                            &oracle,
+                            crash,
+                            a,
+                            &keys,
+                            Opts { full_nodes: full.to_vec(), ..Opts::default() },
+                            Arc::default(),
+                        )
+                        .await,
+                    );
                     up[crash] = true;
                 }
                 _ => {}
@@ -373,7 +403,18 @@ fn run_adversary(seed: u64, adversary: Adversary) -> (Vec<Arc<App>>, Vec<Stats>)
             let app = open_app(&root.join(format!("n{i}")), &keys[i], &g);
             let st: Arc<Mutex<Stats>> = Arc::default();
             let adv = if i == 0 { Some(adversary) } else { None };
-            nodes.push(start_node(&context, &oracle, i, app.clone(), &keys, adv, st.clone(), &[]).await);
+            nodes.push(
+                start_node(
+                    &context,
+                    &oracle,
+                    i,
+                    app.clone(),
+                    &keys,
+                    Opts { adversary: adv, ..Opts::default() },
+                    st.clone(),
+                )
+                .await,
+            );
             apps.push(app);
             stats.push(st);
         }
@@ -483,7 +524,7 @@ fn an_equivocating_validator_is_slashed() {
         let mut nodes = Vec::new();
         for i in 1..N {
             let app = open_app(&root.join(format!("n{i}")), &keys[i], &g);
-            nodes.push(start_node(&context, &oracle, i, app.clone(), &keys, None, Arc::default(), &[]).await);
+            nodes.push(start_node(&context, &oracle, i, app.clone(), &keys, Opts::default(), Arc::default()).await);
             apps.push(app);
         }
         context.sleep(Duration::from_secs(20)).await;
