@@ -1,7 +1,8 @@
 //! Full nodes: four validators and two non-voting full nodes on loopback (real sockets,
 //! the tokio runtime) — a transaction submitted to a full node is forwarded and
-//! finalized; full nodes reach the validators' height and state root; one started late
-//! catches up, and one restarted catches up from where it stopped. And, in the
+//! finalized; a model uploaded to a full node only is registered (the validators fetch it
+//! from the full node); full nodes reach the validators' height and state root; one
+//! started late catches up, and one restarted catches up from where it stopped. And, in the
 //! deterministic runtime, a full node fed finalized blocks directly: it commits only a
 //! block whose finalization certificate verifies, and stops loudly on a certified block
 //! it cannot execute.
@@ -198,6 +199,28 @@ async fn full_nodes_follow_verify_forward_and_catch_up() {
     assert!(status["height"].as_u64().unwrap() >= h, "{status}");
     let peers = status["peers"].as_array().unwrap();
     assert_eq!(peers.iter().filter(|p| p["role"] == "validator").count(), N, "{status}");
+
+    // A model uploaded to the full node only is registered through it: the validators
+    // fetch it from the full node when the registration reaches them.
+    let model = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/mlp.onnx")).unwrap();
+    let id = full0.app.store.put(&model).unwrap();
+    let carol = Keypair::dev("dev3");
+    let salt = Hash32([5; 32]);
+    let commitment = deed_types::tx::model_commitment(&id, &carol.address(), &salt);
+    let signed = |nonce, body| Tx { chain_id: CHAIN.into(), sender: carol.public(), nonce, fee: 10, body }.sign(&carol);
+    let c = full0.app.admit(signed(0, TxBody::CommitModel { commitment })).unwrap();
+    wait_for("the commitment to be final on the full node", 40, || is_final(&full0, &c)).await;
+    let reg = TxBody::RegisterModel { model: id, name: "mlp".into(), salt, price: 0, parents: vec![] };
+    let r = full0.app.admit(signed(1, reg)).unwrap();
+    wait_for("the registration to be final everywhere", 40, || {
+        vals.iter().all(|v| is_final(v, &r)) && is_final(&full0, &r)
+    })
+    .await;
+    // The proposer fetched it before admitting the registration; the others, whose
+    // checks of the block do not need the bytes, may still be at it.
+    assert!(vals.iter().any(|v| v.app.store.has(&id)));
+    wait_for("every validator to hold the model", 20, || vals.iter().all(|v| v.app.store.has(&id))).await;
+    assert_eq!(vals[0].app.store.get(&id).unwrap(), model);
 
     // A full node started after blocks were finalized catches up from genesis.
     let target = height(&vals[0]);
