@@ -524,8 +524,9 @@ impl<E: Clock + CryptoRng> Actor<E> {
         self.stats.lock().unwrap().peers_seen.insert(from_consensus_key(&peer), now);
         match w {
             Wire::Block(b) => {
-                // Proposals come from validators; a full node has none to make.
-                if b.header.height > self.head.height && self.validators.contains(&peer) {
+                // Proposals come from validators, and only validators vote on them (a full
+                // node takes blocks only with a certificate, or anchored under one).
+                if b.header.height > self.head.height && self.validators.contains(&peer) && self.finality.is_none() {
                     self.insert_block(*b);
                     self.retry(net)?;
                 }
