@@ -387,10 +387,23 @@ impl ChainDb {
     /// the whole batch), in order; those already present are skipped. All or nothing: if
     /// the batch would overflow the mempool, nothing is written.
     pub fn mempool_insert_batch(&self, txs: &[SignedTx]) -> Result<(), DbError> {
+        self.mempool_insert_with(txs, Durability::Immediate)
+    }
+
+    /// [`Self::mempool_insert_batch`] without waiting for the disk: for transactions
+    /// relayed by peers, which acknowledged them to their senders and keep them durable
+    /// themselves. They become durable with this database's next durable commit (the
+    /// next block); a crash before that loses only this node's copy.
+    pub fn mempool_insert_relayed(&self, txs: &[SignedTx]) -> Result<(), DbError> {
+        self.mempool_insert_with(txs, Durability::None)
+    }
+
+    fn mempool_insert_with(&self, txs: &[SignedTx], durability: Durability) -> Result<(), DbError> {
         if txs.is_empty() {
             return Ok(());
         }
-        let w = self.begin_write()?;
+        let mut w = self.db.begin_write()?;
+        w.set_durability(durability).map_err(|e| DbError::Storage(e.to_string()))?;
         {
             let mut idx = w.open_table(MEMPOOL_IDX)?;
             let mut pool = w.open_table(MEMPOOL)?;

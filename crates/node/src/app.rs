@@ -299,7 +299,7 @@ impl App {
         }
         let queued = std::mem::take(&mut *self.admit_queue.lock().unwrap());
         let (txs, slots): (Vec<SignedTx>, Vec<AdmitSlot>) = queued.into_iter().unzip();
-        for (r, s) in self.admit_checked(txs).into_iter().zip(slots) {
+        for (r, s) in self.admit_checked(txs, true).into_iter().zip(slots) {
             *s.lock().unwrap() = Some(r);
         }
         slot.lock().unwrap().take().expect("the leader answered its own transaction")
@@ -310,6 +310,17 @@ impl App {
     /// its earlier ones in the same batch), and one durable write for all that pass.
     /// One result per transaction, in order.
     pub fn admit_batch(&self, txs: Vec<SignedTx>) -> Vec<Result<Hash32, AdmitError>> {
+        self.admit_batch_with(txs, true)
+    }
+
+    /// [`Self::admit_batch`] for transactions relayed by a peer (gossip): the same
+    /// checks, but the mempool write does not wait for the disk, since the peer that
+    /// acknowledged them to their sender keeps them durable.
+    pub fn admit_relayed(&self, txs: Vec<SignedTx>) -> Vec<Result<Hash32, AdmitError>> {
+        self.admit_batch_with(txs, false)
+    }
+
+    fn admit_batch_with(&self, txs: Vec<SignedTx>, durable: bool) -> Vec<Result<Hash32, AdmitError>> {
         let mut results: Vec<Option<Result<Hash32, AdmitError>>> = Vec::with_capacity(txs.len());
         let mut passed = Vec::with_capacity(txs.len());
         for tx in txs {
@@ -321,13 +332,14 @@ impl App {
                 Err(e) => results.push(Some(Err(e))),
             }
         }
-        let mut checked = self.admit_checked(passed).into_iter();
+        let mut checked = self.admit_checked(passed, durable).into_iter();
         results.into_iter().map(|r| r.unwrap_or_else(|| checked.next().expect("one result per checked tx"))).collect()
     }
 
     /// The part of admission after the node's policy: signatures (batched), ledger
-    /// rules against the pending nonces, one durable mempool write.
-    fn admit_checked(&self, txs: Vec<SignedTx>) -> Vec<Result<Hash32, AdmitError>> {
+    /// rules against the pending nonces, one mempool write (durable on return if
+    /// `durable`).
+    fn admit_checked(&self, txs: Vec<SignedTx>, durable: bool) -> Vec<Result<Hash32, AdmitError>> {
         if txs.is_empty() {
             return Vec::new();
         }
@@ -384,7 +396,9 @@ impl App {
             return results;
         }
         let to_write: Vec<SignedTx> = accepted.iter().map(|(_, t)| t.clone()).collect();
-        if let Err(e) = self.db.mempool_insert_batch(&to_write) {
+        let written =
+            if durable { self.db.mempool_insert_batch(&to_write) } else { self.db.mempool_insert_relayed(&to_write) };
+        if let Err(e) = written {
             // Nothing of the batch is durable: none of it is acknowledged.
             let full = matches!(e, deed_ledger::db::DbError::MempoolFull { .. });
             let msg = e.to_string();

@@ -267,6 +267,8 @@ enum Gap {
     Missing(Digest),
     /// The chain does not descend from our finalized head.
     Stale,
+    /// A block reads blobs this node is fetching (a challenge's proof blobs).
+    Blobs,
 }
 
 /// Why a block cannot be executed.
@@ -596,7 +598,7 @@ impl<E: Clock + CryptoRng> Actor<E> {
             return;
         }
         let hashes: Vec<Hash32> = txs.iter().map(SignedTx::hash).collect();
-        for (h, r) in hashes.iter().zip(self.app.admit_batch(txs)) {
+        for (h, r) in hashes.iter().zip(self.app.admit_relayed(txs)) {
             if let Err(e) = r {
                 tracing::trace!("gossiped transaction not admitted: {e}");
                 // Forgotten, so a resend (a full node's, after an earlier gap) is looked at again.
@@ -686,14 +688,42 @@ impl<E: Clock + CryptoRng> Actor<E> {
             }
             if let Some(why) = failed {
                 tracing::debug!(tx = %p.tx.hash(), "gossiped transaction dropped: {why}");
-            } else if pending {
+                continue;
+            }
+            if pending {
                 waiting.insert(sender);
                 self.parked.push_back(p);
-            } else {
-                ready.push(p.tx);
+                continue;
+            }
+            // What has arrived may name more (a bundle's weights, a challenge's
+            // producer blobs): another round of fetches, or ready.
+            match self.fetch_missing(&p.tx) {
+                Ok(more) if more.is_empty() => ready.push(p.tx),
+                Ok(more) => {
+                    waiting.insert(sender);
+                    self.parked.push_back(Parked { tx: p.tx, blobs: more });
+                }
+                Err(e) => tracing::debug!(tx = %p.tx.hash(), "gossiped transaction dropped: {e}"),
             }
         }
         self.admit_gossiped(ready);
+    }
+
+    /// Starts fetching the blobs `tx` needs that are neither here nor on their way;
+    /// returns those still to arrive.
+    fn fetch_missing(&self, tx: &SignedTx) -> Result<Vec<deed_types::Cid>, String> {
+        let mut blobs = Vec::new();
+        for (c, max) in super::fetch::blobs_needed(&self.app, tx) {
+            if self.app.store.has(&c) {
+                continue;
+            }
+            match self.app.fetcher.start(&self.app.store, &c, max) {
+                Ok(true) => {}
+                Ok(false) => blobs.push(c),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(blobs)
     }
 
     fn insert_block(&mut self, b: Block) {
@@ -814,9 +844,24 @@ impl<E: Clock + CryptoRng> Actor<E> {
             let writes = self.merged(&chain[..i]);
             let state = Layered { base: &snap, writes: &writes };
             let checked = self.app.sigs_checked(&block.txs);
-            let blobs = crate::app::StoreBlobs(&self.app.store);
-            let outcome = deed_ledger::apply_block_checked(&state, &block, &blobs, &checked)
-                .map_err(|e| ExecError::Invalid(e.to_string()))?;
+            let blobs = super::fetch::NotingBlobs::new(&self.app.store);
+            let outcome = match deed_ledger::apply_block_checked(&state, &block, &blobs, &checked) {
+                Ok(o) => o,
+                Err(e) => {
+                    let absent = blobs.absent();
+                    if absent.is_empty() {
+                        return Err(ExecError::Invalid(e.to_string()));
+                    }
+                    // Not refused for what this node lacks: fetch it, then execute again.
+                    for c in &absent {
+                        if let Err(f) = self.app.fetcher.start(&self.app.store, c, self.app.config.model_bytes_max) {
+                            tracing::warn!(height = block.header.height, "block waits for blob {c}: {f}");
+                        }
+                    }
+                    tracing::debug!(height = block.header.height, ?absent, "block waits for blobs");
+                    return Err(ExecError::Gap(Gap::Blobs));
+                }
+            };
             self.executed.insert(*d, Arc::new(Executed { writes: outcome.writes, rejected: Vec::new() }));
         }
         Ok(())
@@ -844,6 +889,7 @@ impl<E: Clock + CryptoRng> Actor<E> {
                     self.request(d, if d == payload { None } else { hint.map(|h| h - 1) }, net);
                     self.verifies.push((context, payload, response));
                 }
+                Err(Gap::Blobs) => self.verifies.push((context, payload, response)),
                 Err(Gap::Stale) => {
                     let _ = response.send(false);
                 }
@@ -895,6 +941,7 @@ impl<E: Clock + CryptoRng> Actor<E> {
                     self.request(d, None, net);
                     self.proposals.push((context, response));
                 }
+                Err(Gap::Blobs) => self.proposals.push((context, response)),
                 Err(Gap::Stale) => {}
             }
         }
@@ -986,6 +1033,7 @@ impl<E: Clock + CryptoRng> Actor<E> {
                 self.request(d, hint, net);
                 return Ok(());
             }
+            Err(Gap::Blobs) => return Ok(()), // chain_to never says so
             Err(Gap::Stale) => {
                 self.certs.retain(|v, _| *v > view);
                 // Finalized at or below our head: it must be a block we already committed.
@@ -1012,6 +1060,8 @@ impl<E: Clock + CryptoRng> Actor<E> {
             if let Err(e) = self.execute(d) {
                 let b = &self.blocks[&d];
                 let why = match e {
+                    // Retried at the next tick, once the fetches end.
+                    ExecError::Gap(Gap::Blobs) => return Ok(()),
                     ExecError::Invalid(w) => w,
                     ExecError::Gap(_) => "a gap in the chain".into(),
                 };

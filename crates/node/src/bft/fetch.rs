@@ -41,8 +41,9 @@ use commonware_resolver::{Consumer, Delivery, Outcome, Resolution, Resolver, p2p
 use commonware_runtime::{Clock, Handle, Metrics, Spawner};
 use commonware_utils::channel::{oneshot, ring};
 use commonware_utils::{NZDuration, NZUsize, Span, ordered::Set};
+use deed_engine::Source;
 use deed_store::{Store, StoreError, outboard};
-use deed_types::{Cid, Hash32, PublicKey, SignedTx, TxBody};
+use deed_types::{Cid, FraudProof, Hash32, PublicKey, SignedTx, TxBody};
 use rand_core::Rng;
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
@@ -753,16 +754,134 @@ fn ingest(store: &Store, cid: &Cid, reader: impl std::io::Read, max_bytes: u64) 
     Ok(())
 }
 
-/// The blobs a transaction needs on this node before it can be admitted, with the most
-/// bytes accepted for each.
-pub fn blobs_needed(app: &App, tx: &SignedTx) -> Vec<(Cid, u64)> {
-    match &tx.tx.body {
-        TxBody::RegisterModel { model, .. } => vec![(*model, app.config.model_bytes_max)],
-        TxBody::RequestInference { model, input, .. } => {
-            vec![(*model, app.config.model_bytes_max), (*input, crate::api::INPUT_BLOB_BYTES_MAX)]
-        }
-        _ => Vec::new(),
+/// A [`deed_ledger::BlobSource`] over this node's store that notes each blob asked for
+/// but absent. A block whose execution reads blobs this node has not fetched yet (a
+/// challenge's proof, a bundle's weights) fails for want of them; the noted ids tell the
+/// caller to fetch and retry, instead of refusing a block every node with the blobs
+/// accepts.
+pub struct NotingBlobs<'a> {
+    store: &'a Store,
+    absent: std::sync::Mutex<Vec<Cid>>,
+}
+
+impl<'a> NotingBlobs<'a> {
+    /// Reads from `store`.
+    pub fn new(store: &'a Store) -> Self {
+        NotingBlobs { store, absent: Default::default() }
     }
+
+    /// The blobs asked for that were not here, each once, in the order asked.
+    pub fn absent(self) -> Vec<Cid> {
+        self.absent.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn note(&self, cid: &Cid) -> bool {
+        if self.store.has(cid) {
+            return false;
+        }
+        let mut a = self.absent.lock().unwrap_or_else(|e| e.into_inner());
+        if !a.contains(cid) {
+            a.push(*cid);
+        }
+        true
+    }
+}
+
+impl deed_ledger::BlobSource for NotingBlobs<'_> {
+    fn get(&self, cid: &Cid) -> Option<Vec<u8>> {
+        if self.note(cid) {
+            return None;
+        }
+        crate::app::StoreBlobs(self.store).get(cid)
+    }
+
+    fn get_range(&self, cid: &Cid, offset: u64, length: usize) -> Result<Vec<u8>, String> {
+        if self.note(cid) {
+            return Err(format!("blob {cid} is not available"));
+        }
+        crate::app::StoreBlobs(self.store).get_range(cid, offset, length)
+    }
+}
+
+/// Bundle graphs at most this large are scanned for the weights files they name (a
+/// bundle's graph holds no weights, so it is small).
+const BUNDLE_GRAPH_BYTES_MAX: u64 = 64 << 20;
+
+/// The weights blobs a stored model graph names (a bundle, docs/PROTOCOL.md *Model
+/// files*); empty for a self-contained model or one not stored here.
+fn bundle_weights(app: &App, model: &Cid) -> Vec<Cid> {
+    if app.store.size(model).map_or(true, |n| n > BUNDLE_GRAPH_BYTES_MAX) {
+        return Vec::new();
+    }
+    let Ok(bytes) = app.store.get(model) else { return Vec::new() };
+    let Ok(tensors) = deed_store::formats::onnx_tensors(&bytes, &Default::default()) else { return Vec::new() };
+    let mut out: Vec<Cid> = tensors
+        .into_iter()
+        .filter_map(|t| match t.data {
+            deed_store::formats::TensorData::External(e) => Cid::from_location(&e.location),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A model and, once its graph is here but does not load (a bundle whose weights are
+/// missing), the weights it names. A model that loads is cached, so asking again is cheap.
+fn model_blobs(app: &App, model: &Cid, out: &mut Vec<(Cid, u64)>) {
+    out.push((*model, app.config.model_bytes_max));
+    if app.store.has(model) && app.model(model).is_err() {
+        out.extend(bundle_weights(app, model).into_iter().map(|w| (w, app.config.model_bytes_max)));
+    }
+}
+
+/// The blobs a transaction needs on this node before it can be admitted (and before a
+/// block carrying it can be checked), with the most bytes accepted for each, as far as
+/// can be told from what is here: a bundle's weights are known once its graph has
+/// arrived, and a challenge's producer blobs once the model can be loaded. A caller
+/// asks again after each round of fetches until nothing is missing.
+pub fn blobs_needed(app: &App, tx: &SignedTx) -> Vec<(Cid, u64)> {
+    let mut out = Vec::new();
+    match &tx.tx.body {
+        TxBody::RegisterModel { model, .. } => model_blobs(app, model, &mut out),
+        TxBody::RequestInference { model, input, .. } => {
+            model_blobs(app, model, &mut out);
+            out.push((*input, crate::api::INPUT_BLOB_BYTES_MAX));
+        }
+        TxBody::Challenge { job, executor, proof } => {
+            let Ok(snap) = app.db.snapshot() else { return out };
+            let Some(job) = deed_ledger::query::job(&snap, job) else { return out };
+            model_blobs(app, &job.model, &mut out);
+            out.push((job.input, crate::api::INPUT_BLOB_BYTES_MAX));
+            let Some(receipt) = deed_ledger::query::job_receipt(&snap, &job.id, executor) else { return out };
+            if out.iter().any(|(c, _)| !app.store.has(c)) {
+                return out; // The model and weights first: the proof's sources need them.
+            }
+            let Ok(model) = app.model(&job.model) else { return out };
+            let sources = match proof {
+                FraudProof::TraceLength => Vec::new(),
+                FraudProof::Op { index } if (*index as usize) < model.node_count() => {
+                    model.node_sources(*index as usize)
+                }
+                FraudProof::Op { .. } => Vec::new(),
+                FraudProof::Output => model.output_sources().into_iter().map(|(_, s)| s).collect(),
+            };
+            let trace = &receipt.receipt.trace;
+            for s in sources {
+                if let Source::Node { node, .. } = s
+                    && let Some(h) = trace.get(node)
+                {
+                    // A producer blob holds one node's outputs: bounded like a model.
+                    out.push((Cid(*h), app.config.model_bytes_max));
+                }
+            }
+        }
+        _ => {}
+    }
+    out.sort_by_key(|(c, _)| *c);
+    out.dedup_by_key(|(c, _)| *c);
+    out
 }
 
 /// The resolver's consumer: hands each answer to the [`BlobFetcher`] on a blocking thread

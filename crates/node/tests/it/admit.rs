@@ -95,3 +95,26 @@ fn concurrent_clients_share_durable_writes_and_lose_nothing() {
         assert_eq!(deed_ledger::query::account(&app.state().unwrap(), &k.address()).nonce, per);
     }
 }
+
+#[test]
+fn relayed_transactions_are_checked_alike_and_made_durable_by_the_next_durable_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let users: Vec<Keypair> = (0..2).map(|i| Keypair::dev(&format!("admit-relay-{i}"))).collect();
+    let app = open(tmp.path(), &users);
+    let (a, b) = (&users[0], &users[1]);
+    let relayed = vec![transfer(a, b, 0, 5), transfer(a, b, 2, 5), transfer(a, b, 1, 5)];
+    let r = app.admit_relayed(relayed.clone());
+    assert_eq!(*r[0].as_ref().unwrap(), relayed[0].hash());
+    assert!(matches!(r[1], Err(AdmitError::Ledger(deed_ledger::TxError::NonceGap { .. }))), "{:?}", r[1]);
+    assert_eq!(*r[2].as_ref().unwrap(), relayed[2].hash());
+    // A transaction a client submits here is durable on return, and so is everything
+    // written before it.
+    let own = transfer(b, a, 0, 1);
+    app.admit(own.clone()).unwrap();
+    drop(app);
+    let app = open(tmp.path(), &users);
+    assert_eq!(app.mempool_len(), 3);
+    for t in [&relayed[0], &relayed[2], &own] {
+        assert!(app.is_pending(&t.hash()));
+    }
+}

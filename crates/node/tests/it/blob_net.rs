@@ -44,8 +44,19 @@ impl Net {
     /// Starts validator `i`; returns its handle and its consensus counters.
     async fn start(&self, i: usize, executor: bool, adversary: Option<Adversary>) -> (NodeHandle, Arc<Mutex<Stats>>) {
         let mut c = NodeConfig::new(self.dirs[i].clone());
-        c.listen = "127.0.0.1:0".into();
         c.executor = executor;
+        self.start_with(i, c, adversary).await
+    }
+
+    /// Starts validator `i` with node settings `c` (its listen address and producer are
+    /// set here).
+    async fn start_with(
+        &self,
+        i: usize,
+        mut c: NodeConfig,
+        adversary: Option<Adversary>,
+    ) -> (NodeHandle, Arc<Mutex<Stats>>) {
+        c.listen = "127.0.0.1:0".into();
         c.producer_name = "simplex";
         c.blob_fetch_timeout_ms = 10_000;
         let peers = self.keys.iter().zip(&self.p2p).map(|(k, a)| (k.public(), *a)).collect();
@@ -59,6 +70,35 @@ impl Net {
         let key = Keypair::from_seed(self.keys[i].seed());
         (deed_node::start(c, key, self.genesis.clone(), Box::new(producer)).await.unwrap(), stats)
     }
+}
+
+/// Ends the test process when a test panics: its nodes' consensus threads would otherwise
+/// keep the runtime (and the test binary) alive forever. The panic message goes straight
+/// to stderr first, since the test harness captures what the print macros write.
+struct ExitOnPanic;
+
+impl Drop for ExitOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "blob_net: a test failed with its nodes running; exiting");
+            std::process::exit(101);
+        }
+    }
+}
+
+/// Installs a panic hook that writes the message to stderr uncaptured, once per process.
+fn exit_on_panic() -> ExitOnPanic {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "{info}");
+            prev(info);
+        }));
+    });
+    ExitOnPanic
 }
 
 async fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
@@ -128,6 +168,43 @@ fn matmul_model(k: usize) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// Splits a model with inline float32 initializers into a bundle: the graph (weights as
+/// external data in `<cid>.safetensors`) and that safetensors file.
+fn bundle_of(model: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    use deed_engine::onnx::*;
+    use prost::Message;
+    let mut m = ModelProto::decode(model).unwrap();
+    let g = m.graph.as_mut().unwrap();
+    let mut header = String::from("{");
+    let mut data = Vec::new();
+    let mut spans = Vec::new();
+    for (i, t) in g.initializer.iter().enumerate() {
+        let (b, e) = (data.len(), data.len() + t.raw_data.len());
+        let dims: Vec<String> = t.dims.iter().map(|d| d.to_string()).collect();
+        let sep = if i == 0 { "" } else { "," };
+        header +=
+            &format!(r#"{sep}"{}":{{"dtype":"F32","shape":[{}],"data_offsets":[{b},{e}]}}"#, t.name, dims.join(","));
+        data.extend_from_slice(&t.raw_data);
+        spans.push((b, e));
+    }
+    header.push('}');
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend(header.as_bytes());
+    file.extend(&data);
+    let cid = Cid::of(&file);
+    for (t, (b, e)) in g.initializer.iter_mut().zip(spans) {
+        t.raw_data.clear();
+        t.data_location = 1;
+        let entry = |k: &str, v: String| StringStringEntryProto { key: k.into(), value: v };
+        t.external_data = vec![
+            entry("location", cid.weights_location()),
+            entry("offset", (8 + header.len() + b).to_string()),
+            entry("length", (e - b).to_string()),
+        ];
+    }
+    (m.encode_to_vec(), file)
+}
+
 fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed;
     (0..len)
@@ -153,6 +230,7 @@ async fn http_get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_uploaded_to_one_validator_runs_on_another() {
+    let _guard = exit_on_panic();
     let tmp = tempfile::tempdir().unwrap();
     let net = Net::new(tmp.path(), "blob");
     let mut nodes = Vec::new();
@@ -200,6 +278,33 @@ async fn a_model_uploaded_to_one_validator_runs_on_another() {
     })
     .await;
     assert!(nodes[2].app.store.has(&input_id));
+
+    // A bundle (graph + safetensors weights, the weights of the model above, so it names
+    // that model as its parent) uploaded to validator 0 only: the others fetch the graph
+    // when the registration is gossiped, learn from it which weights it needs, fetch
+    // those too, and admit it.
+    let (graph, weights) = bundle_of(&model);
+    let weights_id = nodes[0].app.store.put(&weights).unwrap();
+    let graph_id = nodes[0].app.store.put(&graph).unwrap();
+    let salt2 = Hash32([10; 32]);
+    let commitment = deed_types::tx::model_commitment(&graph_id, &alice.address(), &salt2);
+    let c = nodes[0].app.admit(tx(&alice, 3, TxBody::CommitModel { commitment })).unwrap();
+    wait_for("the bundle's commitment to be final", 60, || final_everywhere(&nodes, &c)).await;
+    let parents = vec![deed_types::Parent { model: id, royalty_bps: 100 }];
+    let reg = TxBody::RegisterModel { model: graph_id, name: "big-bundle".into(), salt: salt2, price: 0, parents };
+    let r = nodes[0].app.admit(tx(&alice, 4, reg)).unwrap();
+    wait_for("the bundle's registration to be final", 60, || final_everywhere(&nodes, &r)).await;
+    wait_for("every validator to have the graph and its weights", 60, || {
+        nodes.iter().all(|n| n.app.store.has(&graph_id) && n.app.store.has(&weights_id))
+    })
+    .await;
+    for n in &nodes[1..] {
+        // It loads there, from the fetched weights, and computes what the whole model does.
+        let m = n.app.model(&graph_id).unwrap();
+        let whole = n.app.model(&id).unwrap();
+        let opts = deed_engine::RunOptions { threads: 1, trace: true };
+        assert_eq!(m.run(&input, &opts).unwrap().output_hash(), whole.run(&input, &opts).unwrap().output_hash());
+    }
     let st = nodes[2].app.fetcher.stats();
     assert!(st.fetched >= 2 && st.bytes_fetched >= model.len() as u64, "{st:?}");
     assert_eq!(st.refused, 0, "{st:?}");
@@ -231,8 +336,103 @@ async fn a_model_uploaded_to_one_validator_runs_on_another() {
     }
 }
 
+/// Registers `model` (already in `nodes[0]`'s store) for `owner` through validator 0,
+/// starting at `nonce`; returns its id once the registration is final everywhere.
+async fn register(nodes: &[NodeHandle], owner: &Keypair, nonce: u64, model: &[u8], name: &str) -> Cid {
+    let id = Cid::of(model);
+    let salt = Hash32([9; 32]);
+    let commitment = deed_types::tx::model_commitment(&id, &owner.address(), &salt);
+    let c = nodes[0].app.admit(tx(owner, nonce, TxBody::CommitModel { commitment })).unwrap();
+    wait_for("the commitment to be final", 60, || final_everywhere(nodes, &c)).await;
+    let reg = TxBody::RegisterModel { model: id, name: name.into(), salt, price: 0, parents: vec![] };
+    let r = nodes[0].app.admit(tx(owner, nonce + 1, reg)).unwrap();
+    wait_for("the registration to be final", 60, || final_everywhere(nodes, &r)).await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_raised_on_one_validator_is_decided_by_all() {
+    let _guard = exit_on_panic();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut net = Net::new(tmp.path(), "fraud");
+    net.genesis.params.jobs.challenge_window_blocks = 200;
+    let config = |i: usize| {
+        // Validator 2 executes jobs and lies about their outputs (its trace is honest);
+        // validator 3 only audits, every job.
+        let mut c = NodeConfig::new(net.dirs[i].clone());
+        c.executor = i == 2;
+        if i == 2 {
+            c.misbehave = Some(deed_node::worker::Misbehave::WrongOutput);
+        }
+        if i == 3 {
+            c.audit_rate = 1.0;
+        }
+        c
+    };
+    let mut nodes = Vec::new();
+    for i in 0..N {
+        nodes.push(net.start_with(i, config(i), None).await.0);
+    }
+    wait_live(&nodes).await;
+
+    let alice = Keypair::dev("dev1");
+    let model = matmul_model(64);
+    nodes[0].app.store.put(&model).unwrap();
+    let id = register(&nodes, &alice, 0, &model, "small-matmul").await;
+    let x = Tensor::f32(vec![1, 64], (0..64).map(|i| i as f32 / 64.0).collect());
+    let input = TensorSet([("x".to_string(), x)].into_iter().collect());
+    let input_id = nodes[0].app.store.put(&input.encode()).unwrap();
+    let req =
+        TxBody::RequestInference { model: id, input: input_id, price: 0, executor_fee: 100, mode: JobMode::Single };
+    // Validator 1 is down while the job is run and challenged.
+    let down = nodes.remove(1);
+    down.shutdown().await.unwrap();
+    let job = nodes[0].app.admit(tx(&alice, 2, req)).unwrap();
+    let liar = net.keys[2].public();
+    let stake = |n: &NodeHandle| deed_ledger::query::executor(&n.app.db.snapshot().unwrap(), &liar).unwrap().stake;
+    let staked = stake(&nodes[0]);
+
+    // The auditor re-runs the job, finds the output differs, and challenges with the
+    // output's producer blob, which only it holds: every other validator fetches that
+    // blob before it admits the challenge or accepts a block carrying it.
+    wait_for("the job to be refunded on every validator", 90, || {
+        nodes.iter().all(|n| {
+            let snap = n.app.db.snapshot().unwrap();
+            deed_ledger::query::job(&snap, &job).is_some_and(|j| j.status.name() == "refunded")
+        })
+    })
+    .await;
+    for n in &nodes {
+        assert!(stake(n) < staked, "the liar is slashed on every validator");
+    }
+    // The proof's blob: the output's producer, bound by the liar's own trace.
+    let snap = nodes[0].app.db.snapshot().unwrap();
+    let receipt = deed_ledger::query::job_receipt(&snap, &job, &liar).unwrap().receipt;
+    let proof_blob = Cid(receipt.trace[0]);
+    for n in &nodes {
+        assert!(n.app.store.has(&proof_blob), "every validator holds the proof's blob");
+    }
+
+    // Back up, validator 1 catches up: the finalized block carrying the challenge reads
+    // blobs it never saw gossiped, so it fetches them before it executes that block
+    // (instead of stopping at a block it cannot execute).
+    let h = nodes[0].app.db.height().unwrap();
+    nodes.insert(1, net.start_with(1, config(1), None).await.0);
+    wait_for("validator 1 to catch up past the challenge", 90, || nodes[1].app.db.height().unwrap() >= h).await;
+    assert!(nodes[1].app.store.has(&proof_blob));
+    assert!(stake(&nodes[1]) < staked);
+    let h = nodes.iter().map(|n| n.app.db.height().unwrap()).min().unwrap();
+    let roots: Vec<_> = nodes.iter().map(|n| n.app.db.block(h).unwrap().unwrap().header.state_root).collect();
+    assert!(roots.windows(2).all(|w| w[0] == w[1]), "{roots:?}");
+
+    for n in nodes {
+        n.shutdown().await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_serving_corrupt_pieces_is_refused_and_avoided() {
+    let _guard = exit_on_panic();
     let tmp = tempfile::tempdir().unwrap();
     let net = Net::new(tmp.path(), "liar");
     let (mut nodes, mut stats) = (Vec::new(), Vec::new());
