@@ -248,6 +248,17 @@ async fn full_nodes_follow_verify_forward_and_catch_up() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_neither_validator_nor_listed_full_node_says_so() {
+    let _guard = ExitOnPanic::arm();
+    let tmp = tempfile::tempdir().unwrap();
+    let net = Net::new(tmp.path().to_path_buf(), 0);
+    let stranger = Keypair::dev("full-test-stranger");
+    let (node, _) = net.start_node(&stranger, free_port(), tmp.path().join("stranger")).await;
+    let e = node.shutdown().await.expect_err("an unlisted node must not run");
+    assert!(e.to_string().contains("neither a genesis validator nor listed under full_nodes"), "{e}");
+}
+
 /// A validator app on its own disk, to build real blocks for the full node to receive.
 fn open_app(dir: &std::path::Path, key: &Keypair, g: &deed_types::Genesis) -> Arc<App> {
     let mut c = NodeConfig::new(dir.to_path_buf());
