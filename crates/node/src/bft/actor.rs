@@ -52,6 +52,9 @@ const CERTS_LEN_MAX: usize = 64;
 /// How often a full node sends its pending transactions to the validators again (a
 /// first send may have gone out before it was connected, or been refused for a gap).
 const RESEND_MS: u64 = 1_000;
+/// How long a full node goes without a certified block before it asks the validators for
+/// their newest one (it may have missed the last announcements, or the chain stalled).
+const ASK_FINALIZED_MS: u64 = 2_000;
 
 /// Timing of block production.
 #[derive(Clone, Copy, Debug)]
@@ -335,6 +338,11 @@ pub struct Actor<E: Clock> {
     certs: BTreeMap<u64, (Digest, Vec<u8>)>,
     /// Full node: when pending transactions were last sent to the validators.
     resent_at: SystemTime,
+    /// Full node: when a certified block last arrived, or the validators were last asked.
+    heard_final_at: SystemTime,
+    /// Validator: the newest block it announced to the full nodes, with its certificate
+    /// (what it answers [`Wire::GetFinalized`] with).
+    last_final: Option<(Arc<Block>, Vec<u8>)>,
 }
 
 /// A gossiped transaction waiting for blobs this node is fetching.
@@ -385,6 +393,8 @@ impl<E: Clock + CryptoRng> Actor<E> {
                 finality: None,
                 certs: BTreeMap::new(),
                 resent_at: SystemTime::UNIX_EPOCH,
+                heard_final_at: SystemTime::UNIX_EPOCH,
+                last_final: None,
             },
             Mailbox { tx, participants: Arc::new(participants), namespace: Arc::new(namespace) },
         ))
@@ -445,6 +455,7 @@ impl<E: Clock + CryptoRng> Actor<E> {
                     }
                     if self.finality.is_some() {
                         self.resend(&mut gossip_tx);
+                        self.ask_finalized(&mut block_tx);
                     }
                     self.unpark();
                     self.retry(&mut block_tx)?;
@@ -541,6 +552,7 @@ impl<E: Clock + CryptoRng> Actor<E> {
                 }
                 match finality.check(&mut self.context, &block, &certificate) {
                     Ok(view) => {
+                        self.heard_final_at = self.context.current();
                         self.stats.lock().unwrap().finalized_view = view;
                         self.blocks.insert(d, Arc::new(*block));
                         self.finalized.insert(view, d);
@@ -557,6 +569,12 @@ impl<E: Clock + CryptoRng> Actor<E> {
                         st.certificates_rejected += 1;
                         st.last_rejection = Some(why);
                     }
+                }
+            }
+            Wire::GetFinalized => {
+                if let Some((block, certificate)) = &self.last_final {
+                    let m = Wire::Finalized { block: Box::new((**block).clone()), certificate: certificate.clone() };
+                    let _ = net.send(Recipients::One(peer), m.encode(), false);
                 }
             }
             Wire::GetAncestors { digest, height, count } => {
@@ -1107,12 +1125,28 @@ impl<E: Clock + CryptoRng> Actor<E> {
     fn announce(&mut self, view: u64, tip: Digest, net: &mut impl Sender<PublicKey = ed25519::PublicKey>) {
         let cert = self.certs.get(&view).filter(|(d, _)| *d == tip).map(|(_, c)| c.clone());
         self.certs.retain(|v, _| *v > view);
-        let (Some(certificate), Some(block)) = (cert, self.blocks.get(&tip)) else { return };
+        let (Some(certificate), Some(block)) = (cert, self.blocks.get(&tip).cloned()) else { return };
         if self.full_nodes.is_empty() {
             return;
         }
-        let m = Wire::Finalized { block: Box::new((**block).clone()), certificate };
+        let m = Wire::Finalized { block: Box::new((*block).clone()), certificate: certificate.clone() };
         let _ = net.send(Recipients::Some(self.full_nodes.clone()), m.encode(), false);
+        self.last_final = Some((block, certificate));
+    }
+
+    /// Full node: asks the validators for their newest certified block when none came for
+    /// a while (a full node just started, or one that missed announcements, learns the
+    /// chain's head even while finality is stalled).
+    fn ask_finalized(&mut self, net: &mut impl Sender<PublicKey = ed25519::PublicKey>) {
+        let now = self.context.current();
+        if now.duration_since(self.heard_final_at).unwrap_or_default() < Duration::from_millis(ASK_FINALIZED_MS) {
+            return;
+        }
+        self.heard_final_at = now;
+        let to = self.other_validators();
+        if !to.is_empty() {
+            let _ = net.send(Recipients::Some(to), Wire::GetFinalized.encode(), false);
+        }
     }
 
     /// Full node: sends the transactions still pending here to the validators again.

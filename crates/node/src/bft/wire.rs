@@ -55,6 +55,9 @@ pub enum Wire {
         /// Its finalization certificate (commonware codec).
         certificate: Vec<u8>,
     },
+    /// Asks a validator for the newest block it sent the full nodes, with its certificate
+    /// (answered with [`Wire::Finalized`], or not at all when it has none yet).
+    GetFinalized,
 }
 
 impl Wire {

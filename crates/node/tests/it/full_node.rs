@@ -2,7 +2,8 @@
 //! the tokio runtime) — a transaction submitted to a full node is forwarded and
 //! finalized; a model uploaded to a full node only is registered (the validators fetch it
 //! from the full node); full nodes reach the validators' height and state root; one
-//! started late catches up, and one restarted catches up from where it stopped. And, in the
+//! started late catches up, one restarted catches up from where it stopped, and one
+//! started while finality is stalled still reaches the last finalized block. And, in the
 //! deterministic runtime, a full node fed finalized blocks directly: it commits only a
 //! block whose finalization certificate verifies, and stops loudly on a certified block
 //! it cannot execute.
@@ -166,7 +167,7 @@ fn http_get(addr: SocketAddr, path: &str) -> serde_json::Value {
 async fn full_nodes_follow_verify_forward_and_catch_up() {
     let _guard = ExitOnPanic::arm();
     let tmp = tempfile::tempdir().unwrap();
-    let net = Net::new(tmp.path().to_path_buf(), 2);
+    let net = Net::new(tmp.path().to_path_buf(), 3);
     let mut vals = Vec::new();
     for i in 0..N {
         vals.push(net.validator(i).await);
@@ -243,7 +244,25 @@ async fn full_nodes_follow_verify_forward_and_catch_up() {
     same_block(&vals[0], &full0, target);
     same_block(&full1, &full0, target);
 
-    for n in vals.into_iter().chain([full0, full1]) {
+    // Finality stalls (two of four validators down): a full node started now still
+    // learns the last finalized block, by asking the validators for it.
+    for _ in 0..2 {
+        vals.pop().unwrap().shutdown().await.unwrap();
+    }
+    let mut stalled = height(&vals[0]);
+    loop {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let h = height(&vals[0]);
+        if h == stalled {
+            break;
+        }
+        stalled = h;
+    }
+    let (full2, _) = net.full_node(2).await;
+    wait_for("the new full node to reach the stalled head", 20, || height(&full2) >= stalled).await;
+    same_block(&vals[0], &full2, stalled);
+
+    for n in vals.into_iter().chain([full0, full1, full2]) {
         n.shutdown().await.unwrap();
     }
 }
