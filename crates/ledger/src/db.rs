@@ -17,7 +17,7 @@ use crate::exec::decode;
 use crate::state::{StateRead, WriteSet, prefix_range};
 use crate::{GenesisError, MemState, TxResult};
 use borsh::{BorshDeserialize, BorshSerialize};
-use deed_types::{Block, BlockHeader, Genesis, Hash32, SignedTx};
+use deed_types::{Block, BlockHeader, Cid, Genesis, Hash32, SignedTx};
 use redb::{
     Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
     WriteTransaction,
@@ -37,6 +37,11 @@ const K_GENESIS_ROOT: &str = "genesis_root";
 const K_HEAD: &str = "head";
 const K_STATE_ROOT: &str = "state_root";
 const K_MEMPOOL_SEQ: &str = "mempool_seq";
+/// The newest state snapshot this node wrote: (height, content id).
+const K_SNAPSHOT: &str = "snapshot";
+/// The height of the snapshot this node's state was installed from (no blocks below it
+/// are stored, nor the outcomes of their transactions).
+const K_SYNCED_FROM: &str = "synced_from";
 
 /// Most transactions the stored mempool holds.
 pub const MEMPOOL_TXS_MAX: u64 = 100_000;
@@ -342,6 +347,59 @@ impl ChainDb {
         for r in results.iter().filter(|r| !in_block.contains(&r.hash)) {
             record_rejection(&w, r)?;
             mempool_remove(&w, &r.hash)?;
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    /// Records that this node wrote the state snapshot of `height` as blob `cid`.
+    pub fn set_snapshot(&self, height: u64, cid: &Cid) -> Result<(), DbError> {
+        let w = self.begin_write()?;
+        w.open_table(META)?.insert(K_SNAPSHOT, enc(&(height, *cid)).as_slice())?;
+        w.commit()?;
+        Ok(())
+    }
+
+    /// The newest state snapshot this node wrote: (height, content id).
+    pub fn latest_snapshot(&self) -> Result<Option<(u64, Cid)>, DbError> {
+        self.read_meta(K_SNAPSHOT)
+    }
+
+    /// The height of the snapshot this node's state was installed from, if it was.
+    pub fn synced_from(&self) -> Result<Option<u64>, DbError> {
+        self.read_meta(K_SYNCED_FROM)
+    }
+
+    /// Replaces the whole state with a verified snapshot (the writes of
+    /// [`crate::snapshot::decode_verified`] for `block`'s header) and makes `block` the
+    /// head, in one durable transaction. `block` must be above the head. Blocks between
+    /// the old head and `block` are not stored.
+    pub fn install_snapshot(&self, block: &Block, writes: &WriteSet) -> Result<(), DbError> {
+        let h = &block.header;
+        let w = self.begin_write()?;
+        {
+            let mut meta = w.open_table(META)?;
+            if get_meta::<Genesis>(&meta, K_GENESIS)?.is_none() {
+                return Err(DbError::NoGenesis);
+            }
+            let head: Option<BlockHeader> = get_meta(&meta, K_HEAD)?;
+            let height = head.map_or(0, |hd| hd.height);
+            if h.height <= height {
+                return Err(DbError::NotNext(format!("snapshot height {} is not above the head {height}", h.height)));
+            }
+            meta.insert(K_HEAD, enc(h).as_slice())?;
+            meta.insert(K_STATE_ROOT, enc(&h.state_root).as_slice())?;
+            meta.insert(K_SYNCED_FROM, enc(&h.height).as_slice())?;
+            w.open_table(BLOCKS)?.insert(h.height, enc(block).as_slice())?;
+        }
+        w.delete_table(STATE)?;
+        Self::write_state(&w, writes)?;
+        for (i, stx) in block.txs.iter().enumerate() {
+            let hash = stx.hash();
+            let index = u32::try_from(i).expect("a block holds fewer than 2^32 transactions");
+            let status = TxStatus { height: Some(h.height), index: Some(index), ok: true, error: None };
+            w.open_table(TXS)?.insert(hash.0.as_slice(), enc(&status).as_slice())?;
+            mempool_remove(&w, &hash)?;
         }
         w.commit()?;
         Ok(())

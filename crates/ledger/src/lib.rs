@@ -103,6 +103,7 @@ pub mod keys;
 pub mod query;
 mod records;
 pub mod smt;
+pub mod snapshot;
 mod state;
 
 pub use error::{BlockError, GenesisError, TxError};

@@ -485,6 +485,17 @@ impl App {
         Ok(())
     }
 
+    /// Replaces this node's state with a verified state snapshot (the writes of
+    /// `deed_ledger::snapshot::decode_verified` for `block`) and makes `block` the head:
+    /// how a BFT node far behind catches up.
+    pub fn install_snapshot(&self, block: &Block, writes: &deed_ledger::WriteSet) -> Result<(), NodeError> {
+        let _g = self.commit.lock().unwrap();
+        self.db.install_snapshot(block, writes)?;
+        self.mempool.lock().unwrap().remove(block.txs.iter().map(|t| t.hash()));
+        let _ = self.blocks.send(Arc::new(block.clone()));
+        Ok(())
+    }
+
     /// Produces and finalizes one block if anything is pending (or, with `allow_empty`,
     /// regardless). Returns its height.
     pub fn produce_one(&self, allow_empty: bool) -> Result<Option<u64>, NodeError> {

@@ -84,6 +84,9 @@ pub struct NodeConfig {
     pub model_bytes_max: u64,
     /// A blob fetched from peers fails when no new part of it arrives for this long.
     pub blob_fetch_timeout_ms: u64,
+    /// Every this many blocks a BFT node writes a snapshot of its state as a blob, which
+    /// peers far behind install instead of re-executing every block (0 = never).
+    pub snapshot_interval: u64,
     /// Name of the block producer (for status).
     pub producer_name: &'static str,
     /// Run the executor worker.
@@ -108,6 +111,7 @@ impl NodeConfig {
             threads: 1,
             model_bytes_max: 2 << 30,
             blob_fetch_timeout_ms: 30_000,
+            snapshot_interval: 1_024,
             producer_name: "solo",
             executor: true,
             audit_rate: 0.0,

@@ -15,7 +15,9 @@ pub const MEMPOOL_TXS_MAX: usize = 50_000;
 pub struct Mempool {
     txs: BTreeMap<u64, (Hash32, SignedTx)>,
     by_hash: HashMap<Hash32, u64>,
-    next_nonce: HashMap<Address, u64>,
+    /// Each sender's pending nonces (with how many pending transactions carry each), so
+    /// the next nonce is the highest plus one and removal touches only its senders.
+    nonces: HashMap<Address, BTreeMap<u64, u32>>,
     seq: u64,
 }
 
@@ -43,7 +45,8 @@ impl Mempool {
 
     /// The nonce the sender's next transaction must carry, given `account_nonce` on chain.
     pub fn pending_nonce(&self, sender: &Address, account_nonce: u64) -> u64 {
-        self.next_nonce.get(sender).copied().unwrap_or(account_nonce).max(account_nonce)
+        let pending = self.nonces.get(sender).and_then(|n| n.last_key_value()).map(|(n, _)| n + 1);
+        pending.unwrap_or(account_nonce).max(account_nonce)
     }
 
     /// Adds an admitted transaction.
@@ -54,9 +57,7 @@ impl Mempool {
 
     /// Adds an admitted transaction whose id `h` the caller has computed.
     pub fn push_hashed(&mut self, h: Hash32, tx: SignedTx) {
-        let sender = tx.sender();
-        let n = self.next_nonce.entry(sender).or_insert(0);
-        *n = (*n).max(tx.tx.nonce + 1);
+        *self.nonces.entry(tx.sender()).or_default().entry(tx.tx.nonce).or_insert(0) += 1;
         self.seq += 1;
         self.by_hash.insert(h, self.seq);
         self.txs.insert(self.seq, (h, tx));
@@ -87,14 +88,64 @@ impl Mempool {
     /// Drops transactions that were included in a block or rejected.
     pub fn remove(&mut self, hashes: impl IntoIterator<Item = Hash32>) {
         for h in hashes {
-            if let Some(seq) = self.by_hash.remove(&h) {
-                self.txs.remove(&seq);
+            let Some(seq) = self.by_hash.remove(&h) else { continue };
+            let Some((_, tx)) = self.txs.remove(&seq) else { continue };
+            let sender = tx.sender();
+            let Some(per) = self.nonces.get_mut(&sender) else { continue };
+            if let Some(c) = per.get_mut(&tx.tx.nonce) {
+                *c -= 1;
+                if *c == 0 {
+                    per.remove(&tx.tx.nonce);
+                }
+            }
+            if per.is_empty() {
+                self.nonces.remove(&sender);
             }
         }
-        self.next_nonce.clear();
-        for (_, tx) in self.txs.values() {
-            let n = self.next_nonce.entry(tx.sender()).or_insert(0);
-            *n = (*n).max(tx.tx.nonce + 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deed_types::{Keypair, Tx, TxBody};
+    use proptest::prelude::*;
+
+    fn tx(k: &Keypair, nonce: u64, amount: u128) -> SignedTx {
+        Tx {
+            chain_id: "mempool".into(),
+            sender: k.public(),
+            nonce,
+            fee: 1,
+            body: TxBody::Transfer { to: Address([1; 20]), amount },
+        }
+        .sign(k)
+    }
+
+    proptest! {
+        /// Each sender's next nonce is always the highest pending nonce + 1, whatever is
+        /// pushed and removed, as a full scan of the pool computes it.
+        #[test]
+        fn next_nonces_match_a_full_scan(ops in prop::collection::vec((0usize..3, 0u64..6, any::<bool>()), 1..60)) {
+            let keys: Vec<Keypair> = (0..3).map(|i| Keypair::dev(&format!("mempool-{i}"))).collect();
+            let mut pool = Mempool::default();
+            let mut held: Vec<SignedTx> = Vec::new();
+            for (i, (who, nonce, add)) in ops.into_iter().enumerate() {
+                if add || held.is_empty() {
+                    let t = tx(&keys[who], nonce, i as u128);
+                    held.push(t.clone());
+                    pool.push(t);
+                } else {
+                    let t = held.remove(nonce as usize % held.len());
+                    pool.remove([t.hash()]);
+                }
+                for k in &keys {
+                    let a = k.address();
+                    let want = held.iter().filter(|t| t.sender() == a).map(|t| t.tx.nonce + 1).max().unwrap_or(0).max(2);
+                    prop_assert_eq!(pool.pending_nonce(&a, 2), want);
+                }
+                prop_assert_eq!(pool.len(), held.len());
+            }
         }
     }
 }

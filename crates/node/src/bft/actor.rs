@@ -55,6 +55,13 @@ const RESEND_MS: u64 = 1_000;
 /// How long a full node goes without a certified block before it asks the validators for
 /// their newest one (it may have missed the last announcements, or the chain stalled).
 const ASK_FINALIZED_MS: u64 = 2_000;
+/// Most state snapshot offers kept at once (one per peer is plenty).
+const SNAPSHOTS_LEN_MAX: usize = 16;
+/// How often a node far behind asks its peers for their newest state snapshot.
+const SNAPSHOT_ASK_MS: u64 = 2_000;
+/// How long a node far behind waits for snapshot offers before it re-executes the
+/// blocks it missed one by one.
+const SNAPSHOT_WAIT_MS: u64 = 1_000;
 
 /// Timing of block production.
 #[derive(Clone, Copy, Debug)]
@@ -272,6 +279,8 @@ enum Gap {
     Stale,
     /// A block reads blobs this node is fetching (a challenge's proof blobs).
     Blobs,
+    /// The chain reaches down to an offered state snapshot's block: install it first.
+    Snapshot(Digest),
 }
 
 /// Why a block cannot be executed.
@@ -303,6 +312,8 @@ pub struct Stats {
     pub faults: Vec<(PublicKey, String, u64)>,
     /// When each peer was last heard from (wall-clock ms).
     pub peers_seen: BTreeMap<PublicKey, u64>,
+    /// The height of the state snapshot this node installed to catch up, if it did.
+    pub snapshot_installed: Option<u64>,
 }
 
 /// The application actor.
@@ -343,6 +354,10 @@ pub struct Actor<E: Clock> {
     /// Validator: the newest block it announced to the full nodes, with its certificate
     /// (what it answers [`Wire::GetFinalized`] with).
     last_final: Option<(Arc<Block>, Vec<u8>)>,
+    /// State snapshots peers offered, by the digest of the block they are the state after.
+    snapshots: BTreeMap<Digest, (Arc<Block>, deed_types::Cid)>,
+    /// When this node last asked for snapshots.
+    snapshot_asked: Option<SystemTime>,
 }
 
 /// A gossiped transaction waiting for blobs this node is fetching.
@@ -395,6 +410,8 @@ impl<E: Clock + CryptoRng> Actor<E> {
                 resent_at: SystemTime::UNIX_EPOCH,
                 heard_final_at: SystemTime::UNIX_EPOCH,
                 last_final: None,
+                snapshots: BTreeMap::new(),
+                snapshot_asked: None,
             },
             Mailbox { tx, participants: Arc::new(participants), namespace: Arc::new(namespace) },
         ))
@@ -600,6 +617,25 @@ impl<E: Clock + CryptoRng> Actor<E> {
                     self.insert_block(b);
                 }
                 self.retry(net)?;
+            }
+            Wire::GetSnapshot => {
+                if let Ok(Some((h, cid))) = self.app.db.latest_snapshot()
+                    && self.app.store.has(&cid)
+                    && let Ok(Some(b)) = self.app.db.block(h)
+                {
+                    let _ = net.send(Recipients::One(peer), Wire::Snapshot { block: Box::new(b), cid }.encode(), false);
+                }
+            }
+            Wire::Snapshot { block, cid } => {
+                // Only when asked, and kept as an offer: it is installed only if the
+                // finalized chain, walked down from its tip, reaches this very block.
+                if self.snapshot_asked.is_some()
+                    && block.header.height > self.head.height
+                    && self.snapshots.len() < SNAPSHOTS_LEN_MAX
+                {
+                    self.snapshots.insert(digest_of(&block), (Arc::new(*block), cid));
+                    self.retry(net)?;
+                }
             }
             Wire::Txs(txs) => {
                 let _ = gossip;
@@ -812,6 +848,9 @@ impl<E: Clock + CryptoRng> Actor<E> {
         let mut out = Vec::new();
         let mut d = tip;
         while d != self.head.digest {
+            if self.snapshots.contains_key(&d) {
+                return Err(Gap::Snapshot(d));
+            }
             let Some(b) = self.blocks.get(&d) else { return Err(Gap::Missing(d)) };
             if b.header.height <= self.head.height {
                 return Err(Gap::Stale);
@@ -907,7 +946,7 @@ impl<E: Clock + CryptoRng> Actor<E> {
                     self.request(d, if d == payload { None } else { hint.map(|h| h - 1) }, net);
                     self.verifies.push((context, payload, response));
                 }
-                Err(Gap::Blobs) => self.verifies.push((context, payload, response)),
+                Err(Gap::Blobs | Gap::Snapshot(_)) => self.verifies.push((context, payload, response)),
                 Err(Gap::Stale) => {
                     let _ = response.send(false);
                 }
@@ -959,7 +998,7 @@ impl<E: Clock + CryptoRng> Actor<E> {
                     self.request(d, None, net);
                     self.proposals.push((context, response));
                 }
-                Err(Gap::Blobs) => self.proposals.push((context, response)),
+                Err(Gap::Blobs | Gap::Snapshot(_)) => self.proposals.push((context, response)),
                 Err(Gap::Stale) => {}
             }
         }
@@ -1045,12 +1084,15 @@ impl<E: Clock + CryptoRng> Actor<E> {
             return Ok(());
         }
         let chain = match self.chain_to(tip) {
+            Ok(c) if self.await_snapshot(tip, c.len(), net) => return Ok(()),
             Ok(c) => c,
             Err(Gap::Missing(d)) => {
                 let hint = self.blocks.values().find(|b| to_digest(b.header.parent) == d).map(|b| b.header.height - 1);
                 self.request(d, hint, net);
+                self.maybe_ask_snapshot(tip, net);
                 return Ok(());
             }
+            Err(Gap::Snapshot(d)) => return self.install_snapshot(d),
             Err(Gap::Blobs) => return Ok(()), // chain_to never says so
             Err(Gap::Stale) => {
                 self.certs.retain(|v, _| *v > view);
@@ -1108,7 +1150,13 @@ impl<E: Clock + CryptoRng> Actor<E> {
             }
             self.head = Head { height: block.header.height, digest: d, time_ms: block.header.time_ms };
             tracing::debug!(height = self.head.height, txs = block.txs.len(), "finalized");
+            let interval = self.app.config.snapshot_interval;
+            if interval > 0 && self.head.height.is_multiple_of(interval) {
+                self.write_snapshot(self.head.height, root);
+            }
         }
+        let h = self.head.height;
+        self.snapshots.retain(|_, (b, _)| b.header.height > h);
         self.finalized.retain(|v, _| *v > view);
         self.announce(view, tip, net);
         let h = self.head.height;
@@ -1160,6 +1208,113 @@ impl<E: Clock + CryptoRng> Actor<E> {
         let to = self.other_validators();
         if !txs.is_empty() && !to.is_empty() {
             let _ = net.send(Recipients::Some(to), Wire::Txs(txs).encode(), false);
+        }
+    }
+
+    /// Asks peers for their newest state snapshot when the finalized `tip` is more than a
+    /// snapshot interval above this node's head (at most every [`SNAPSHOT_ASK_MS`]).
+    fn maybe_ask_snapshot(&mut self, tip: Digest, net: &mut impl Sender<PublicKey = ed25519::PublicKey>) {
+        let interval = self.app.config.snapshot_interval;
+        let Some(t) = self.blocks.get(&tip) else { return };
+        if interval == 0 || t.header.height <= self.head.height + interval {
+            return;
+        }
+        if self.since_snapshot_asked().is_some_and(|d| d < Duration::from_millis(SNAPSHOT_ASK_MS)) {
+            return;
+        }
+        self.snapshot_asked = Some(self.context.current());
+        tracing::info!(head = self.head.height, tip = t.header.height, "far behind: asking peers for a state snapshot");
+        let _ = net.send(Recipients::All, Wire::GetSnapshot.encode(), false);
+    }
+
+    fn since_snapshot_asked(&self) -> Option<Duration> {
+        self.snapshot_asked.map(|a| self.context.current().duration_since(a).unwrap_or_default())
+    }
+
+    /// Whether to hold off re-executing a reachable chain up to `tip`: it is longer than
+    /// a snapshot interval, so peers are asked for a snapshot first and their offers get
+    /// [`SNAPSHOT_WAIT_MS`] to arrive (an offer on this chain stops `chain_to` at it).
+    fn await_snapshot(
+        &mut self,
+        tip: Digest,
+        len: usize,
+        net: &mut impl Sender<PublicKey = ed25519::PublicKey>,
+    ) -> bool {
+        let interval = self.app.config.snapshot_interval;
+        if interval == 0 || len as u64 <= interval {
+            return false;
+        }
+        self.maybe_ask_snapshot(tip, net);
+        self.since_snapshot_asked().is_some_and(|d| d < Duration::from_millis(SNAPSHOT_WAIT_MS))
+    }
+
+    /// Installs the offered snapshot of block `d`, which the finalized chain reaches:
+    /// fetches its blob first, and drops the offer if the blob cannot be had or is not
+    /// that block's state (the chain is then followed block by block past it).
+    fn install_snapshot(&mut self, d: Digest) -> Result<(), Fatal> {
+        use super::fetch::FetchStatus;
+        let (block, cid) = self.snapshots[&d].clone();
+        let store = &self.app.store;
+        match self.app.fetcher.status(store, &cid) {
+            FetchStatus::Present => {}
+            FetchStatus::Fetching => return Ok(()),
+            FetchStatus::Failed(e) => {
+                tracing::warn!(height = block.header.height, "state snapshot {cid} not fetched: {e}");
+                self.snapshots.remove(&d);
+                return Ok(());
+            }
+            FetchStatus::Unknown => {
+                if let Err(e) = self.app.fetcher.start(store, &cid, self.app.config.model_bytes_max) {
+                    tracing::warn!(height = block.header.height, "state snapshot {cid} not fetched: {e}");
+                    self.snapshots.remove(&d);
+                }
+                return Ok(());
+            }
+        }
+        let checked = store
+            .get(&cid)
+            .map_err(|e| e.to_string())
+            .and_then(|b| deed_ledger::snapshot::decode_verified(&b, &block.header).map_err(|e| e.to_string()));
+        let writes = match checked {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(height = block.header.height, "state snapshot {cid} refused: {e}");
+                self.snapshots.remove(&d);
+                return Ok(());
+            }
+        };
+        self.app.install_snapshot(&block, &writes).map_err(|e| self.fatal(format!("installing a snapshot: {e}")))?;
+        let h = block.header.height;
+        tracing::info!(height = h, %cid, "caught up by installing a state snapshot");
+        self.head = Head { height: h, digest: d, time_ms: block.header.time_ms };
+        self.stats.lock().unwrap().snapshot_installed = Some(h);
+        self.blocks.retain(|_, b| b.header.height > h);
+        self.executed.clear();
+        self.snapshots.retain(|_, (b, _)| b.header.height > h);
+        Ok(())
+    }
+
+    /// Writes the state after the block at `height` (just committed) as a snapshot blob,
+    /// on its own thread from a consistent read view, and records it.
+    fn write_snapshot(&self, height: u64, root: Hash32) {
+        let app = self.app.clone();
+        let snap = match app.db.snapshot() {
+            Ok(s) => s,
+            Err(e) => return tracing::warn!(height, "state snapshot not written: {e}"),
+        };
+        let spawned = std::thread::Builder::new().name("deed-snapshot".into()).spawn(move || {
+            let bytes = deed_ledger::snapshot::encode(&snap, height, root);
+            drop(snap);
+            match app.store.put(&bytes).map_err(|e| e.to_string()).and_then(|cid| {
+                app.db.set_snapshot(height, &cid).map_err(|e| e.to_string())?;
+                Ok(cid)
+            }) {
+                Ok(cid) => tracing::debug!(height, %cid, bytes = bytes.len(), "state snapshot written"),
+                Err(e) => tracing::warn!(height, "state snapshot not written: {e}"),
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(height, "state snapshot not written: {e}");
         }
     }
 

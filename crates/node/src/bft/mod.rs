@@ -126,6 +126,7 @@ impl NetInfo {
                 "verified": st.verified,
                 "rejected": st.rejected,
                 "last_rejection": st.last_rejection,
+                "snapshot_installed": st.snapshot_installed,
                 "faults": st.faults.iter().map(|(k, kind, v)| serde_json::json!({"validator": k, "kind": kind, "view": v})).collect::<Vec<_>>(),
             }
         })

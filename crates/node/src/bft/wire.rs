@@ -4,7 +4,7 @@
 //! every message is bounded by [`MESSAGE_BYTES_MAX`] at the p2p layer.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use deed_types::{Block, Hash32, SignedTx};
+use deed_types::{Block, Cid, Hash32, SignedTx};
 
 /// p2p channel of consensus votes.
 pub const CHANNEL_VOTES: u64 = 0;
@@ -46,6 +46,17 @@ pub enum Wire {
     /// Transactions admitted by the sender (validators gossip them to each other; a full
     /// node sends the ones submitted to it).
     Txs(Vec<SignedTx>),
+    /// Asks for the sender's newest state snapshot.
+    GetSnapshot,
+    /// A state snapshot: the finalized block it is the state after, and the blob
+    /// holding it (fetched with the blob resolver, checked against the block's state
+    /// root once the block is anchored to the finalized chain).
+    Snapshot {
+        /// The block.
+        block: Box<Block>,
+        /// The snapshot blob.
+        cid: Cid,
+    },
     /// A finalized block and its simplex finalization certificate, from a validator to
     /// the full nodes, which check the certificate ([`super::finality`]) before
     /// committing.

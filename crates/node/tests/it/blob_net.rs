@@ -431,6 +431,61 @@ async fn a_challenge_raised_on_one_validator_is_decided_by_all() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_far_behind_catches_up_from_a_state_snapshot() {
+    let _guard = exit_on_panic();
+    let tmp = tempfile::tempdir().unwrap();
+    let net = Net::new(tmp.path(), "snap");
+    let config = |i: usize| {
+        let mut c = NodeConfig::new(net.dirs[i].clone());
+        c.executor = false;
+        c.snapshot_interval = 8;
+        c
+    };
+    let mut nodes = Vec::new();
+    for i in 0..N {
+        nodes.push(net.start_with(i, config(i), None).await.0);
+    }
+    wait_live(&nodes).await;
+
+    // Validator 3 goes down; the others move the state on by transfers and a few
+    // snapshot intervals of blocks.
+    let down = nodes.remove(3);
+    let behind = down.app.db.height().unwrap();
+    down.shutdown().await.unwrap();
+    let (alice, bob) = (Keypair::dev("dev1"), Keypair::dev("dev2"));
+    let mut last = Hash32::ZERO;
+    for n in 0..20 {
+        last =
+            nodes[0].app.admit(tx(&alice, n, TxBody::Transfer { to: bob.address(), amount: 1 + n as u128 })).unwrap();
+    }
+    wait_for("the transfers to be final", 60, || final_everywhere(&nodes, &last)).await;
+    wait_for("four snapshot intervals", 60, || nodes[0].app.db.height().unwrap() >= behind + 32).await;
+    let tip = nodes[0].app.db.height().unwrap();
+
+    // Back up, it installs a peer's snapshot (checked against the finalized chain) and
+    // follows block by block from there, instead of re-executing everything it missed.
+    let (back, stats) = net.start_with(3, config(3), None).await;
+    nodes.push(back);
+    wait_for("validator 3 to catch up", 90, || nodes[3].app.db.height().unwrap() >= tip).await;
+    let installed = stats.lock().unwrap().snapshot_installed.expect("caught up from a snapshot");
+    assert!(installed > behind + 8, "snapshot at {installed}, the node was at {behind}");
+    assert_eq!(nodes[3].app.db.synced_from().unwrap(), Some(installed));
+    assert!(nodes[3].app.db.block(behind + 1).unwrap().is_none(), "the skipped blocks were not replayed");
+    let h = nodes.iter().map(|n| n.app.db.height().unwrap()).min().unwrap();
+    let roots: Vec<_> = nodes.iter().map(|n| n.app.db.block(h).unwrap().unwrap().header.state_root).collect();
+    assert!(roots.windows(2).all(|w| w[0] == w[1]), "{roots:?}");
+    let bal = |n: &NodeHandle| deed_ledger::query::account(&n.app.db.snapshot().unwrap(), &bob.address()).balance;
+    assert_eq!(bal(&nodes[3]), bal(&nodes[0]));
+    // And it keeps following: a new transfer is final on it too.
+    let t = nodes[3].app.admit(tx(&alice, 20, TxBody::Transfer { to: bob.address(), amount: 1 })).unwrap();
+    wait_for("a transfer submitted to the synced node to be final", 60, || final_everywhere(&nodes, &t)).await;
+
+    for n in nodes {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_serving_corrupt_pieces_is_refused_and_avoided() {
     let _guard = exit_on_panic();
     let tmp = tempfile::tempdir().unwrap();
