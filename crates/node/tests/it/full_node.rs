@@ -3,7 +3,8 @@
 //! finalized; a model uploaded to a full node only is registered (the validators fetch it
 //! from the full node); full nodes reach the validators' height and state root; one
 //! started late catches up, one restarted catches up from where it stopped, and one
-//! started while finality is stalled still reaches the last finalized block. And, in the
+//! started while finality is stalled still reaches the last finalized block; one far
+//! behind installs a state snapshot. And, in the
 //! deterministic runtime, a full node fed finalized blocks directly: it commits only a
 //! block whose finalization certificate verifies, and stops loudly on a certified block
 //! it cannot execute.
@@ -69,6 +70,8 @@ struct Net {
     p2p: Vec<SocketAddr>,
     full_p2p: Vec<SocketAddr>,
     dir: PathBuf,
+    /// Every node's `snapshot_interval`.
+    snapshot_interval: u64,
 }
 
 impl Net {
@@ -82,6 +85,7 @@ impl Net {
             p2p: (0..N).map(|_| free_port()).collect(),
             full_p2p: (0..full).map(|_| free_port()).collect(),
             dir,
+            snapshot_interval: NodeConfig::new(PathBuf::new()).snapshot_interval,
         }
     }
 
@@ -90,6 +94,7 @@ impl Net {
         c.listen = "127.0.0.1:0".into();
         c.executor = false;
         c.producer_name = "simplex";
+        c.snapshot_interval = self.snapshot_interval;
         let peers = self.validators.iter().zip(&self.p2p).map(|(k, a)| (k.public(), *a)).collect();
         let mut b = BftConfig::new(listen, peers, dir.join("consensus"));
         b.full_nodes = self.full.iter().zip(&self.full_p2p).map(|(k, a)| (k.public(), *a)).collect();
@@ -263,6 +268,42 @@ async fn full_nodes_follow_verify_forward_and_catch_up() {
     same_block(&vals[0], &full2, stalled);
 
     for n in vals.into_iter().chain([full0, full1, full2]) {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_node_far_behind_installs_a_state_snapshot() {
+    let _guard = ExitOnPanic::arm();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut net = Net::new(tmp.path().to_path_buf(), 1);
+    net.snapshot_interval = 8;
+    let mut vals = Vec::new();
+    for i in 0..N {
+        vals.push(net.validator(i).await);
+    }
+    // A few snapshot intervals of blocks, some with transfers.
+    let mut last = Hash32::ZERO;
+    for n in 0..20 {
+        last = vals[0].app.admit(transfer(n)).unwrap();
+    }
+    wait_for("the transfers to be final", 40, || vals.iter().all(|v| is_final(v, &last))).await;
+    wait_for("four snapshot intervals", 40, || height(&vals[0]) >= 32).await;
+    let tip = height(&vals[0]);
+
+    // The full node installs a snapshot the certified chain vouches for, then follows.
+    let (full, stats) = net.full_node(0).await;
+    wait_for("the full node to catch up", 40, || height(&full) >= tip).await;
+    let installed = stats.lock().unwrap().snapshot_installed.expect("caught up from a snapshot");
+    assert!(installed >= 8, "{installed}");
+    assert!(full.app.db.block(1).unwrap().is_none(), "the blocks under the snapshot were replayed");
+    same_block(&vals[0], &full, tip);
+    let t = full.app.admit(transfer(20)).unwrap();
+    wait_for("a transfer through the full node to be final", 40, || {
+        vals.iter().all(|v| is_final(v, &t)) && is_final(&full, &t)
+    })
+    .await;
+    for n in vals.into_iter().chain([full]) {
         n.shutdown().await.unwrap();
     }
 }
