@@ -174,14 +174,19 @@ fn node(
         .await?;
         let head = handle.app.db.height()?;
         let addr = handle.addr;
+        let role =
+            if handle.app.genesis.validators.contains(&handle.app.key.public()) { "validator" } else { "full node" };
         if ctx.json {
             println!(
                 "{}",
                 json!({ "listen": addr.to_string(), "chain_id": handle.app.chain_id(), "height": head,
-                        "node_key": handle.app.key.public() })
+                        "node_key": handle.app.key.public(), "role": role })
             );
         } else {
-            eprintln!("deed node on http://{addr} — chain {} at height {head}; Ctrl-C to stop", handle.app.chain_id());
+            eprintln!(
+                "deed node ({role}) on http://{addr} — chain {} at height {head}; Ctrl-C to stop",
+                handle.app.chain_id()
+            );
         }
         handle
             .run_until(async {
@@ -483,8 +488,9 @@ fn status(ctx: &Ctx) -> Result<()> {
     let v = c.get("/v1/status")?;
     ctx.emit(&v, || {
         format!(
-            "chain:      {}\nheight:     {}\nfinalized:  {}\nhead:       {}\nstate root: {}\nproducer:   {}\nmempool:    {}\n",
+            "chain:      {}\nrole:       {}\nheight:     {}\nfinalized:  {}\nhead:       {}\nstate root: {}\nproducer:   {}\nmempool:    {}\n",
             v["chain_id"].as_str().unwrap_or(""),
+            v["role"].as_str().unwrap_or("validator"),
             v["height"],
             v["finalized_height"],
             v["head_hash"].as_str().unwrap_or("-"),

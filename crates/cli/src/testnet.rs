@@ -1,5 +1,6 @@
 //! `deed testnet init|up|down`: a local N-validator network on loopback, each node in
-//! its own home (`DIR/node0`, `DIR/node1`, …) with its own HTTP and p2p ports.
+//! its own home (`DIR/node0`, `DIR/node1`, …) with its own HTTP and p2p ports, plus M
+//! full nodes (`DIR/full0`, …: non-voting nodes that follow and verify the chain).
 
 use crate::commands::Ctx;
 use anyhow::{Context as _, Result, bail};
@@ -14,15 +15,20 @@ use std::time::{Duration, Instant};
 /// Testnet commands.
 #[derive(Subcommand, Debug)]
 pub enum TestnetCmd {
-    /// Write N validator homes into DIR (genesis, keys, ports, peers).
+    /// Write N validator homes and M full-node homes into DIR (genesis, keys, ports, peers).
     Init {
         /// Number of validators.
         #[arg(long, default_value_t = 4)]
         validators: usize,
+        /// Number of full nodes (they verify and re-execute every block, serve the API and
+        /// forward transactions, but do not vote).
+        #[arg(long, default_value_t = 0)]
+        full_nodes: usize,
         /// Output folder.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// First HTTP port (node i listens on BASE+i; p2p on BASE+100+i).
+        /// First HTTP port (node i listens on BASE+i, full node j on BASE+N+j; p2p on
+        /// the HTTP port + 100).
         #[arg(long, default_value_t = 7100)]
         base_port: u16,
         /// Chain id.
@@ -44,21 +50,25 @@ pub enum TestnetCmd {
 /// Runs a testnet command.
 pub(crate) fn run(ctx: &Ctx, cmd: TestnetCmd) -> Result<()> {
     match cmd {
-        TestnetCmd::Init { validators, out, base_port, chain_id } => init(ctx, validators, &out, base_port, &chain_id),
+        TestnetCmd::Init { validators, full_nodes, out, base_port, chain_id } => {
+            init(ctx, validators, full_nodes, &out, base_port, &chain_id)
+        }
         TestnetCmd::Up { dir } => up(ctx, &dir),
         TestnetCmd::Down { dir } => down(ctx, &dir),
     }
 }
 
-/// The node homes of a testnet folder, in order.
+/// The node homes of a testnet folder, in order: validators, then full nodes.
 pub fn homes(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    for i in 0.. {
-        let h = dir.join(format!("node{i}"));
-        if !h.is_dir() {
-            break;
+    for prefix in ["node", "full"] {
+        for i in 0.. {
+            let h = dir.join(format!("{prefix}{i}"));
+            if !h.is_dir() {
+                break;
+            }
+            out.push(h);
         }
-        out.push(h);
     }
     if out.is_empty() {
         bail!("no node homes in {} (run `deed testnet init --out {}` first)", dir.display(), dir.display());
@@ -66,19 +76,24 @@ pub fn homes(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn init(ctx: &Ctx, n: usize, out: &Path, base_port: u16, chain_id: &str) -> Result<()> {
+fn init(ctx: &Ctx, n: usize, m: usize, out: &Path, base_port: u16, chain_id: &str) -> Result<()> {
     if n == 0 || n > 64 {
         bail!("--validators must be between 1 and 64");
+    }
+    if m > 32 {
+        bail!("--full-nodes must be at most 32");
     }
     if out.join("node0").exists() {
         bail!("{} already holds a testnet; pick another --out or remove it", out.display());
     }
-    let p2p_base = base_port.checked_add(100).context("--base-port too high")?;
+    base_port.checked_add(100 + (n + m) as u16).context("--base-port too high")?;
+    let p2p_base = base_port + 100;
     let mut homes = Vec::new();
     let mut peers = Vec::new();
     let mut funded = Vec::new();
-    for i in 0..n {
-        let home = Home::at(out.join(format!("node{i}")));
+    for i in 0..n + m {
+        let name = if i < n { format!("node{i}") } else { format!("full{}", i - n) };
+        let home = Home::at(out.join(name));
         funded.push(home.init()?);
         let http = format!("127.0.0.1:{}", base_port + i as u16);
         let mut cfg = home.config()?;
@@ -89,6 +104,7 @@ fn init(ctx: &Ctx, n: usize, out: &Path, base_port: u16, chain_id: &str) -> Resu
             .push(Peer { key: home.node_key()?.public(), addr: format!("127.0.0.1:{}", p2p_base + i as u16).parse()? });
         homes.push(home);
     }
+    let full_nodes = peers.split_off(n);
     let keys: Vec<_> = peers.iter().map(|p| p.key).collect();
     let genesis = deed_node::bft::testnet_genesis(chain_id, &keys, &funded, deed_node::app::now_ms());
     let text = serde_json::to_string_pretty(&genesis)?;
@@ -97,28 +113,35 @@ fn init(ctx: &Ctx, n: usize, out: &Path, base_port: u16, chain_id: &str) -> Resu
         for name in deed_node::DEV_KEYS {
             let _ = home.import_key(name, deed_types::Keypair::dev(name));
         }
+        let me = if i < n { &peers[i] } else { &full_nodes[i - n] };
         let net = NetworkFile {
-            p2p_listen: peers[i].addr,
+            p2p_listen: me.addr,
             peers: peers.clone(),
+            full_nodes: full_nodes.clone(),
             block_interval_ms: deed_node::bft::actor::Timing::default().block_interval_ms,
             idle_block_ms: deed_node::bft::actor::Timing::default().idle_block_ms,
         };
         deed_node::bft::home::save(home, &net)?;
     }
+    let all: Vec<&Peer> = peers.iter().chain(&full_nodes).collect();
+    let role = |i: usize| if i < n { "validator" } else { "full node" };
     let v = json!({
-        "dir": out, "validators": n, "chain_id": chain_id, "genesis_hash": genesis.hash(),
+        "dir": out, "validators": n, "full_nodes": m, "chain_id": chain_id, "genesis_hash": genesis.hash(),
         "nodes": homes.iter().enumerate().map(|(i, h)| json!({
-            "home": h.dir, "http": format!("http://127.0.0.1:{}", base_port + i as u16),
-            "p2p": peers[i].addr.to_string(), "node_key": peers[i].key,
+            "home": h.dir, "role": role(i), "http": format!("http://127.0.0.1:{}", base_port + i as u16),
+            "p2p": all[i].addr.to_string(), "node_key": all[i].key,
         })).collect::<Vec<_>>(),
     });
     ctx.emit(&v, || {
-        let mut s = format!("testnet of {n} validators in {} (chain {chain_id})\n", out.display());
+        let fulls = if m == 1 { "1 full node".to_string() } else { format!("{m} full nodes") };
+        let mut s = format!("testnet of {n} validators and {fulls} in {} (chain {chain_id})\n", out.display());
         for (i, h) in homes.iter().enumerate() {
             s.push_str(&format!(
-                "  node{i}: http://127.0.0.1:{}  p2p {}  home {}\n",
+                "  {}: {}  http://127.0.0.1:{}  p2p {}  home {}\n",
+                h.dir.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+                role(i),
                 base_port + i as u16,
-                peers[i].addr,
+                all[i].addr,
                 h.dir.display()
             ));
         }
@@ -222,7 +245,12 @@ pub(crate) fn peers_text(status: &serde_json::Value) -> String {
     for p in peers {
         let seen =
             p["last_seen_ms_ago"].as_u64().map_or("never heard from".to_string(), |ms| format!("seen {ms} ms ago"));
-        s.push_str(&format!("  {} {} ({seen})\n", p["addr"].as_str().unwrap_or("?"), p["key"].as_str().unwrap_or("?")));
+        let role = p["role"].as_str().unwrap_or("validator");
+        s.push_str(&format!(
+            "  {} {} {role} ({seen})\n",
+            p["addr"].as_str().unwrap_or("?"),
+            p["key"].as_str().unwrap_or("?")
+        ));
     }
     s
 }

@@ -152,6 +152,7 @@ async fn status(State(app): State<Arc<App>>) -> ApiResult<Json<Value>> {
         "state_root": root,
         "finalized_height": head.as_ref().map_or(0, |h| h.height),
         "producer": app.config.producer_name,
+        "role": if app.genesis.validators.contains(&app.key.public()) { "validator" } else { "full node" },
         "node_key": app.key.public(),
         "executor": { "key": app.key.public(), "address": app.key.address(), "fee_min": app.config.executor_fee_min.to_string() },
         "min_tx_fee": app.genesis.params.min_tx_fee.to_string(),

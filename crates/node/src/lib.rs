@@ -309,11 +309,19 @@ pub async fn start_home_with(
     config.listen = listen.unwrap_or(cfg.listen);
     adjust(&mut config);
     if let Some(net) = bft::home::load(home)? {
-        // A home written by `deed testnet init`: a validator of a BFT network.
+        // A home written by `deed testnet init`: a validator of a BFT network, or a full
+        // node (a key that is not a validator's), which executes no jobs: its key has no
+        // stake to answer for them.
         let producer = bft::BftProducer::new(net.bft_config(home.data_dir()));
         config.producer_name = "simplex";
-        config.net =
-            Some(Arc::new(bft::NetInfo { peers: producer.config.peers.clone(), stats: producer.stats.clone() }));
+        if !genesis.validators.contains(&key.public()) {
+            config.executor = false;
+        }
+        config.net = Some(Arc::new(bft::NetInfo {
+            peers: producer.config.peers.clone(),
+            full_nodes: producer.config.full_nodes.clone(),
+            stats: producer.stats.clone(),
+        }));
         return start(config, key, genesis, Box::new(producer)).await;
     }
     let producer = SoloProducer {

@@ -1,11 +1,13 @@
 //! End-to-end tests that drive the real `deed` binary against a real node on a
-//! loopback port: init, node --dev, publish, run, verify, crash and restart, and the
+//! loopback port: init, node --dev, publish, run, verify, crash and restart, a testnet with a
+//! full node, and the
 //! refusals users hit.
 
 mod bundle;
 #[path = "../common/mod.rs"]
 mod common;
 mod crash;
+mod testnet;
 
 use common::*;
 use serde_json::Value;

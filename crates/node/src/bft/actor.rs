@@ -7,8 +7,15 @@
 //! [`Mailbox`] is the consensus-facing side (automaton, relay and reporter in one);
 //! [`Actor`] owns the unfinalized chain and is the only writer of the chain database
 //! while it runs.
+//!
+//! The same actor runs a *full node* ([`Actor::follow`]): no consensus drives it; it
+//! commits a block only when a validator sends it with a finalization certificate that
+//! verifies against the genesis validators ([`super::finality`]), fetches and anchors
+//! the blocks under it like a validator catching up, re-executes all of them, and
+//! forwards the transactions submitted to it to the validators.
 
 use super::chain::{Layered, digest_of, to_digest, to_hash};
+use super::finality::Finality;
 use super::wire::{ANCESTORS_LEN_MAX, GOSSIP_TXS_MAX, Wire};
 use crate::App;
 use commonware_actor::Feedback;
@@ -21,6 +28,7 @@ use commonware_runtime::Clock;
 use commonware_utils::channel::{mpsc, oneshot};
 use deed_ledger::{BlockEnv, Proposal, TxError, WriteSet};
 use deed_types::{Block, BlockHeader, Hash32, PublicKey, SignedTx};
+use rand_core::CryptoRng;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -38,6 +46,15 @@ const CLOCK_SKEW_MS_MAX: u64 = 5_000;
 const REFETCH_MS: u64 = 500;
 /// Most gossiped transactions waiting for blobs.
 const PARKED_LEN_MAX: usize = 1_024;
+/// Most finalization certificates a validator keeps for blocks it has not committed yet
+/// (and most certified blocks a full node keeps waiting for their ancestors).
+const CERTS_LEN_MAX: usize = 64;
+/// How often a full node sends its pending transactions to the validators again (a
+/// first send may have gone out before it was connected, or been refused for a gap).
+const RESEND_MS: u64 = 1_000;
+/// How long a full node goes without a certified block before it asks the validators for
+/// their newest one (it may have missed the last announcements, or the chain stalled).
+const ASK_FINALIZED_MS: u64 = 2_000;
 /// Most state snapshot offers kept at once (one per peer is plenty).
 const SNAPSHOTS_LEN_MAX: usize = 16;
 /// How often a node far behind asks its peers for their newest state snapshot.
@@ -107,6 +124,8 @@ pub enum Message {
         view: u64,
         /// The block's digest.
         payload: Digest,
+        /// The finalization certificate, encoded (what full nodes check).
+        certificate: Vec<u8>,
     },
     /// A validator signed two conflicting votes.
     Fault {
@@ -186,7 +205,11 @@ impl Reporter for Mailbox {
         let finalize_ns = [self.namespace.as_slice(), b"_FINALIZE"].concat();
         let (signer, kind, view, evidence) = match activity {
             Activity::Finalization(f) => {
-                let m = Message::Finalized { view: f.proposal.round.view().get(), payload: f.proposal.payload };
+                let m = Message::Finalized {
+                    view: f.proposal.round.view().get(),
+                    payload: f.proposal.payload,
+                    certificate: super::finality::encode(&f),
+                };
                 return if self.send(m) { Feedback::Ok } else { Feedback::Closed };
             }
             Activity::ConflictingNotarize(c) => {
@@ -283,6 +306,8 @@ pub struct Stats {
     pub last_rejection: Option<String>,
     /// The last finalized view.
     pub finalized_view: u64,
+    /// Full node: finalized blocks received whose certificate did not verify.
+    pub certificates_rejected: u64,
     /// Equivocations seen: (validator, kind, view).
     pub faults: Vec<(PublicKey, String, u64)>,
     /// When each peer was last heard from (wall-clock ms).
@@ -314,6 +339,21 @@ pub struct Actor<E: Clock> {
     parked: VecDeque<Parked>,
     /// [`crate::bft::fetch::BlobFetcher::ended`] when `parked` was last looked at.
     fetches_seen: u64,
+    /// The genesis validators.
+    validators: Vec<ed25519::PublicKey>,
+    /// The full nodes, which get every finalized block with its certificate.
+    full_nodes: Vec<ed25519::PublicKey>,
+    /// Set on a full node: how it checks finalization certificates.
+    finality: Option<Finality>,
+    /// Certificates of finalized blocks not yet committed here, by view.
+    certs: BTreeMap<u64, (Digest, Vec<u8>)>,
+    /// Full node: when pending transactions were last sent to the validators.
+    resent_at: SystemTime,
+    /// Full node: when a certified block last arrived, or the validators were last asked.
+    heard_final_at: SystemTime,
+    /// Validator: the newest block it announced to the full nodes, with its certificate
+    /// (what it answers [`Wire::GetFinalized`] with).
+    last_final: Option<(Arc<Block>, Vec<u8>)>,
     /// State snapshots peers offered, by the digest of the block they are the state after.
     snapshots: BTreeMap<Digest, (Arc<Block>, deed_types::Cid)>,
     /// When this node last asked for snapshots.
@@ -326,7 +366,7 @@ struct Parked {
     blobs: Vec<deed_types::Cid>,
 }
 
-impl<E: Clock> Actor<E> {
+impl<E: Clock + CryptoRng> Actor<E> {
     /// A new actor for `app` (whose node key is this validator's) and its mailbox.
     pub fn new(
         context: E,
@@ -363,6 +403,13 @@ impl<E: Clock> Actor<E> {
                 reported: HashSet::new(),
                 parked: VecDeque::new(),
                 fetches_seen: 0,
+                validators: participants.clone(),
+                full_nodes: Vec::new(),
+                finality: None,
+                certs: BTreeMap::new(),
+                resent_at: SystemTime::UNIX_EPOCH,
+                heard_final_at: SystemTime::UNIX_EPOCH,
+                last_final: None,
                 snapshots: BTreeMap::new(),
                 snapshot_asked: None,
             },
@@ -373,6 +420,23 @@ impl<E: Clock> Actor<E> {
     /// Makes this validator propose invalid blocks (tests only).
     pub fn set_adversary(&mut self, a: Option<Adversary>) {
         self.adversary = a;
+    }
+
+    /// The full nodes this validator sends finalized blocks (with certificates) to.
+    pub fn set_full_nodes(&mut self, full_nodes: Vec<ed25519::PublicKey>) {
+        self.full_nodes = full_nodes;
+    }
+
+    /// Makes this actor a full node: consensus does not drive it (its mailbox is not
+    /// read); it commits blocks whose finalization `finality` verifies.
+    pub fn follow(&mut self, finality: Finality) {
+        self.finality = Some(finality);
+    }
+
+    /// The other validators (the recipients of proposals and transaction gossip).
+    fn other_validators(&self) -> Vec<ed25519::PublicKey> {
+        let me = to_consensus_key(&self.me);
+        self.validators.iter().filter(|v| **v != me).cloned().collect()
     }
 
     fn now_ms(&self) -> u64 {
@@ -406,10 +470,14 @@ impl<E: Clock> Actor<E> {
                     if std::mem::take(&mut fresh_txs) {
                         self.gossip(&mut gossip_tx);
                     }
+                    if self.finality.is_some() {
+                        self.resend(&mut gossip_tx);
+                        self.ask_finalized(&mut block_tx);
+                    }
                     self.unpark();
                     self.retry(&mut block_tx)?;
                 }
-                m = self.mailbox.recv() => {
+                m = self.mailbox.recv(), if self.finality.is_none() => {
                     let Some(m) = m else { return Ok(()) };
                     self.handle(m, &mut block_tx)?;
                 }
@@ -443,12 +511,21 @@ impl<E: Clock> Actor<E> {
                 self.retry_verifies(net);
             }
             Message::Broadcast { payload } => {
-                if let Some(b) = self.blocks.get(&payload) {
-                    let _ = net.send(Recipients::All, Wire::Block(Box::new((**b).clone())).encode(), true);
+                let to = self.other_validators();
+                if let Some(b) = self.blocks.get(&payload)
+                    && !to.is_empty()
+                {
+                    let _ = net.send(Recipients::Some(to), Wire::Block(Box::new((**b).clone())).encode(), true);
                 }
             }
-            Message::Finalized { view, payload } => {
+            Message::Finalized { view, payload, certificate } => {
                 self.stats.lock().unwrap().finalized_view = view;
+                if !self.full_nodes.is_empty() {
+                    self.certs.insert(view, (payload, certificate));
+                    while self.certs.len() > CERTS_LEN_MAX {
+                        self.certs.pop_first();
+                    }
+                }
                 self.finalized.insert(view, payload);
                 self.try_finalize(net)?;
             }
@@ -477,9 +554,44 @@ impl<E: Clock> Actor<E> {
         self.stats.lock().unwrap().peers_seen.insert(from_consensus_key(&peer), now);
         match w {
             Wire::Block(b) => {
-                if b.header.height > self.head.height {
+                // Proposals come from validators, and only validators vote on them (a full
+                // node takes blocks only with a certificate, or anchored under one).
+                if b.header.height > self.head.height && self.validators.contains(&peer) && self.finality.is_none() {
                     self.insert_block(*b);
                     self.retry(net)?;
+                }
+            }
+            Wire::Finalized { block, certificate } => {
+                let Some(finality) = &self.finality else { return Ok(()) };
+                let d = digest_of(&block);
+                if block.header.height <= self.head.height || self.finalized.values().any(|f| *f == d) {
+                    return Ok(());
+                }
+                match finality.check(&mut self.context, &block, &certificate) {
+                    Ok(view) => {
+                        self.heard_final_at = self.context.current();
+                        self.stats.lock().unwrap().finalized_view = view;
+                        self.blocks.insert(d, Arc::new(*block));
+                        self.finalized.insert(view, d);
+                        // Only the newest matters (the rest is anchored under it); bounded.
+                        while self.finalized.len() > CERTS_LEN_MAX {
+                            self.finalized.pop_first();
+                        }
+                        self.try_finalize(net)?;
+                    }
+                    Err(why) => {
+                        let from = from_consensus_key(&peer);
+                        tracing::warn!(height = block.header.height, %from, "finalized block refused: {why}");
+                        let mut st = self.stats.lock().unwrap();
+                        st.certificates_rejected += 1;
+                        st.last_rejection = Some(why);
+                    }
+                }
+            }
+            Wire::GetFinalized => {
+                if let Some((block, certificate)) = &self.last_final {
+                    let m = Wire::Finalized { block: Box::new((**block).clone()), certificate: certificate.clone() };
+                    let _ = net.send(Recipients::One(peer), m.encode(), false);
                 }
             }
             Wire::GetAncestors { digest, height, count } => {
@@ -535,13 +647,16 @@ impl<E: Clock> Actor<E> {
         Ok(())
     }
 
-    fn admit_gossiped(&self, txs: Vec<SignedTx>) {
+    fn admit_gossiped(&mut self, txs: Vec<SignedTx>) {
         if txs.is_empty() {
             return;
         }
-        for r in self.app.admit_relayed(txs) {
+        let hashes: Vec<Hash32> = txs.iter().map(SignedTx::hash).collect();
+        for (h, r) in hashes.iter().zip(self.app.admit_relayed(txs)) {
             if let Err(e) = r {
                 tracing::trace!("gossiped transaction not admitted: {e}");
+                // Forgotten, so a resend (a full node's, after an earlier gap) is looked at again.
+                self.gossiped.remove(h);
             }
         }
     }
@@ -980,6 +1095,7 @@ impl<E: Clock> Actor<E> {
             Err(Gap::Snapshot(d)) => return self.install_snapshot(d),
             Err(Gap::Blobs) => return Ok(()), // chain_to never says so
             Err(Gap::Stale) => {
+                self.certs.retain(|v, _| *v > view);
                 // Finalized at or below our head: it must be a block we already committed.
                 let b = self.blocks.get(&tip).cloned();
                 let ours = b.as_ref().and_then(|b| self.app.db.block(b.header.height).ok().flatten());
@@ -1042,12 +1158,57 @@ impl<E: Clock> Actor<E> {
         let h = self.head.height;
         self.snapshots.retain(|_, (b, _)| b.header.height > h);
         self.finalized.retain(|v, _| *v > view);
+        self.announce(view, tip, net);
         let h = self.head.height;
         self.blocks.retain(|_, b| b.header.height > h);
         let blocks = &self.blocks;
         self.executed.retain(|d, _| blocks.contains_key(d));
         self.requested.retain(|d, _| !blocks.contains_key(d));
         Ok(())
+    }
+
+    /// Sends the block just committed at `tip`, finalized in `view`, with its
+    /// certificate to the full nodes (a validator's duty; only the newest committed block
+    /// goes: full nodes anchor the ones under it by hash).
+    fn announce(&mut self, view: u64, tip: Digest, net: &mut impl Sender<PublicKey = ed25519::PublicKey>) {
+        let cert = self.certs.get(&view).filter(|(d, _)| *d == tip).map(|(_, c)| c.clone());
+        self.certs.retain(|v, _| *v > view);
+        let (Some(certificate), Some(block)) = (cert, self.blocks.get(&tip).cloned()) else { return };
+        if self.full_nodes.is_empty() {
+            return;
+        }
+        let m = Wire::Finalized { block: Box::new((*block).clone()), certificate: certificate.clone() };
+        let _ = net.send(Recipients::Some(self.full_nodes.clone()), m.encode(), false);
+        self.last_final = Some((block, certificate));
+    }
+
+    /// Full node: asks the validators for their newest certified block when none came for
+    /// a while (a full node just started, or one that missed announcements, learns the
+    /// chain's head even while finality is stalled).
+    fn ask_finalized(&mut self, net: &mut impl Sender<PublicKey = ed25519::PublicKey>) {
+        let now = self.context.current();
+        if now.duration_since(self.heard_final_at).unwrap_or_default() < Duration::from_millis(ASK_FINALIZED_MS) {
+            return;
+        }
+        self.heard_final_at = now;
+        let to = self.other_validators();
+        if !to.is_empty() {
+            let _ = net.send(Recipients::Some(to), Wire::GetFinalized.encode(), false);
+        }
+    }
+
+    /// Full node: sends the transactions still pending here to the validators again.
+    fn resend(&mut self, net: &mut impl Sender<PublicKey = ed25519::PublicKey>) {
+        let now = self.context.current();
+        if now.duration_since(self.resent_at).unwrap_or_default() < Duration::from_millis(RESEND_MS) {
+            return;
+        }
+        self.resent_at = now;
+        let txs = self.app.pending_txs(GOSSIP_TXS_MAX);
+        let to = self.other_validators();
+        if !txs.is_empty() && !to.is_empty() {
+            let _ = net.send(Recipients::Some(to), Wire::Txs(txs).encode(), false);
+        }
     }
 
     /// Asks peers for their newest state snapshot when the finalized `tip` is more than a
@@ -1201,7 +1362,8 @@ impl<E: Clock> Actor<E> {
     }
 
     /// Sends newly admitted transactions to the other validators (each once: those that
-    /// came by gossip are already known to the others' mempools).
+    /// came by gossip are already known to the others' mempools). A full node sends the
+    /// ones submitted to it the same way.
     fn gossip(&mut self, net: &mut impl Sender<PublicKey = ed25519::PublicKey>) {
         let (pending, last) = self.app.pending_since(self.gossip_seq, crate::mempool::MEMPOOL_TXS_MAX);
         self.gossip_seq = last;
@@ -1213,8 +1375,12 @@ impl<E: Clock> Actor<E> {
         if self.gossiped.len() + fresh.len() > GOSSIPED_LEN_MAX {
             self.gossiped.clear();
         }
+        let to = self.other_validators();
+        if to.is_empty() {
+            return;
+        }
         for chunk in fresh.chunks(GOSSIP_TXS_MAX) {
-            let _ = net.send(Recipients::All, Wire::Txs(chunk.to_vec()).encode(), false);
+            let _ = net.send(Recipients::Some(to.clone()), Wire::Txs(chunk.to_vec()).encode(), false);
         }
     }
 }

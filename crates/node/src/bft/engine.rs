@@ -1,9 +1,11 @@
 //! One validator: simplex consensus plus the application [`Actor`], wired to p2p channels
 //! and generic over the commonware runtime (tokio in a node, deterministic in the
-//! simulation), so the same code runs in both.
+//! simulation), so the same code runs in both. [`start_full_node`] wires a full node: the
+//! same actor without consensus, following certified finalized blocks.
 
-use super::actor::{Actor, Fatal, Stats, Timing};
+use super::actor::{Actor, Fatal, Stats, Timing, to_consensus_key};
 use super::chain::to_digest;
+use super::finality::Finality;
 use crate::App;
 use commonware_consensus::simplex::config::{Config, Floor, ForwardPolicy, SkipPolicy};
 use commonware_consensus::simplex::elector::RoundRobin;
@@ -42,13 +44,15 @@ pub struct EngineConfig {
     pub partition: String,
     /// Test instrumentation: propose invalid blocks.
     pub adversary: Option<super::actor::Adversary>,
+    /// The full nodes (non-voting peers that get finalized blocks with certificates).
+    pub full_nodes: Vec<ed25519::PublicKey>,
 }
 
-/// A running validator: the application actor, consensus and blob replication.
+/// A running validator or full node: the application actor, consensus and blob replication.
 pub struct Running {
     /// Ends with the actor: a [`Fatal`] divergence, or consensus stopping.
     pub app: Handle<Result<(), Fatal>>,
-    /// Consensus.
+    /// Consensus (on a full node: the task that drops the consensus traffic it hears).
     pub consensus: Handle<()>,
     /// Blob replication.
     pub blobs: super::fetch::Running,
@@ -105,6 +109,7 @@ where
     let ordered: Vec<ed25519::PublicKey> = participants.iter().cloned().collect();
     let (mut actor, mailbox) = Actor::new(context.child("app"), app.clone(), cfg.timing, ordered, stats)?;
     actor.set_adversary(cfg.adversary);
+    actor.set_full_nodes(cfg.full_nodes.clone());
     let engine_cfg = Config {
         scheme,
         elector: RoundRobin::<Sha256>::default(),
@@ -133,8 +138,65 @@ where
     let engine = Engine::new(context.child("engine"), engine_cfg);
     let Channels { votes, certs, resolver, blocks, txs, blobs } = channels;
     let corrupt = cfg.adversary == Some(super::actor::Adversary::CorruptBlobs);
-    let blobs = super::fetch::start(context.child("blobs"), app, participants, cfg.signer.public_key(), corrupt, blobs);
+    let holders = Set::from_iter_dedup(participants.iter().chain(&cfg.full_nodes).cloned());
+    let blobs = super::fetch::start(context.child("blobs"), app, holders, cfg.signer.public_key(), corrupt, blobs);
     let consensus = engine.start(votes, certs, resolver);
+    let app = context.child("app").spawn(move |_| actor.run(blocks, txs));
+    Ok(Running { app, consensus, blobs })
+}
+
+/// Settings of a full node.
+#[derive(Clone, Debug)]
+pub struct FullNodeConfig {
+    /// This node's identity (its node key; not a validator).
+    pub me: ed25519::PublicKey,
+    /// The full nodes, this one included (blob holders besides the validators).
+    pub full_nodes: Vec<ed25519::PublicKey>,
+    /// Timing (only the tick matters: a full node proposes nothing).
+    pub timing: Timing,
+}
+
+/// Starts a full node: the application actor following finalized blocks whose
+/// certificates verify against the genesis validators, and blob replication. It
+/// registers the consensus channels too, and drops what arrives on them: validators
+/// send votes and certificates to every connected peer, and a message on a channel a
+/// peer has not registered ends the connection.
+pub fn start_full_node<E, S, R>(
+    context: E,
+    app: Arc<App>,
+    cfg: FullNodeConfig,
+    channels: Channels<S, R>,
+    stats: Arc<std::sync::Mutex<Stats>>,
+) -> Result<Running, Fatal>
+where
+    E: Clock + CryptoRng + Spawner + Storage + Metrics,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    R: Receiver<PublicKey = ed25519::PublicKey>,
+{
+    let validators: Vec<ed25519::PublicKey> = app.genesis.validators.iter().map(to_consensus_key).collect();
+    if validators.contains(&cfg.me) {
+        return Err(Fatal("this node key is a validator's; a validator cannot run as a full node".into()));
+    }
+    let finality = Finality::new(app.chain_id(), &app.genesis.validators);
+    let (mut actor, _mailbox) = Actor::new(context.child("app"), app.clone(), cfg.timing, validators.clone(), stats)?;
+    actor.follow(finality);
+    let Channels { votes, certs, resolver, blocks, txs, blobs } = channels;
+    let holders = Set::from_iter_dedup(validators.iter().chain(&cfg.full_nodes).cloned());
+    let blobs = super::fetch::start(context.child("blobs"), app, holders, cfg.me, false, blobs);
+    let (mut votes, mut certs, mut resolver) = (votes.1, certs.1, resolver.1);
+    let consensus = context.child("consensus_sink").spawn(move |_| async move {
+        loop {
+            let r = tokio::select! {
+                biased;
+                r = votes.recv() => r.map(|_| ()),
+                r = certs.recv() => r.map(|_| ()),
+                r = resolver.recv() => r.map(|_| ()),
+            };
+            if r.is_err() {
+                return;
+            }
+        }
+    });
     let app = context.child("app").spawn(move |_| actor.run(blocks, txs));
     Ok(Running { app, consensus, blobs })
 }

@@ -1,6 +1,8 @@
 //! A node home's network settings (`network.toml`), written by `deed testnet init`: the
-//! p2p address and the validators to connect to. A home with this file runs the BFT
-//! producer; one without runs the solo producer.
+//! p2p address, the validators and the full nodes to connect to. A home with this file
+//! runs the BFT producer — as a validator when its node key is a genesis validator's,
+//! else as a full node (which must be listed under `full_nodes`, in every home, for the
+//! others to accept it); one without runs the solo producer.
 
 use super::BftConfig;
 use crate::home::{Home, HomeError};
@@ -28,6 +30,9 @@ pub struct NetworkFile {
     pub p2p_listen: SocketAddr,
     /// Every validator (this node included when it is one).
     pub peers: Vec<Peer>,
+    /// Every full node (this node included when it is one).
+    #[serde(default)]
+    pub full_nodes: Vec<Peer>,
     /// Least time between blocks with transactions, in ms.
     #[serde(default = "default_block_interval_ms")]
     pub block_interval_ms: u64,
@@ -73,6 +78,7 @@ impl NetworkFile {
             self.peers.iter().map(|p| (p.key, p.addr)).collect(),
             data_dir.join("consensus"),
         );
+        c.full_nodes = self.full_nodes.iter().map(|p| (p.key, p.addr)).collect();
         c.timing.block_interval_ms = self.block_interval_ms;
         c.timing.idle_block_ms = self.idle_block_ms;
         c

@@ -19,6 +19,11 @@
 //!   block asked for, and every block is re-executed before it is committed.
 //! - Blobs: a model or input this node lacks is fetched from peers by content id with
 //!   commonware's p2p resolver on its own channel, piece by verified piece ([`fetch`]).
+//! - Full nodes: a node whose key is not a genesis validator's, listed with its address
+//!   in every home's `network.toml`, runs the same actor without consensus. Validators
+//!   send it each block they commit with the block's finalization certificate; it
+//!   verifies the certificate ([`finality`]), anchors and re-executes the blocks under
+//!   it, serves the API, and forwards transactions submitted to it to the validators.
 //!
 //! The same [`engine::start`] runs on the tokio runtime here and on commonware's
 //! deterministic runtime in the simulation tests.
@@ -27,6 +32,7 @@ pub mod actor;
 pub mod chain;
 pub mod engine;
 pub mod fetch;
+pub mod finality;
 pub mod home;
 pub mod wire;
 
@@ -34,7 +40,7 @@ use crate::producer::{BlockProducer, ProducerFuture};
 use crate::{App, NodeError};
 use actor::{Stats, Timing, to_consensus_key};
 use commonware_codec::DecodeExt;
-use commonware_cryptography::{ChaCha20Poly1305, ed25519};
+use commonware_cryptography::{ChaCha20Poly1305, Signer, ed25519};
 use commonware_p2p::AddressableManager;
 use commonware_p2p::authenticated::lookup;
 use commonware_runtime::{Quota, Runner, Supervisor};
@@ -52,8 +58,10 @@ use tokio::sync::watch;
 pub struct BftConfig {
     /// Where p2p listens.
     pub p2p_listen: SocketAddr,
-    /// Every validator's node key and p2p address (this node's included).
+    /// Every validator's node key and p2p address (this node's included when it is one).
     pub peers: Vec<(PublicKey, SocketAddr)>,
+    /// Every full node's node key and p2p address (this node's included when it is one).
+    pub full_nodes: Vec<(PublicKey, SocketAddr)>,
     /// Consensus journal directory.
     pub storage_dir: PathBuf,
     /// Block timing.
@@ -72,6 +80,7 @@ impl BftConfig {
         BftConfig {
             p2p_listen,
             peers,
+            full_nodes: Vec::new(),
             storage_dir,
             timing: Timing::default(),
             leader_timeout_ms: 2_000,
@@ -86,6 +95,8 @@ impl BftConfig {
 pub struct NetInfo {
     /// The validators' keys and addresses.
     pub peers: Vec<(PublicKey, SocketAddr)>,
+    /// The full nodes' keys and addresses.
+    pub full_nodes: Vec<(PublicKey, SocketAddr)>,
     /// Consensus counters.
     pub stats: Arc<std::sync::Mutex<Stats>>,
 }
@@ -95,13 +106,12 @@ impl NetInfo {
     pub fn to_json(&self, me: &PublicKey) -> serde_json::Value {
         let st = self.stats.lock().unwrap().clone();
         let now = crate::app::now_ms();
-        let peers: Vec<serde_json::Value> = self
-            .peers
-            .iter()
-            .filter(|(k, _)| k != me)
-            .map(|(k, a)| {
+        let roles = self.peers.iter().map(|p| (p, "validator")).chain(self.full_nodes.iter().map(|p| (p, "full node")));
+        let peers: Vec<serde_json::Value> = roles
+            .filter(|((k, _), _)| k != me)
+            .map(|((k, a), role)| {
                 let seen = st.peers_seen.get(k).map(|t| now.saturating_sub(*t));
-                serde_json::json!({ "key": k, "addr": a.to_string(), "last_seen_ms_ago": seen })
+                serde_json::json!({ "key": k, "addr": a.to_string(), "role": role, "last_seen_ms_ago": seen })
             })
             .collect();
         serde_json::json!({
@@ -109,7 +119,9 @@ impl NetInfo {
             "consensus": {
                 "engine": "commonware simplex",
                 "validators": self.peers.len(),
+                "full_nodes": self.full_nodes.len(),
                 "finalized_view": st.finalized_view,
+                "certificates_rejected": st.certificates_rejected,
                 "proposed": st.proposed,
                 "verified": st.verified,
                 "rejected": st.rejected,
@@ -121,7 +133,8 @@ impl NetInfo {
     }
 }
 
-/// Orders blocks with simplex among the genesis validators.
+/// Orders blocks with simplex among the genesis validators; on a node whose key is not a
+/// validator's, follows them as a full node.
 pub struct BftProducer {
     /// Settings.
     pub config: BftConfig,
@@ -190,18 +203,29 @@ fn run_network(p: BftProducer, app: Arc<App>, stop: tokio::sync::oneshot::Receiv
             },
             cups::Version::V1,
         );
+        let me = app.key.public();
+        let validator = app.genesis.validators.contains(&me);
+        if !validator && !p.config.full_nodes.iter().any(|(k, _)| *k == me) {
+            return Err(NodeError::Internal(format!(
+                "node key {me} is neither a genesis validator nor listed under full_nodes in the network \
+                 settings, so no peer would accept it"
+            )));
+        }
+        let everyone: Vec<(PublicKey, SocketAddr)> =
+            p.config.peers.iter().chain(&p.config.full_nodes).cloned().collect();
         let mut p2p_cfg = lookup::Config::local(
             handshake,
             &ns,
             p.config.p2p_listen,
-            NZUsize!(p.config.peers.len().max(1) + 1),
+            NZUsize!(everyone.len().max(1) + 1),
             wire::MESSAGE_BYTES_MAX,
             NZUsize!(4096),
         );
         p2p_cfg.peer_connection_cooldown = Duration::from_millis(200);
         let (mut network, mut oracle) = lookup::Network::new(context.child("network"), p2p_cfg);
+        // Validators and full nodes alike track everyone: lookup talks only to tracked peers.
         let peers: Map<ed25519::PublicKey, commonware_p2p::Address> = Map::from_iter_dedup(
-            p.config.peers.iter().map(|(k, a)| (to_consensus_key(k), commonware_p2p::Address::from(*a))),
+            everyone.iter().map(|(k, a)| (to_consensus_key(k), commonware_p2p::Address::from(*a))),
         );
         let _ = oracle.track(0, peers);
         let quota = Quota::per_second(NZU32!(CHANNEL_RATE_PER_SECOND));
@@ -214,18 +238,15 @@ fn run_network(p: BftProducer, app: Arc<App>, stop: tokio::sync::oneshot::Receiv
             blobs: network.register(wire::CHANNEL_BLOBS, quota),
         };
         let net = network.start();
-        let participants: Vec<ed25519::PublicKey> = app.genesis.validators.iter().map(to_consensus_key).collect();
-        let ecfg = engine::EngineConfig {
-            participants,
-            signer,
-            timing: p.config.timing,
-            leader_timeout: Duration::from_millis(p.config.leader_timeout_ms),
-            certification_timeout: Duration::from_millis(p.config.certification_timeout_ms),
-            partition: "deed-simplex".into(),
-            adversary: p.config.adversary,
-        };
-        let running = engine::start(context.child("validator"), app, ecfg, oracle, channels, p.stats.clone())
-            .map_err(|f| NodeError::Internal(f.0))?;
+        let full_nodes: Vec<ed25519::PublicKey> =
+            p.config.full_nodes.iter().map(|(k, _)| to_consensus_key(k)).collect();
+        let running = if validator {
+            start_validator(context, app, &p, signer, full_nodes, oracle, channels)
+        } else {
+            let fcfg = engine::FullNodeConfig { me: signer.public_key(), full_nodes, timing: p.config.timing };
+            engine::start_full_node(context.child("full_node"), app, fcfg, channels, p.stats.clone())
+        }
+        .map_err(|f| NodeError::Internal(f.0))?;
         let engine::Running { app: actor, consensus, blobs } = running;
         let r = tokio::select! {
             r = actor => match r {
@@ -241,6 +262,34 @@ fn run_network(p: BftProducer, app: Arc<App>, stop: tokio::sync::oneshot::Receiv
         net.abort();
         r
     })
+}
+
+/// Starts consensus and the application actor of a validator.
+fn start_validator<S, R>(
+    context: commonware_runtime::tokio::Context,
+    app: Arc<App>,
+    p: &BftProducer,
+    signer: ed25519::PrivateKey,
+    full_nodes: Vec<ed25519::PublicKey>,
+    oracle: lookup::Oracle<ed25519::PublicKey>,
+    channels: engine::Channels<S, R>,
+) -> Result<engine::Running, actor::Fatal>
+where
+    S: commonware_p2p::Sender<PublicKey = ed25519::PublicKey>,
+    R: commonware_p2p::Receiver<PublicKey = ed25519::PublicKey>,
+{
+    let participants: Vec<ed25519::PublicKey> = app.genesis.validators.iter().map(to_consensus_key).collect();
+    let ecfg = engine::EngineConfig {
+        participants,
+        signer,
+        timing: p.config.timing,
+        leader_timeout: Duration::from_millis(p.config.leader_timeout_ms),
+        certification_timeout: Duration::from_millis(p.config.certification_timeout_ms),
+        partition: "deed-simplex".into(),
+        adversary: p.config.adversary,
+        full_nodes,
+    };
+    engine::start(context.child("validator"), app, ecfg, oracle, channels, p.stats.clone())
 }
 
 /// The genesis of a local testnet: `validators` (node keys) produce blocks and are

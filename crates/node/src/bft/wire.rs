@@ -1,5 +1,6 @@
 //! Messages the application sends its peers over p2p, besides consensus's own: block
-//! relay, ancestor requests for catching up, and transaction gossip. Borsh on the wire;
+//! relay, ancestor requests for catching up, transaction gossip, and finalized blocks
+//! with their certificates for full nodes. Borsh on the wire;
 //! every message is bounded by [`MESSAGE_BYTES_MAX`] at the p2p layer.
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -42,7 +43,8 @@ pub enum Wire {
     },
     /// Blocks, newest first, each the parent of the one before.
     Ancestors(Vec<Block>),
-    /// Transactions admitted by the sender.
+    /// Transactions admitted by the sender (validators gossip them to each other; a full
+    /// node sends the ones submitted to it).
     Txs(Vec<SignedTx>),
     /// Asks for the sender's newest state snapshot.
     GetSnapshot,
@@ -55,6 +57,18 @@ pub enum Wire {
         /// The snapshot blob.
         cid: Cid,
     },
+    /// A finalized block and its simplex finalization certificate, from a validator to
+    /// the full nodes, which check the certificate ([`super::finality`]) before
+    /// committing.
+    Finalized {
+        /// The block.
+        block: Box<Block>,
+        /// Its finalization certificate (commonware codec).
+        certificate: Vec<u8>,
+    },
+    /// Asks a validator for the newest block it sent the full nodes, with its certificate
+    /// (answered with [`Wire::Finalized`], or not at all when it has none yet).
+    GetFinalized,
 }
 
 impl Wire {

@@ -1,7 +1,8 @@
-//! A deterministic simulation of a 4-validator cluster (commonware's deterministic
-//! runtime and simulated p2p): crashes and restarts, a partition, message loss and
-//! jitter, with transfers flowing. Checks that no two nodes ever commit different blocks
-//! at the same height, and that a seed replays exactly.
+//! A deterministic simulation of a 4-validator cluster and a full node (commonware's
+//! deterministic runtime and simulated p2p): crashes and restarts, a partition, message
+//! loss and jitter, with transfers flowing (some submitted to the full node). Checks that
+//! no two nodes ever commit different blocks at the same height, that the full node
+//! follows, and that a seed replays exactly.
 //!
 //! `DEED_SIM_SEEDS=N` runs N seeds (default 2); `DEED_SIM_SEED=S` runs only seed S.
 
@@ -41,6 +42,11 @@ fn keys() -> Vec<Keypair> {
     (0..N).map(|i| Keypair::dev(&format!("sim-validator-{i}"))).collect()
 }
 
+/// The full node of the cluster simulation.
+fn full_key() -> Keypair {
+    Keypair::dev("sim-full-node")
+}
+
 fn genesis(keys: &[Keypair]) -> deed_types::Genesis {
     let vals: Vec<_> = keys.iter().map(|k| k.public()).collect();
     deed_node::bft::testnet_genesis("deed-sim", &vals, &[], 0)
@@ -52,17 +58,50 @@ fn open_app(dir: &std::path::Path, key: &Keypair, g: &deed_types::Genesis) -> Ar
     Arc::new(App::open(c, Keypair::from_seed(key.seed()), g.clone()).unwrap())
 }
 
+/// How a simulated validator differs from an honest one alone.
+#[derive(Default)]
+struct Opts {
+    /// Misbehaviour.
+    adversary: Option<Adversary>,
+    /// The full nodes it sends finalized blocks to.
+    full_nodes: Vec<ed25519::PublicKey>,
+}
+
 async fn start_node(
     context: &deterministic::Context,
     oracle: &Oracle<ed25519::PublicKey, deterministic::Context>,
     i: usize,
     app: Arc<App>,
     keys: &[Keypair],
-    adversary: Option<Adversary>,
+    opts: Opts,
     stats: Arc<Mutex<Stats>>,
 ) -> Running {
+    let Opts { adversary, full_nodes } = opts;
     let pk = to_consensus_key(&keys[i].public());
-    let control = oracle.control(pk.clone());
+    let channels = channels(oracle, pk.clone()).await;
+    let cfg = EngineConfig {
+        participants: keys.iter().map(|k| to_consensus_key(&k.public())).collect(),
+        signer: ed25519::PrivateKey::decode(keys[i].seed().to_vec()).unwrap(),
+        timing: Timing { block_interval_ms: 50, idle_block_ms: 500, tick_ms: 10 },
+        leader_timeout: Duration::from_secs(1),
+        certification_timeout: Duration::from_millis(1500),
+        partition: format!("simplex-{i}"),
+        adversary,
+        full_nodes,
+    };
+    let context = context.child("validator").with_attribute("index", i);
+    engine::start(context, app, cfg, oracle.control(pk), channels, stats).expect("start")
+}
+
+/// Simulated p2p channel halves.
+type SimChannels = Channels<
+    commonware_p2p::simulated::Sender<ed25519::PublicKey, deterministic::Context>,
+    commonware_p2p::simulated::Receiver<ed25519::PublicKey>,
+>;
+
+/// The six channels of peer `pk` on the simulated network.
+async fn channels(oracle: &Oracle<ed25519::PublicKey, deterministic::Context>, pk: ed25519::PublicKey) -> SimChannels {
+    let control = oracle.control(pk);
     let quota = Quota::per_second(NZU32!(100_000));
     let mut reg = Vec::new();
     for ch in [
@@ -76,25 +115,14 @@ async fn start_node(
         reg.push(control.register(ch, quota).await.unwrap());
     }
     let mut it = reg.into_iter();
-    let channels = Channels {
+    Channels {
         votes: it.next().unwrap(),
         certs: it.next().unwrap(),
         resolver: it.next().unwrap(),
         blocks: it.next().unwrap(),
         txs: it.next().unwrap(),
         blobs: it.next().unwrap(),
-    };
-    let cfg = EngineConfig {
-        participants: keys.iter().map(|k| to_consensus_key(&k.public())).collect(),
-        signer: ed25519::PrivateKey::decode(keys[i].seed().to_vec()).unwrap(),
-        timing: Timing { block_interval_ms: 50, idle_block_ms: 500, tick_ms: 10 },
-        leader_timeout: Duration::from_secs(1),
-        certification_timeout: Duration::from_millis(1500),
-        partition: format!("simplex-{i}"),
-        adversary,
-    };
-    engine::start(context.child("validator").with_attribute("index", i), app, cfg, control, channels, stats)
-        .expect("start")
+    }
 }
 
 async fn link_all(
@@ -150,15 +178,17 @@ fn run_seed(seed: u64, phases: u32) -> Outcome {
         let keys = keys();
         let g = genesis(&keys);
         let pks: Vec<ed25519::PublicKey> = keys.iter().map(|k| to_consensus_key(&k.public())).collect();
+        let fpk = to_consensus_key(&full_key().public());
+        let full = [fpk.clone()];
         let (network, oracle) = Network::new_with_peers(
             context.child("network"),
             NetConfig {
                 max_size: wire::MESSAGE_BYTES_MAX,
                 disconnect_on_block: false,
                 tracked_peer_sets: NZUsize!(1),
-                max_peers_per_set: NZUsize!(N + 1),
+                max_peers_per_set: NZUsize!(N + 2),
             },
-            pks.clone(),
+            pks.iter().chain(&full).cloned().collect::<Vec<_>>(),
         )
         .await;
         network.start();
@@ -169,12 +199,42 @@ fn run_seed(seed: u64, phases: u32) -> Outcome {
             success_rate: probability!(0.9),
         };
         link_all(&oracle, &pks, &lossy, &[true; N]).await;
+        // The full node stays linked to every validator throughout (partitions split validators).
+        for v in &pks {
+            let _ = oracle.add_link(v.clone(), fpk.clone(), lossy.clone()).await;
+            let _ = oracle.add_link(fpk.clone(), v.clone(), lossy.clone()).await;
+        }
+        let full_app = open_app(&root.join("full"), &full_key(), &g);
+        let fcfg = engine::FullNodeConfig {
+            me: fpk.clone(),
+            full_nodes: full.to_vec(),
+            timing: Timing { block_interval_ms: 50, idle_block_ms: 500, tick_ms: 10 },
+        };
+        let full_node = engine::start_full_node(
+            context.child("full_node"),
+            full_app.clone(),
+            fcfg,
+            channels(&oracle, fpk.clone()).await,
+            Arc::default(),
+        )
+        .expect("start the full node");
         let dirs: Vec<PathBuf> = (0..N).map(|i| root.join(format!("n{i}"))).collect();
         let mut apps: Vec<Option<Arc<App>>> = (0..N).map(|i| Some(open_app(&dirs[i], &keys[i], &g))).collect();
         let mut nodes: Vec<Option<Running>> = Vec::new();
         for (i, app) in apps.iter().enumerate() {
             let app = app.clone().unwrap();
-            nodes.push(Some(start_node(&context, &oracle, i, app, &keys, None, Arc::default()).await));
+            nodes.push(Some(
+                start_node(
+                    &context,
+                    &oracle,
+                    i,
+                    app,
+                    &keys,
+                    Opts { full_nodes: full.to_vec(), ..Opts::default() },
+                    Arc::default(),
+                )
+                .await,
+            ));
         }
         let users: Vec<Keypair> = deed_node::DEV_KEYS.iter().map(|n| Keypair::dev(n)).collect();
         let mut nonces = vec![0u64; users.len()];
@@ -205,16 +265,28 @@ fn run_seed(seed: u64, phases: u32) -> Outcome {
                     // Restart the crashed validator from its disk.
                     let a = open_app(&dirs[crash], &keys[crash], &g);
                     apps[crash] = Some(a.clone());
-                    nodes[crash] = Some(start_node(&context, &oracle, crash, a, &keys, None, Arc::default()).await);
+                    nodes[crash] = Some(
+                        start_node(
+                            &context,
+                            &oracle,
+                            crash,
+                            a,
+                            &keys,
+                            Opts { full_nodes: full.to_vec(), ..Opts::default() },
+                            Arc::default(),
+                        )
+                        .await,
+                    );
                     up[crash] = true;
                 }
                 _ => {}
             }
-            // Submit a few transfers to random live nodes.
+            // Submit a few transfers to random live nodes (index N: the full node).
             for _ in 0..20 {
                 let u = rng.range(0..users.len() as u64) as usize;
-                let i = rng.range(0..N as u64) as usize;
-                if let Some(app) = &apps[i] {
+                let i = rng.range(0..N as u64 + 1) as usize;
+                let app = if i == N { Some(&full_app) } else { apps[i].as_ref() };
+                if let Some(app) = app {
                     let tx = transfer(&users[u], &users[(u + 1) % users.len()], nonces[u]);
                     if app.admit(tx).is_ok() {
                         nonces[u] += 1;
@@ -225,7 +297,10 @@ fn run_seed(seed: u64, phases: u32) -> Outcome {
         }
         // Let the restarted node catch up.
         context.sleep(Duration::from_secs(10)).await;
-        let apps: Vec<Arc<App>> = apps.into_iter().flatten().collect();
+        let top = apps.iter().flatten().map(|a| a.db.height().unwrap()).max().unwrap();
+        let followed = full_app.db.height().unwrap();
+        assert!(followed + 3 >= top, "the full node did not follow: at {followed}, validators at {top}");
+        let apps: Vec<Arc<App>> = apps.into_iter().flatten().chain([full_app]).collect();
         check_agreement(&apps);
         let heads = apps
             .iter()
@@ -237,6 +312,7 @@ fn run_seed(seed: u64, phases: u32) -> Outcome {
         for n in nodes.into_iter().flatten() {
             n.abort();
         }
+        full_node.abort();
         let _ = up;
         Outcome { heads }
     })
@@ -327,7 +403,18 @@ fn run_adversary(seed: u64, adversary: Adversary) -> (Vec<Arc<App>>, Vec<Stats>)
             let app = open_app(&root.join(format!("n{i}")), &keys[i], &g);
             let st: Arc<Mutex<Stats>> = Arc::default();
             let adv = if i == 0 { Some(adversary) } else { None };
-            nodes.push(start_node(&context, &oracle, i, app.clone(), &keys, adv, st.clone()).await);
+            nodes.push(
+                start_node(
+                    &context,
+                    &oracle,
+                    i,
+                    app.clone(),
+                    &keys,
+                    Opts { adversary: adv, ..Opts::default() },
+                    st.clone(),
+                )
+                .await,
+            );
             apps.push(app);
             stats.push(st);
         }
@@ -437,7 +524,7 @@ fn an_equivocating_validator_is_slashed() {
         let mut nodes = Vec::new();
         for i in 1..N {
             let app = open_app(&root.join(format!("n{i}")), &keys[i], &g);
-            nodes.push(start_node(&context, &oracle, i, app.clone(), &keys, None, Arc::default()).await);
+            nodes.push(start_node(&context, &oracle, i, app.clone(), &keys, Opts::default(), Arc::default()).await);
             apps.push(app);
         }
         context.sleep(Duration::from_secs(20)).await;
