@@ -355,7 +355,7 @@ async fn a_challenge_raised_on_one_validator_is_decided_by_all() {
     let _guard = exit_on_panic();
     let tmp = tempfile::tempdir().unwrap();
     let mut net = Net::new(tmp.path(), "fraud");
-    net.genesis.params.jobs.challenge_window_blocks = 200;
+    net.genesis.params.jobs.challenge_window_blocks = 2_000;
     let config = |i: usize| {
         // Validator 2 executes jobs and lies about their outputs (its trace is honest);
         // validator 3 only audits, every job.
