@@ -60,19 +60,13 @@ pub(crate) fn hash_encodings<'a>(tensors: impl Iterator<Item = &'a Tensor>, thre
         return Hash32(*h.finalize().as_bytes());
     }
     let split = left_subtree_len(total);
-    let (left, right) = std::thread::scope(|s| {
-        let segs = &segs;
-        let l = s.spawn(move || {
-            let mut h = blake3::Hasher::new();
-            feed(&mut h, segs, 0, split);
-            h.finalize_non_root()
-        });
+    let halves = crate::pool::map(vec![(0, split), (split, total)], |(from, to)| {
         let mut h = blake3::Hasher::new();
-        h.set_input_offset(split);
-        feed(&mut h, segs, split, total);
-        (l.join().expect("hash worker panicked"), h.finalize_non_root())
+        h.set_input_offset(from);
+        feed(&mut h, &segs, from, to);
+        h.finalize_non_root()
     });
-    Hash32(*merge_subtrees_root(&left, &right, Mode::Hash).as_bytes())
+    Hash32(*merge_subtrees_root(&halves[0], &halves[1], Mode::Hash).as_bytes())
 }
 
 /// Feeds bytes `[from, to)` of the stream `segs` into `h`.
