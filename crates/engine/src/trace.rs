@@ -91,8 +91,12 @@ fn feed(h: &mut blake3::Hasher, segs: &[Seg<'_>], from: u64, to: u64) {
                 let mut i = first;
                 while i < last {
                     let j = (i + CHUNK_FLOATS).min(last);
-                    buf.clear();
-                    buf.extend(v[i..j].iter().flat_map(|x| x.to_le_bytes()));
+                    // Fixed 4-byte stores into a sized buffer compile to a plain copy on
+                    // little-endian targets (extending through `flat_map` did not).
+                    buf.resize(4 * (j - i), 0);
+                    for (d, x) in buf.chunks_exact_mut(4).zip(&v[i..j]) {
+                        d.copy_from_slice(&x.to_le_bytes());
+                    }
                     let lo = if i == first { a - 4 * first } else { 0 };
                     let hi = if j == last { b - 4 * i } else { buf.len() };
                     h.update(&buf[lo..hi]);
