@@ -242,7 +242,9 @@ fn remove(b: &Arc<Batch>) {
 
 /// Most workers the pool may have when a list of `n` parts asks: `max(n − 1, cores − 1)`.
 fn cap(n: usize) -> usize {
-    let cores = thread::available_parallelism().map_or(1, |c| c.get());
+    // Asked once: on Linux the answer reads cgroup files, far slower than a small op.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| thread::available_parallelism().map_or(1, |c| c.get()));
     (n - 1).max(cores - 1).min(MAX_WORKERS)
 }
 
