@@ -242,10 +242,14 @@ fn remove(b: &Arc<Batch>) {
 
 /// Most workers the pool may have when a list of `n` parts asks: `max(n − 1, cores − 1)`.
 fn cap(n: usize) -> usize {
-    // Asked once: on Linux the answer reads cgroup files, far slower than a small op.
+    (n - 1).max(cores() - 1).min(MAX_WORKERS)
+}
+
+/// The number of cores this process may use (`available_parallelism`, 1 if unknown), asked
+/// once: on Linux the answer reads cgroup files, far slower than a small op or model run.
+pub(crate) fn cores() -> usize {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let cores = *CORES.get_or_init(|| thread::available_parallelism().map_or(1, |c| c.get()));
-    (n - 1).max(cores - 1).min(MAX_WORKERS)
+    *CORES.get_or_init(|| thread::available_parallelism().map_or(1, |c| c.get()))
 }
 
 /// Starts workers until there are `want` (a failure to start one is not an error: the
