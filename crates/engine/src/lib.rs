@@ -22,8 +22,8 @@
 //!
 //! Threads ([`RunOptions::threads`]) only split independent output rows or positions,
 //! never a reduction, so the result does not depend on the thread count. Threads are
-//! scoped to the operator that uses them (`std::thread::scope`); the engine owns no
-//! global pool.
+//! taken from one process-wide pool of persistent workers that runs each operator's fixed
+//! list of parts (`pool`: which thread runs a part never changes what it computes).
 //!
 //! # Kernel paths
 //!
@@ -57,6 +57,7 @@ mod model;
 pub mod onnx;
 pub mod ops;
 mod plan;
+mod pool;
 mod replay;
 mod scan;
 mod trace;

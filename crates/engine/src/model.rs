@@ -163,7 +163,7 @@ impl Model {
         }
         self.check_inputs(inputs)?;
         let threads = match opts.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => crate::pool::cores(),
             n => n,
         };
         let ctx = Ctx { limits: &self.limits, threads, kernels };

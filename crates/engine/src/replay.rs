@@ -172,7 +172,7 @@ impl Model {
     pub fn run_keep_all(&self, inputs: &TensorSet, opts: &RunOptions) -> Result<(RunOutput, Vec<Vec<u8>>), RunError> {
         self.check_inputs(inputs)?;
         let threads = match opts.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => crate::pool::cores(),
             n => n,
         };
         let mut produced: Vec<Vec<Tensor>> = Vec::with_capacity(self.nodes.len());

@@ -11,7 +11,7 @@
 use blake3::hazmat::{HasherExt, Mode, left_subtree_len, merge_subtrees_root};
 use deed_types::{Hash32, Tensor, TensorData};
 
-/// Floats converted per chunk (64 KiB of bytes: enough for BLAKE3's widest SIMD batches).
+/// Floats per hashed piece (see [`STAGE`]).
 const CHUNK_FLOATS: usize = 16 * 1024;
 /// Streams shorter than this are hashed on one thread.
 const PAR_MIN_BYTES: u64 = 1 << 20;
@@ -60,24 +60,18 @@ pub(crate) fn hash_encodings<'a>(tensors: impl Iterator<Item = &'a Tensor>, thre
         return Hash32(*h.finalize().as_bytes());
     }
     let split = left_subtree_len(total);
-    let (left, right) = std::thread::scope(|s| {
-        let segs = &segs;
-        let l = s.spawn(move || {
-            let mut h = blake3::Hasher::new();
-            feed(&mut h, segs, 0, split);
-            h.finalize_non_root()
-        });
+    let halves = crate::pool::map(vec![(0, split), (split, total)], |(from, to)| {
         let mut h = blake3::Hasher::new();
-        h.set_input_offset(split);
-        feed(&mut h, segs, split, total);
-        (l.join().expect("hash worker panicked"), h.finalize_non_root())
+        h.set_input_offset(from);
+        feed(&mut h, &segs, from, to);
+        h.finalize_non_root()
     });
-    Hash32(*merge_subtrees_root(&left, &right, Mode::Hash).as_bytes())
+    Hash32(*merge_subtrees_root(&halves[0], &halves[1], Mode::Hash).as_bytes())
 }
 
 /// Feeds bytes `[from, to)` of the stream `segs` into `h`.
 fn feed(h: &mut blake3::Hasher, segs: &[Seg<'_>], from: u64, to: u64) {
-    let mut buf: Vec<u8> = Vec::with_capacity(4 * CHUNK_FLOATS + 8);
+    let mut st = Stage { h, buf: Vec::with_capacity(STAGE + 4) };
     let mut pos = 0u64;
     for seg in segs {
         let (s, e) = (pos, pos + seg.len());
@@ -88,23 +82,77 @@ fn feed(h: &mut blake3::Hasher, segs: &[Seg<'_>], from: u64, to: u64) {
         }
         let (a, b) = ((a - s) as usize, (b - s) as usize);
         match seg {
-            Seg::Bytes(v) => {
-                h.update(&v[a..b]);
-            }
+            Seg::Bytes(v) => st.bytes(&v[a..b]),
             Seg::F32(v) => {
-                // Elements covering bytes [a, b), converted a chunk at a time.
-                let (first, last) = (a / 4, b.div_ceil(4));
-                let mut i = first;
-                while i < last {
-                    let j = (i + CHUNK_FLOATS).min(last);
-                    buf.clear();
-                    buf.extend(v[i..j].iter().flat_map(|x| x.to_le_bytes()));
-                    let lo = if i == first { a - 4 * first } else { 0 };
-                    let hi = if j == last { b - 4 * i } else { buf.len() };
-                    h.update(&buf[lo..hi]);
-                    i = j;
+                // Bytes [a, b) of the data: a partial first element, whole elements, a
+                // partial last element.
+                let (first, last) = (a.div_ceil(4), b / 4);
+                if first > last {
+                    // Inside one element.
+                    st.bytes(&v[a / 4].to_le_bytes()[a % 4..b - 4 * (a / 4)]);
+                    continue;
+                }
+                if a % 4 != 0 {
+                    st.bytes(&v[a / 4].to_le_bytes()[a % 4..]);
+                }
+                st.floats(&v[first..last]);
+                if b % 4 != 0 {
+                    st.bytes(&v[last].to_le_bytes()[..b % 4]);
                 }
             }
+        }
+    }
+    st.h.update(&st.buf);
+}
+
+/// Bytes handed to BLAKE3 per `update` (64 KiB: enough for its widest SIMD batches).
+const STAGE: usize = 4 * CHUNK_FLOATS;
+
+/// Collects the stream into `STAGE`-byte pieces before hashing them. The pieces start at
+/// multiples of `STAGE` from the start of the hashed range (0, or a BLAKE3 subtree
+/// boundary, itself a multiple of `STAGE` for the ranges split off), so each `update` is a
+/// whole, aligned 64-chunk subtree and BLAKE3 hashes all of it with its many-chunk SIMD
+/// code. Feeding each tensor's data where it started (after a few header bytes) left
+/// every update straddling chunk boundaries, and a part of each went through the
+/// one-chunk path.
+struct Stage<'h> {
+    h: &'h mut blake3::Hasher,
+    buf: Vec<u8>,
+}
+
+impl Stage<'_> {
+    /// Hashes the first `STAGE` bytes once there are that many, keeping the rest (< 4).
+    fn flush_full(&mut self) {
+        if self.buf.len() >= STAGE {
+            self.h.update(&self.buf[..STAGE]);
+            self.buf.drain(..STAGE);
+        }
+    }
+
+    fn bytes(&mut self, mut v: &[u8]) {
+        while !v.is_empty() {
+            let take = (STAGE - self.buf.len()).min(v.len());
+            self.buf.extend_from_slice(&v[..take]);
+            v = &v[take..];
+            self.flush_full();
+        }
+    }
+
+    /// The little-endian bytes of `v`, converted straight into the buffer.
+    fn floats(&mut self, v: &[f32]) {
+        let mut i = 0;
+        while i < v.len() {
+            // Enough floats to reach `STAGE` bytes (at least one: `buf` is below `STAGE`).
+            let j = (i + (STAGE - self.buf.len()).div_ceil(4)).min(v.len());
+            let old = self.buf.len();
+            // Fixed 4-byte stores into a sized buffer compile to a plain copy on
+            // little-endian targets.
+            self.buf.resize(old + 4 * (j - i), 0);
+            for (d, x) in self.buf[old..].chunks_exact_mut(4).zip(&v[i..j]) {
+                d.copy_from_slice(&x.to_le_bytes());
+            }
+            i = j;
+            self.flush_full();
         }
     }
 }
@@ -112,6 +160,28 @@ fn feed(h: &mut blake3::Hasher, segs: &[Seg<'_>], from: u64, to: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn feeding_in_two_ranges_is_feeding_all() {
+        // Cut points inside headers, inside elements and on element edges.
+        let v: Vec<f32> = (0..3 * CHUNK_FLOATS + 5).map(|i| i as f32 * 0.25 - 3.0).collect();
+        let segs = [Seg::Bytes(vec![1, 2, 3]), Seg::F32(&v), Seg::Bytes(vec![9; 7]), Seg::F32(&v[..3])];
+        let total: u64 = segs.iter().map(Seg::len).sum();
+        let mut whole = blake3::Hasher::new();
+        feed(&mut whole, &segs, 0, total);
+        let want = whole.finalize();
+        for cut in [0, 1, 3, 4, 5, 6, 7, 8, 65_536, 65_539, total - 13, total - 14, total - 1, total] {
+            let mut h = blake3::Hasher::new();
+            feed(&mut h, &segs, 0, cut);
+            feed(&mut h, &segs, cut, total);
+            assert_eq!(h.finalize(), want, "cut at {cut}");
+        }
+        let mut enc = vec![1, 2, 3];
+        enc.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        enc.extend([9; 7]);
+        enc.extend(v[..3].iter().flat_map(|x| x.to_le_bytes()));
+        assert_eq!(want, blake3::hash(&enc));
+    }
 
     #[test]
     fn same_digest_as_the_encoding() {

@@ -490,40 +490,26 @@ fn split<T: Tile>(
     }
     if m >= threads * T::MR * 2 {
         let per = m.div_ceil(threads).next_multiple_of(T::MR);
-        std::thread::scope(|s| {
-            let mut rest = out;
-            let mut r0 = 0;
-            let mut mine = None;
-            while r0 < m {
-                let rows = per.min(m - r0);
-                let take = if r0 + rows == m { rest.len() } else { rows * ldc };
-                let (chunk, tail) = rest.split_at_mut(take);
-                rest = tail;
-                let ar = a.offset(r0, 0);
-                if mine.is_none() {
-                    mine = Some((chunk, ar, rows));
-                } else {
-                    s.spawn(move || drive(t, rows, n, k, ar, b, chunk, ldc));
-                }
-                r0 += rows;
-            }
-            let (chunk, ar, rows) = mine.expect("at least one range");
-            drive(t, rows, n, k, ar, b, chunk, ldc);
-        });
+        let mut parts = Vec::with_capacity(threads);
+        let mut rest = out;
+        let mut r0 = 0;
+        while r0 < m {
+            let rows = per.min(m - r0);
+            let take = if r0 + rows == m { rest.len() } else { rows * ldc };
+            let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(take);
+            rest = tail;
+            parts.push((chunk, a.offset(r0, 0), rows));
+            r0 += rows;
+        }
+        crate::pool::map(parts, |(chunk, ar, rows)| drive(t, rows, n, k, ar, b, chunk, ldc));
     } else {
         let per = n.div_ceil(threads).next_multiple_of(T::NR);
         let ranges: Vec<(usize, usize)> = (0..n).step_by(per).map(|c0| (c0, (c0 + per).min(n))).collect();
-        let parts: Vec<Vec<f32>> = std::thread::scope(|s| {
-            let work = |&(c0, c1): &(usize, usize)| {
-                let w = c1 - c0;
-                let mut buf = vec![0.0f32; m * w];
-                drive(t, m, w, k, a, b.cols_from(c0), &mut buf, w);
-                buf
-            };
-            let handles: Vec<_> = ranges[1..].iter().map(|r| s.spawn(move || work(r))).collect();
-            let mut parts = vec![work(&ranges[0])];
-            parts.extend(handles.into_iter().map(|h| h.join().expect("gemm worker panicked")));
-            parts
+        let parts: Vec<Vec<f32>> = crate::pool::map(ranges.clone(), |(c0, c1)| {
+            let w = c1 - c0;
+            let mut buf = vec![0.0f32; m * w];
+            drive(t, m, w, k, a, b.cols_from(c0), &mut buf, w);
+            buf
         });
         for (&(c0, c1), buf) in ranges.iter().zip(&parts) {
             let w = c1 - c0;

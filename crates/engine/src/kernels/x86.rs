@@ -6,9 +6,10 @@
 //! fused multiply-add, then `c = c + acc` (see [`crate::ops::linalg`]). Vectorizing across
 //! independent output columns changes no bit; nothing is reassociated.
 //!
-//! The only `unsafe` code of the engine lives here. Each tile type can only be built
-//! after runtime detection of its CPU features, and every safe entry point checks the
-//! slice bounds that the unchecked loads and stores rely on.
+//! Besides the SIMD modules, the engine's only `unsafe` code is one lifetime erasure in
+//! `crate::pool`. Each tile type can only be built after runtime detection of its CPU
+//! features, and every safe entry point checks the slice bounds that the unchecked loads
+//! and stores rely on.
 #![allow(unsafe_code)]
 
 use super::{GROUP, Mat, Tile, check_tile};

@@ -307,10 +307,7 @@ pub(crate) fn conv(
             let blocks: Vec<Vec<f32>> = if ranges.len() <= 1 {
                 ranges.iter().map(|&(s, e)| block(ni, gi, s, e)).collect()
             } else {
-                std::thread::scope(|sc| {
-                    let handles: Vec<_> = ranges.iter().map(|&(s, e)| sc.spawn(move || block(ni, gi, s, e))).collect();
-                    handles.into_iter().map(|h| h.join().expect("conv worker panicked")).collect()
-                })
+                crate::pool::map(ranges.clone(), |(s, e)| block(ni, gi, s, e))
             };
             for (&(s, e), res) in ranges.iter().zip(&blocks) {
                 let len = e - s;

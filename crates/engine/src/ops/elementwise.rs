@@ -75,8 +75,23 @@ pub(crate) fn broadcast_map<A: Copy, B: Copy, T>(
     let mut idx = vec![0usize; r - 1];
     let (mut oa, mut ob) = (0usize, 0usize);
     loop {
-        for j in 0..inner {
-            out.push(f(a[oa + j * ia], b[ob + j * ib]));
+        // The same pairs in the same order; the common inner strides get slice loops that
+        // the compiler vectorizes (bias adds, per-row scales).
+        match (ia, ib) {
+            (1, 1) => out.extend(a[oa..oa + inner].iter().zip(&b[ob..ob + inner]).map(|(&x, &y)| f(x, y))),
+            (1, 0) => {
+                let y = b[ob];
+                out.extend(a[oa..oa + inner].iter().map(|&x| f(x, y)));
+            }
+            (0, 1) => {
+                let x = a[oa];
+                out.extend(b[ob..ob + inner].iter().map(|&y| f(x, y)));
+            }
+            _ => {
+                for j in 0..inner {
+                    out.push(f(a[oa + j * ia], b[ob + j * ib]));
+                }
+            }
         }
         // Advance the outer multi-index (all dims but the last).
         let mut d = r - 1;

@@ -756,14 +756,80 @@ impl Kernel for Transpose {
             None => (0..r).rev().collect(),
         };
         let shape: Vec<usize> = perm.iter().map(|&p| x.shape[p]).collect();
-        let xs = util::strides(&x.shape);
-        let n = x.data.len();
-        let mut idx = Vec::with_capacity(n);
-        let mut o = vec![0usize; r];
-        for _ in 0..n {
-            idx.push((0..r).map(|d| o[d] * xs[perm[d]]).sum());
-            util::next_index(&mut o, &shape);
+        let data = util::map_same!(&x.data, v => permute(v, &x.shape, &perm));
+        one(Tensor { shape, data })
+    }
+}
+
+/// `v` (row-major, shape `in_shape`) with its axes permuted: output axis `d` is input axis
+/// `perm[d]`. Output elements are written in row-major order, one innermost row at a time
+/// (a slice copy when that row is contiguous in the input, else a strided gather); the
+/// source of every element is the same as indexing it one by one.
+fn permute<T: Copy>(v: &[T], in_shape: &[usize], perm: &[usize]) -> Vec<T> {
+    let r = perm.len();
+    if r == 0 || v.is_empty() {
+        return v.to_vec();
+    }
+    let xs = util::strides(in_shape);
+    let shape: Vec<usize> = perm.iter().map(|&p| in_shape[p]).collect();
+    let (inner, step) = (shape[r - 1], xs[perm[r - 1]]);
+    let outer_shape = &shape[..r - 1];
+    let mut out = Vec::with_capacity(v.len());
+    let mut o = vec![0usize; r - 1];
+    for _ in 0..v.len() / inner {
+        let base: usize = o.iter().zip(perm).map(|(&i, &p)| i * xs[p]).sum();
+        if step == 1 {
+            out.extend_from_slice(&v[base..base + inner]);
+        } else {
+            out.extend((0..inner).map(|j| v[base + j * step]));
         }
-        one(Tensor { shape, data: util::take(&x.data, &idx) })
+        util::next_index(&mut o, outer_shape);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition: output element `o` (row-major over the permuted shape) is input
+    /// element `Σ o[d] · stride[perm[d]]`.
+    fn permute_by_index(v: &[u32], in_shape: &[usize], perm: &[usize]) -> Vec<u32> {
+        let shape: Vec<usize> = perm.iter().map(|&p| in_shape[p]).collect();
+        let xs = util::strides(in_shape);
+        let mut o = vec![0usize; perm.len()];
+        (0..v.len())
+            .map(|_| {
+                let i: usize = (0..perm.len()).map(|d| o[d] * xs[perm[d]]).sum();
+                util::next_index(&mut o, &shape);
+                v[i]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn permute_matches_the_index_definition() {
+        let shapes: &[&[usize]] =
+            &[&[], &[5], &[3, 4], &[1, 6, 3, 4], &[2, 3, 4, 5], &[2, 1, 3], &[2, 0, 3], &[3, 1, 2, 1, 4]];
+        for &shape in shapes {
+            let n: usize = shape.iter().product();
+            let v: Vec<u32> = (0..n as u32).collect();
+            let mut perm: Vec<usize> = (0..shape.len()).collect();
+            // Every permutation (Heap's algorithm, iteratively).
+            let mut c = vec![0usize; perm.len()];
+            assert_eq!(permute(&v, shape, &perm), permute_by_index(&v, shape, &perm), "{shape:?} {perm:?}");
+            let mut i = 1;
+            while i < perm.len() {
+                if c[i] < i {
+                    perm.swap(if i % 2 == 0 { 0 } else { c[i] }, i);
+                    assert_eq!(permute(&v, shape, &perm), permute_by_index(&v, shape, &perm), "{shape:?} {perm:?}");
+                    c[i] += 1;
+                    i = 1;
+                } else {
+                    c[i] = 0;
+                    i += 1;
+                }
+            }
+        }
     }
 }

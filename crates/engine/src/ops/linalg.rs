@@ -66,7 +66,7 @@ pub(crate) fn threads_for(ctx: &Ctx<'_>, macs: usize, rows: usize) -> usize {
 }
 
 /// Calls `f(row_index, row)` for every `row_len`-long row of `out`, splitting
-/// contiguous ranges of rows over `threads` scoped threads.
+/// contiguous ranges of rows over `threads` threads of the engine's pool.
 pub(crate) fn for_rows(out: &mut [f32], row_len: usize, threads: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
     if row_len == 0 {
         return;
@@ -79,14 +79,10 @@ pub(crate) fn for_rows(out: &mut [f32], row_len: usize, threads: usize, f: impl 
         return;
     }
     let per = rows.div_ceil(threads);
-    std::thread::scope(|s| {
-        for (t, chunk) in out.chunks_mut(per * row_len).enumerate() {
-            let f = &f;
-            s.spawn(move || {
-                for (i, row) in chunk.chunks_mut(row_len).enumerate() {
-                    f(t * per + i, row);
-                }
-            });
+    let parts: Vec<(usize, &mut [f32])> = out.chunks_mut(per * row_len).enumerate().collect();
+    crate::pool::map(parts, |(t, chunk)| {
+        for (i, row) in chunk.chunks_mut(row_len).enumerate() {
+            f(t * per + i, row);
         }
     });
 }
@@ -176,20 +172,13 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, packed_b: Option<&PackedB>, ctx: &C
             }
         };
         // A batch of products (attention heads) is split over the threads a whole product
-        // each, rather than each product over all threads: one spawn per operator instead
-        // of one per product. Each element is still one thread's dot product.
+        // each, rather than each product over all threads: one hand-off to the pool per
+        // operator instead of one per product. Each element is still one thread's dot product.
         let threads = threads_for(ctx, nbatch.saturating_mul(m).saturating_mul(n).saturating_mul(k), nbatch);
         if nbatch >= threads && threads > 1 {
             let per = nbatch.div_ceil(threads);
-            std::thread::scope(|s| {
-                let mut parts = out.chunks_mut(per * m * n).enumerate();
-                let (_, mine) = parts.next().expect("a non-empty output");
-                for (t, part) in parts {
-                    let run = &run;
-                    s.spawn(move || run(t * per, part, 1));
-                }
-                run(0, mine, 1);
-            });
+            let parts: Vec<(usize, &mut [f32])> = out.chunks_mut(per * m * n).enumerate().collect();
+            crate::pool::map(parts, |(t, part)| run(t * per, part, 1));
         } else {
             run(0, &mut out, ctx.threads);
         }

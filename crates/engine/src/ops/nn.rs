@@ -403,6 +403,36 @@ impl Kernel for BatchNorm {
 }
 
 /// Normalizes `v` (one row) into `out`: returns (mean, inv_std_dev).
+/// LayerNormalization over whole rows of `xv` (compiled with FMA where the path allows,
+/// [`crate::kernels::with_fma`]: the same bits, `mul_add` as one instruction).
+struct LayerNormRows<'a> {
+    xv: &'a [f32],
+    out: &'a mut [f32],
+    len: usize,
+    eps: f32,
+    /// Values and, per row position, the index of its value.
+    scale: (&'a [f32], &'a [usize]),
+    /// Values (empty: no bias) and, per row position, the index of its value.
+    bias: (&'a [f32], &'a [usize]),
+    means: &'a mut Vec<f32>,
+    invs: &'a mut Vec<f32>,
+}
+
+impl crate::kernels::FmaWork for LayerNormRows<'_> {
+    type Out = ();
+    #[inline(always)]
+    fn run(self) {
+        let ((sv, si), (bv, bi)) = (self.scale, self.bias);
+        for (row, o) in self.xv.chunks(self.len).zip(self.out.chunks_mut(self.len)) {
+            let (m, s) =
+                normalize_row(row, self.eps, o, |j| sv[si[j]], |j| if bv.is_empty() { 0.0 } else { bv[bi[j]] });
+            self.means.push(m);
+            self.invs.push(s);
+        }
+    }
+}
+
+#[inline(always)]
 fn normalize_row(
     v: &[f32],
     eps: f32,
@@ -467,7 +497,7 @@ impl Kernel for LayerNorm {
     fn output_dtypes(&self, ins: &[Option<DType>]) -> Result<Vec<DType>, String> {
         only_f32(ins, 3)
     }
-    fn run(&self, ins: &[Option<&Tensor>], _ctx: &Ctx<'_>) -> KResult<Vec<Tensor>> {
+    fn run(&self, ins: &[Option<&Tensor>], ctx: &Ctx<'_>) -> KResult<Vec<Tensor>> {
         let x = ins[0].expect("req");
         let r = x.shape.len();
         let axis = super::reduce::norm_axis(self.axis, r, false)?;
@@ -491,12 +521,17 @@ impl Kernel for LayerNorm {
         let rows = xv.len().checked_div(len).unwrap_or(0);
         let (mut means, mut invs) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
         if len > 0 {
-            for (row, o) in xv.chunks(len).zip(out.chunks_mut(len)) {
-                let (m, s) =
-                    normalize_row(row, self.eps, o, |j| scv[si[j]], |j| if bv.is_empty() { 0.0 } else { bv[bi[j]] });
-                means.push(m);
-                invs.push(s);
-            }
+            let rows = LayerNormRows {
+                xv,
+                out: &mut out,
+                len,
+                eps: self.eps,
+                scale: (scv, &si),
+                bias: (bv, &bi),
+                means: &mut means,
+                invs: &mut invs,
+            };
+            crate::kernels::with_fma(ctx.kernels, rows);
         }
         let mut stat_shape = x.shape[..axis].to_vec();
         stat_shape.extend(std::iter::repeat_n(1, r - axis));

@@ -27,8 +27,8 @@ pub(crate) use map_same;
 
 /// Calls `f(first_row, rows)` on consecutive ranges of whole `row_len`-long rows of `out`
 /// that together cover it once: all on the calling thread when there are fewer than
-/// `2 · min_rows` rows or `threads ≤ 1`, else contiguous ranges on up to `threads` scoped
-/// threads. For work where every row depends only on its own inputs, so the split never
+/// `2 · min_rows` rows or `threads ≤ 1`, else contiguous ranges on up to `threads` threads
+/// of the engine's pool ([`crate::pool`]). For work where every row depends only on its own inputs, so the split never
 /// changes a bit.
 pub(crate) fn par_rows<T: Send>(
     out: &mut [T],
@@ -44,21 +44,14 @@ pub(crate) fn par_rows<T: Send>(
         return;
     }
     let per = rows.div_ceil(threads);
-    std::thread::scope(|s| {
-        let mut chunks = out.chunks_mut(per * row_len).enumerate();
-        let (_, mine) = chunks.next().expect("rows > 0");
-        for (i, chunk) in chunks {
-            let f = &f;
-            s.spawn(move || f(i * per, chunk));
-        }
-        f(0, mine);
-    });
+    let parts: Vec<(usize, &mut [T])> = out.chunks_mut(per * row_len).enumerate().map(|(i, c)| (i * per, c)).collect();
+    crate::pool::map(parts, |(first, chunk)| f(first, chunk));
 }
 
 /// Calls `f(offset, chunk)` on consecutive chunks of `out` that together cover it once,
 /// `offset` being the chunk's first index: one chunk on the calling thread when `out` has
 /// fewer than `2 · min_per_thread` elements or `threads ≤ 1`, else contiguous ranges on up
-/// to `threads` scoped threads (about `min_per_thread` long or longer). For elementwise work,
+/// to `threads` pool threads (about `min_per_thread` long or longer). For elementwise work,
 /// where every output depends only on its own inputs, so the split never changes a bit.
 pub(crate) fn par_chunks<T: Send>(
     out: &mut [T],

@@ -221,6 +221,25 @@ fn conv_pool_flatten_gemm_threads_agree() {
             assert_eq!(r.trace_root(), one.trace_root(), "{path:?}, threads = {threads}");
         }
     }
+    // Many runs at once (as a node runs jobs), sharing the engine's worker pool with more
+    // parallel parts in flight than there are workers: every run gives the same bits.
+    std::thread::scope(|sc| {
+        let runs: Vec<_> = (0..6)
+            .map(|c| {
+                let (m, s, one) = (&m, &s, &one);
+                sc.spawn(move || {
+                    for r in 0..8 {
+                        let threads = 2 + (c + r) % 3;
+                        let many = m.run(s, &RunOptions { threads, trace: true }).unwrap();
+                        assert_eq!(many.trace, one.trace, "concurrent run {c}.{r}, threads = {threads}");
+                    }
+                })
+            })
+            .collect();
+        for h in runs {
+            h.join().unwrap();
+        }
+    });
     assert_eq!(one.outputs.0["out"].shape, vec![2, 10]);
     assert!(f32s(&one.outputs.0["out"]).iter().all(|v| v.is_finite()));
 }
