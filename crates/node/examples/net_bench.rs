@@ -1,7 +1,8 @@
 //! Network benchmark: finalized transfers per second and time to finality (p50, p99)
 //! with N validators on loopback (real sockets, simplex), or the solo producer.
 //!
-//! `net_bench [--validators N] [--solo] [--txs M] [--accounts A] [--clients C] [--rate R]`
+//! `net_bench [--validators N] [--solo] [--txs M] [--accounts A] [--clients C] [--rate R]
+//! [--runtime-threads T]`
 //!
 //! Transfers are signed up front from A funded accounts and submitted by C concurrent
 //! clients to the validators' mempools through `App::admit` (the HTTP path minus JSON),
@@ -9,6 +10,8 @@
 //! from its submission to the commit of the block holding it on validator 0. With
 //! `--rate R` the clients together offer R transfers per second (paced), so finality is
 //! measured at that load instead of at saturation, where it is mostly time in the queue.
+//! Every validator's p2p/consensus runtime gets T worker threads (default: the machine's
+//! cores divided among the validators, at least one), as co-located nodes should be set.
 
 use deed_node::bft::{BftConfig, BftProducer};
 use deed_node::producer::SoloProducer;
@@ -39,6 +42,10 @@ async fn main() {
     let clients = arg("--clients", 32usize).clamp(1, accounts);
     // Offered load in transfers per second over all clients; 0: as fast as admitted.
     let rate: f64 = arg("--rate", 0.0);
+    // Each validator's p2p/consensus runtime threads: by default the cores shared out
+    // (the validators all run in this process), at least one.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime_threads = arg("--runtime-threads", (cores / n).max(1));
     let tmp = tempfile::tempdir().unwrap();
     let keys: Vec<Keypair> = (0..n).map(|i| Keypair::dev(&format!("bench-validator-{i}"))).collect();
     let users: Vec<Keypair> = (0..accounts).map(|i| Keypair::dev(&format!("bench-user-{i}"))).collect();
@@ -59,7 +66,8 @@ async fn main() {
             deed_node::start(c, key, genesis.clone(), Box::new(p)).await.unwrap()
         } else {
             let peers = keys.iter().zip(&p2p).map(|(k, a)| (k.public(), *a)).collect();
-            let b = BftConfig::new(p2p[i], peers, tmp.path().join(format!("node{i}/consensus")));
+            let mut b = BftConfig::new(p2p[i], peers, tmp.path().join(format!("node{i}/consensus")));
+            b.runtime_threads = runtime_threads;
             deed_node::start(c, key, genesis.clone(), Box::new(BftProducer::new(b))).await.unwrap()
         };
         nodes.push(h);
@@ -152,7 +160,7 @@ async fn main() {
     l.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let heights: Vec<u64> = nodes.iter().map(|h| h.app.db.height().unwrap()).collect();
     println!(
-        "{{\"producer\":\"{}\",\"validators\":{n},\"txs\":{total},\"offered_tps\":{rate},\"seconds\":{elapsed:.2},\"tps\":{:.0},\"finality_ms_p50\":{:.0},\"finality_ms_p99\":{:.0},\"heights\":{heights:?}}}",
+        "{{\"producer\":\"{}\",\"validators\":{n},\"txs\":{total},\"offered_tps\":{rate},\"runtime_threads\":{runtime_threads},\"seconds\":{elapsed:.2},\"tps\":{:.0},\"finality_ms_p50\":{:.0},\"finality_ms_p99\":{:.0},\"heights\":{heights:?}}}",
         if solo { "solo" } else { "simplex" },
         l.len().min(total) as f64 / elapsed,
         pct(&l, 0.5),

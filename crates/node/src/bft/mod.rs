@@ -70,6 +70,11 @@ pub struct BftConfig {
     pub leader_timeout_ms: u64,
     /// Certification timeout.
     pub certification_timeout_ms: u64,
+    /// Worker threads of the node's p2p and consensus runtime (at least 1). Two suit a
+    /// node with a machine to itself; nodes sharing a few cores (a local testnet, the
+    /// network bench) do better with one each, since every extra thread only adds
+    /// context switches there.
+    pub runtime_threads: usize,
     /// Test instrumentation: make this validator misbehave.
     pub adversary: Option<actor::Adversary>,
 }
@@ -83,6 +88,7 @@ impl BftConfig {
             full_nodes: Vec::new(),
             storage_dir,
             timing: Timing::default(),
+            runtime_threads: 2,
             leader_timeout_ms: 2_000,
             certification_timeout_ms: 3_000,
             adversary: None,
@@ -187,7 +193,7 @@ impl BlockProducer for BftProducer {
 fn run_network(p: BftProducer, app: Arc<App>, stop: tokio::sync::oneshot::Receiver<()>) -> Result<(), NodeError> {
     std::fs::create_dir_all(&p.config.storage_dir)?;
     let cfg = commonware_runtime::tokio::Config::new()
-        .with_worker_threads(2)
+        .with_worker_threads(p.config.runtime_threads.max(1))
         .with_storage_directory(p.config.storage_dir.clone());
     let runner = commonware_runtime::tokio::Runner::new(cfg);
     runner.start(move |context| async move {
