@@ -108,6 +108,7 @@ fn init(ctx: &Ctx, n: usize, m: usize, out: &Path, base_port: u16, chain_id: &st
     let keys: Vec<_> = peers.iter().map(|p| p.key).collect();
     let genesis = deed_node::bft::testnet_genesis(chain_id, &keys, &funded, deed_node::app::now_ms());
     let text = serde_json::to_string_pretty(&genesis)?;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     for (i, home) in homes.iter().enumerate() {
         std::fs::write(home.genesis_path(), &text)?;
         for name in deed_node::DEV_KEYS {
@@ -120,6 +121,8 @@ fn init(ctx: &Ctx, n: usize, m: usize, out: &Path, base_port: u16, chain_id: &st
             full_nodes: full_nodes.clone(),
             block_interval_ms: deed_node::bft::actor::Timing::default().block_interval_ms,
             idle_block_ms: deed_node::bft::actor::Timing::default().idle_block_ms,
+            // The nodes share this machine: each runtime gets its share of the cores.
+            runtime_threads: (cores / homes.len().max(1)).max(1),
         };
         deed_node::bft::home::save(home, &net)?;
     }

@@ -39,6 +39,13 @@ pub struct NetworkFile {
     /// Empty blocks at most this often, in ms.
     #[serde(default = "default_idle_block_ms")]
     pub idle_block_ms: u64,
+    /// Worker threads of the p2p/consensus runtime ([`BftConfig::runtime_threads`]).
+    #[serde(default = "default_runtime_threads")]
+    pub runtime_threads: usize,
+}
+
+fn default_runtime_threads() -> usize {
+    2
 }
 
 fn default_block_interval_ms() -> u64 {
@@ -81,6 +88,7 @@ impl NetworkFile {
         c.full_nodes = self.full_nodes.iter().map(|p| (p.key, p.addr)).collect();
         c.timing.block_interval_ms = self.block_interval_ms;
         c.timing.idle_block_ms = self.idle_block_ms;
+        c.runtime_threads = self.runtime_threads;
         c
     }
 }
