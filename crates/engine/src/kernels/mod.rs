@@ -159,11 +159,14 @@ impl KernelPath {
 /// unspecified: they depend on which operand the instruction the compiler picked treats as
 /// first. MatMul, Gemm and Conv therefore store every NaN result canonically, on every path.
 pub(crate) fn canonical_nan(v: &mut [f32]) {
-    for x in v {
-        if x.is_nan() {
-            *x = f32::from_bits(CANONICAL_NAN);
-        }
-    }
+    // An unconditional store of a select vectorizes; a conditional store does not.
+    v.iter_mut().for_each(|x| *x = canonical(*x));
+}
+
+/// `x`, or the canonical NaN if `x` is a NaN.
+#[inline(always)]
+pub(crate) fn canonical(x: f32) -> f32 {
+    if x.is_nan() { f32::from_bits(CANONICAL_NAN) } else { x }
 }
 
 /// The bits of the quiet NaN every NaN result of MatMul, Gemm and Conv is stored as.

@@ -374,60 +374,59 @@ fn conv_fast(
             }
             for p0 in (0..d.p).step_by(chunk) {
                 let pc = chunk.min(d.p - p0);
-                im2col(geo, spatial, &xv[x0..x0 + d.cg * d.in_sp], d.cg, p0, pc, &mut cols[..d.kc * pc]);
+                im2col(geo, spatial, &xv[x0..x0 + d.cg * d.in_sp], d.cg, p0, pc, &mut cols[..d.kc * pc], ctx.threads);
                 let b = Mat { data: &cols[..d.kc * pc], rs: pc, cs: 1 };
                 kernels::gemm(ctx.kernels, ctx.threads, d.mg, pc, d.kc, w, b, &mut y[p0..], d.p);
             }
         }
     }
-    if let Some(bv) = bv {
-        for (row, mo) in out.chunks_mut(d.p).zip((0..d.m).cycle()) {
-            row.iter_mut().for_each(|y| *y += bv[mo]);
+    match bv {
+        // One pass: the bias's one rounded add, then the canonical NaN.
+        Some(bv) => {
+            for (row, mo) in out.chunks_mut(d.p).zip((0..d.m).cycle()) {
+                let b = bv[mo];
+                row.iter_mut().for_each(|y| *y = kernels::canonical(*y + b));
+            }
         }
+        None => kernels::canonical_nan(out),
     }
-    kernels::canonical_nan(out);
 }
 
+/// Elements of an im2col chunk below which it is filled on the calling thread.
+const PAR_MIN_COLS: usize = 1 << 16;
+
 /// Fills `cols` (`[cg·q, pc]` row-major) with the patches of output positions
-/// `p0..p0 + pc`: row `ci·q + kernel position`, `+0.0` in the padding.
-fn im2col(geo: &Geometry, spatial: &[usize], x: &[f32], cg: usize, p0: usize, pc: usize, cols: &mut [f32]) {
+/// `p0..p0 + pc`: row `ci·q + kernel position`, `+0.0` in the padding. Values are only
+/// moved, so how the rows are split over `threads` does not matter.
+#[allow(clippy::too_many_arguments)]
+fn im2col(
+    geo: &Geometry,
+    spatial: &[usize],
+    x: &[f32],
+    cg: usize,
+    p0: usize,
+    pc: usize,
+    cols: &mut [f32],
+    threads: usize,
+) {
     let q: usize = geo.kernel.iter().product();
     let in_sp: usize = spatial.iter().product();
     if spatial.len() == 2 {
-        let (ih_n, iw_n) = (spatial[0] as isize, spatial[1] as isize);
-        let (kh_n, kw_n) = (geo.kernel[0], geo.kernel[1]);
-        let ow_n = geo.out[1];
-        for ci in 0..cg {
-            let xc = &x[ci * in_sp..(ci + 1) * in_sp];
-            for kh in 0..kh_n {
-                for kw in 0..kw_n {
-                    let r = ci * q + kh * kw_n + kw;
-                    let row = &mut cols[r * pc..(r + 1) * pc];
-                    let dh = (kh * geo.dilations[0]) as isize - geo.pad_begin[0] as isize;
-                    let dw = (kw * geo.dilations[1]) as isize - geo.pad_begin[1] as isize;
-                    let (sh, sw) = (geo.strides[0] as isize, geo.strides[1] as isize);
-                    let (mut oh, mut ow) = (p0 / ow_n, p0 % ow_n);
-                    let mut j = 0;
-                    while j < pc {
-                        // One output row segment at a time.
-                        let seg = (ow_n - ow).min(pc - j);
-                        let ih = oh as isize * sh + dh;
-                        let dst = &mut row[j..j + seg];
-                        if ih < 0 || ih >= ih_n {
-                            dst.fill(0.0);
-                        } else {
-                            let src = &xc[(ih * iw_n) as usize..((ih + 1) * iw_n) as usize];
-                            for (t, v) in dst.iter_mut().enumerate() {
-                                let iw = (ow + t) as isize * sw + dw;
-                                *v = if iw < 0 || iw >= iw_n { 0.0 } else { src[iw as usize] };
-                            }
-                        }
-                        j += seg;
-                        ow = 0;
-                        oh += 1;
-                    }
-                }
+        let rows = cg * q;
+        let fill = |r0: usize, part: &mut [f32]| {
+            for (i, row) in part.chunks_exact_mut(pc).enumerate() {
+                let (ci, kp) = ((r0 + i) / q, (r0 + i) % q);
+                im2col_row_2d(geo, spatial, &x[ci * in_sp..(ci + 1) * in_sp], kp, p0, row);
             }
+        };
+        let cols = &mut cols[..rows * pc];
+        if threads > 1 && rows > 1 && rows * pc >= PAR_MIN_COLS {
+            let per = rows.div_ceil(threads);
+            let parts: Vec<(usize, &mut [f32])> =
+                cols.chunks_mut(per * pc).enumerate().map(|(i, part)| (i * per, part)).collect();
+            crate::pool::map(parts, |(r0, part)| fill(r0, part));
+        } else {
+            fill(0, cols);
         }
         return;
     }
@@ -447,6 +446,52 @@ fn im2col(geo: &Geometry, spatial: &[usize], x: &[f32], cg: usize, p0: usize, pc
             }
         }
         next_index(&mut o, &geo.out);
+    }
+}
+
+/// One im2col row of a 2-D Conv: kernel position `kp` of the input plane `xc`, for
+/// output positions `p0..p0 + row.len()`. Each output row's segment is a run of padding
+/// zeros, a (strided) copy of one input row, and padding zeros again.
+fn im2col_row_2d(geo: &Geometry, spatial: &[usize], xc: &[f32], kp: usize, p0: usize, row: &mut [f32]) {
+    let (ih_n, iw_n) = (spatial[0] as isize, spatial[1] as isize);
+    let kw_n = geo.kernel[1];
+    let (kh, kw) = (kp / kw_n, kp % kw_n);
+    let ow_n = geo.out[1];
+    let dh = (kh * geo.dilations[0]) as isize - geo.pad_begin[0] as isize;
+    let dw = (kw * geo.dilations[1]) as isize - geo.pad_begin[1] as isize;
+    let (sh, sw) = (geo.strides[0] as isize, geo.strides[1] as isize);
+    // Output columns whose input column `ow·sw + dw` lies inside the row: [lo, hi).
+    let lo = if dw < 0 { ((-dw + sw - 1) / sw) as usize } else { 0 }.min(ow_n);
+    let hi = if dw >= iw_n { 0 } else { ((iw_n - 1 - dw) / sw + 1) as usize }.clamp(lo, ow_n);
+    let (mut oh, mut ow) = (p0 / ow_n, p0 % ow_n);
+    let pc = row.len();
+    let mut j = 0;
+    while j < pc {
+        let seg = (ow_n - ow).min(pc - j);
+        let dst = &mut row[j..j + seg];
+        let ih = oh as isize * sh + dh;
+        if ih < 0 || ih >= ih_n {
+            dst.fill(0.0);
+        } else {
+            let src = &xc[(ih * iw_n) as usize..((ih + 1) * iw_n) as usize];
+            let (a, b) = (lo.clamp(ow, ow + seg), hi.clamp(ow, ow + seg));
+            dst[..a - ow].fill(0.0);
+            dst[b - ow..].fill(0.0);
+            let mid = &mut dst[a - ow..b - ow];
+            if !mid.is_empty() {
+                let iw0 = (a as isize * sw + dw) as usize;
+                if sw == 1 {
+                    mid.copy_from_slice(&src[iw0..iw0 + mid.len()]);
+                } else {
+                    for (v, s) in mid.iter_mut().zip(src[iw0..].iter().step_by(sw as usize)) {
+                        *v = *s;
+                    }
+                }
+            }
+        }
+        j += seg;
+        ow = 0;
+        oh += 1;
     }
 }
 
@@ -762,10 +807,18 @@ mod tests {
 
     #[test]
     fn fast_conv_resnet_like_shapes() {
-        // Threaded, over the work threshold: 3x3 padded, 7x7 stride 2, 1x1 pointwise, 1x1 stride 2.
+        // Threaded, over the work threshold: 3x3 padded, 7x7 stride 2, 1x1 pointwise, 1x1 stride 2, 3x3 padded
+        // and strided.
         let l = Limits::default();
-        let cases: [(usize, usize, usize, usize, usize, usize); 4] =
-            [(16, 20, 24, 3, 1, 1), (3, 30, 8, 7, 2, 3), (32, 14, 40, 1, 1, 0), (32, 14, 40, 1, 2, 0)];
+        // The last two fill their im2col columns on several threads.
+        let cases: [(usize, usize, usize, usize, usize, usize); 6] = [
+            (16, 20, 24, 3, 1, 1),
+            (3, 30, 8, 7, 2, 3),
+            (32, 14, 40, 1, 1, 0),
+            (32, 14, 40, 1, 2, 0),
+            (24, 48, 8, 3, 1, 1),
+            (24, 47, 8, 3, 2, 2),
+        ];
         for (c, hw, m, k, s, pd) in cases {
             let x = Tensor::f32(vec![1, c, hw, hw], special_values(c as u64, c * hw * hw));
             let w = Tensor::f32(vec![m, c, k, k], special_values(m as u64, m * c * k * k));
