@@ -2,7 +2,8 @@
 //!
 //! `engine_bench MODEL THREADS RUNS` prints one JSON line: `load_ms` (read + parse +
 //! plan), `median_ms` with tracing on and `median_ms_notrace` with it off (runs
-//! interleaved), the kernel path and the process's peak RSS (`VmHWM`). Inputs are
+//! interleaved), the kernel path, the process's peak RSS (`VmHWM`) and, at one thread,
+//! `cpu_ms`/`cpu_ms_notrace`: the medians of the thread's own on-CPU time per run. Inputs are
 //! deterministic pseudo-random values of each input's declared shape (dynamic dims = 1).
 
 use deed_engine::kernels::KernelPath;
@@ -17,6 +18,15 @@ fn vm_hwm_kib() -> u64 {
         .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
         .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         .unwrap_or(0)
+}
+
+/// Nanoseconds this thread has spent on a CPU (`CLOCK_THREAD_CPUTIME_ID`), if known.
+#[allow(unsafe_code)]
+fn on_cpu_ns() -> Option<u64> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -61,17 +71,25 @@ fn main() {
         println!("{{\"error\": {:?}}}", e.to_string());
         return;
     }
-    let (mut t_on, mut t_off) = (Vec::new(), Vec::new());
+    let (mut t_on, mut t_off, mut cpu_on, mut cpu_off) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        for (opts, times) in [(&on, &mut t_on), (&off, &mut t_off)] {
+        for (opts, times, cpu) in [(&on, &mut t_on, &mut cpu_on), (&off, &mut t_off, &mut cpu_off)] {
+            let c = on_cpu_ns();
             let t = Instant::now();
             let out = model.run(&inputs, opts).expect("run");
             times.push(t.elapsed().as_secs_f64() * 1e3);
+            if let (Some(c0), Some(c1)) = (c, on_cpu_ns()) {
+                cpu.push((c1 - c0) as f64 / 1e6);
+            }
             std::hint::black_box(out);
         }
     }
+    // With one thread, the calling thread's on-CPU time leaves out the time other
+    // processes held the core: an A/B measure that survives a busy machine.
+    let cpu = |v: Vec<f64>| if threads == 1 && v.len() == runs { format!("{:.4}", median(v)) } else { "null".into() };
+    let (cpu_on, cpu_off) = (cpu(cpu_on), cpu(cpu_off));
     println!(
-        "{{\"load_ms\": {load_ms:.3}, \"median_ms\": {:.4}, \"median_ms_notrace\": {:.4}, \"kernels\": \"{}\", \"peak_rss_kib\": {}}}",
+        "{{\"load_ms\": {load_ms:.3}, \"median_ms\": {:.4}, \"median_ms_notrace\": {:.4}, \"kernels\": \"{}\", \"peak_rss_kib\": {}, \"cpu_ms\": {cpu_on}, \"cpu_ms_notrace\": {cpu_off}}}",
         median(t_on),
         median(t_off),
         KernelPath::from_env().map_or("error", |p| p.name()),
