@@ -58,9 +58,16 @@ pub(crate) trait FmaWork {
 
 /// `w.run()`; on the `avx2` and `avx512` paths, when the CPU has FMA, compiled with FMA
 /// so that `mul_add` is one instruction instead of a call into the runtime (the same bits
-/// either way: a fused multiply-add is rounded once, by whichever means). On `reference`
+/// either way: a fused multiply-add is rounded once, by whichever means), and on
+/// `avx512` with AVX-512 too, so that loops vectorize 16 lanes wide. On `reference`
 /// and `scalar`, `w.run()` as compiled for the baseline.
 pub(crate) fn with_fma<W: FmaWork>(path: KernelPath, w: W) -> W::Out {
+    #[cfg(target_arch = "x86_64")]
+    if path == KernelPath::Avx512
+        && let Some(k) = x86_fma::Avx512Fma::new()
+    {
+        return k.run(w);
+    }
     #[cfg(target_arch = "x86_64")]
     if matches!(path, KernelPath::Avx2 | KernelPath::Avx512)
         && let Some(fma) = x86_fma::Fma::new()

@@ -56,7 +56,8 @@ pub(crate) fn softmax_with(x: &Tensor, axis: i64, legacy: bool, threads: usize, 
     let block = len * inner;
     if block > 0 {
         util::par_rows(&mut out, block, threads, (SOFTMAX_PAR_MIN / block).max(1), |o0, chunk| {
-            kernels::with_fma(path, SoftmaxBlocks { v: &v[o0 * block..], len, inner, out: chunk })
+            let rows = path != KernelPath::Reference;
+            kernels::with_fma(path, SoftmaxBlocks { v: &v[o0 * block..], len, inner, rows, out: chunk })
         });
     }
     Ok(Tensor { shape: x.shape.clone(), data: TensorData::F32(out) })
@@ -67,6 +68,8 @@ struct SoftmaxBlocks<'a> {
     v: &'a [f32],
     len: usize,
     inner: usize,
+    /// Whether contiguous rows (`inner == 1`) take the vectorizable loops.
+    rows: bool,
     out: &'a mut [f32],
 }
 
@@ -74,7 +77,25 @@ impl kernels::FmaWork for SoftmaxBlocks<'_> {
     type Out = ();
     #[inline(always)]
     fn run(self) {
-        let SoftmaxBlocks { v, len, inner, out } = self;
+        let SoftmaxBlocks { v, len, inner, rows, out } = self;
+        if inner == 1 && rows {
+            // Contiguous rows: the same operations, in loops the compiler can put on SIMD
+            // lanes. The maximum is taken in another order, which gives the same `m` up to
+            // the sign of a zero maximum, and `v − (+0)` and `v − (−0)` are equal except
+            // for `v = −0`, whose `exp` is 1 either way. The sum stays sequential.
+            for (row, o) in v.chunks_exact(len).zip(out.chunks_exact_mut(len)) {
+                let m = row_max(row);
+                for (e, &x) in o.iter_mut().zip(row) {
+                    *e = crate::math::exp_lanes(x - m);
+                }
+                let mut s = 0.0f32;
+                for &e in o.iter() {
+                    s += e;
+                }
+                o.iter_mut().for_each(|e| *e /= s);
+            }
+            return;
+        }
         for o in 0..out.len() / (len * inner) {
             for i in 0..inner {
                 let at = |j: usize| (o * len + j) * inner + i;
@@ -96,6 +117,25 @@ impl kernels::FmaWork for SoftmaxBlocks<'_> {
             }
         }
     }
+}
+
+/// The largest non-NaN element of `row`, or −∞ if there is none (the sign of a zero
+/// result may differ from a sequential scan's).
+#[inline(always)]
+fn row_max(row: &[f32]) -> f32 {
+    const W: usize = 16;
+    let mut acc = [f32::NEG_INFINITY; W];
+    let mut chunks = row.chunks_exact(W);
+    for c in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a = if x > *a { x } else { *a };
+        }
+    }
+    let mut m = f32::NEG_INFINITY;
+    for &x in acc.iter().chain(chunks.remainder()) {
+        m = if x > m { x } else { m };
+    }
+    m
 }
 
 /// ArgMax attributes.
@@ -175,6 +215,7 @@ mod tests {
                     0 => f32::NAN,
                     1 => f32::NEG_INFINITY,
                     2 => -0.0,
+                    3 => f32::INFINITY,
                     _ => ((st >> 11) as f64 / (1u64 << 53) as f64 * 200.0 - 100.0) as f32,
                 }
             })
@@ -192,6 +233,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn softmax_short_rows_and_zero_maxima_same_bits() {
+        // Rows shorter than the maximum's 16 lanes, and rows whose maximum is a zero of
+        // either sign (the vectorized maximum may return the other zero).
+        let v = vec![-0.0, 0.0, -1.0, 0.0, -0.0, -2.0, -0.0, -0.0, f32::NAN, 3.0, f32::NAN, -1e30, 1.0];
+        let x = Tensor::f32(vec![1, 13], v.clone());
+        for len in [1usize, 2, 3, 13] {
+            let n = 13 / len * len;
+            let x = Tensor::f32(vec![n / len, len], v[..n].to_vec());
+            let want = f(&softmax(&x, -1, false).unwrap());
+            for path in KernelPath::available() {
+                let got = f(&softmax_with(&x, -1, false, 1, path).unwrap());
+                assert_eq!(bits(&got), bits(&want), "len {len} {path:?}");
+            }
+        }
+        let _ = x;
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
     }
 
     #[test]
