@@ -2,13 +2,18 @@
 # deed's main job on its embedded default: start a dev node, publish the bundled
 # sample model, pay for a run through the network, and verify the receipt.
 # Needs only the Rust toolchain. Leaves nothing running; the home is a temp folder
-# unless DEED_DEMO_HOME is set.
+# unless DEED_DEMO_HOME is set. DEED_BIN=path runs that binary instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "==> building deed (release)"
-cargo build --release --locked --quiet -p deed
-DEED="${CARGO_TARGET_DIR:-$PWD/target}/release/deed"
+if [ -n "${DEED_BIN:-}" ]; then
+  # The test suite runs this script with the binary its own build made.
+  DEED="$DEED_BIN"
+else
+  echo "==> building deed (release)"
+  cargo build --release --locked --quiet -p deed
+  DEED="${CARGO_TARGET_DIR:-$PWD/target}/release/deed"
+fi
 
 HOME_DIR="${DEED_DEMO_HOME:-$(mktemp -d)}"
 WORK="$(mktemp -d)"

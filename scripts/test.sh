@@ -24,6 +24,9 @@ else
 fi
 echo "==> cargo test"
 cargo test --workspace --locked
+echo "==> the README's first command (scripts/demo.sh) on the binary just built"
+cargo build --locked --quiet -p deed
+DEED_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/deed" bash scripts/demo.sh
 echo "==> cargo test: lying executors (feature adversary)"
 cargo test -p deed --features adversary --test adversary --locked
 echo "==> the store's S3 backend against a local S3 server (scripts/s3_test.sh: moto from PyPI)"
