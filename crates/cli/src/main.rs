@@ -385,7 +385,11 @@ fn parse_cli() -> Cli {
                         let text = e.render().to_string();
                         let head = text.split("\n\nUsage:").next().unwrap_or_default();
                         let head = head.strip_prefix("error: ").unwrap_or(head);
-                        head.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("For more information")).collect::<Vec<_>>().join(" ")
+                        head.lines()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
                     }
                 };
                 println!("{}", Fail::new(e.exit_code(), msg).json());
