@@ -113,18 +113,22 @@ pub fn run(ctx: &Ctx, id: &str, input: &Path, out: &Path, timeout_s: u64, mode: 
     Ok(())
 }
 
+/// Reports a receipt that does not verify: the checks that passed and the reason, as
+/// text on stdout, or (with `--json`) as the fields of the one failure document `main`
+/// prints: `{"verified": false, "reason", "checks", "error"}`. Exit code 3 either way.
 fn not_verified(ctx: &Ctx, checks: &[(&str, String)], reason: String) -> Result<()> {
+    let fail = Fail::new(EXIT_NOT_VERIFIED, format!("not verified: {reason}"));
     if ctx.json {
-        let v = json!({ "verified": false, "reason": reason,
-                        "checks": checks.iter().map(|(k, v)| json!({k.to_string(): v})).collect::<Vec<_>>() });
-        println!("{v}");
-    } else {
-        for (k, v) in checks {
-            println!("  ok  {k}: {v}");
-        }
-        println!("NOT VERIFIED: {reason}");
+        let detail = json!({ "verified": false, "reason": reason,
+                             "checks": checks.iter().map(|(k, v)| json!({k.to_string(): v})).collect::<Vec<_>>() });
+        let Value::Object(detail) = detail else { unreachable!("a json! object") };
+        return Err(fail.with_detail(detail).into());
     }
-    Err(Fail::new(EXIT_NOT_VERIFIED, format!("not verified: {reason}")).into())
+    for (k, v) in checks {
+        println!("  ok  {k}: {v}");
+    }
+    println!("NOT VERIFIED: {reason}");
+    Err(fail.into())
 }
 
 fn read_receipt(path: &Path) -> Result<(Value, std::result::Result<SignedReceipt, String>)> {

@@ -30,12 +30,31 @@ pub struct Fail {
     pub code: i32,
     /// What to tell the user.
     pub msg: String,
+    /// Fields the `--json` failure document carries beside `error` (e.g. `verified:
+    /// false` and the reason for a receipt that does not verify), so a failing command
+    /// still prints exactly one JSON document.
+    pub detail: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Fail {
     /// A failure.
     pub fn new(code: i32, msg: impl Into<String>) -> Fail {
-        Fail { code, msg: msg.into() }
+        Fail { code, msg: msg.into(), detail: serde_json::Map::new() }
+    }
+
+    /// This failure, with `detail`'s fields added to its `--json` document (`error` is
+    /// reserved for the code and message and cannot be overridden).
+    pub fn with_detail(mut self, detail: serde_json::Map<String, serde_json::Value>) -> Fail {
+        self.detail.extend(detail.into_iter().filter(|(k, _)| k != "error"));
+        self
+    }
+
+    /// The one JSON document a failing command prints with `--json`:
+    /// `{"error": {"code", "message"}, ...detail}`.
+    pub fn json(&self) -> serde_json::Value {
+        let mut doc = self.detail.clone();
+        doc.insert("error".into(), serde_json::json!({ "code": self.code, "message": self.msg }));
+        serde_json::Value::Object(doc)
     }
 }
 
@@ -342,21 +361,59 @@ pub enum TxCmd {
     },
 }
 
+/// Whether `--json` was asked for, read from the raw arguments (for usage errors, which
+/// stop before the flags are parsed). Arguments after `--` are values, not flags.
+fn json_requested() -> bool {
+    std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json")
+}
+
+/// Parses the command line. A usage error goes to stderr as clap renders it (exit 2);
+/// with `--json` it is also the one JSON document on stdout.
+fn parse_cli() -> Cli {
+    use clap::error::ErrorKind;
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+            if !informational && json_requested() {
+                let msg = match e.kind() {
+                    ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                        "a subcommand or argument is missing (see --help)".to_string()
+                    }
+                    _ => {
+                        // clap's text up to its usage line, on one line.
+                        let text = e.render().to_string();
+                        let head = text.split("\n\nUsage:").next().unwrap_or_default();
+                        let head = head.strip_prefix("error: ").unwrap_or(head);
+                        head.lines()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    }
+                };
+                println!("{}", Fail::new(e.exit_code(), msg).json());
+            }
+            e.exit()
+        }
+    }
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     let json = cli.json;
     let code = match commands::dispatch(cli) {
         Ok(()) => 0,
         Err(e) => {
-            let (code, msg) = match e.downcast_ref::<Fail>() {
-                Some(f) => (f.code, f.msg.clone()),
-                None => (EXIT_ERROR, format!("{e:#}")),
+            let fail = match e.downcast::<Fail>() {
+                Ok(f) => f,
+                Err(e) => Fail::new(EXIT_ERROR, format!("{e:#}")),
             };
             if json {
-                println!("{}", serde_json::json!({ "error": { "code": code, "message": msg } }));
+                println!("{}", fail.json());
             }
-            eprintln!("error: {msg}");
-            code
+            eprintln!("error: {}", fail.msg);
+            fail.code
         }
     };
     std::process::exit(code);

@@ -7,11 +7,58 @@ mod bundle;
 #[path = "../common/mod.rs"]
 mod common;
 mod crash;
+mod tamper;
 mod testnet;
 
 use common::*;
 use serde_json::Value;
-use std::path::Path;
+use std::{
+    path::Path,
+    process::Output,
+    time::{Duration, Instant},
+};
+
+/// The one JSON document `out` printed on stdout; panics if there are none or several.
+fn one_json(args: &[&str], out: &Output) -> Value {
+    let docs: Vec<Value> = serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| {
+            panic!("deed {args:?}: stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        });
+    assert_eq!(docs.len(), 1, "deed {args:?}: expected exactly one JSON document, got {docs:?}");
+    docs.into_iter().next().unwrap()
+}
+
+/// Runs deed with --json, expects failure with `code` and exactly one JSON document on
+/// stdout whose `error` carries that code; returns the document and stderr.
+fn fails_json(home: &Path, args: &[&str], code: i32) -> (Value, String) {
+    let mut a = args.to_vec();
+    a.push("--json");
+    let out = deed(home, &a);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "deed {a:?}: expected exit {code}; stderr: {err}");
+    let doc = one_json(&a, &out);
+    assert_eq!(doc["error"]["code"], code, "{doc}");
+    assert!(!doc["error"]["message"].as_str().unwrap().is_empty(), "{doc}");
+    (doc, err)
+}
+
+/// Sends SIGINT (what Ctrl-C sends) to the node and waits up to `limit` for it to exit;
+/// returns its exit code.
+fn interrupt(node: &mut NodeProc, limit: Duration) -> Option<i32> {
+    let pid = node.child.id().to_string();
+    let st = std::process::Command::new("kill").args(["-INT", &pid]).status().expect("kill runs");
+    assert!(st.success(), "kill -INT {pid} failed");
+    let t = Instant::now();
+    loop {
+        if let Some(s) = node.child.try_wait().unwrap() {
+            return s.code();
+        }
+        assert!(t.elapsed() < limit, "the node did not exit within {limit:?} of SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 /// Asserts every output is within 1e-5 (absolute or relative) of onnxruntime's.
 fn assert_close(got: &Value, expected_file: &Path) {
@@ -96,6 +143,11 @@ fn publish_run_verify_survives_sigkill() {
     std::fs::write(&tampered, text.replace(out_hash, &flipped)).unwrap();
     let err = fails(&home, &["--node", &url, "verify", tampered.to_str().unwrap()], 3);
     assert!(err.contains("signature"), "{err}");
+    // With --json: one document, verified=false with the reason, and the same exit code.
+    let (doc, _) = fails_json(&home, &["--node", &url, "verify", tampered.to_str().unwrap()], 3);
+    assert_eq!(doc["verified"], false, "{doc}");
+    assert!(doc["reason"].as_str().unwrap().contains("signature"), "{doc}");
+    assert!(doc["error"]["message"].as_str().unwrap().contains("not verified"), "{doc}");
 
     // The .npy path for a single-input model gives the same bits.
     let out2 = tmp.path().join("out2");
@@ -117,6 +169,19 @@ fn publish_run_verify_survives_sigkill() {
     );
     assert_eq!(r2["output_hash"], r["output_hash"]);
 
+    // A plain transfer from the home's key: the recipient gets the amount, the sender
+    // pays it plus one transaction fee (fees go to the producer, the node's own key).
+    let friend = ok_json(&home, &["key", "new", "friend"])["address"].as_str().unwrap().to_string();
+    let owner1 = balance(&home, &url, &owner);
+    let t = ok_json(&home, &["--node", &url, "transfer", &friend, "12345"]);
+    assert_eq!(
+        (t["from"].as_str(), t["to"].as_str(), t["amount"].as_str()),
+        (Some(&*owner), Some(&*friend), Some("12345"))
+    );
+    assert!(t["height"].as_u64().unwrap() > 0);
+    assert_eq!(balance(&home, &url, &friend), 12_345);
+    assert_eq!(balance(&home, &url, &owner), owner1 - 12_345 - tx_fee);
+
     // SIGKILL, restart: models, balances and receipts are all there.
     let before = (balance(&home, &url, &owner), balance(&home, &url, &payer));
     node.kill9();
@@ -127,6 +192,25 @@ fn publish_run_verify_survives_sigkill() {
     assert!(models["models"].as_array().unwrap().iter().any(|m| m["id"] == id.as_str()));
     let v = ok_json(&home, &["--node", &url, "verify", receipt.to_str().unwrap()]);
     assert_eq!(v["verified"], true);
+    assert_eq!(supply(&url), supply0);
+
+    // Ctrl-C (SIGINT): the node stops promptly with exit 0; a restart resumes where it
+    // stopped (height not reset, balances kept) and keeps producing blocks.
+    let mut node = node;
+    let s0 = ok_json(&home, &["--node", &url, "status"]);
+    let h0 = s0["height"].as_u64().unwrap();
+    assert!(h0 > 0);
+    let before = (balance(&home, &url, &owner), balance(&home, &url, &payer), balance(&home, &url, &friend));
+    assert_eq!(interrupt(&mut node, Duration::from_secs(10)), Some(0), "SIGINT is a clean stop");
+    drop(node);
+    let node = NodeProc::start(&home);
+    let url = node.url.clone();
+    let s1 = ok_json(&home, &["--node", &url, "status"]);
+    assert!(s1["height"].as_u64().unwrap() >= h0, "height reset after Ctrl-C: {s0} then {s1}");
+    assert_eq!((balance(&home, &url, &owner), balance(&home, &url, &payer), balance(&home, &url, &friend)), before);
+    let t = ok_json(&home, &["--node", &url, "transfer", &friend, "1"]);
+    assert!(t["height"].as_u64().unwrap() > h0, "new blocks extend the old chain: {t}");
+    assert_eq!(balance(&home, &url, &friend), before.2 + 1);
     assert_eq!(supply(&url), supply0);
 }
 
@@ -142,8 +226,10 @@ fn bad_input_is_refused_and_the_node_keeps_serving() {
     // Not ONNX, truncated ONNX, a pickle.
     let junk = tmp.path().join("junk.onnx");
     std::fs::write(&junk, b"this is not a model at all").unwrap();
-    let err = fails(&home, &["--node", url, "publish", junk.to_str().unwrap(), "--name", "junk"], 5);
+    // (--json on failure paths: exactly one document, the error with its exit code.)
+    let (doc, err) = fails_json(&home, &["--node", url, "publish", junk.to_str().unwrap(), "--name", "junk"], 5);
     assert!(err.contains("not a usable model"), "{err}");
+    assert!(doc["error"]["message"].as_str().unwrap().contains("not a usable model"), "{doc}");
     let bytes = std::fs::read(&model_path).unwrap();
     let trunc = tmp.path().join("trunc.onnx");
     std::fs::write(&trunc, &bytes[..bytes.len() / 2]).unwrap();
@@ -169,7 +255,7 @@ fn bad_input_is_refused_and_the_node_keeps_serving() {
         r#"{"x": {"shape": [1, 15], "dtype": "float32", "data": [0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}}"#,
     )
     .unwrap();
-    let err = fails(&home, &["--node", url, "run", &id, "--input", wrong_shape.to_str().unwrap()], 5);
+    let (_, err) = fails_json(&home, &["--node", url, "run", &id, "--input", wrong_shape.to_str().unwrap()], 5);
     assert!(err.contains("shape"), "{err}");
     let wrong_dtype = tmp.path().join("dtype.json");
     let data = vec!["0"; 16].join(",");
@@ -181,12 +267,13 @@ fn bad_input_is_refused_and_the_node_keeps_serving() {
     // Unknown model.
     let unknown = "bafkr4iaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     let input = fixtures().join("mlp.input.json");
-    let err = fails(&home, &["--node", url, "run", unknown, "--input", input.to_str().unwrap()], 6);
+    let (_, err) = fails_json(&home, &["--node", url, "run", unknown, "--input", input.to_str().unwrap()], 6);
     assert!(err.contains("no model"), "{err}");
 
     // Too little balance: a fresh key has nothing.
     ok_json(&home, &["key", "new", "pauper"]);
-    let err = fails(&home, &["--node", url, "--key", "pauper", "run", &id, "--input", input.to_str().unwrap()], 5);
+    let (_, err) =
+        fails_json(&home, &["--node", url, "--key", "pauper", "run", &id, "--input", input.to_str().unwrap()], 5);
     assert!(err.contains("insufficient funds"), "{err}");
 
     // A bad signature, and a replayed transaction.
@@ -199,13 +286,23 @@ fn bad_input_is_refused_and_the_node_keeps_serving() {
     tx["signature"] = Value::String(format!("{}{}", if sig.starts_with('0') { '1' } else { '0' }, &sig[1..]));
     let bad_file = tmp.path().join("bad.json");
     std::fs::write(&bad_file, tx.to_string()).unwrap();
-    let err = fails(&home, &["--node", url, "tx", "submit", bad_file.to_str().unwrap()], 5);
+    let (_, err) = fails_json(&home, &["--node", url, "tx", "submit", bad_file.to_str().unwrap()], 5);
     assert!(err.contains("signature"), "{err}");
     let good_file = tmp.path().join("good.json");
     std::fs::write(&good_file, good.to_string()).unwrap();
     ok_json(&home, &["--node", url, "tx", "submit", good_file.to_str().unwrap()]);
     let err = fails(&home, &["--node", url, "tx", "submit", good_file.to_str().unwrap()], 5);
     assert!(err.contains("already used") || err.contains("replay"), "{err}");
+
+    // A usage error and an unreachable node, with --json: one document each too.
+    let (doc, _) = fails_json(&home, &["--node", url, "publish", "--price", "x"], 2);
+    assert!(doc["error"]["message"].as_str().unwrap().contains("--price"), "{doc}");
+    let (doc, _) = fails_json(&home, &["--node", "http://127.0.0.1:1", "status"], 4);
+    assert!(doc["error"]["message"].as_str().unwrap().contains("cannot reach"), "{doc}");
+    // A receipt that is not even JSON: not verified, one document, no node needed.
+    let (doc, _) = fails_json(&home, &["--node", url, "verify", junk.to_str().unwrap()], 3);
+    assert_eq!(doc["verified"], false, "{doc}");
+    assert!(doc["reason"].as_str().unwrap().contains("not valid JSON"), "{doc}");
 
     // Still serving.
     let s = ok_json(&home, &["--node", url, "status"]);
@@ -320,7 +417,7 @@ fn lineage_royalties_shares_license_stake_and_proofs() {
     assert!(err.contains("more than 5000 bps"), "{err}");
     ok_json(&home, &["--node", url, "--key", "dev2", "model", "license", &derived, "--price", "2000"]);
     let (b0, d2_0, d3_0) = (balance(&home, url, &base_owner), balance(&home, url, &dev2), balance(&home, url, &dev3));
-    run("dev1", &derived);
+    let paid_job = run("dev1", &derived)["job"].as_str().unwrap().to_string();
     assert_eq!(balance(&home, url, &base_owner), b0 + 400);
     assert_eq!(balance(&home, url, &dev2), d2_0 + 1120, "70% of the 1600 left after royalties");
     assert_eq!(balance(&home, url, &dev3), d3_0 + 480, "30% of the 1600 left after royalties");
@@ -345,4 +442,109 @@ fn lineage_royalties_shares_license_stake_and_proofs() {
     assert_eq!(pm["present"], true);
     let absent = ok_json(&home, &["--node", url, "prove", "balance", "deed1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"]);
     assert_eq!(absent["present"], false, "absence is proven too");
+    let pe = ok_json(&home, &["--node", url, "prove", "earnings", &dev3]);
+    assert_eq!(
+        (pe["verified"].as_bool(), pe["kind"].as_str(), pe["present"].as_bool()),
+        (Some(true), Some("earnings"), Some(true))
+    );
+    assert_eq!(pe["value"], e["earnings"], "the proven earnings are what `deed earnings` says");
+    let pj = ok_json(&home, &["--node", url, "prove", "job", &paid_job]);
+    assert_eq!((pj["verified"].as_bool(), pj["kind"].as_str()), (Some(true), Some("job")));
+    assert_eq!(pj["value"]["id"], paid_job.as_str());
+    assert_eq!(pj["value"]["price"], "2000");
+    assert_eq!(pj["value"]["status"]["state"], "settled", "{pj}");
+
+    // A proof with one byte changed on its way from the node is refused (exit 3) by the
+    // CLI's own check: the header's signature, then the Merkle path to its state root.
+    let proxy = tamper::TamperProxy::start(url);
+    let through = ok_json(&home, &["--node", &proxy.url, "prove", "balance", &dev3]);
+    assert_eq!(through["value"], pr["value"], "the proxy passes an untouched proof through");
+    let tampers: [(tamper::Tamper, &str); 6] = [
+        (|p| tamper::flip_hex(&mut p["proof"]["value"]), "Merkle path"),
+        (|p| tamper::flip_hex(&mut p["proof"]["siblings"][0]), "Merkle path"),
+        (|p| tamper::flip_hex(&mut p["proof"]["leaf"]["value_hash"]), "Merkle path"),
+        (|p| tamper::flip_hex(&mut p["header"]["state_root"]), "signature is invalid"),
+        (|p| tamper::flip_hex(&mut p["signature"]), "signature is invalid"),
+        (|p| tamper::flip_hex(&mut p["key"]), "different key"),
+    ];
+    for (i, (f, why)) in tampers.into_iter().enumerate() {
+        proxy.set(f);
+        let (doc, err) = fails_json(&home, &["--node", &proxy.url, "prove", "balance", &dev3], 3);
+        assert!(err.contains("proof rejected") && err.contains(why), "tamper #{i}: {err}");
+        assert!(doc.get("value").is_none() && doc.get("verified").is_none(), "tamper #{i}: {doc}");
+    }
+    drop(proxy);
+
+    // Two parents (the flag repeats): a model paying `base` 10% and `derived` 5%.
+    let child2 = tmp.path().join("mlp_child2.onnx");
+    let mut bytes = std::fs::read(&base).unwrap();
+    let doc = b"derived from two";
+    bytes.extend_from_slice(&[0x32, doc.len() as u8]);
+    bytes.extend_from_slice(doc);
+    std::fs::write(&child2, &bytes).unwrap();
+    let (pa, pb) = (format!("{base_id}:1000"), format!("{derived}:500"));
+    let p = ok_json(
+        &home,
+        &[
+            "--node",
+            url,
+            "--key",
+            "dev3",
+            "publish",
+            child2.to_str().unwrap(),
+            "--name",
+            "two-parents",
+            "--price",
+            "10000",
+            "--parent",
+            &pa,
+            "--parent",
+            &pb,
+        ],
+    );
+    let two = p["model"].as_str().unwrap().to_string();
+    let want = serde_json::json!([{ "model": base_id, "royalty_bps": 1000 }, { "model": derived, "royalty_bps": 500 }]);
+    assert_eq!(p["parents"], want);
+    assert_eq!(ok_json(&home, &["--node", url, "model", &two])["parents"], want, "the record keeps both parents");
+    // A paid call of 10000: base 1000 directly; derived 500, of which it pays base 20%
+    // (100) and splits 400 70/30 between dev2 and dev3; dev3, the sole owner, the 8500 left.
+    let (b0, d2_0, d3_0) = (balance(&home, url, &base_owner), balance(&home, url, &dev2), balance(&home, url, &dev3));
+    run("dev1", &two);
+    assert_eq!(balance(&home, url, &base_owner), b0 + 1100);
+    assert_eq!(balance(&home, url, &dev2), d2_0 + 280);
+    assert_eq!(balance(&home, url, &dev3), d3_0 + 8500 + 120);
+
+    // License --open after a paid license: the model reads as open (price 0), and a call
+    // costs the payer only the executor fee and the transaction fee, paying no owner.
+    let l = ok_json(&home, &["--node", url, "--key", "dev2", "model", "license", &derived, "--open"]);
+    assert_eq!(l["model"]["price"], "0");
+    assert_eq!(ok_json(&home, &["--node", url, "model", &derived])["price"], "0");
+    let status = ok_json(&home, &["--node", url, "status"]);
+    let tx_fee: u128 = status["min_tx_fee"].as_str().unwrap().parse().unwrap();
+    let exec_fee: u128 = status["executor"]["fee_min"].as_str().unwrap().parse().unwrap();
+    let payer = key_addr(&home, "dev1");
+    let before = [&base_owner, &dev2, &dev3, &payer].map(|a| balance(&home, url, a));
+    let r = run("dev1", &derived);
+    assert_eq!(r["price"], "0");
+    let after = [&base_owner, &dev2, &dev3, &payer].map(|a| balance(&home, url, a));
+    assert_eq!(after[..3], before[..3], "an open model pays its owners and ancestors nothing");
+    assert_eq!(after[3], before[3] - exec_fee - tx_fee);
+
+    // `models --owner ADDR`: exactly the models the address holds a share of.
+    let owned = |addr: &str| {
+        let v = ok_json(&home, &["--node", url, "models", "--owner", addr]);
+        let mut ids: Vec<String> =
+            v["models"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(owned(&base_owner), vec![base_id.clone()]);
+    assert_eq!(owned(&dev2), vec![derived.clone()]);
+    assert_eq!(owned(&dev3), sorted(vec![derived.clone(), two.clone()]));
+    assert_eq!(owned(&key_addr(&home, "dev1")), Vec::<String>::new());
+    assert_eq!(ok_json(&home, &["--node", url, "models"])["models"].as_array().unwrap().len(), 3);
 }
