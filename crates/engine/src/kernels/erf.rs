@@ -30,6 +30,8 @@ const MAX_LANES: usize = 64;
 const BINS: usize = 5 * 16 + 1;
 
 /// `xs[i] ← erf64(xs[i])` for every element, on `path` (which must be available).
+/// Inlined, so that a caller compiled for wider vectors (`with_fma`) gets its loops so.
+#[inline(always)]
 pub(crate) fn erf64_many(path: KernelPath, xs: &mut [f64]) {
     match path {
         KernelPath::Reference => xs.iter_mut().for_each(|x| *x = crate::math::erf64(*x)),
@@ -60,6 +62,7 @@ fn bin(x: f64) -> u8 {
 /// Runs `block` over `xs` in batches of [`BATCH`], each ordered by [`bin`] (a counting
 /// sort; the order within a bin does not matter) and padded with zeros (which need no
 /// series) to whole blocks of `L`.
+#[inline(always)]
 fn sorted_blocks<const L: usize>(xs: &mut [f64], block: impl Fn(&mut [f64; L])) {
     // Four interleaved counters per bin, so that runs of one bin do not wait on one counter.
     const WAYS: usize = 4;

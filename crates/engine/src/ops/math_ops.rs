@@ -237,7 +237,7 @@ fn unary_f32_many(op: U, x: &[f32], ctx: &Ctx<'_>) -> Vec<f32> {
     util::par_chunks(&mut out, ctx.threads, min, |off, o| {
         let xs = &x[off..off + o.len()];
         if batched {
-            erf_many(op == U::Erf, xs, o, ctx.kernels);
+            kernels::with_fma(ctx.kernels, ErfMany { erf: op == U::Erf, x: xs, out: o, path: ctx.kernels });
         } else {
             for (y, &v) in o.iter_mut().zip(xs) {
                 *y = unary_f32(op, v);
@@ -247,8 +247,26 @@ fn unary_f32_many(op: U, x: &[f32], ctx: &Ctx<'_>) -> Vec<f32> {
     out
 }
 
+/// [`erf_many`] as [`kernels::FmaWork`], so that its conversion loops are compiled for the
+/// path's vector width.
+struct ErfMany<'a> {
+    erf: bool,
+    x: &'a [f32],
+    out: &'a mut [f32],
+    path: KernelPath,
+}
+
+impl kernels::FmaWork for ErfMany<'_> {
+    type Out = ();
+    #[inline(always)]
+    fn run(self) {
+        erf_many(self.erf, self.x, self.out, self.path)
+    }
+}
+
 /// `out[i] = unary_f32(Erf or Gelu, x[i])` (`erf`: Erf, else exact Gelu), with the erf64
 /// calls of a batch made at once by [`kernels::erf64_many`].
+#[inline(always)]
 fn erf_many(erf: bool, x: &[f32], out: &mut [f32], path: KernelPath) {
     const BATCH: usize = 2048;
     let mut buf = [0.0f64; BATCH];
