@@ -7,6 +7,7 @@
 //! and a zero divisor is an error.
 
 use super::{Ctx, KResult, KernelError};
+use crate::kernels::KernelPath;
 use deed_types::{Tensor, TensorData};
 
 /// The numpy broadcast of two shapes, or `None` when they are incompatible.
@@ -187,25 +188,41 @@ pub(crate) enum UnOp {
 const UNARY_PAR_MIN: usize = if cfg!(test) { 1 << 10 } else { 1 << 15 };
 
 /// `f` over every element of `v`, the elements split over `threads` (elementwise: the
-/// split changes no bit).
-fn par_map(v: &[f32], threads: usize, f: fn(f32) -> f32) -> Vec<f32> {
+/// split changes no bit); on the fast paths compiled with FMA (`kernels::with_fma`), so
+/// that the math functions' `mul_add`s are single instructions (the same bits).
+fn par_map<F: Fn(f32) -> f32 + Sync + Copy>(v: &[f32], threads: usize, path: KernelPath, f: F) -> Vec<f32> {
     let mut out = vec![0.0f32; v.len()];
     super::util::par_chunks(&mut out, threads, UNARY_PAR_MIN, |off, o| {
-        for (y, &a) in o.iter_mut().zip(&v[off..]) {
-            *y = f(a);
-        }
+        crate::kernels::with_fma(path, MapLoop { f, x: &v[off..], out: o })
     });
     out
 }
 
+/// `out[i] = f(x[i])`, as FMA work (see [`par_map`]).
+struct MapLoop<'a, F> {
+    f: F,
+    x: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl<F: Fn(f32) -> f32> crate::kernels::FmaWork for MapLoop<'_, F> {
+    type Out = ();
+    #[inline(always)]
+    fn run(self) {
+        for (y, &a) in self.out.iter_mut().zip(self.x) {
+            *y = (self.f)(a);
+        }
+    }
+}
+
 /// Runs a unary function (dtypes checked at load: f32 for all, also i32/i64 for Relu) on
 /// up to `threads` threads.
-pub(crate) fn unary(op: UnOp, x: &Tensor, threads: usize) -> Tensor {
+pub(crate) fn unary(op: UnOp, x: &Tensor, threads: usize, path: KernelPath) -> Tensor {
     let data = match (&x.data, op) {
         (TensorData::F32(v), UnOp::Relu) => TensorData::F32(v.iter().map(|&a| if a < 0.0 { 0.0 } else { a }).collect()),
-        (TensorData::F32(v), UnOp::Sigmoid) => TensorData::F32(par_map(v, threads, crate::math::sigmoid)),
-        (TensorData::F32(v), UnOp::Tanh) => TensorData::F32(par_map(v, threads, crate::math::tanh)),
-        (TensorData::F32(v), UnOp::Exp) => TensorData::F32(par_map(v, threads, crate::math::exp)),
+        (TensorData::F32(v), UnOp::Sigmoid) => TensorData::F32(par_map(v, threads, path, |a| crate::math::sigmoid(a))),
+        (TensorData::F32(v), UnOp::Tanh) => TensorData::F32(par_map(v, threads, path, |a| crate::math::tanh(a))),
+        (TensorData::F32(v), UnOp::Exp) => TensorData::F32(par_map(v, threads, path, |a| crate::math::exp(a))),
         (TensorData::I32(v), UnOp::Relu) => TensorData::I32(v.iter().map(|&a| a.max(0)).collect()),
         (TensorData::I64(v), UnOp::Relu) => TensorData::I64(v.iter().map(|&a| a.max(0)).collect()),
         (d, op) => unreachable!("{op:?} on {:?} passed load-time checks", d.dtype()),
@@ -288,9 +305,12 @@ mod tests {
             (UnOp::Exp, crate::math::exp),
         ] {
             let want: Vec<u32> = v.iter().map(|&a| f(a).to_bits()).collect();
-            for threads in [1, 2, 3] {
-                let TensorData::F32(got) = unary(op, &x, threads).data else { panic!() };
-                assert_eq!(got.iter().map(|g| g.to_bits()).collect::<Vec<_>>(), want, "{op:?} threads {threads}");
+            for path in KernelPath::available() {
+                for threads in [1, 2, 3] {
+                    let TensorData::F32(got) = unary(op, &x, threads, path).data else { panic!() };
+                    let got: Vec<u32> = got.iter().map(|g| g.to_bits()).collect();
+                    assert_eq!(got, want, "{op:?} {path:?} threads {threads}");
+                }
             }
         }
     }
@@ -298,14 +318,24 @@ mod tests {
     #[test]
     fn unary_hand_computed() {
         let x = Tensor::f32(vec![4], vec![-1.0, 0.0, 2.5, f32::NAN]);
-        let TensorData::F32(r) = unary(UnOp::Relu, &x, 1).data else { panic!() };
+        let TensorData::F32(r) = unary(UnOp::Relu, &x, 1, KernelPath::Reference).data else { panic!() };
         assert_eq!(&r[..3], &[0.0, 0.0, 2.5]);
         assert!(r[3].is_nan());
-        let TensorData::F32(s) = unary(UnOp::Sigmoid, &Tensor::f32(vec![1], vec![0.0]), 1).data else { panic!() };
+        let TensorData::F32(s) = unary(UnOp::Sigmoid, &Tensor::f32(vec![1], vec![0.0]), 1, KernelPath::Reference).data
+        else {
+            panic!()
+        };
         assert_eq!(s, vec![0.5]);
-        let TensorData::F32(e) = unary(UnOp::Exp, &Tensor::f32(vec![2], vec![0.0, 1.0]), 1).data else { panic!() };
+        let TensorData::F32(e) = unary(UnOp::Exp, &Tensor::f32(vec![2], vec![0.0, 1.0]), 1, KernelPath::Reference).data
+        else {
+            panic!()
+        };
         assert_eq!(e, vec![1.0, std::f32::consts::E]);
-        let TensorData::F32(t) = unary(UnOp::Tanh, &Tensor::f32(vec![2], vec![0.0, 20.0]), 1).data else { panic!() };
+        let TensorData::F32(t) =
+            unary(UnOp::Tanh, &Tensor::f32(vec![2], vec![0.0, 20.0]), 1, KernelPath::Reference).data
+        else {
+            panic!()
+        };
         assert_eq!(t, vec![0.0, 1.0]);
     }
 

@@ -239,12 +239,28 @@ fn unary_f32_many(op: U, x: &[f32], ctx: &Ctx<'_>) -> Vec<f32> {
         if batched {
             kernels::with_fma(ctx.kernels, ErfMany { erf: op == U::Erf, x: xs, out: o, path: ctx.kernels });
         } else {
-            for (y, &v) in o.iter_mut().zip(xs) {
-                *y = unary_f32(op, v);
-            }
+            kernels::with_fma(ctx.kernels, UnaryLoop { op, x: xs, out: o });
         }
     });
     out
+}
+
+/// `out[i] = unary_f32(op, x[i])`, as [`kernels::FmaWork`]: on the fast paths the math
+/// functions' `mul_add`s are single instructions (the same bits as the runtime's `fma`).
+struct UnaryLoop<'a> {
+    op: U,
+    x: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl kernels::FmaWork for UnaryLoop<'_> {
+    type Out = ();
+    #[inline(always)]
+    fn run(self) {
+        for (y, &v) in self.out.iter_mut().zip(self.x) {
+            *y = unary_f32(self.op, v);
+        }
+    }
 }
 
 /// [`erf_many`] as [`kernels::FmaWork`], so that its conversion loops are compiled for the
@@ -292,6 +308,7 @@ fn erf_many(erf: bool, x: &[f32], out: &mut [f32], path: KernelPath) {
     }
 }
 
+#[inline(always)]
 fn softplus64(x: f64) -> f64 {
     if x > 30.0 {
         x
@@ -302,11 +319,13 @@ fn softplus64(x: f64) -> f64 {
     }
 }
 
+#[inline(always)]
 fn expm1_64(x: f64) -> f64 {
     // The f32 expm1 evaluates in f64; reuse its core through exp64_any for the tails.
     if x < -40.0 { -1.0 } else { math::exp64_any(x) - 1.0 }
 }
 
+#[inline(always)]
 fn unary_f32(op: U, x: f32) -> f32 {
     let d = x as f64;
     match op {

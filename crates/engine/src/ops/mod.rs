@@ -481,7 +481,7 @@ impl Op {
             Op::MatMul { packed_b } => linalg::matmul(req(0), req(1), packed_b.as_deref(), ctx),
             Op::Gemm(g) => linalg::gemm(g, req(0), req(1), opt(2), ctx),
             Op::Binary(op) => elementwise::binary(*op, req(0), req(1), ctx),
-            Op::Unary(op) => Ok(elementwise::unary(*op, req(0), ctx.threads)),
+            Op::Unary(op) => Ok(elementwise::unary(*op, req(0), ctx.threads, ctx.kernels)),
             Op::Softmax { axis, legacy } => reduce::softmax_with(req(0), *axis, *legacy, ctx.threads, ctx.kernels),
             Op::Reshape { allowzero } => shape::reshape(req(0), req(1), *allowzero, ctx),
             Op::Flatten { axis } => shape::flatten(req(0), *axis),
