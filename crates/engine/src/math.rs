@@ -125,25 +125,70 @@ pub fn exp(x: f32) -> f32 {
     exp64(x as f64) as f32
 }
 
-/// [`exp`] without branches, bit for bit the same on every input: every lane computes
-/// the f64 core (its integer part taken from the rounding shift's bits, which equals
-/// `k as i64` wherever [`exp`] uses it) and the special cases are chosen at the end. A
-/// loop of these compiles to SIMD lanes; the arithmetic is the same IEEE operations.
+/// `exp64` without its domain check and with the integer part taken from the rounding
+/// shift's bits: for |k| < 2⁵¹ the bits of `t` are those of S plus k, which is `kf as
+/// i64` wherever `exp64` is defined, so inside [−1022·ln 2, 708] the result has the same
+/// bits; outside it is some value the `_lanes` callers select away.
 #[inline(always)]
-pub(crate) fn exp_lanes(x: f32) -> f32 {
-    let xd = x as f64;
-    let t = xd.mul_add(LOG2E, ROUND_SHIFT);
+fn exp64_lanes(x: f64) -> f64 {
+    let t = x.mul_add(LOG2E, ROUND_SHIFT);
     let kf = t - ROUND_SHIFT;
-    let r = (xd - kf * LN2_HI) - kf * LN2_LO;
+    let r = (x - kf * LN2_HI) - kf * LN2_LO;
     let mut p = INV_FACT[12];
     for n in (0..12).rev() {
         p = p.mul_add(r, INV_FACT[n]);
     }
-    // For |k| < 2⁵¹ the bits of t are those of S plus k; 2ᵏ's exponent field is k + 1023.
     let k = t.to_bits().wrapping_sub(ROUND_SHIFT.to_bits());
-    let y = (p * f64::from_bits(k.wrapping_add(1023) << 52)) as f32;
+    p * f64::from_bits(k.wrapping_add(1023) << 52)
+}
+
+/// `expm1_64` as [`exp64_lanes`] is `exp64`: both of its cases computed, one chosen.
+#[inline(always)]
+fn expm1_64_lanes(x: f64) -> f64 {
+    let t = x.mul_add(LOG2E, ROUND_SHIFT);
+    let kf = t - ROUND_SHIFT;
+    let r = (x - kf * LN2_HI) - kf * LN2_LO;
+    let mut p = INV_FACT[13];
+    for n in (1..13).rev() {
+        p = p.mul_add(r, INV_FACT[n]);
+    }
+    let q = p * r;
+    let k = t.to_bits().wrapping_sub(ROUND_SHIFT.to_bits());
+    let s = f64::from_bits(k.wrapping_add(1023) << 52);
+    if k == 0 { q } else { s.mul_add(q, s - 1.0) }
+}
+
+/// [`exp`] without branches, bit for bit the same on every input: every lane computes
+/// the f64 core and the special cases are chosen at the end. A loop of these compiles to
+/// SIMD lanes; the arithmetic is the same IEEE operations.
+#[inline(always)]
+pub(crate) fn exp_lanes(x: f32) -> f32 {
+    let y = exp64_lanes(x as f64) as f32;
     let y = if x < -104.0 { 0.0 } else { y };
     let y = if x > 88.8 { f32::INFINITY } else { y };
+    if x.is_nan() { x } else { y }
+}
+
+/// [`tanh`] without branches (as [`exp_lanes`] is `exp`).
+#[inline(always)]
+pub(crate) fn tanh_lanes(x: f32) -> f32 {
+    let a = (x as f64).abs();
+    let e = expm1_64_lanes(2.0 * a);
+    let t = (e / (e + 2.0)) as f32;
+    let t = if a > 9.5 { 1.0f32 } else { t };
+    if x.is_nan() { x } else { t.copysign(x) }
+}
+
+/// [`sigmoid`] without branches (as [`exp_lanes`] is `exp`): both signs use
+/// `e = exp64(−|x|)`, then `1 / (1 + e)` or `e / (1 + e)`.
+#[inline(always)]
+pub(crate) fn sigmoid_lanes(x: f32) -> f32 {
+    let xd = x as f64;
+    let e = exp64_lanes(-xd.abs());
+    let pos = xd >= 0.0;
+    let y = ((if pos { 1.0 } else { e }) / (1.0 + e)) as f32;
+    let y = if xd > 40.0 { 1.0 } else { y };
+    let y = if xd < -110.0 { 0.0 } else { y };
     if x.is_nan() { x } else { y }
 }
 
@@ -579,14 +624,52 @@ mod tests {
         }
     }
 
-    /// Every one of the 2³² f32 inputs (a few minutes in release; passed 2026-11-27):
-    /// `cargo test --release -p deed-engine --lib exp_lanes_exhaustive -- --ignored`.
+    /// `tanh_lanes` and `sigmoid_lanes` against the spec functions, as for `exp_lanes`.
+    #[test]
+    fn tanh_and_sigmoid_lanes() {
+        let check = |x: f32| {
+            assert_eq!(tanh_lanes(x).to_bits(), tanh(x).to_bits(), "tanh x = {x:e} ({:#x})", x.to_bits());
+            assert_eq!(sigmoid_lanes(x).to_bits(), sigmoid(x).to_bits(), "sigmoid x = {x:e} ({:#x})", x.to_bits());
+        };
+        for x in [0.0f32, -0.0, 9.5, -9.5, 40.0, -40.0, 110.0, -110.0, 1e-45, -1e-45, f32::INFINITY, f32::NEG_INFINITY]
+        {
+            check(x);
+            check(f32::from_bits(x.to_bits().wrapping_add(1)));
+            check(f32::from_bits(x.to_bits().wrapping_sub(1)));
+        }
+        for bits in [0x7fc0_0000u32, 0xffc0_0000, 0x7f80_0001, 0xff80_0001] {
+            check(f32::from_bits(bits));
+        }
+        let mut st = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..500_000 {
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            check(f32::from_bits((st >> 32) as u32));
+            check(((st & 0xffff_ffff) as f32 / u32::MAX as f32) * 240.0 - 120.0);
+        }
+    }
+
+    /// Every one of the 2³² f32 inputs (a few minutes in release):
+    /// `cargo test --release -p deed-engine --lib lanes_exhaustive -- --ignored`.
+    /// `exp_lanes` passed it on 2026-11-27.
     #[test]
     #[ignore = "exhaustive, run on demand"]
     fn exp_lanes_exhaustive() {
         for bits in 0..=u32::MAX {
             let x = f32::from_bits(bits);
             assert_eq!(exp_lanes(x).to_bits(), exp(x).to_bits(), "x = {x:e} ({bits:#x})");
+        }
+    }
+
+    /// As [`exp_lanes_exhaustive`], for `tanh_lanes` and `sigmoid_lanes`.
+    #[test]
+    #[ignore = "exhaustive, run on demand"]
+    fn tanh_sigmoid_lanes_exhaustive() {
+        for bits in 0..=u32::MAX {
+            let x = f32::from_bits(bits);
+            assert_eq!(tanh_lanes(x).to_bits(), tanh(x).to_bits(), "tanh x = {x:e} ({bits:#x})");
+            assert_eq!(sigmoid_lanes(x).to_bits(), sigmoid(x).to_bits(), "sigmoid x = {x:e} ({bits:#x})");
         }
     }
 

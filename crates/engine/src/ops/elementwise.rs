@@ -220,9 +220,20 @@ impl<F: Fn(f32) -> f32> crate::kernels::FmaWork for MapLoop<'_, F> {
 pub(crate) fn unary(op: UnOp, x: &Tensor, threads: usize, path: KernelPath) -> Tensor {
     let data = match (&x.data, op) {
         (TensorData::F32(v), UnOp::Relu) => TensorData::F32(v.iter().map(|&a| if a < 0.0 { 0.0 } else { a }).collect()),
-        (TensorData::F32(v), UnOp::Sigmoid) => TensorData::F32(par_map(v, threads, path, |a| crate::math::sigmoid(a))),
-        (TensorData::F32(v), UnOp::Tanh) => TensorData::F32(par_map(v, threads, path, |a| crate::math::tanh(a))),
-        (TensorData::F32(v), UnOp::Exp) => TensorData::F32(par_map(v, threads, path, |a| crate::math::exp(a))),
+        // The reference path runs the spec's functions; the others their branch-free
+        // twins (the same bits on every input), which vectorize.
+        (TensorData::F32(v), UnOp::Sigmoid) if path == KernelPath::Reference => {
+            TensorData::F32(par_map(v, threads, path, crate::math::sigmoid))
+        }
+        (TensorData::F32(v), UnOp::Tanh) if path == KernelPath::Reference => {
+            TensorData::F32(par_map(v, threads, path, crate::math::tanh))
+        }
+        (TensorData::F32(v), UnOp::Exp) if path == KernelPath::Reference => {
+            TensorData::F32(par_map(v, threads, path, crate::math::exp))
+        }
+        (TensorData::F32(v), UnOp::Sigmoid) => TensorData::F32(par_map(v, threads, path, crate::math::sigmoid_lanes)),
+        (TensorData::F32(v), UnOp::Tanh) => TensorData::F32(par_map(v, threads, path, crate::math::tanh_lanes)),
+        (TensorData::F32(v), UnOp::Exp) => TensorData::F32(par_map(v, threads, path, crate::math::exp_lanes)),
         (TensorData::I32(v), UnOp::Relu) => TensorData::I32(v.iter().map(|&a| a.max(0)).collect()),
         (TensorData::I64(v), UnOp::Relu) => TensorData::I64(v.iter().map(|&a| a.max(0)).collect()),
         (d, op) => unreachable!("{op:?} on {:?} passed load-time checks", d.dtype()),
