@@ -138,8 +138,32 @@ impl Stage<'_> {
         }
     }
 
-    /// The little-endian bytes of `v`, converted straight into the buffer.
+    /// The little-endian bytes of `v`. On a little-endian machine those are the floats'
+    /// own bytes: whatever does not fill the staged piece is hashed in place, in whole
+    /// `STAGE` pieces that start where the staged ones would have.
     fn floats(&mut self, v: &[f32]) {
+        #[cfg(target_endian = "little")]
+        {
+            let bytes: &[u8] = bytemuck::cast_slice(v);
+            // Top up the staged piece (or skip when it is empty: we are then aligned).
+            let head = if self.buf.is_empty() { 0 } else { (STAGE - self.buf.len()).min(bytes.len()) };
+            self.bytes(&bytes[..head]);
+            let rest = &bytes[head..];
+            let whole = rest.len() / STAGE * STAGE;
+            if whole > 0 {
+                // `buf` is empty here: either it was, or the top-up flushed it.
+                debug_assert!(self.buf.is_empty());
+                self.h.update(&rest[..whole]);
+            }
+            self.bytes(&rest[whole..]);
+        }
+        #[cfg(not(target_endian = "little"))]
+        self.floats_converted(v);
+    }
+
+    /// The little-endian bytes of `v`, converted into the buffer.
+    #[cfg(not(target_endian = "little"))]
+    fn floats_converted(&mut self, v: &[f32]) {
         let mut i = 0;
         while i < v.len() {
             // Enough floats to reach `STAGE` bytes (at least one: `buf` is below `STAGE`).
