@@ -414,20 +414,59 @@ struct LayerNormRows<'a> {
     scale: (&'a [f32], &'a [usize]),
     /// Values (empty: no bias) and, per row position, the index of its value.
     bias: (&'a [f32], &'a [usize]),
-    means: &'a mut Vec<f32>,
-    invs: &'a mut Vec<f32>,
+    /// One per row.
+    means: &'a mut [f32],
+    /// One per row.
+    invs: &'a mut [f32],
 }
+
+/// Rows per thread below which LayerNormalization stays on fewer threads.
+const LN_PAR_MIN_ROWS: usize = if cfg!(test) { 4 } else { 32 };
+
+/// Rows whose sums [`LayerNormRows`] runs side by side.
+const LN_GROUP: usize = 8;
 
 impl crate::kernels::FmaWork for LayerNormRows<'_> {
     type Out = ();
     #[inline(always)]
     fn run(self) {
         let ((sv, si), (bv, bi)) = (self.scale, self.bias);
-        for (row, o) in self.xv.chunks(self.len).zip(self.out.chunks_mut(self.len)) {
+        let len = self.len;
+        let rows = self.xv.len() / len;
+        let mut r0 = 0;
+        // Whole groups: each row's sums are still sequential, but LN_GROUP independent
+        // chains keep the adder busy where one chain would wait on each add.
+        while r0 + LN_GROUP <= rows {
+            let v: [&[f32]; LN_GROUP] = std::array::from_fn(|g| &self.xv[(r0 + g) * len..(r0 + g + 1) * len]);
+            let mut s = [0.0f32; LN_GROUP];
+            for j in 0..len {
+                for g in 0..LN_GROUP {
+                    s[g] += v[g][j];
+                }
+            }
+            let mean: [f32; LN_GROUP] = std::array::from_fn(|g| s[g] / len as f32);
+            let mut q = [0.0f32; LN_GROUP];
+            for j in 0..len {
+                for g in 0..LN_GROUP {
+                    let d = v[g][j] - mean[g];
+                    q[g] = d.mul_add(d, q[g]);
+                }
+            }
+            for g in 0..LN_GROUP {
+                let inv_std = 1.0 / (q[g] / len as f32 + self.eps).sqrt();
+                let o = &mut self.out[(r0 + g) * len..(r0 + g + 1) * len];
+                scale_row(v[g], mean[g], inv_std, o, |j| sv[si[j]], |j| if bv.is_empty() { 0.0 } else { bv[bi[j]] });
+                self.means[r0 + g] = mean[g];
+                self.invs[r0 + g] = inv_std;
+            }
+            r0 += LN_GROUP;
+        }
+        for r in r0..rows {
+            let (row, o) = (&self.xv[r * len..(r + 1) * len], &mut self.out[r * len..(r + 1) * len]);
             let (m, s) =
                 normalize_row(row, self.eps, o, |j| sv[si[j]], |j| if bv.is_empty() { 0.0 } else { bv[bi[j]] });
-            self.means.push(m);
-            self.invs.push(s);
+            self.means[r] = m;
+            self.invs[r] = s;
         }
     }
 }
@@ -453,10 +492,23 @@ fn normalize_row(
     }
     let var = q / n;
     let inv_std = 1.0 / (var + eps).sqrt();
+    scale_row(v, mean, inv_std, out, scale, bias);
+    (mean, inv_std)
+}
+
+/// `out[j] = fma((v[j] − mean)·inv_std, scale(j), bias(j))`.
+#[inline(always)]
+fn scale_row(
+    v: &[f32],
+    mean: f32,
+    inv_std: f32,
+    out: &mut [f32],
+    scale: impl Fn(usize) -> f32,
+    bias: impl Fn(usize) -> f32,
+) {
     for (j, (&e, o)) in v.iter().zip(out.iter_mut()).enumerate() {
         *o = ((e - mean) * inv_std).mul_add(scale(j), bias(j));
     }
-    (mean, inv_std)
 }
 
 impl Kernel for InstanceNorm {
@@ -519,19 +571,28 @@ impl Kernel for LayerNorm {
         let xv = util::f32s(x);
         let mut out = vec![0.0f32; xv.len()];
         let rows = xv.len().checked_div(len).unwrap_or(0);
-        let (mut means, mut invs) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
-        if len > 0 {
-            let rows = LayerNormRows {
-                xv,
-                out: &mut out,
-                len,
-                eps: self.eps,
-                scale: (scv, &si),
-                bias: (bv, &bi),
-                means: &mut means,
-                invs: &mut invs,
+        let (mut means, mut invs) = (vec![0.0f32; rows], vec![0.0f32; rows]);
+        if len > 0 && rows > 0 {
+            // Whole rows per thread: each row's arithmetic is the same wherever it runs.
+            let per = rows.div_ceil(ctx.threads.min(rows.div_ceil(LN_PAR_MIN_ROWS)).max(1));
+            let parts: Vec<_> = out
+                .chunks_mut(per * len)
+                .zip(means.chunks_mut(per))
+                .zip(invs.chunks_mut(per))
+                .enumerate()
+                .map(|(i, ((o, m), v))| (i * per, o, m, v))
+                .collect();
+            let (eps, path) = (self.eps, ctx.kernels);
+            let run = |(r0, out, means, invs): (usize, &mut [f32], &mut [f32], &mut [f32])| {
+                let xv = &xv[r0 * len..r0 * len + out.len()];
+                let work = LayerNormRows { xv, out, len, eps, scale: (scv, &si), bias: (bv, &bi), means, invs };
+                crate::kernels::with_fma(path, work)
             };
-            crate::kernels::with_fma(ctx.kernels, rows);
+            if parts.len() == 1 {
+                parts.into_iter().for_each(run);
+            } else {
+                crate::pool::map(parts, run);
+            }
         }
         let mut stat_shape = x.shape[..axis].to_vec();
         stat_shape.extend(std::iter::repeat_n(1, r - axis));
@@ -723,5 +784,64 @@ impl Kernel for ConvTranspose {
             }
         }
         Ok(vec![Tensor { shape, data: TensorData::F32(y) }])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Limits;
+    use crate::kernels::KernelPath;
+
+    /// The spec's LayerNormalization, one row at a time with `normalize_row`.
+    fn spec(x: &[f32], len: usize, eps: f32, scale: &[f32], bias: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let mut out = vec![0.0f32; x.len()];
+        let (mut means, mut invs) = (Vec::new(), Vec::new());
+        for (row, o) in x.chunks(len).zip(out.chunks_mut(len)) {
+            let (m, s) = normalize_row(row, eps, o, |j| scale[j], |j| bias[j]);
+            means.push(m);
+            invs.push(s);
+        }
+        (out, means, invs)
+    }
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        util::f32s(t).iter().map(|v| v.to_bits()).collect()
+    }
+
+    #[test]
+    fn layer_norm_grouped_and_threaded_rows_are_the_spec() {
+        let mut st = 0x1234_5678_9abc_def1u64;
+        let mut next = || {
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            ((st >> 11) as f64 / (1u64 << 53) as f64 * 20.0 - 10.0) as f32
+        };
+        let l = Limits::default();
+        // 8k+r rows for every remainder, rows of several lengths, a NaN and an infinity.
+        for (rows, len) in [(1usize, 5usize), (7, 3), (8, 16), (13, 768), (37, 33), (64, 1)] {
+            let mut x: Vec<f32> = (0..rows * len).map(|_| next()).collect();
+            if rows * len > 40 {
+                x[17] = f32::NAN;
+                x[39] = f32::INFINITY;
+            }
+            let scale: Vec<f32> = (0..len).map(|_| next()).collect();
+            let bias: Vec<f32> = (0..len).map(|_| next()).collect();
+            let (want, wm, wi) = spec(&x, len, 1e-5, &scale, &bias);
+            let xt = Tensor::f32(vec![rows, len], x);
+            let (st_, bt) = (Tensor::f32(vec![len], scale), Tensor::f32(vec![len], bias));
+            let ln = LayerNorm { axis: -1, eps: 1e-5 };
+            for path in KernelPath::available() {
+                for threads in [1, 2, 3] {
+                    let ctx = Ctx { limits: &l, threads, kernels: path };
+                    let got = ln.run(&[Some(&xt), Some(&st_), Some(&bt)], &ctx).unwrap();
+                    let f = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got[0]), f(&want), "{rows}x{len} {path:?} threads {threads}");
+                    assert_eq!(bits(&got[1]), f(&wm), "means {rows}x{len} {path:?} threads {threads}");
+                    assert_eq!(bits(&got[2]), f(&wi), "invs {rows}x{len} {path:?} threads {threads}");
+                }
+            }
+        }
     }
 }
