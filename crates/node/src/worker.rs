@@ -280,12 +280,22 @@ impl Worker {
     ) -> Result<(), String> {
         match how {
             Misbehave::WrongOutput => {
-                let name = out.outputs.0.keys().next().cloned().ok_or("no outputs")?;
-                let t = out.outputs.0.get_mut(&name).expect("exists");
-                if let deed_types::TensorData::F32(v) = &mut t.data {
-                    v.iter_mut().for_each(|x| *x += 1.0);
-                } else if let deed_types::TensorData::I64(v) = &mut t.data {
-                    v.iter_mut().for_each(|x| *x += 1);
+                // The first output, whatever its element type, changed in every element
+                // (an output that cannot change would make the lie the truth).
+                use deed_types::TensorData as D;
+                let t = out.outputs.0.values_mut().next().ok_or("no outputs")?;
+                match &mut t.data {
+                    D::F32(v) => v.iter_mut().for_each(|x| *x += 1.0),
+                    D::F64(v) => v.iter_mut().for_each(|x| *x += 1.0),
+                    D::U8(v) => v.iter_mut().for_each(|x| *x = x.wrapping_add(1)),
+                    D::I8(v) => v.iter_mut().for_each(|x| *x = x.wrapping_add(1)),
+                    D::U16(v) => v.iter_mut().for_each(|x| *x = x.wrapping_add(1)),
+                    D::I16(v) => v.iter_mut().for_each(|x| *x = x.wrapping_add(1)),
+                    D::I32(v) => v.iter_mut().for_each(|x| *x = x.wrapping_add(1)),
+                    D::I64(v) => v.iter_mut().for_each(|x| *x = x.wrapping_add(1)),
+                    D::U32(v) => v.iter_mut().for_each(|x| *x = x.wrapping_add(1)),
+                    D::U64(v) => v.iter_mut().for_each(|x| *x = x.wrapping_add(1)),
+                    D::Bool(v) => v.iter_mut().for_each(|x| *x = !*x),
                 }
             }
             Misbehave::WrongTrace => {
