@@ -52,21 +52,29 @@ pub trait Chain: Send + Sync + 'static {
     fn failed(&self, tx: &Hash32) -> Result<Option<bool>, String>;
 }
 
-/// Ways an adversarial executor lies (feature `adversary`; for tests and demos).
+/// Ways an adversarial executor lies (for tests and demos). Only builds with the
+/// `adversary` feature of this crate (enabled by the `deed` package's `adversary`
+/// feature) have any: in other builds this type has no values, so no worker can lie and
+/// the lying code is not compiled in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Misbehave {
     /// Attests an output hash the model did not produce.
+    #[cfg(feature = "adversary")]
     WrongOutput,
     /// Honest outputs, one trace entry made up.
+    #[cfg(feature = "adversary")]
     WrongTrace,
     /// Runs a cheaper model (the real one with a weight perturbed) instead.
+    #[cfg(feature = "adversary")]
     SubstituteModel,
     /// Answers with the outputs and trace of the previous job's input.
+    #[cfg(feature = "adversary")]
     StaleOutput,
 }
 
 impl std::str::FromStr for Misbehave {
     type Err = String;
+    #[cfg(feature = "adversary")]
     fn from_str(s: &str) -> Result<Self, String> {
         Ok(match s {
             "wrong-output" => Misbehave::WrongOutput,
@@ -79,6 +87,10 @@ impl std::str::FromStr for Misbehave {
                 ));
             }
         })
+    }
+    #[cfg(not(feature = "adversary"))]
+    fn from_str(s: &str) -> Result<Self, String> {
+        Err(format!("cannot misbehave ('{s}'): this build lacks the `adversary` feature"))
     }
 }
 
@@ -113,6 +125,7 @@ struct Worker {
     /// (job, executor) pairs audited (and challenged if needed).
     audited: BTreeSet<(Hash32, deed_types::PublicKey)>,
     /// The previous job's run, for `stale-output`.
+    #[cfg(feature = "adversary")]
     last: Option<deed_engine::RunOutput>,
 }
 
@@ -132,6 +145,7 @@ pub fn spawn(
         answered: BTreeMap::new(),
         failed: BTreeSet::new(),
         audited: BTreeSet::new(),
+        #[cfg(feature = "adversary")]
         last: None,
     };
     std::thread::Builder::new()
@@ -227,33 +241,13 @@ impl Worker {
         let model = self.model(&job.model)?;
         let inputs = TensorSet::decode(&self.chain.blob(&job.input)?).map_err(|e| e.to_string())?;
         let opts = RunOptions { threads: self.cfg.threads, trace: true };
+        #[cfg_attr(not(feature = "adversary"), allow(unused_mut))]
         let mut out = model.run(&inputs, &opts).map_err(|e| e.to_string())?;
-        match self.cfg.misbehave {
-            None => {}
-            Some(Misbehave::WrongOutput) => {
-                let name = out.outputs.0.keys().next().cloned().ok_or("no outputs")?;
-                let t = out.outputs.0.get_mut(&name).expect("exists");
-                if let deed_types::TensorData::F32(v) = &mut t.data {
-                    v.iter_mut().for_each(|x| *x += 1.0);
-                } else if let deed_types::TensorData::I64(v) = &mut t.data {
-                    v.iter_mut().for_each(|x| *x += 1);
-                }
-            }
-            Some(Misbehave::WrongTrace) => {
-                let k = out.trace.len() / 2;
-                out.trace[k] = Hash32::of(b"a made-up trace entry");
-            }
-            Some(Misbehave::SubstituteModel) => {
-                let cheap = substitute(&self.chain.blob(&job.model)?)?;
-                out = cheap.run(&inputs, &opts).map_err(|e| e.to_string())?;
-            }
-            Some(Misbehave::StaleOutput) => {
-                let fresh = out.clone();
-                if let Some(stale) = &self.last {
-                    out = stale.clone();
-                }
-                self.last = Some(fresh);
-            }
+        if let Some(how) = self.cfg.misbehave {
+            #[cfg(feature = "adversary")]
+            self.lie(how, job, &inputs, &opts, &mut out)?;
+            #[cfg(not(feature = "adversary"))]
+            match how {}
         }
         self.chain.put_blob(&out.outputs.encode())?;
         let receipt = Receipt {
@@ -274,19 +268,65 @@ impl Worker {
         self.sign_and_submit(TxBody::SubmitReceipt { receipt })
     }
 
+    /// Replaces an honest run's outputs or trace with a lie (feature `adversary`).
+    #[cfg(feature = "adversary")]
+    fn lie(
+        &mut self,
+        how: Misbehave,
+        job: &Job,
+        inputs: &TensorSet,
+        opts: &RunOptions,
+        out: &mut deed_engine::RunOutput,
+    ) -> Result<(), String> {
+        match how {
+            Misbehave::WrongOutput => {
+                // The first output, whatever its element type, changed in every element
+                // (an output that cannot change would make the lie the truth).
+                use deed_types::TensorData as D;
+                let t = out.outputs.0.values_mut().next().ok_or("no outputs")?;
+                match &mut t.data {
+                    D::F32(v) => v.iter_mut().for_each(|x| *x += 1.0),
+                    D::F64(v) => v.iter_mut().for_each(|x| *x += 1.0),
+                    D::U8(v) => v.iter_mut().for_each(|x| *x = x.wrapping_add(1)),
+                    D::I8(v) => v.iter_mut().for_each(|x| *x = x.wrapping_add(1)),
+                    D::U16(v) => v.iter_mut().for_each(|x| *x = x.wrapping_add(1)),
+                    D::I16(v) => v.iter_mut().for_each(|x| *x = x.wrapping_add(1)),
+                    D::I32(v) => v.iter_mut().for_each(|x| *x = x.wrapping_add(1)),
+                    D::I64(v) => v.iter_mut().for_each(|x| *x = x.wrapping_add(1)),
+                    D::U32(v) => v.iter_mut().for_each(|x| *x = x.wrapping_add(1)),
+                    D::U64(v) => v.iter_mut().for_each(|x| *x = x.wrapping_add(1)),
+                    D::Bool(v) => v.iter_mut().for_each(|x| *x = !*x),
+                }
+            }
+            Misbehave::WrongTrace => {
+                let k = out.trace.len() / 2;
+                out.trace[k] = Hash32::of(b"a made-up trace entry");
+            }
+            Misbehave::SubstituteModel => {
+                let cheap = substitute(&self.chain.blob(&job.model)?)?;
+                *out = cheap.run(inputs, opts).map_err(|e| e.to_string())?;
+            }
+            Misbehave::StaleOutput => {
+                let fresh = out.clone();
+                if let Some(stale) = &self.last {
+                    *out = stale.clone();
+                }
+                self.last = Some(fresh);
+            }
+        }
+        Ok(())
+    }
+
     /// Whether this worker audits a job in its challenge window: decided by the hash of
-    /// the block that included the receipt, which no executor knows when signing.
+    /// the block that included the job's first receipt ([`audit_sampled`]), which no
+    /// executor knows when signing.
     fn sampled(&self, job: &Job) -> bool {
         if self.cfg.audit_rate >= 1.0 {
             return true;
         }
         let Some(first) = job.receipts.first() else { return false };
         let Ok(Some(block)) = self.chain.block_hash(first.height) else { return false };
-        let mut b = block.0.to_vec();
-        b.extend_from_slice(&job.id.0);
-        let h = Hash32::tagged("deed audit sample v1", &b);
-        let x = u64::from_le_bytes(h.0[..8].try_into().expect("8 bytes")) as f64 / u64::MAX as f64;
-        x < self.cfg.audit_rate
+        audit_sampled(&block, &job.id, self.cfg.audit_rate)
     }
 
     fn maybe_audit(&mut self, job: &Job) {
@@ -317,6 +357,7 @@ impl Worker {
         for r in todo {
             self.audited.insert((job.id, r.executor));
             if r.output_hash == honest.1.output_hash() && r.trace_root == honest.1.trace_root() {
+                tracing::debug!(job = %job.id, executor = %r.executor, "audit: receipt agrees");
                 continue;
             }
             let Ok(Some(sr)) = self.chain.receipt(&job.id, &r.executor) else { continue };
@@ -343,6 +384,23 @@ impl Worker {
             .map_err(|e| e.to_string())?;
         Ok((model, out, blobs))
     }
+}
+
+/// The audit sampling rule: a job whose first receipt was included in the block with
+/// hash `block` is audited at `rate` when `BLAKE3-tagged("deed audit sample v1", block ‖
+/// job)`, its first 8 bytes read as a little-endian integer and scaled to [0, 1), is
+/// below `rate`. A rate of 1 or more audits everything; 0 or less (or NaN) nothing. The
+/// same inputs always give the same answer, and every auditor at the same rate samples
+/// the same jobs.
+pub fn audit_sampled(block: &Hash32, job: &Hash32, rate: f64) -> bool {
+    if rate >= 1.0 {
+        return true;
+    }
+    let mut b = block.0.to_vec();
+    b.extend_from_slice(&job.0);
+    let h = Hash32::tagged("deed audit sample v1", &b);
+    let x = u64::from_le_bytes(h.0[..8].try_into().expect("8 bytes")) as f64 / u64::MAX as f64;
+    x < rate
 }
 
 /// The cheapest fraud proof against `r` given an honest run (its outputs and every
@@ -373,6 +431,7 @@ pub fn build_proof(
 
 /// A "cheaper" copy of a model: its first float initializer perturbed (for the
 /// `substitute-model` misbehaviour).
+#[cfg(feature = "adversary")]
 fn substitute(bytes: &[u8]) -> Result<Model, String> {
     use prost::Message;
     let mut m = deed_engine::onnx::ModelProto::decode(bytes).map_err(|e| e.to_string())?;
@@ -445,5 +504,98 @@ impl Chain for Embedded {
             return Ok(None);
         }
         Ok(self.0.db.tx_status(tx).map_err(|e| e.to_string())?.map(|s| !s.ok))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::audit_sampled;
+    use deed_types::Hash32;
+
+    fn job(i: u64) -> Hash32 {
+        Hash32::of(&i.to_le_bytes())
+    }
+
+    /// Of `n` jobs, how many a block samples at `rate`.
+    fn count(block: &Hash32, n: u64, rate: f64) -> usize {
+        (0..n).filter(|&i| audit_sampled(block, &job(i), rate)).count()
+    }
+
+    #[test]
+    fn the_same_block_and_job_always_give_the_same_choice() {
+        let block = Hash32::of(b"block 7");
+        for i in 0..200 {
+            let first = audit_sampled(&block, &job(i), 0.5);
+            for _ in 0..3 {
+                assert_eq!(audit_sampled(&block, &job(i), 0.5), first, "job {i}");
+            }
+            // A copy of the inputs (not the same memory) decides the same.
+            assert_eq!(audit_sampled(&Hash32(block.0), &Hash32(job(i).0), 0.5), first);
+        }
+    }
+
+    #[test]
+    fn the_sampled_share_is_close_to_the_rate() {
+        const N: u64 = 20_000;
+        for (b, rate) in [(0u8, 0.05), (1, 0.1), (2, 0.25), (3, 0.5), (4, 0.75), (5, 0.9), (6, 0.99)] {
+            let block = Hash32::of(&[b]);
+            let share = count(&block, N, rate) as f64 / N as f64;
+            // Binomial standard deviation at N = 20 000 is at most 0.0036; allow ~5.5σ.
+            assert!((share - rate).abs() < 0.02, "rate {rate}: sampled {share}");
+        }
+    }
+
+    #[test]
+    fn rates_at_the_ends_sample_nothing_or_everything() {
+        let block = Hash32::of(b"b");
+        assert_eq!(count(&block, 2_000, 0.0), 0);
+        assert_eq!(count(&block, 2_000, -1.0), 0);
+        assert_eq!(count(&block, 2_000, f64::NAN), 0);
+        assert_eq!(count(&block, 2_000, 1.0), 2_000);
+        assert_eq!(count(&block, 2_000, 1.5), 2_000);
+    }
+
+    #[test]
+    fn a_higher_rate_samples_a_superset() {
+        let block = Hash32::of(b"superset");
+        for i in 0..2_000 {
+            let j = job(i);
+            let mut was = false;
+            for rate in [0.1, 0.3, 0.5, 0.7, 0.9] {
+                let now = audit_sampled(&block, &j, rate);
+                assert!(now || !was, "job {i} sampled below rate {rate} but not at it");
+                was = now;
+            }
+        }
+    }
+
+    #[test]
+    fn the_choice_depends_on_the_block_and_on_the_job() {
+        // Different blocks pick (nearly) independent halves of the same jobs: the overlap
+        // of two 50 % samples is about a quarter, not a half (which a rule ignoring the
+        // block would give).
+        const N: u64 = 4_000;
+        let (a, b) = (Hash32::of(b"block a"), Hash32::of(b"block b"));
+        let both = (0..N).filter(|&i| audit_sampled(&a, &job(i), 0.5) && audit_sampled(&b, &job(i), 0.5)).count();
+        let share = both as f64 / N as f64;
+        assert!((share - 0.25).abs() < 0.04, "overlap {share}");
+        // One block does not decide alike for every job (a rule ignoring the job would).
+        let n = count(&a, N, 0.5);
+        assert!(n > 0 && n < N as usize, "{n}");
+    }
+
+    #[test]
+    fn the_rule_is_the_tagged_hash_of_block_then_job() {
+        // Pins the rule bit for bit: changing the tag, the order or the bytes read changes
+        // which jobs auditors sample, and every auditor must agree on it.
+        let (block, j) = (Hash32::of(b"pinned block"), job(42));
+        let mut bytes = block.0.to_vec();
+        bytes.extend_from_slice(&j.0);
+        let h = Hash32::tagged("deed audit sample v1", &bytes);
+        let x = u64::from_le_bytes(h.0[..8].try_into().unwrap()) as f64 / u64::MAX as f64;
+        assert!(x > 0.0 && x < 1.0);
+        assert!(audit_sampled(&block, &j, x + 1e-9));
+        assert!(!audit_sampled(&block, &j, x));
+        assert!(!audit_sampled(&block, &j, x - 1e-9));
     }
 }

@@ -1,74 +1,239 @@
-//! The verification protocol on real nodes and real models, with executors that lie on
-//! purpose (built with the `adversary` feature): every misbehaviour is caught — by
-//! replication at once, by an auditor, or by a challenger within the window — the liar
-//! slashed, the payer refunded, the honest side paid; an honest executor is never
-//! slashed; a frivolous challenge loses its bond.
+//! The verification protocol on real nodes and real models (the `mlp` and `cnn`
+//! fixtures), with executors that lie on purpose (built with the `adversary` feature):
+//! every misbehaviour is caught — by replication at once, by an auditor, or by a
+//! challenger within the window — the liar slashed, the payer refunded and the catcher
+//! paid, to the base unit; an honest executor is never slashed, whatever kernel path and
+//! thread count it runs (`honest`); an auditor below rate 1 audits exactly the jobs the
+//! block hashes pick (`sampling`); a frivolous challenge loses its bond; a receipt
+//! replayed for its job, for another job or on another chain is refused (`replay`).
+//!
+//! Inputs are random; each test prints its seed, and `DEED_ADVERSARY_SEED=N` replays it.
 
 #[path = "../common/mod.rs"]
 mod common;
+mod honest;
+mod replay;
+mod sampling;
 
 use common::*;
+use deed_types::{Cid, Hash32, JobMode, Keypair, SignedTx, Tensor, TensorSet, Tx, TxBody};
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
 
 const STAKE: u128 = deed_node::DEV_EXECUTOR_STAKE;
 
-struct Net {
-    _tmp: tempfile::TempDir,
-    home: std::path::PathBuf,
-    node: NodeProc,
-    model: String,
+/// A fixture model the tests publish and run.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fixture {
+    /// The file stem in fixtures/.
+    pub(crate) name: &'static str,
+    /// Its one input's name.
+    pub(crate) input: &'static str,
+    /// Its input's shape.
+    pub(crate) shape: &'static [usize],
 }
 
-/// A dev node (with `extra` node args) and the mlp model published at price 1000.
-fn net(extra: &[&str]) -> Net {
+/// A two-layer perceptron: MatMul/Gemm, Relu.
+pub(crate) const MLP: Fixture = Fixture { name: "mlp", input: "x", shape: &[1, 16] };
+/// A small CNN: Conv, pooling, Gemm.
+pub(crate) const CNN: Fixture = Fixture { name: "cnn", input: "image", shape: &[1, 1, 12, 12] };
+/// Both.
+pub(crate) const MODELS: [Fixture; 2] = [MLP, CNN];
+
+impl Fixture {
+    fn path(&self) -> PathBuf {
+        fixtures().join(format!("{}.onnx", self.name))
+    }
+
+    /// A random input, values in [-2, 2).
+    pub(crate) fn random_input(&self, rng: &mut Rng) -> TensorSet {
+        let len: usize = self.shape.iter().product();
+        let data = (0..len).map(|_| rng.unit() * 4.0 - 2.0).collect();
+        TensorSet([(self.input.to_string(), Tensor::f32(self.shape.to_vec(), data))].into_iter().collect())
+    }
+
+    /// The input as the JSON `deed run --input` reads (floats printed to round-trip).
+    fn input_json(&self, t: &TensorSet) -> String {
+        let deed_types::TensorData::F32(v) = &t.0[self.input].data else { unreachable!("f32 inputs") };
+        let data: Vec<String> = v.iter().map(|x| format!("{x:?}")).collect();
+        format!(r#"{{"{}": {{"shape": {:?}, "data": [{}]}}}}"#, self.input, self.shape, data.join(","))
+    }
+}
+
+/// A small seeded generator (SplitMix64): the tests need reproducible, not secure, bits.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub(crate) fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// The test's seed: `DEED_ADVERSARY_SEED` or a fresh random one; printed, so a failing
+/// run (whose output cargo shows) can be replayed.
+pub(crate) fn seed(test: &str) -> Rng {
+    let s = match std::env::var("DEED_ADVERSARY_SEED") {
+        Ok(v) => v.trim().parse().expect("DEED_ADVERSARY_SEED is a u64"),
+        Err(_) => {
+            let mut b = [0u8; 8];
+            getrandom::fill(&mut b).expect("the OS random source works");
+            u64::from_le_bytes(b)
+        }
+    };
+    eprintln!("{test}: seed {s} (replay with DEED_ADVERSARY_SEED={s})");
+    Rng::new(s)
+}
+
+/// The chain's fee and fraud rules, read from its genesis and status.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rules {
+    /// Every transaction's fee (all transactions here pay the minimum).
+    pub(crate) fee: u128,
+    /// What a challenger escrows.
+    pub(crate) bond: u128,
+    /// Share of a liar's stake slashed.
+    pub(crate) slash_bps: u128,
+    /// Share of the slashed amount paid to the challenger.
+    pub(crate) reward_bps: u128,
+    /// What each executor is paid per job.
+    pub(crate) executor_fee: u128,
+}
+
+impl Rules {
+    /// `floor(x * bps / 10_000)`, the ledger's documented rounding.
+    pub(crate) fn bps(x: u128, bps: u128) -> u128 {
+        x * bps / 10_000
+    }
+}
+
+fn amount(v: &Value) -> u128 {
+    v.as_str().unwrap_or_else(|| panic!("{v} is not an amount")).parse().unwrap()
+}
+
+/// A dev node and both fixture models published at price 1000.
+pub(crate) struct Net {
+    _tmp: tempfile::TempDir,
+    pub(crate) home: PathBuf,
+    pub(crate) node: NodeProc,
+    models: Vec<(&'static str, String)>,
+}
+
+/// A dev node started with `extra` arguments.
+pub(crate) fn net(extra: &[&str]) -> Net {
+    net_env(extra, &[])
+}
+
+/// A dev node started with `extra` arguments and environment.
+pub(crate) fn net_env(extra: &[&str], env: &[(&str, &str)]) -> Net {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
     ok_json(&home, &["init"]);
-    let node = NodeProc::start_args(&home, extra, &[]);
-    let m = fixtures().join("mlp.onnx");
-    let p = ok_json(&home, &["--node", &node.url, "publish", m.to_str().unwrap(), "--name", "mlp", "--price", "1000"]);
-    let model = p["model"].as_str().unwrap().to_string();
-    Net { _tmp: tmp, home, node, model }
+    let node = NodeProc::start_args(&home, extra, env);
+    let mut models = Vec::new();
+    for f in MODELS {
+        let p = ok_json(
+            &home,
+            &["--node", &node.url, "publish", f.path().to_str().unwrap(), "--name", f.name, "--price", "1000"],
+        );
+        models.push((f.name, p["model"].as_str().unwrap().to_string()));
+    }
+    Net { _tmp: tmp, home, node, models }
 }
 
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
 impl Net {
-    fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.node.url
     }
 
-    fn node_key(&self) -> String {
+    pub(crate) fn model(&self, f: Fixture) -> &str {
+        &self.models.iter().find(|(n, _)| *n == f.name).unwrap().1
+    }
+
+    pub(crate) fn node_key(&self) -> String {
         get_json(self.url(), "/v1/status")["node_key"].as_str().unwrap().to_string()
     }
 
-    fn stake_of(&self, key: &str) -> u128 {
+    pub(crate) fn rules(&self) -> Rules {
+        let g = get_json(self.url(), "/v1/genesis");
+        let p = &g["params"];
+        let st = get_json(self.url(), "/v1/status");
+        Rules {
+            fee: amount(&p["min_tx_fee"]),
+            bond: amount(&p["jobs"]["challenge_bond"]),
+            slash_bps: p["jobs"]["slash_bps"].as_u64().unwrap().into(),
+            reward_bps: p["jobs"]["challenger_reward_bps"].as_u64().unwrap().into(),
+            executor_fee: amount(&st["executor"]["fee_min"]),
+        }
+    }
+
+    pub(crate) fn stake_of(&self, key: &str) -> u128 {
         let v = get_json(self.url(), "/v1/executors");
-        v["executors"]
+        v["executors"].as_array().unwrap().iter().find(|e| e["key"] == key).map_or(0, |e| amount(&e["stake"]))
+    }
+
+    /// The executor key of a staked account.
+    pub(crate) fn executor_key(&self, addr: &str) -> String {
+        get_json(self.url(), "/v1/executors")["executors"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|e| e["key"] == key)
-            .map_or(0, |e| e["stake"].as_str().unwrap().parse().unwrap())
+            .find(|e| e["address"] == addr)
+            .unwrap_or_else(|| panic!("{addr} is not staked"))["key"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
-    /// `dev1` pays for a run on `input` (scaled) without waiting for settlement.
-    fn run(&self, mode: &str, seed: u32) -> Value {
-        ok_json(&self.home, &self.run_args(mode, seed).iter().map(String::as_str).collect::<Vec<_>>())
+    /// The balance of a key of the home, by name.
+    pub(crate) fn bal(&self, name: &str) -> u128 {
+        self.bal_addr(&key_addr(&self.home, name))
     }
 
-    fn run_args(&self, mode: &str, seed: u32) -> Vec<String> {
-        let dir = self.home.parent().unwrap().join(format!("out-{seed}-{}", mode.replace(':', "")));
+    pub(crate) fn bal_addr(&self, addr: &str) -> u128 {
+        balance(&self.home, self.url(), addr)
+    }
+
+    pub(crate) fn supply(&self) -> u128 {
+        supply(self.url())
+    }
+
+    /// `dev1` pays for a run of `f` on a random input without waiting for settlement.
+    pub(crate) fn run(&self, f: Fixture, mode: &str, rng: &mut Rng) -> Value {
+        ok_json(&self.home, &self.run_args(f, mode, rng).iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    pub(crate) fn run_args(&self, f: Fixture, mode: &str, rng: &mut Rng) -> Vec<String> {
+        let i = RUNS.fetch_add(1, Ordering::Relaxed);
+        let dir = self.home.parent().unwrap().join(format!("out-{i}-{}", f.name));
         let input = dir.with_extension("json");
-        let data: Vec<String> =
-            (0..16).map(|i| format!("{:.3}", (i as f32 - 7.5) * 0.1 * (1.0 + seed as f32))).collect();
-        std::fs::write(&input, format!(r#"{{"x": {{"shape": [1, 16], "data": [{}]}}}}"#, data.join(","))).unwrap();
+        std::fs::write(&input, f.input_json(&f.random_input(rng))).unwrap();
         let args = [
             "--node",
             self.url(),
             "--key",
             "dev1",
             "run",
-            &self.model,
+            self.model(f),
             "--input",
             input.to_str().unwrap(),
             "--out",
@@ -80,12 +245,12 @@ impl Net {
         args.iter().map(|s| s.to_string()).collect()
     }
 
-    fn job(&self, job: &str) -> Value {
+    pub(crate) fn job(&self, job: &str) -> Value {
         get_json(self.url(), &format!("/v1/jobs/{job}"))
     }
 
-    /// Waits until the job reaches a final state; returns it.
-    fn final_state(&self, job: &str) -> Value {
+    /// Waits until the job reaches a final state; returns its status.
+    pub(crate) fn final_state(&self, job: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(40);
         loop {
             let j = self.job(job);
@@ -97,126 +262,288 @@ impl Net {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-}
 
-fn assert_caught(n: &Net, job: &str, liar: &str, payer_before: u128, catcher: Option<(&str, u128)>) {
-    let st = n.final_state(job);
-    assert_eq!(st["state"], "refunded", "the lie was not caught: {st}");
-    assert!(st["reason"].as_str().unwrap().contains("fraud proven"), "{st}");
-    assert_eq!(n.stake_of(liar), STAKE / 2, "the liar loses half its stake");
-    let payer = key_addr(&n.home, "dev1");
-    let fee: u128 = 10;
-    // The payer paid one request fee and got the escrow back plus half the slash.
-    assert_eq!(balance(&n.home, n.url(), &payer), payer_before - fee + STAKE / 4);
-    if let Some((who, before)) = catcher {
-        let addr = key_addr(&n.home, who);
-        assert_eq!(balance(&n.home, n.url(), &addr), before - fee + STAKE / 4, "the catcher is rewarded");
+    /// Signs `body` with `key` at its next nonce and submits it; `Err` with the reason
+    /// if the node refuses it.
+    pub(crate) fn send(&self, key: &Keypair, body: TxBody) -> Result<Hash32, String> {
+        let acct = get_json(self.url(), &format!("/v1/accounts/{}", key.address()));
+        self.send_at(key, acct["pending_nonce"].as_u64().unwrap(), body)
+    }
+
+    /// [`Net::send`] at an explicit nonce (for batches).
+    pub(crate) fn send_at(&self, key: &Keypair, nonce: u64, body: TxBody) -> Result<Hash32, String> {
+        let st = get_json(self.url(), "/v1/status");
+        let tx: SignedTx = Tx {
+            chain_id: st["chain_id"].as_str().unwrap().to_string(),
+            sender: key.public(),
+            nonce,
+            fee: amount(&st["min_tx_fee"]),
+            body,
+        }
+        .sign(key);
+        let mut resp = agent()
+            .post(format!("{}/v1/txs", self.url()))
+            .send_json(serde_json::to_value(&tx).unwrap())
+            .expect("the node answers");
+        let body: Value = resp.body_mut().read_json().unwrap();
+        if !resp.status().is_success() {
+            return Err(body["detail"].as_str().map_or_else(|| body.to_string(), str::to_string));
+        }
+        Ok(body["hash"].as_str().unwrap().parse().unwrap())
+    }
+
+    /// Waits until a submitted transaction is in a block: `Ok` if it applied, `Err`
+    /// with the ledger's reason if it failed.
+    pub(crate) fn outcome(&self, tx: &Hash32) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = get_json(self.url(), &format!("/v1/txs/{tx}"));
+            match v["status"].as_str() {
+                Some("included") => return Ok(()),
+                Some("rejected") => return Err(v["error"].to_string()),
+                _ => {}
+            }
+            assert!(Instant::now() < deadline, "transaction {tx} still {v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// [`Net::send`] then [`Net::outcome`].
+    pub(crate) fn apply(&self, key: &Keypair, body: TxBody) -> Result<(), String> {
+        self.outcome(&self.send(key, body)?)
+    }
+
+    /// Stores a blob; returns its id.
+    pub(crate) fn put_blob(&self, bytes: &[u8]) -> Cid {
+        let mut resp = agent()
+            .put(format!("{}/v1/blobs?kind=input", self.url()))
+            .header("content-type", "application/octet-stream")
+            .send(bytes)
+            .expect("the node answers");
+        let v: Value = resp.body_mut().read_json().unwrap();
+        assert!(resp.status().is_success(), "blob refused: {v}");
+        v["cid"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// A paid job requested by transaction (no waiting): its id.
+    pub(crate) fn request(&self, payer: &Keypair, nonce: u64, f: Fixture, input: &TensorSet, mode: JobMode) -> Hash32 {
+        let cid = self.put_blob(&input.encode());
+        let r = self.rules();
+        let body = TxBody::RequestInference {
+            model: self.model(f).parse().unwrap(),
+            input: cid,
+            price: 1000,
+            executor_fee: r.executor_fee,
+            mode,
+        };
+        self.send_at(payer, nonce, body).unwrap_or_else(|e| panic!("job request refused: {e}"))
+    }
+
+    /// A `deed worker` with its stderr (its log) kept in a file.
+    pub(crate) fn worker_logged(&self, key: &str, args: &[&str], env: &[(&str, &str)], log: &Path) -> WorkerProc {
+        let child = Command::new(env!("CARGO_BIN_EXE_deed"))
+            .arg("--home")
+            .arg(&self.home)
+            .args(["--node", self.url(), "--key", key, "worker"])
+            .args(args)
+            .env("DEED_LOG", "debug")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .expect("worker starts");
+        WorkerProc(child)
     }
 }
 
-#[test]
-fn wrong_output_is_caught_by_an_auditor() {
-    let n = net(&["--misbehave", "wrong-output"]);
-    let liar = n.node_key();
-    let _auditor = WorkerProc::start(&n.home, n.url(), "dev2", &["--audit", "1"], &[]);
-    let payer0 = balance(&n.home, n.url(), &key_addr(&n.home, "dev1"));
-    let auditor0 = balance(&n.home, n.url(), &key_addr(&n.home, "dev2"));
-    let r = n.run("single", 1);
-    assert_caught(&n, r["job"].as_str().unwrap(), &liar, payer0, Some(("dev2", auditor0)));
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
 }
 
-#[test]
-fn wrong_trace_is_caught_by_a_challenger() {
+/// The parties to a caught lie, and what they held before it.
+struct Books {
+    liar_key: String,
+    liar_addr: String,
+    /// Whether the liar is the block producer (the dev node), which is paid every fee.
+    liar_produces: bool,
+    /// The key name of whoever proves the lie.
+    catcher: &'static str,
+    payer: u128,
+    liar_stake: u128,
+    liar_balance: u128,
+    catcher_balance: u128,
+    supply: u128,
+}
+
+impl Books {
+    fn open(n: &Net, liar_key: &str, liar_produces: bool, catcher: &'static str) -> Books {
+        let liar_addr = get_json(n.url(), "/v1/executors")["executors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["key"] == liar_key)
+            .unwrap()["address"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        Books {
+            liar_key: liar_key.to_string(),
+            liar_produces,
+            catcher,
+            payer: n.bal("dev1"),
+            liar_stake: n.stake_of(liar_key),
+            liar_balance: n.bal_addr(&liar_addr),
+            liar_addr,
+            catcher_balance: n.bal(catcher),
+            supply: n.supply(),
+        }
+    }
+
+    /// The job ends refunded by a fraud proof, and every party holds exactly what
+    /// the ledger's rule says (crates/ledger/src/exec.rs `challenge`): the liar loses
+    /// `slash_bps` of its stake and earns no fee; the catcher gets `challenger_reward_bps`
+    /// of the slash and its bond back; the payer gets its whole escrow back plus the
+    /// rest of the slash. `catcher_txs` is how many transactions the catcher sent
+    /// (a challenge; plus a receipt for an honest replica). Nothing is created or lost.
+    fn assert_fraud_paid(&self, n: &Net, job: &str, catcher_txs: u128) {
+        let r = n.rules();
+        let st = n.final_state(job);
+        assert_eq!(st["state"], "refunded", "the lie was not caught: {st}");
+        let slashed = Rules::bps(self.liar_stake, r.slash_bps);
+        let reward = Rules::bps(slashed, r.reward_bps);
+        assert!(slashed > 0 && reward > 0 && reward < slashed, "the rules pay nobody: {r:?}");
+        let reason = st["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(&format!("fraud proven against executor {}: slashed {slashed}", self.liar_key)),
+            "{st}"
+        );
+        assert_eq!(n.stake_of(&self.liar_key), self.liar_stake - slashed, "the liar loses slash_bps of its stake");
+        // The payer paid one request fee; the escrow came back whole, plus the payer's
+        // share of the slash.
+        assert_eq!(n.bal("dev1"), self.payer - r.fee + (slashed - reward), "the payer is refunded and compensated");
+        assert_eq!(
+            n.bal(self.catcher),
+            self.catcher_balance - catcher_txs * r.fee + reward,
+            "the catcher gets its reward and its bond back"
+        );
+        // The liar paid its receipt's fee and earned no executor fee; as the block
+        // producer it also took every fee paid meanwhile (its own, the payer's and the
+        // catcher's).
+        let produced = if self.liar_produces { r.fee * (1 + 1 + catcher_txs) } else { 0 };
+        assert_eq!(n.bal_addr(&self.liar_addr), self.liar_balance - r.fee + produced, "the liar is not paid");
+        assert_eq!(n.supply(), self.supply, "slashing moves value, it does not create or destroy it");
+    }
+}
+
+fn wrong_output_by_an_auditor(f: Fixture) {
+    let mut rng = seed(&format!("wrong-output/{}", f.name));
+    let n = net(&["--misbehave", "wrong-output"]);
+    let _auditor = WorkerProc::start(&n.home, n.url(), "dev2", &["--audit", "1"], &[]);
+    let b = Books::open(&n, &n.node_key(), true, "dev2");
+    let r = n.run(f, "single", &mut rng);
+    b.assert_fraud_paid(&n, r["job"].as_str().unwrap(), 1);
+}
+
+fn wrong_trace_by_a_challenger(f: Fixture) {
+    let mut rng = seed(&format!("wrong-trace/{}", f.name));
     let n = net(&["--misbehave", "wrong-trace"]);
-    let liar = n.node_key();
-    let payer0 = balance(&n.home, n.url(), &key_addr(&n.home, "dev1"));
-    let ch0 = balance(&n.home, n.url(), &key_addr(&n.home, "dev3"));
-    let r = n.run("single", 2);
+    let b = Books::open(&n, &n.node_key(), true, "dev3");
+    let r = n.run(f, "single", &mut rng);
     let receipt = r["receipt"].as_str().unwrap();
     // The receipt does not verify; the challenge proves it.
     let err = fails(&n.home, &["--node", n.url(), "verify", receipt], 3);
     assert!(err.contains("op #"), "{err}");
     let c = ok_json(&n.home, &["--node", n.url(), "--key", "dev3", "challenge", receipt]);
     assert_eq!(c["proven"], true, "{c}");
-    assert_caught(&n, r["job"].as_str().unwrap(), &liar, payer0, Some(("dev3", ch0)));
+    b.assert_fraud_paid(&n, r["job"].as_str().unwrap(), 1);
 }
 
-#[test]
-fn substituted_model_is_caught_by_replication_at_once() {
+fn substituted_model_by_replication(f: Fixture) {
+    let mut rng = seed(&format!("substitute-model/{}", f.name));
     let n = net(&["--misbehave", "substitute-model"]);
-    let liar = n.node_key();
     // An honest executor beside the lying node: dev2, staked.
     ok_json(&n.home, &["--node", n.url(), "--key", "dev2", "stake", &STAKE.to_string()]);
-    let honest = get_json(n.url(), "/v1/executors")["executors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["address"] == key_addr(&n.home, "dev2").as_str())
-        .unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let honest = n.executor_key(&key_addr(&n.home, "dev2"));
     let _w = WorkerProc::start(&n.home, n.url(), "dev2", &["--execute"], &[]);
-    let payer0 = balance(&n.home, n.url(), &key_addr(&n.home, "dev1"));
+    let b = Books::open(&n, &n.node_key(), true, "dev2");
     // The executors disagree, the dispute opens by itself, the honest executor proves the
     // lie: the payer sees the job refunded.
-    let args = n.run_args("replicated:2", 3);
+    let args = n.run_args(f, "replicated:2", &mut rng);
     let err = fails(&n.home, &args.iter().map(String::as_str).collect::<Vec<_>>(), 5);
     assert!(err.contains("fraud proven"), "{err}");
     let job = err.split("job ").nth(1).unwrap().split(' ').next().unwrap().to_string();
-    let st = n.final_state(&job);
-    assert_eq!(st["state"], "refunded", "{st}");
-    assert_eq!(n.stake_of(&liar), STAKE / 2);
+    // The honest executor sent its receipt and the challenge; it keeps its stake.
+    b.assert_fraud_paid(&n, &job, 2);
     assert_eq!(n.stake_of(&honest), STAKE, "the honest executor keeps its stake");
-    let payer = balance(&n.home, n.url(), &key_addr(&n.home, "dev1"));
-    assert_eq!(payer, payer0 - 10 + STAKE / 4);
 }
 
-#[test]
-fn stale_output_is_caught_by_an_auditor() {
+fn stale_output_by_an_auditor(f: Fixture) {
+    let mut rng = seed(&format!("stale-output/{}", f.name));
     let n = net(&["--misbehave", "stale-output"]);
-    let liar = n.node_key();
     let _auditor = WorkerProc::start(&n.home, n.url(), "dev2", &["--audit", "1"], &[]);
     // The first answer is honest (there is nothing stale yet); it settles.
-    let first = n.run("single", 4);
+    let first = n.run(f, "single", &mut rng);
     assert_eq!(n.final_state(first["job"].as_str().unwrap())["state"], "settled");
-    let payer0 = balance(&n.home, n.url(), &key_addr(&n.home, "dev1"));
-    let second = n.run("single", 5);
-    assert_caught(&n, second["job"].as_str().unwrap(), &liar, payer0, None);
+    let b = Books::open(&n, &n.node_key(), true, "dev2");
+    let second = n.run(f, "single", &mut rng);
+    assert_eq!(second["output_hash"], first["output_hash"], "the liar serves the first job's output again");
+    b.assert_fraud_paid(&n, second["job"].as_str().unwrap(), 1);
 }
 
 #[test]
-fn honest_executors_are_never_disputed_and_frivolous_challenges_lose_their_bond() {
+fn wrong_output_is_caught_by_an_auditor_on_the_mlp() {
+    wrong_output_by_an_auditor(MLP);
+}
+
+#[test]
+fn wrong_output_is_caught_by_an_auditor_on_the_cnn() {
+    wrong_output_by_an_auditor(CNN);
+}
+
+#[test]
+fn wrong_trace_is_caught_by_a_challenger_on_the_mlp() {
+    wrong_trace_by_a_challenger(MLP);
+}
+
+#[test]
+fn wrong_trace_is_caught_by_a_challenger_on_the_cnn() {
+    wrong_trace_by_a_challenger(CNN);
+}
+
+#[test]
+fn substituted_model_is_caught_by_replication_at_once_on_the_mlp() {
+    substituted_model_by_replication(MLP);
+}
+
+#[test]
+fn substituted_model_is_caught_by_replication_at_once_on_the_cnn() {
+    substituted_model_by_replication(CNN);
+}
+
+#[test]
+fn stale_output_is_caught_by_an_auditor_on_the_mlp() {
+    stale_output_by_an_auditor(MLP);
+}
+
+#[test]
+fn stale_output_is_caught_by_an_auditor_on_the_cnn() {
+    stale_output_by_an_auditor(CNN);
+}
+
+#[test]
+fn a_frivolous_challenge_loses_its_bond() {
+    let mut rng = seed("frivolous");
     let n = net(&[]);
     let node_key = n.node_key();
-    ok_json(&n.home, &["--node", n.url(), "--key", "dev2", "stake", &STAKE.to_string()]);
-    // A second honest executor with other threads and the scalar reference kernels.
-    let _w = WorkerProc::start(
-        &n.home,
-        n.url(),
-        "dev2",
-        &["--execute", "--audit", "1", "--threads", "2"],
-        &[("DEED_ENGINE_KERNELS", "reference")],
-    );
-    let mut jobs = Vec::new();
-    for seed in 10..16 {
-        jobs.push(n.run("replicated:2", seed)["job"].as_str().unwrap().to_string());
-    }
-    for j in &jobs {
-        let st = n.final_state(j);
-        assert_eq!(st["state"], "settled", "honest executors disagreed: {st}");
-    }
-    assert_eq!(n.stake_of(&node_key), STAKE);
-    // A frivolous challenge: the receipt is right, the bond goes to the executor.
-    let r = n.run("single", 20);
+    let r = n.run(CNN, "single", &mut rng);
     let receipt = r["receipt"].as_str().unwrap();
     let none = ok_json(&n.home, &["--node", n.url(), "--key", "dev3", "challenge", receipt]);
     assert_eq!(none["challenged"], false, "the CLI refuses to post a challenge it would lose");
-    let ch0 = balance(&n.home, n.url(), &key_addr(&n.home, "dev3"));
+    let rules = n.rules();
+    let ch0 = n.bal("dev3");
     let c = ok_json(&n.home, &["--node", n.url(), "--key", "dev3", "challenge", receipt, "--force"]);
     assert_eq!(c["proven"], false);
-    let bond: u128 = 100_000;
-    assert_eq!(balance(&n.home, n.url(), &key_addr(&n.home, "dev3")), ch0 - 10 - bond);
+    assert_eq!(n.bal("dev3"), ch0 - rules.fee - rules.bond);
     assert_eq!(n.final_state(r["job"].as_str().unwrap())["state"], "settled");
     assert_eq!(n.stake_of(&node_key), STAKE);
 }
