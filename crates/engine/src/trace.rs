@@ -14,7 +14,7 @@ use deed_types::{Hash32, Tensor, TensorData};
 /// Floats per hashed piece (see [`STAGE`]).
 const CHUNK_FLOATS: usize = 16 * 1024;
 /// Streams shorter than this are hashed on one thread.
-const PAR_MIN_BYTES: u64 = 1 << 20;
+const PAR_MIN_BYTES: u64 = 1 << 18;
 
 /// One piece of the logical byte stream.
 enum Seg<'a> {

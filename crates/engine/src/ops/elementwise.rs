@@ -114,6 +114,85 @@ pub(crate) fn broadcast_map<A: Copy, B: Copy, T>(
     }
 }
 
+/// Output elements per thread below which a float binary operator stays on one thread
+/// (a cheap, memory-bound loop). Small in tests, so that they run threaded.
+const BINARY_PAR_MIN: usize = if cfg!(test) { 1 << 8 } else { 1 << 16 };
+
+/// [`broadcast_map`] for `Fn` operators, its output rows (the last dimension) split over
+/// `threads`: the same pairs, each computed once, so the same bits.
+fn par_broadcast_map<T: Copy + Default + Send + Sync>(
+    a: &[T],
+    a_shape: &[usize],
+    b: &[T],
+    b_shape: &[usize],
+    out_shape: &[usize],
+    threads: usize,
+    f: impl Fn(T, T) -> T + Sync,
+) -> Vec<T> {
+    let n: usize = out_shape.iter().product();
+    let r = out_shape.len();
+    if threads < 2 || n < 2 * BINARY_PAR_MIN || r == 0 {
+        return broadcast_map(a, a_shape, b, b_shape, out_shape, f);
+    }
+    let inner = out_shape[r - 1];
+    let sa = broadcast_strides(a_shape, out_shape);
+    let sb = broadcast_strides(b_shape, out_shape);
+    let mut out = vec![T::default(); n];
+    super::util::par_rows(&mut out, inner, threads, (BINARY_PAR_MIN / inner).max(1), |row0, chunk| {
+        // The outer multi-index of row `row0`, and where its pairs start in a and b.
+        let mut idx = vec![0usize; r - 1];
+        let mut rem = row0;
+        for d in (0..r - 1).rev() {
+            idx[d] = rem % out_shape[d];
+            rem /= out_shape[d];
+        }
+        let mut oa: usize = idx.iter().zip(&sa).map(|(i, s)| i * s).sum();
+        let mut ob: usize = idx.iter().zip(&sb).map(|(i, s)| i * s).sum();
+        let (ia, ib) = (sa[r - 1], sb[r - 1]);
+        for row in chunk.chunks_mut(inner) {
+            match (ia, ib) {
+                (1, 1) => {
+                    for (o, (&x, &y)) in row.iter_mut().zip(a[oa..oa + inner].iter().zip(&b[ob..ob + inner])) {
+                        *o = f(x, y);
+                    }
+                }
+                (1, 0) => {
+                    let y = b[ob];
+                    for (o, &x) in row.iter_mut().zip(&a[oa..oa + inner]) {
+                        *o = f(x, y);
+                    }
+                }
+                (0, 1) => {
+                    let x = a[oa];
+                    for (o, &y) in row.iter_mut().zip(&b[ob..ob + inner]) {
+                        *o = f(x, y);
+                    }
+                }
+                _ => {
+                    for (j, o) in row.iter_mut().enumerate() {
+                        *o = f(a[oa + j * ia], b[ob + j * ib]);
+                    }
+                }
+            }
+            // Advance the outer multi-index (wrapping harmlessly after the last row).
+            let mut d = r - 1;
+            while d > 0 {
+                d -= 1;
+                idx[d] += 1;
+                oa += sa[d];
+                ob += sb[d];
+                if idx[d] < out_shape[d] {
+                    break;
+                }
+                oa -= sa[d] * idx[d];
+                ob -= sb[d] * idx[d];
+                idx[d] = 0;
+            }
+        }
+    });
+    out
+}
+
 /// A binary arithmetic operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum BinOp {
@@ -132,10 +211,10 @@ pub(crate) fn binary(op: BinOp, a: &Tensor, b: &Tensor, ctx: &Ctx<'_>) -> KResul
     macro_rules! float {
         ($x:expr, $y:expr, $var:ident) => {
             TensorData::$var(match op {
-                BinOp::Add => broadcast_map($x, &a.shape, $y, &b.shape, &shape, |p, q| p + q),
-                BinOp::Sub => broadcast_map($x, &a.shape, $y, &b.shape, &shape, |p, q| p - q),
-                BinOp::Mul => broadcast_map($x, &a.shape, $y, &b.shape, &shape, |p, q| p * q),
-                BinOp::Div => broadcast_map($x, &a.shape, $y, &b.shape, &shape, |p, q| p / q),
+                BinOp::Add => par_broadcast_map($x, &a.shape, $y, &b.shape, &shape, ctx.threads, |p, q| p + q),
+                BinOp::Sub => par_broadcast_map($x, &a.shape, $y, &b.shape, &shape, ctx.threads, |p, q| p - q),
+                BinOp::Mul => par_broadcast_map($x, &a.shape, $y, &b.shape, &shape, ctx.threads, |p, q| p * q),
+                BinOp::Div => par_broadcast_map($x, &a.shape, $y, &b.shape, &shape, ctx.threads, |p, q| p / q),
             })
         };
     }
@@ -297,6 +376,39 @@ mod tests {
         let z = Tensor::new(vec![1], TensorData::I64(vec![0])).unwrap();
         assert!(binary(BinOp::Div, &i, &z, &ctx(&l)).is_err());
         assert!(binary(BinOp::Add, &a, &Tensor::f32(vec![3], vec![0.0; 3]), &ctx(&l)).is_err());
+    }
+
+    #[test]
+    fn threaded_broadcast_binary_same_bits() {
+        let l = crate::Limits::default();
+        let val = |i: usize| (i.wrapping_mul(2_654_435_761) >> 7) as f32 / 1e6 - 3.0;
+        // Same shapes, a row vector, a column vector, a scalar, both sides broadcast, a
+        // strided inner dimension (size-1 last axis on one side).
+        let cases: [(Vec<usize>, Vec<usize>); 6] = [
+            (vec![6, 7, 50], vec![6, 7, 50]),
+            (vec![6, 7, 50], vec![50]),
+            (vec![6, 7, 50], vec![6, 7, 1]),
+            (vec![6, 7, 50], vec![]),
+            (vec![6, 1, 50], vec![1, 7, 1]),
+            (vec![1, 2100], vec![2100, 1]),
+        ];
+        for (sa, sb) in cases {
+            let a = Tensor::f32(sa.clone(), (0..sa.iter().product()).map(val).collect());
+            let b = Tensor::f32(sb.clone(), (0..sb.iter().product::<usize>()).map(|i| val(i + 77)).collect());
+            for op in [BinOp::Add, BinOp::Sub, BinOp::Mul, BinOp::Div] {
+                let bits = |t: &Tensor| {
+                    let TensorData::F32(v) = &t.data else { panic!() };
+                    v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+                };
+                // One thread is the sequential `broadcast_map`.
+                let one = binary(op, &a, &b, &Ctx { limits: &l, threads: 1, kernels: KernelPath::Reference }).unwrap();
+                for threads in [2, 3] {
+                    let got = binary(op, &a, &b, &Ctx { limits: &l, threads, kernels: KernelPath::Reference }).unwrap();
+                    assert_eq!(got.shape, one.shape);
+                    assert_eq!(bits(&got), bits(&one), "{op:?} {sa:?} {sb:?} threads {threads}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -428,6 +428,8 @@ const LN_GROUP: usize = 8;
 
 impl crate::kernels::FmaWork for LayerNormRows<'_> {
     type Out = ();
+    // Position-major over a group of rows is the point: the rows' chains interleave.
+    #[allow(clippy::needless_range_loop)]
     #[inline(always)]
     fn run(self) {
         let ((sv, si), (bv, bi)) = (self.scale, self.bias);
