@@ -310,12 +310,20 @@ pub fn challenge(ctx: &Ctx, path: &Path, force: bool) -> Result<()> {
     let (hash, height) = submit_and_wait(ctx, &c, &tx, "challenge")?;
     let j = c.get(&format!("/v1/jobs/{}", r.job))?;
     let state = j["job"]["status"]["state"].as_str().unwrap_or("?").to_string();
-    let proven = state == "refunded";
+    // A proof that holds ends the job refunded, or (in a dispute) strikes the receipt.
+    let executor = serde_json::to_value(r.executor)?;
+    let standing = j["job"]["receipts"].as_array().is_some_and(|rs| rs.iter().any(|x| x["executor"] == executor));
+    let proven = state == "refunded" || !standing;
     let v = json!({ "challenged": true, "proof": proof, "tx": hash, "height": height, "proven": proven,
                     "job_state": j["job"]["status"] });
     ctx.emit(&v, || {
-        if proven {
+        if proven && state == "refunded" {
             format!("fraud proven ({proof:?}) in block {height}: executor {} slashed, payer refunded\n", r.executor)
+        } else if proven {
+            format!(
+                "fraud proven ({proof:?}) in block {height}: executor {} slashed, its receipt struck from the dispute\n",
+                r.executor
+            )
         } else {
             format!("challenge in block {height} did not hold ({proof:?}): the bond went to the executor\n")
         }

@@ -801,10 +801,7 @@ fn submit_receipt<S: StateRead + ?Sized>(
             v.put(keys::job(&job.id), &job);
         }
         _ => {
-            let first = &job.receipts[0];
-            let agree =
-                job.receipts.iter().all(|x| x.output_hash == first.output_hash && x.trace_root == first.trace_root);
-            if agree {
+            if receipts_agree(&job.receipts) {
                 pay_out(v, &mut job, h)?;
             } else {
                 let until = h.saturating_add(cx.params.jobs.dispute_window_blocks.max(1));
@@ -817,8 +814,16 @@ fn submit_receipt<S: StateRead + ?Sized>(
     Ok(())
 }
 
+/// Whether there are receipts and all attest the same output hash and trace root.
+fn receipts_agree(receipts: &[ReceiptRef]) -> bool {
+    receipts
+        .first()
+        .is_some_and(|f| receipts.iter().all(|x| x.output_hash == f.output_hash && x.trace_root == f.trace_root))
+}
+
 /// Pays a job out: the price up the lineage and to the owners ([`distribute`]), each
-/// executor that answered its fee.
+/// executor whose receipt stands its fee, and the fees of receipts struck by a fraud
+/// proof back to the payer. The job's canonical receipt becomes the first one standing.
 fn pay_out<S: StateRead + ?Sized>(v: &mut TxView<'_, S>, job: &mut Job, height: u64) -> Result<(), TxError> {
     let payouts = distribute(&v.o, &job.model, job.price);
     let mut paid: Amount = 0;
@@ -841,7 +846,17 @@ fn pay_out<S: StateRead + ?Sized>(v: &mut TxView<'_, S>, job: &mut Job, height: 
     for x in job.receipts.clone() {
         v.earn(&x.executor.address(), job.executor_fee, false)?;
     }
+    let struck = usize::from(job.mode.replicas()).saturating_sub(job.receipts.len()) as Amount;
+    if struck > 0 {
+        v.credit(&job.payer, job.executor_fee * struck)?;
+    }
     let first = &job.receipts[0];
+    let canonical: Option<SignedReceipt> = v.get(&keys::receipt(&job.id));
+    if canonical.is_none_or(|c| c.receipt.hash() != first.receipt) {
+        let standing: SignedReceipt =
+            v.get(&keys::job_receipt(&job.id, &first.executor)).expect("standing receipts are stored");
+        v.put(keys::receipt(&job.id), &standing);
+    }
     job.status =
         JobStatus::Settled { executor: first.executor, receipt: first.receipt, output_hash: first.output_hash, height };
     v.put(keys::job(&job.id), job);
@@ -867,11 +882,13 @@ fn refund<S: StateRead + ?Sized>(
     Ok(())
 }
 
-/// A fraud proof against one executor's receipt for a job. The challenger's bond is
-/// escrowed first. If the proof holds: the executor loses `slash_bps` of its stake, the
-/// challenger gets `challenger_reward_bps` of that plus the bond back, the payer gets the
-/// whole escrow back plus the rest of the slashed stake, and the job ends refunded. If it
-/// does not: the bond goes to the executor and the job goes on.
+/// A fraud proof against one executor's standing receipt for a job. The challenger's
+/// bond is escrowed first. If the proof holds: the executor loses `slash_bps` of its
+/// stake, the challenger gets `challenger_reward_bps` of that plus the bond back and the
+/// payer gets the rest of the slashed stake; then a disputed job strikes the receipt and
+/// stays disputed while any receipt stands (see [`begin_block`]), and any other job ends
+/// refunded (the payer gets the whole escrow back). If the proof fails: the bond goes to
+/// the executor and the job goes on.
 fn challenge<S: StateRead + ?Sized>(
     v: &mut TxView<'_, S>,
     cx: &Ctx<'_>,
@@ -889,6 +906,11 @@ fn challenge<S: StateRead + ?Sized>(
         }
     };
     assert!(open > cx.env.height, "closed windows are swept at the start of the block");
+    // A receipt struck from a dispute stays stored (it is the evidence) but is no longer
+    // the job's: it cannot be proven, nor its executor slashed, twice.
+    if !job.receipts.iter().any(|x| x.executor == *executor) {
+        return Err(TxError::NotChallengeable(format!("executor {executor} has no standing receipt for this job")));
+    }
     let sr: SignedReceipt = v
         .get(&keys::job_receipt(job_id, executor))
         .ok_or_else(|| TxError::NotChallengeable(format!("executor {executor} has no receipt for this job")))?;
@@ -910,6 +932,16 @@ fn challenge<S: StateRead + ?Sized>(
     v.debit(challenger, slashed - reward)?;
     v.credit(&job.payer, slashed - reward)?;
     v.credit(challenger, bond)?;
+    // In a dispute, the liar is struck from the job and the dispute goes on: more proofs
+    // may land against the others, and if those left agree when the window closes, they
+    // settle it (the honest executors are paid, the owners get the price).
+    if let JobStatus::Disputed { .. } = job.status {
+        job.receipts.retain(|x| x.executor != *executor);
+        if !job.receipts.is_empty() {
+            v.put(keys::job(job_id), &job);
+            return Ok(());
+        }
+    }
     if let JobStatus::Challengeable { until } | JobStatus::Disputed { until } = job.status {
         v.del(keys::job_queue(until, job_id));
     }
@@ -997,8 +1029,8 @@ pub fn distribute(state: &(impl StateRead + ?Sized), model: &Cid, price: Amount)
 /// oldest first).
 fn begin_block(state: &(impl StateRead + ?Sized), height: u64) -> WriteSet {
     let mut v = TxView { o: Overlay::new(state) };
-    // Jobs whose window closed: an unchallenged `single` receipt settles, an unresolved
-    // dispute refunds the payer.
+    // Jobs whose window closed: an unchallenged `single` receipt settles; a dispute
+    // settles on the receipts left standing if they agree, else refunds the payer.
     for (k, _) in state.scan_prefix_limit(keys::JOB_QUEUE, SWEEP_ENTRIES_MAX) {
         let rest = &k[keys::JOB_QUEUE.len()..];
         let until = u64::from_be_bytes(rest[..8].try_into().expect("queue keys hold a height"));
@@ -1012,8 +1044,13 @@ fn begin_block(state: &(impl StateRead + ?Sized), height: u64) -> WriteSet {
             JobStatus::Challengeable { .. } => {
                 pay_out(&mut v, &mut job, height).expect("an escrowed price always pays out");
             }
+            // Receipts only leave a dispute by a proven lie, so standing receipts that
+            // agree mean every dissenter was proven wrong: they settle the job.
+            JobStatus::Disputed { .. } if receipts_agree(&job.receipts) => {
+                pay_out(&mut v, &mut job, height).expect("an escrowed price always pays out");
+            }
             JobStatus::Disputed { .. } => {
-                refund(&mut v, &mut job, height, "executors disagreed and no fraud proof came".into())
+                refund(&mut v, &mut job, height, "executors disagreed and no fraud proof settled it".into())
                     .expect("an escrow always refunds");
             }
             _ => {}

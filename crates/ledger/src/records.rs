@@ -204,8 +204,9 @@ pub enum JobStatus {
         /// The height at whose start the job settles.
         until: u64,
     },
-    /// The executors of a `replicated` job disagree; a fraud proof may land until
-    /// height `until`, after which the payer is refunded.
+    /// The executors of a `replicated` job disagree; fraud proofs may land until height
+    /// `until`, each striking the receipt it proves wrong. Then, if the receipts left
+    /// standing agree, they settle the job; otherwise the payer is refunded.
     Disputed {
         /// The height at whose start the payer is refunded.
         until: u64,

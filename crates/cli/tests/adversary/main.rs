@@ -26,6 +26,8 @@ use std::{
 };
 
 const STAKE: u128 = deed_node::DEV_EXECUTOR_STAKE;
+/// The price both fixture models are published at.
+const PRICE: u128 = 1000;
 
 /// A fixture model the tests publish and run.
 #[derive(Clone, Copy, Debug)]
@@ -332,7 +334,7 @@ impl Net {
         let body = TxBody::RequestInference {
             model: self.model(f).parse().unwrap(),
             input: cid,
-            price: 1000,
+            price: PRICE,
             executor_fee: r.executor_fee,
             mode,
         };
@@ -466,15 +468,48 @@ fn substituted_model_by_replication(f: Fixture) {
     let honest = n.executor_key(&key_addr(&n.home, "dev2"));
     let _w = WorkerProc::start(&n.home, n.url(), "dev2", &["--execute"], &[]);
     let b = Books::open(&n, &n.node_key(), true, "dev2");
+    let owner =
+        get_json(n.url(), &format!("/v1/models/{}", n.model(f)))["owners"][0]["address"].as_str().unwrap().to_string();
+    let owner0 = n.bal_addr(&owner);
     // The executors disagree, the dispute opens by itself, the honest executor proves the
-    // lie: the payer sees the job refunded.
+    // lie and the liar's receipt is struck: when the dispute window closes, the honest
+    // receipt settles the job, and the payer gets the right answer.
     let args = n.run_args(f, "replicated:2", &mut rng);
-    let err = fails(&n.home, &args.iter().map(String::as_str).collect::<Vec<_>>(), 5);
-    assert!(err.contains("fraud proven"), "{err}");
-    let job = err.split("job ").nth(1).unwrap().split(' ').next().unwrap().to_string();
-    // The honest executor sent its receipt and the challenge; it keeps its stake.
-    b.assert_fraud_paid(&n, &job, 2);
+    let input = args[args.iter().position(|a| a == "--input").unwrap() + 1].clone();
+    let r = ok_json(&n.home, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let want = ok_json(&n.home, &["exec", f.path().to_str().unwrap(), "--input", &input]);
+    assert_eq!(r["output_hash"], want["output_hash"], "the payer gets the true model's answer");
+    let job = r["job"].as_str().unwrap();
+    let st = n.final_state(job);
+    assert_eq!(st["state"], "settled", "{st}");
+    assert_eq!(st["executor"], honest.as_str(), "the honest receipt settles the job: {st}");
+    let rules = n.rules();
+    let slashed = Rules::bps(b.liar_stake, rules.slash_bps);
+    let reward = Rules::bps(slashed, rules.reward_bps);
+    assert_eq!(n.stake_of(&b.liar_key), b.liar_stake - slashed, "the liar loses slash_bps of its stake");
     assert_eq!(n.stake_of(&honest), STAKE, "the honest executor keeps its stake");
+    // The payer paid the request's fee, the price and the honest executor's fee; the
+    // liar's fee came back, with the payer's share of the slash.
+    assert_eq!(
+        n.bal("dev1"),
+        b.payer - rules.fee - PRICE - rules.executor_fee + (slashed - reward),
+        "the payer pays for one honest answer and is compensated"
+    );
+    // dev2 sent its receipt and the challenge; it is paid its fee and the reward.
+    assert_eq!(
+        n.bal("dev2"),
+        b.catcher_balance - 2 * rules.fee + rules.executor_fee + reward,
+        "the honest executor is paid for its work and its proof"
+    );
+    // The liar (the block producer) sent one receipt and took every fee paid meanwhile
+    // (the request, its receipt, dev2's two); it earned no executor fee.
+    let owner_is_liar = owner == b.liar_addr;
+    let liar_want = b.liar_balance - rules.fee + 4 * rules.fee + if owner_is_liar { PRICE } else { 0 };
+    assert_eq!(n.bal_addr(&b.liar_addr), liar_want, "the liar is not paid for its lie");
+    if !owner_is_liar {
+        assert_eq!(n.bal_addr(&owner), owner0 + PRICE, "the owner gets the price");
+    }
+    assert_eq!(n.supply(), b.supply, "slashing moves value, it does not create or destroy it");
 }
 
 fn stale_output_by_an_auditor(f: Fixture) {

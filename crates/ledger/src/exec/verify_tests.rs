@@ -276,23 +276,53 @@ fn replicated_jobs_settle_on_agreement_and_dispute_on_disagreement() {
     assert!(matches!(status(&c, &job), JobStatus::Settled { .. }), "agreement settles at once");
     assert_eq!(c.balance(&key("alice").address()), owner0 + PRICE);
 
-    // Disagreement opens a dispute by itself; the honest side proves the lie.
+    // Disagreement opens a dispute by itself; the honest side proves the lie, the liar's
+    // receipt is struck, and the honest receipt settles the job when the window closes.
     let job = request(&mut c, &inp, JobMode::Replicated(2));
     let (good, blobs) = honest(&job, &inp, MODEL, &e1);
+    let good_id = good.hash();
     let (mut bad, _) = honest(&job, &inp, MODEL, &e2);
     bad.output_hash = Hash32::of(b"lie");
-    submit(&mut c, &e1, good).unwrap();
+    // The liar's receipt comes first: it is the job's canonical receipt until struck.
     submit(&mut c, &e2, bad).unwrap();
+    submit(&mut c, &e1, good).unwrap();
     assert!(matches!(status(&c, &job), JobStatus::Disputed { .. }));
     upload(&mut c, &blobs);
     // A challenge against the honest receipt fails; against the liar it holds.
     let e1_0 = c.balance(&e1.address());
     challenge(&mut c, &job, &e1, FraudProof::Output).unwrap();
     assert_eq!(c.balance(&e1.address()), e1_0 + BOND);
+    let (payer0, owner0, carol0) =
+        (c.balance(&job.payer), c.balance(&key("alice").address()), c.balance(&key("carol").address()));
     challenge(&mut c, &job, &e2, FraudProof::Output).unwrap();
-    assert!(matches!(status(&c, &job), JobStatus::Refunded { .. }));
+    assert!(matches!(status(&c, &job), JobStatus::Disputed { .. }), "the dispute goes on");
     assert_eq!(stake(&c, &e2), STAKE / 2);
     assert_eq!(stake(&c, &e1), STAKE);
+    let (slashed, reward) = (STAKE / 2, STAKE / 4);
+    assert_eq!(c.balance(&job.payer), payer0 + (slashed - reward), "the payer's share of the slash, at once");
+    // The struck receipt cannot be proven, nor its executor slashed, twice.
+    assert!(matches!(challenge(&mut c, &job, &e2, FraudProof::Output), Err(TxError::NotChallengeable(_))));
+    assert_eq!(stake(&c, &e2), STAKE / 2);
+    for _ in 0..3 {
+        c.block(vec![]);
+    }
+    match status(&c, &job) {
+        JobStatus::Settled { executor, receipt, .. } => {
+            assert_eq!(executor, e1.public(), "the honest receipt settles the job");
+            assert_eq!(receipt, good_id);
+        }
+        other => panic!("the dispute did not settle on the standing receipt: {other:?}"),
+    }
+    assert_eq!(c.balance(&e1.address()), e1_0 + BOND + EXEC_FEE, "the honest executor is paid");
+    assert_eq!(c.balance(&key("alice").address()), owner0 + PRICE, "the owner gets the price");
+    assert_eq!(
+        c.balance(&job.payer),
+        payer0 + (slashed - reward) + EXEC_FEE,
+        "the liar's executor fee goes back to the payer"
+    );
+    assert_eq!(c.balance(&key("carol").address()), carol0 + reward - FEE, "the challenger's reward, its bond back");
+    let canonical: SignedReceipt = query::receipt(&c.state, &job.id).unwrap();
+    assert_eq!(canonical.receipt.hash(), good_id, "the canonical receipt is the standing one");
 
     // A dispute nobody resolves refunds the payer when its window closes.
     let e3 = key("exec3");
@@ -310,6 +340,54 @@ fn replicated_jobs_settle_on_agreement_and_dispute_on_disagreement() {
     }
     assert!(matches!(status(&c, &job), JobStatus::Refunded { .. }));
     assert_eq!(c.balance(&job.payer), payer0 + PRICE + 2 * EXEC_FEE);
+}
+
+#[test]
+fn every_liar_in_a_dispute_is_slashed_and_all_struck_refunds() {
+    let mut c = setup(rules());
+    let (e1, e2, e3) = (key("exec"), key("exec2"), key("exec3"));
+    let inp = input(2.0);
+    // Two liars with different lies and one honest executor: both lies are proven, the
+    // honest receipt settles.
+    let job = request(&mut c, &inp, JobMode::Replicated(3));
+    let (good, blobs) = honest(&job, &inp, MODEL, &e1);
+    let (mut lie_a, _) = honest(&job, &inp, MODEL, &e2);
+    lie_a.output_hash = Hash32::of(b"lie a");
+    let (mut lie_b, _) = honest(&job, &inp, MODEL, &e3);
+    lie_b.output_hash = Hash32::of(b"lie b");
+    submit(&mut c, &e2, lie_a).unwrap();
+    submit(&mut c, &e1, good).unwrap();
+    submit(&mut c, &e3, lie_b).unwrap();
+    upload(&mut c, &blobs);
+    let payer0 = c.balance(&job.payer);
+    challenge(&mut c, &job, &e2, FraudProof::Output).unwrap();
+    challenge(&mut c, &job, &e3, FraudProof::Output).unwrap();
+    assert_eq!((stake(&c, &e2), stake(&c, &e3)), (STAKE / 2, STAKE / 2), "both liars slashed");
+    for _ in 0..3 {
+        c.block(vec![]);
+    }
+    assert!(matches!(status(&c, &job), JobStatus::Settled { executor, .. } if executor == e1.public()));
+    // Each slash's payer share, and the two liars' fees.
+    assert_eq!(c.balance(&job.payer), payer0 + 2 * (STAKE / 4) + 2 * EXEC_FEE);
+
+    // A dispute whose every receipt is proven wrong refunds at the last proof.
+    let mut c = setup(rules());
+    let inp = input(3.0);
+    let job = request(&mut c, &inp, JobMode::Replicated(2));
+    let (_, blobs) = honest(&job, &inp, MODEL, &e1);
+    let (mut lie_a, _) = honest(&job, &inp, MODEL, &e1);
+    lie_a.output_hash = Hash32::of(b"lie a");
+    let (mut lie_b, _) = honest(&job, &inp, MODEL, &e2);
+    lie_b.output_hash = Hash32::of(b"lie b");
+    submit(&mut c, &e1, lie_a).unwrap();
+    submit(&mut c, &e2, lie_b).unwrap();
+    upload(&mut c, &blobs);
+    let payer0 = c.balance(&job.payer);
+    challenge(&mut c, &job, &e1, FraudProof::Output).unwrap();
+    assert!(matches!(status(&c, &job), JobStatus::Disputed { .. }));
+    challenge(&mut c, &job, &e2, FraudProof::Output).unwrap();
+    assert!(matches!(status(&c, &job), JobStatus::Refunded { .. }), "no receipt stands");
+    assert_eq!(c.balance(&job.payer), payer0 + 2 * (STAKE / 4) + PRICE + 2 * EXEC_FEE);
 }
 
 #[test]
