@@ -198,9 +198,13 @@ impl App {
 
     /// The nonce the next transaction from `addr` must carry.
     pub fn pending_nonce(&self, addr: &deed_types::Address) -> Result<u64, NodeError> {
+        // The state is read under the mempool lock: a block that commits in between and
+        // then drops its transactions from the mempool would otherwise leave an old
+        // account nonce beside a mempool that no longer holds the later ones.
+        let pool = self.mempool.lock().unwrap();
         let snap = self.db.snapshot()?;
         let acct = deed_ledger::query::account(&snap, addr);
-        Ok(self.mempool.lock().unwrap().pending_nonce(addr, acct.nonce))
+        Ok(pool.pending_nonce(addr, acct.nonce))
     }
 
     /// A model, loaded (and cached) from the store.
@@ -354,6 +358,11 @@ impl App {
             return Vec::new();
         }
         let bad: HashSet<usize> = deed_ledger::bad_signatures(&txs).into_iter().collect();
+        // State is read under the mempool lock (see `pending_nonce`): `finalize` commits a
+        // block and only then drops its transactions from the mempool, so a snapshot taken
+        // before the lock could predate a block whose transactions the mempool has already
+        // dropped, and refuse the next nonce as a gap.
+        let mut pool = self.mempool.lock().unwrap();
         let snap = match self.db.snapshot() {
             Ok(s) => s,
             Err(e) => {
@@ -364,7 +373,6 @@ impl App {
                     .collect();
             }
         };
-        let mut pool = self.mempool.lock().unwrap();
         let mut results = Vec::with_capacity(txs.len());
         let mut accepted: Vec<(Hash32, SignedTx)> = Vec::new();
         let mut in_batch: HashSet<Hash32> = HashSet::new();
