@@ -23,7 +23,10 @@ else
   echo "==> no .venv with onnx: conformance cases not written (scripts/onnx_node_tests.sh makes them)"
 fi
 echo "==> cargo test"
-cargo test --workspace --locked
+# The crash harness (crates/cli/tests/it/crash.rs) kills a node 3 times per seed, at random
+# times and at every commit failpoint; 24 seeds take about 45 s on 2 cores. Set
+# DEED_CRASH_SEEDS to run more (or fewer).
+DEED_CRASH_SEEDS="${DEED_CRASH_SEEDS:-24}" cargo test --workspace --locked
 echo "==> the README's first command (scripts/demo.sh) on the binary just built"
 cargo build --locked --quiet -p deed
 DEED_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/deed" bash scripts/demo.sh

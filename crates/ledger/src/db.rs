@@ -113,6 +113,19 @@ storage_errors!(
     redb::CommitError
 );
 
+/// A point inside [`ChainDb::commit_block_observed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitPoint {
+    /// Everything the block changes — block, head, state root, state entries and tree
+    /// nodes, transaction index, mempool removals — is written into the redb write
+    /// transaction, which is not committed yet: a crash here must leave the previous block
+    /// as the head, with nothing of this one visible.
+    Staged,
+    /// The write transaction's `commit()` has returned: the block is durable, and nothing
+    /// else (the caller's in-memory mempool, announcements) has happened yet.
+    Durable,
+}
+
 /// Where a transaction ended up.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct TxStatus {
@@ -341,6 +354,19 @@ impl ChainDb {
     ///
     /// The block must extend the head (height + 1, parent = head hash).
     pub fn commit_block(&self, block: &Block, writes: &WriteSet, results: &[TxResult]) -> Result<(), DbError> {
+        self.commit_block_observed(block, writes, results, &mut |_| {})
+    }
+
+    /// [`Self::commit_block`], calling `at` at each [`CommitPoint`] it passes, in order.
+    /// Crash tests use it to die at exact points inside the durable write (the node's
+    /// `DEED_FAILPOINT`); `at` must not touch this database.
+    pub fn commit_block_observed(
+        &self,
+        block: &Block,
+        writes: &WriteSet,
+        results: &[TxResult],
+        at: &mut dyn FnMut(CommitPoint),
+    ) -> Result<(), DbError> {
         let h = &block.header;
         let w = self.begin_write()?;
         {
@@ -373,7 +399,9 @@ impl ChainDb {
                 t.reject(r)?;
             }
         }
+        at(CommitPoint::Staged);
         w.commit()?;
+        at(CommitPoint::Durable);
         Ok(())
     }
 

@@ -160,13 +160,11 @@ pub enum TxError {
         /// Basis points it tried to move.
         requested: u16,
     },
-    /// The sender does not hold a strict majority of the shares.
-    #[error("you hold {held} bps of model {model}: only an owner of more than 5000 bps can change its license")]
-    NotMajorityOwner {
+    /// The sender holds no shares of the model, so it has no vote on its license.
+    #[error("you hold no shares of model {model}: only its owners can vote on its license")]
+    NotOwner {
         /// The model.
         model: Cid,
-        /// Basis points the sender holds.
-        held: u16,
     },
     /// The shares operation is malformed.
     #[error("bad shares: {0}")]

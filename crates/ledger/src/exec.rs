@@ -498,6 +498,9 @@ fn execute(view: &(impl StateRead + ?Sized), cx: &Ctx<'_>, stx: &SignedTx) -> Re
             let from = rec.owners.iter_mut().find(|o| o.address == sender).expect("the sender holds shares");
             from.bps -= *bps;
             rec.owners.retain(|o| o.bps > 0);
+            // Both parties' shares changed: their pending license votes no longer say how
+            // many shares back them, so they go (the license rule never counts a share twice).
+            rec.clear_votes_of(&sender, to);
             if rec.owners.len() > OWNERS_MAX {
                 return Err(TxError::BadShares(format!("a model has at most {OWNERS_MAX} owners")));
             }
@@ -505,12 +508,13 @@ fn execute(view: &(impl StateRead + ?Sized), cx: &Ctx<'_>, stx: &SignedTx) -> Re
             v.put(keys::model(model), &rec);
         }
         TxBody::SetLicense { model, price } => {
+            // A vote; it changes the license once the owners voting for this price hold a
+            // majority (see `ModelRecord::license_votes`).
             let mut rec = v.model(model)?;
-            let held = rec.bps_of(&sender);
-            if held <= MAJORITY_BPS {
-                return Err(TxError::NotMajorityOwner { model: *model, held });
+            if rec.bps_of(&sender) == 0 {
+                return Err(TxError::NotOwner { model: *model });
             }
-            rec.price = *price;
+            rec.vote_license(sender, *price, cx.env.height);
             v.put(keys::model(model), &rec);
         }
         TxBody::Stake { amount } => {
@@ -597,6 +601,7 @@ fn register<S: StateRead + ?Sized>(
         commit_height: c.height,
         royalties_in: 0,
         royalties_out: 0,
+        license_votes: Vec::new(),
     };
     if let Some(old) = existing {
         if c.height >= old.commit_height {

@@ -60,8 +60,32 @@
 //!
 //! Shares are basis points summing to 10,000 ([`BPS_TOTAL`]); `TransferShares` moves
 //! part or all of the sender's share (never more than it holds), at most [`OWNERS_MAX`]
-//! owners. `SetLicense` sets the price per call (0 = open), only by an owner holding
-//! more than 5,000 bps. A job escrows the price current at request time.
+//! owners. A job escrows the price current at request time.
+//!
+//! # Licenses: owners vote
+//!
+//! The license is the price per call (0 = open). Owners holding a majority of the shares
+//! change it, alone or together, through votes kept in the model's record
+//! ([`ModelRecord::license_votes`], part of the authenticated state):
+//!
+//! - `SetLicense { model, price }` from an owner records its vote for `price` (replacing
+//!   its earlier vote, if any); a sender holding no shares is refused
+//!   ([`TxError::NotOwner`]). The transaction succeeds whether or not the license changes.
+//! - Right after recording it, the votes for `price` are tallied at the voters' *current*
+//!   shares. If they hold more than [`MAJORITY_BPS`] (5,000 bps) together, the price
+//!   becomes `price` at once and every pending vote on the model (for any price) is
+//!   cleared. So an owner with more than 5,000 bps changes the license in one transaction,
+//!   and two owners of 3,000 bps each change it with their second vote. Exactly half is
+//!   not enough; votes for different prices never add up.
+//! - `TransferShares` clears the pending votes of its sender and its recipient: their
+//!   shares changed, so they vote again if they still want to. Every pending vote is
+//!   therefore backed by exactly the shares its voter holds, each owner has at most one
+//!   vote, and no share is counted twice. A takeover (the contest rule) clears all votes.
+//! - Votes do not expire. An owner withdraws support for a pending price by voting for
+//!   another one (for example the current price).
+//!
+//! Votes are kept sorted by voter address, so the record's encoding is canonical; a
+//! model has at most [`OWNERS_MAX`] of them.
 //!
 //! # The contest rule
 //!
@@ -114,9 +138,9 @@ pub use exec::{
 };
 pub use fraud::{BlobSource, BlobWeights, CachedBlobs, NoBlobs, load_model};
 pub use records::{
-    ANCESTORS_MAX, Account, BPS_TOTAL, Commitment, Earnings, Executor, Job, JobStatus, LINEAGE_DEPTH_MAX, MAJORITY_BPS,
-    ModelRecord, NameRecord, NameVersion, OWNERS_MAX, Owner, PARENTS_MAX, ROYALTY_BPS_MAX, ReceiptRef, TxResult,
-    Unbonding, VERSIONS_MAX,
+    ANCESTORS_MAX, Account, BPS_TOTAL, Commitment, Earnings, Executor, Job, JobStatus, LINEAGE_DEPTH_MAX, LicenseVote,
+    MAJORITY_BPS, ModelRecord, NameRecord, NameVersion, OWNERS_MAX, Owner, PARENTS_MAX, ROYALTY_BPS_MAX, ReceiptRef,
+    TxResult, Unbonding, VERSIONS_MAX,
 };
 pub use state::{
     Layered, MemState, ProofLeaf, StateProof, StateRead, WriteSet, leaf_digest, prove, state_root, verify_proof,

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 
 /// Full ownership in basis points: the `bps` of a model's owners sum to this.
 pub const BPS_TOTAL: u16 = 10_000;
-/// Shares an owner must hold, strictly more than, to change a model's license or to
-/// publish a new version under its name: half.
+/// Shares that must back a change, strictly more than: half. One owner holding more may
+/// publish a new version under a model's name; owners voting for the same license who
+/// together hold more change it (see [`ModelRecord::license_votes`]).
 pub const MAJORITY_BPS: u16 = 5_000;
 /// Most royalty a model may pay its parents in total, in basis points: half its revenue.
 pub const ROYALTY_BPS_MAX: u16 = 5_000;
@@ -78,12 +79,62 @@ pub struct ModelRecord {
     /// Royalties paid to ancestors out of this model's revenue.
     #[serde(with = "deed_types::amount_serde")]
     pub royalties_out: Amount,
+    /// Pending votes for a new license: at most one per owner, sorted by voter address.
+    ///
+    /// An owner's `SetLicense` records (or replaces) its vote. When the owners voting for
+    /// the same price hold more than [`MAJORITY_BPS`] together, counted at their current
+    /// shares, the price changes at once and every pending vote is cleared. A share
+    /// transfer clears the votes of both its parties (their shares changed, so they vote
+    /// again), so every pending vote is backed by exactly the shares its voter holds and no
+    /// share counts twice; a takeover clears them all.
+    pub license_votes: Vec<LicenseVote>,
+}
+
+/// One owner's pending vote for a model's license (see [`ModelRecord::license_votes`]).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct LicenseVote {
+    /// The owner who voted.
+    pub voter: Address,
+    /// The price per call it voted for (0 = open).
+    #[serde(with = "deed_types::amount_serde")]
+    pub price: Amount,
+    /// Height of the block that recorded the vote.
+    pub height: u64,
 }
 
 impl ModelRecord {
     /// The basis points `a` holds (0 if none).
     pub fn bps_of(&self, a: &Address) -> u16 {
         self.owners.iter().find(|o| o.address == *a).map_or(0, |o| o.bps)
+    }
+
+    /// The basis points currently held by the owners with a pending vote for `price`.
+    pub fn license_tally(&self, price: Amount) -> u32 {
+        self.license_votes.iter().filter(|v| v.price == price).map(|v| u32::from(self.bps_of(&v.voter))).sum()
+    }
+
+    /// Records `voter`'s vote for `price` at `height`, replacing its earlier vote, then
+    /// applies the license rule: if the owners voting for `price` now hold more than
+    /// [`MAJORITY_BPS`] together, the price becomes `price`, every pending vote is cleared,
+    /// and the result is true. The caller checks that `voter` is an owner.
+    pub fn vote_license(&mut self, voter: Address, price: Amount, height: u64) -> bool {
+        let vote = LicenseVote { voter, price, height };
+        match self.license_votes.binary_search_by(|v| v.voter.cmp(&voter)) {
+            Ok(i) => self.license_votes[i] = vote,
+            Err(i) => self.license_votes.insert(i, vote),
+        }
+        if self.license_tally(price) > u32::from(MAJORITY_BPS) {
+            self.price = price;
+            self.license_votes.clear();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Drops the pending license votes of `a` and `b` (the parties of a share transfer).
+    pub fn clear_votes_of(&mut self, a: &Address, b: &Address) {
+        self.license_votes.retain(|v| v.voter != *a && v.voter != *b);
     }
 }
 

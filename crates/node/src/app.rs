@@ -4,7 +4,10 @@
 
 use crate::{NodeConfig, NodeError, mempool::Mempool};
 use deed_engine::Model;
-use deed_ledger::{BlockEnv, Proposal, StateRead, TxResult, db::ChainDb};
+use deed_ledger::{
+    BlockEnv, Proposal, StateRead, TxResult,
+    db::{ChainDb, CommitPoint},
+};
 use deed_store::Store;
 use deed_types::{Block, BlockHeader, Cid, Genesis, Hash32, Keypair, SignedTx, TensorSet, TxBody};
 use std::{
@@ -75,21 +78,28 @@ pub struct App {
     finalized: std::sync::atomic::AtomicU64,
 }
 
-/// Where a crash test asks the node to die (`DEED_FAILPOINT=before-commit:N` or
-/// `after-commit:N`: abort the process at the N-th block finalized by this process).
-/// Test instrumentation only; unset in production it costs one branch per block.
+/// Where a crash test asks the node to die: `DEED_FAILPOINT=STAGE:N` aborts the process
+/// at the N-th block this process finalizes, at one of these stages. Test
+/// instrumentation only; unset in production it costs one branch per block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FailStage {
-    BeforeCommit,
-    AfterCommit,
+    /// `before-commit`: before the block's write transaction begins.
+    Before,
+    /// `mid-commit`: inside `ChainDb::commit_block`, with the block's rows and state in
+    /// the write transaction but before `commit()` ([`CommitPoint::Staged`]).
+    Staged,
+    /// `after-commit`: right after `commit()` returns, before the in-memory mempool is
+    /// updated or the block announced ([`CommitPoint::Durable`]).
+    Durable,
 }
 
 fn failpoint_from_env() -> Option<(FailStage, u64)> {
     let v = std::env::var("DEED_FAILPOINT").ok()?;
     let (stage, n) = v.split_once(':')?;
     let stage = match stage {
-        "before-commit" => FailStage::BeforeCommit,
-        "after-commit" => FailStage::AfterCommit,
+        "before-commit" => FailStage::Before,
+        "mid-commit" => FailStage::Staged,
+        "after-commit" => FailStage::Durable,
         _ => return None,
     };
     Some((stage, n.parse().ok()?))
@@ -188,9 +198,13 @@ impl App {
 
     /// The nonce the next transaction from `addr` must carry.
     pub fn pending_nonce(&self, addr: &deed_types::Address) -> Result<u64, NodeError> {
+        // The state is read under the mempool lock: a block that commits in between and
+        // then drops its transactions from the mempool would otherwise leave an old
+        // account nonce beside a mempool that no longer holds the later ones.
+        let pool = self.mempool.lock().unwrap();
         let snap = self.db.snapshot()?;
         let acct = deed_ledger::query::account(&snap, addr);
-        Ok(self.mempool.lock().unwrap().pending_nonce(addr, acct.nonce))
+        Ok(pool.pending_nonce(addr, acct.nonce))
     }
 
     /// A model, loaded (and cached) from the store.
@@ -344,6 +358,11 @@ impl App {
             return Vec::new();
         }
         let bad: HashSet<usize> = deed_ledger::bad_signatures(&txs).into_iter().collect();
+        // State is read under the mempool lock (see `pending_nonce`): `finalize` commits a
+        // block and only then drops its transactions from the mempool, so a snapshot taken
+        // before the lock could predate a block whose transactions the mempool has already
+        // dropped, and refuse the next nonce as a gap.
+        let mut pool = self.mempool.lock().unwrap();
         let snap = match self.db.snapshot() {
             Ok(s) => s,
             Err(e) => {
@@ -354,7 +373,6 @@ impl App {
                     .collect();
             }
         };
-        let mut pool = self.mempool.lock().unwrap();
         let mut results = Vec::with_capacity(txs.len());
         let mut accepted: Vec<(Hash32, SignedTx)> = Vec::new();
         let mut in_batch: HashSet<Hash32> = HashSet::new();
@@ -470,13 +488,16 @@ impl App {
             .chain(proposal.rejected.iter().map(|(h, e)| TxResult { hash: *h, ok: false, error: Some(e.to_string()) }))
             .collect();
         let n = self.finalized.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if self.failpoint == Some((FailStage::BeforeCommit, n)) {
-            std::process::abort();
-        }
-        self.db.commit_block(&block, &proposal.writes, &results)?;
-        if self.failpoint == Some((FailStage::AfterCommit, n)) {
-            std::process::abort();
-        }
+        let fail_at = |stage| {
+            if self.failpoint == Some((stage, n)) {
+                std::process::abort();
+            }
+        };
+        fail_at(FailStage::Before);
+        self.db.commit_block_observed(&block, &proposal.writes, &results, &mut |point| match point {
+            CommitPoint::Staged => fail_at(FailStage::Staged),
+            CommitPoint::Durable => fail_at(FailStage::Durable),
+        })?;
         self.mempool.lock().unwrap().remove(results.iter().map(|r| r.hash));
         let _ = self.blocks.send(Arc::new(block));
         Ok(())

@@ -84,8 +84,10 @@ pub enum TxBody {
         /// Basis points moved (at most what the sender holds).
         bps: u16,
     },
-    /// Sets a model's license: 0 is open (free), any other price is paid per call. Only an
-    /// owner holding a strict majority of the shares may change it.
+    /// An owner's vote for a model's license: 0 is open (free), any other price is paid per
+    /// call. The license changes as soon as the owners voting for the same price hold a
+    /// strict majority of the shares together (one owner above 5,000 bps changes it alone);
+    /// until then the vote is pending in the model's record. See the `deed-ledger` docs.
     SetLicense {
         /// The model.
         model: Cid,

@@ -1,9 +1,18 @@
-//! Crash safety: SIGKILL (and aborts at chosen points around block commit) at random
-//! moments while transactions stream in, over several seeds. After each run, every
-//! transaction the node acknowledged must end up in a block, and replaying the stored
-//! chain from genesis must reproduce every state root.
+//! Crash safety: the node dies at random moments while transactions stream in, over many
+//! seeds, and after each seed every transaction the node acknowledged must end up in a
+//! block, and replaying the stored chain from genesis must reproduce every state root
+//! and the stored state (`deed replay`).
 //!
-//! `DEED_CRASH_SEEDS=N` runs more seeds (default 3, to keep the suite quick).
+//! Each seed runs three rounds on one data directory; each round ends one of four ways,
+//! cycling through them so that every seed meets three and every two seeds all four:
+//! SIGKILL at a random time (300–1,200 ms in, usually mid-stream and often mid-commit), or
+//! an abort at a failpoint of the node's N-th block commit (N random in 1..=4, see
+//! `DEED_FAILPOINT` in crates/node/src/app.rs): `before-commit` (before the write
+//! transaction), `mid-commit` (every row of the block written into the redb write
+//! transaction, before `commit()`), `after-commit` (right after `commit()` returns, before
+//! the mempool and announcements). A failpoint round checks that its failpoint fired.
+//!
+//! `DEED_CRASH_SEEDS=N` runs N seeds (default 24: 72 crashes, about 45 s on 2 cores).
 
 use super::common::{NodeProc, ok_json};
 use serde_json::{Value, json};
@@ -69,7 +78,14 @@ fn pending_nonce(url: &str, from: &str) -> Option<u64> {
     serde_json::from_str::<Value>(&body).ok()?["pending_nonce"].as_u64()
 }
 
-fn run_seed(seed: u64) {
+/// How a round ends: SIGKILL at a random time, or an abort at a failpoint.
+const DEATHS: [Option<&str>; 4] = [None, Some("before-commit"), Some("mid-commit"), Some("after-commit")];
+
+/// Most time a failpoint round waits for its failpoint (N ≤ 4 blocks, one per 250 ms).
+const FAILPOINT_WAIT: Duration = Duration::from_secs(15);
+
+/// Runs one seed; returns how many rounds ended each way (indexed like [`DEATHS`]).
+fn run_seed(seed: u64) -> [u32; 4] {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
     ok_json(&home, &["init"]);
@@ -77,22 +93,38 @@ fn run_seed(seed: u64) {
     let to = deed_types::Keypair::dev("crash-sink").address().to_string();
     let senders = ["dev1", "dev2", "dev3"];
     let mut acked: Vec<String> = Vec::new();
-    for round in 0..3 {
-        // Die by SIGKILL at a random time, or by abort just before / just after a commit.
-        let failpoint = match rng.below(3) {
-            0 => None,
-            1 => Some(format!("before-commit:{}", 1 + rng.below(4))),
-            _ => Some(format!("after-commit:{}", 1 + rng.below(4))),
-        };
+    let mut deaths = [0u32; 4];
+    for round in 0..3u64 {
+        let kind = ((seed * 3 + round) % DEATHS.len() as u64) as usize;
+        let failpoint = DEATHS[kind].map(|stage| format!("{stage}:{}", 1 + rng.below(4)));
         let env: Vec<(&str, &str)> = failpoint.iter().map(|f| ("DEED_FAILPOINT", f.as_str())).collect();
-        let mut node = NodeProc::start_with(&home, &env);
+        let mut node = match start_node(&home, &env) {
+            Ok(node) => node,
+            Err(status) => {
+                // A restarted node commits the mempool it recovered at once, so a
+                // failpoint at block 1 can fire before the node prints its address.
+                let f = failpoint
+                    .as_deref()
+                    .unwrap_or_else(|| panic!("seed {seed} round {round}: the node died while starting: {status}"));
+                assert!(aborted(&status), "seed {seed} round {round}: failpoint {f}: the node exited with {status}");
+                deaths[kind] += 1;
+                continue;
+            }
+        };
         let url = node.url.clone();
-        let kill_at = Instant::now() + Duration::from_millis(300 + rng.below(900));
+        let started = Instant::now();
+        let stop_at = started
+            + match failpoint {
+                None => Duration::from_millis(300 + rng.below(900)),
+                Some(_) => FAILPOINT_WAIT,
+            };
         let mut nonces: Vec<Option<u64>> = vec![None; senders.len()];
         let mut i = 0usize;
-        while Instant::now() < kill_at {
-            if node.child.try_wait().unwrap().is_some() {
-                break; // the failpoint fired
+        let mut exited = None;
+        while Instant::now() < stop_at {
+            if let Some(status) = node.child.try_wait().unwrap() {
+                exited = Some(status);
+                break;
             }
             let s = i % senders.len();
             i += 1;
@@ -114,6 +146,16 @@ fn run_seed(seed: u64) {
                 None => nonces[s] = None, // unknown whether it landed: ask again
             }
         }
+        if let Some(f) = &failpoint {
+            // The node stops answering as it dies; wait for the exit itself.
+            let status = exited.or_else(|| wait_exit(&mut node, stop_at)).unwrap_or_else(|| {
+                panic!("seed {seed} round {round}: failpoint {f} did not fire within {FAILPOINT_WAIT:?}")
+            });
+            assert!(aborted(&status), "seed {seed} round {round}: failpoint {f}: the node exited with {status}");
+        } else {
+            assert!(exited.is_none(), "seed {seed} round {round}: the node died by itself: {exited:?}");
+        }
+        deaths[kind] += 1;
         node.kill9();
     }
     // Recover and wait until every acknowledged transaction is in a block.
@@ -138,12 +180,77 @@ fn run_seed(seed: u64) {
     assert_eq!(r["ok"], true, "seed {seed}: {r}");
     assert!(!acked.is_empty(), "seed {seed}: the harness acknowledged nothing, so it tested nothing");
     eprintln!("crash seed {seed}: {} acknowledged txs survived; replayed {} blocks", acked.len(), r["blocks"]);
+    deaths
+}
+
+/// Starts a dev node on `home` with `env`, as `NodeProc::start_with` does; `Err` with its
+/// exit status if it dies before printing its address (a failpoint can fire that early).
+fn start_node(home: &std::path::Path, env: &[(&str, &str)]) -> Result<NodeProc, std::process::ExitStatus> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_deed"))
+        .arg("--home")
+        .arg(home)
+        .args(["node", "--dev", "--listen", "127.0.0.1:0", "--json"])
+        .env("DEED_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("reading the node's stdout");
+    if line.is_empty() {
+        return Err(child.wait().unwrap());
+    }
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("node said {line:?}: {e}"));
+    let url = format!("http://{}", v["listen"].as_str().unwrap());
+    Ok(NodeProc { child, url })
+}
+
+/// Waits until `node` exits or `deadline` passes.
+fn wait_exit(node: &mut NodeProc, deadline: Instant) -> Option<std::process::ExitStatus> {
+    while Instant::now() < deadline {
+        if let Some(status) = node.child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// True when the process ended by `abort()` (SIGABRT), as a failpoint ends it.
+fn aborted(status: &std::process::ExitStatus) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        status.signal() == Some(6)
+    }
+    #[cfg(not(unix))]
+    {
+        !status.success()
+    }
 }
 
 #[test]
 fn sigkill_at_random_points_loses_no_acknowledged_transaction() {
-    let seeds: u64 = std::env::var("DEED_CRASH_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let seeds: u64 = std::env::var("DEED_CRASH_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(24);
+    let started = Instant::now();
+    let mut deaths = [0u32; 4];
     for seed in 0..seeds {
-        run_seed(seed);
+        for (total, n) in deaths.iter_mut().zip(run_seed(seed)) {
+            *total += n;
+        }
     }
+    if seeds >= 2 {
+        assert!(deaths.iter().all(|&n| n > 0), "every way of dying was exercised: {deaths:?}");
+    }
+    eprintln!(
+        "crash: {seeds} seeds in {:.1} s; rounds by SIGKILL {}, before-commit {}, mid-commit {}, after-commit {}",
+        started.elapsed().as_secs_f64(),
+        deaths[0],
+        deaths[1],
+        deaths[2],
+        deaths[3]
+    );
 }

@@ -1,8 +1,9 @@
 //! Property test of the economic rules against a plain-`BTreeMap` reference: random
 //! sequences of transfers, share transfers, license changes, paid calls over a three-
 //! generation lineage, stakes and unstakes. After every block: the included set is the
-//! one the reference predicts, balances, stakes, owners and earnings match, no share
-//! list drifts from 10,000 bps, and total supply is conserved.
+//! one the reference predicts, balances, stakes, owners, license votes and earnings
+//! match, no share list drifts from 10,000 bps, no pending license vote outweighs half
+//! the shares, and total supply is conserved.
 
 use super::tests::{CHAIN, Chain, FEE, key, receipt_for, test_genesis};
 use crate::{Job, JobStatus, query};
@@ -15,13 +16,42 @@ const MODELS: usize = 3;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Transfer { from: usize, to: usize, amount: Amount },
-    Shares { from: usize, model: usize, to: usize, bps: u16 },
-    License { from: usize, model: usize, price: Amount },
-    Request { from: usize, model: usize, fee: Amount },
-    Settle { pick: usize },
-    Stake { from: usize, amount: Amount },
-    Unstake { from: usize, amount: Amount },
+    Transfer {
+        from: usize,
+        to: usize,
+        amount: Amount,
+    },
+    /// With `owner`, `from` picks one of the model's current owners instead of any user.
+    Shares {
+        owner: bool,
+        from: usize,
+        model: usize,
+        to: usize,
+        bps: u16,
+    },
+    /// With `owner`, `from` picks one of the model's current owners instead of any user.
+    License {
+        owner: bool,
+        from: usize,
+        model: usize,
+        price: Amount,
+    },
+    Request {
+        from: usize,
+        model: usize,
+        fee: Amount,
+    },
+    Settle {
+        pick: usize,
+    },
+    Stake {
+        from: usize,
+        amount: Amount,
+    },
+    Unstake {
+        from: usize,
+        amount: Amount,
+    },
     EndBlock,
 }
 
@@ -30,10 +60,11 @@ fn op() -> impl Strategy<Value = Op> {
     let m = || 0..MODELS;
     prop_oneof![
         2 => (u(), u(), 0..2_000u128).prop_map(|(from, to, amount)| Op::Transfer { from, to, amount }),
-        3 => (u(), m(), u(), prop_oneof![1..3_000u16, Just(10_000u16), Just(0u16)])
-            .prop_map(|(from, model, to, bps)| Op::Shares { from, model, to, bps }),
-        2 => (u(), m(), prop_oneof![Just(0u128), 1..5_000u128])
-            .prop_map(|(from, model, price)| Op::License { from, model, price }),
+        3 => (any::<bool>(), u(), m(), u(), prop_oneof![1..3_000u16, Just(2_500u16), Just(5_000u16), Just(10_000u16), Just(0u16)])
+            .prop_map(|(owner, from, model, to, bps)| Op::Shares { owner, from, model, to, bps }),
+        // Few distinct prices, so that several owners often vote for the same one.
+        3 => (any::<bool>(), u(), m(), prop_oneof![Just(0u128), 1..4u128, 1..5_000u128])
+            .prop_map(|(owner, from, model, price)| Op::License { owner, from, model, price }),
         4 => (u(), m(), 0..50u128).prop_map(|(from, model, fee)| Op::Request { from, model, fee }),
         4 => any::<usize>().prop_map(|pick| Op::Settle { pick }),
         1 => (u(), 0..3_000u128).prop_map(|(from, amount)| Op::Stake { from, amount }),
@@ -48,6 +79,8 @@ struct Ref {
     nonce: BTreeMap<Address, u64>,
     owners: Vec<Vec<(Address, u16)>>,
     price: Vec<Amount>,
+    /// Pending license votes per model: voter -> price.
+    votes: Vec<BTreeMap<Address, Amount>>,
     parents: Vec<Vec<(usize, u16)>>,
     stake: BTreeMap<Address, Amount>,
     unbonding: BTreeMap<(u64, Address), Amount>,
@@ -106,6 +139,12 @@ impl Ref {
     }
 }
 
+/// The user index of the `pick`-th current owner of model `m` (owners are always users).
+fn owner_index(r: &Ref, users: &[Keypair], m: usize, pick: usize) -> usize {
+    let owner = r.owners[m][pick % r.owners[m].len()].0;
+    users.iter().position(|k| k.address() == owner).expect("owners are users")
+}
+
 fn run(initial: Vec<Amount>, royalties: (u16, u16, u16), ops: Vec<Op>) -> Result<(), TestCaseError> {
     let users: Vec<Keypair> = (0..USERS).map(|i| key(&format!("user{i}"))).collect();
     let exec = key("exec");
@@ -134,6 +173,7 @@ fn run(initial: Vec<Amount>, royalties: (u16, u16, u16), ops: Vec<Op>) -> Result
         nonce: everyone.iter().map(|a| (*a, query::account(&c.state, a).nonce)).collect(),
         owners: (0..MODELS).map(|m| vec![(users[m].address(), 10_000)]).collect(),
         price: (0..MODELS).map(|m| 100 * m as Amount).collect(),
+        votes: vec![BTreeMap::new(); MODELS],
         parents,
         producer: c.producer.address(),
         stake: BTreeMap::new(),
@@ -177,6 +217,14 @@ fn run(initial: Vec<Amount>, royalties: (u16, u16, u16), ops: Vec<Op>) -> Result
                     prop_assert_eq!(got.iter().map(|(_, b)| u32::from(*b)).sum::<u32>(), 10_000);
                     prop_assert_eq!(&got, &r.owners[m]);
                     prop_assert_eq!(rec.price, r.price[m]);
+                    let votes: BTreeMap<Address, Amount> =
+                        rec.license_votes.iter().map(|v| (v.voter, v.price)).collect();
+                    prop_assert_eq!(votes.len(), rec.license_votes.len(), "one vote per owner");
+                    prop_assert_eq!(&votes, &r.votes[m]);
+                    for v in &rec.license_votes {
+                        prop_assert!(rec.bps_of(&v.voter) > 0, "only owners' votes are pending");
+                        prop_assert!(rec.license_tally(v.price) <= 5_000, "a pending majority would have applied");
+                    }
                 }
                 for u in &users {
                     let s = query::executor(&c.state, &u.public()).map_or(0, |e| e.stake);
@@ -186,10 +234,14 @@ fn run(initial: Vec<Amount>, royalties: (u16, u16, u16), ops: Vec<Op>) -> Result
                 continue;
             }
             Op::Transfer { from, to, amount } => (from, TxBody::Transfer { to: everyone[to], amount }),
-            Op::Shares { from, model, to, bps } => {
+            Op::Shares { owner, from, model, to, bps } => {
+                let from = if owner { owner_index(&r, &users, model, from) } else { from };
                 (from, TxBody::TransferShares { model: ids[model], to: users[to].address(), bps })
             }
-            Op::License { from, model, price } => (from, TxBody::SetLicense { model: ids[model], price }),
+            Op::License { owner, from, model, price } => {
+                let from = if owner { owner_index(&r, &users, model, from) } else { from };
+                (from, TxBody::SetLicense { model: ids[model], price })
+            }
             Op::Request { from, model, fee } => {
                 let input = Cid::of(&(r.jobs.len() as u64).to_le_bytes());
                 (
@@ -236,14 +288,22 @@ fn run(initial: Vec<Amount>, royalties: (u16, u16, u16), ops: Vec<Op>) -> Result
                     }
                     r.owners[m].iter_mut().find(|(o, _)| *o == a).unwrap().1 -= bps;
                     r.owners[m].retain(|(_, b)| *b > 0);
+                    r.votes[m].remove(&a);
+                    r.votes[m].remove(to);
                 }
                 ok
             }
             TxBody::SetLicense { model, price } => {
                 let m = ids.iter().position(|i| i == model).unwrap();
-                let ok = r.held(m, &a) > 5_000 && r.pay(a, 0);
+                let ok = r.held(m, &a) > 0 && r.pay(a, 0);
                 if ok {
-                    r.price[m] = *price;
+                    r.votes[m].insert(a, *price);
+                    let tally: u32 =
+                        r.votes[m].iter().filter(|(_, p)| *p == price).map(|(v, _)| u32::from(r.held(m, v))).sum();
+                    if tally > 5_000 {
+                        r.price[m] = *price;
+                        r.votes[m].clear();
+                    }
                 }
                 ok
             }

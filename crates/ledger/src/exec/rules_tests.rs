@@ -127,25 +127,137 @@ fn shares_transfer_in_part_or_whole_and_always_sum_to_10000() {
 }
 
 #[test]
-fn license_changes_need_a_strict_majority() {
+fn a_majority_owner_changes_the_license_in_one_transaction() {
     let mut c = Chain::new();
     let (alice, bob) = (key("alice"), key("bob"));
     c.register(&alice, cid("m"), 100);
     fund_exec(&mut c);
     c.send(&alice, TxBody::SetLicense { model: cid("m"), price: 0 }).unwrap();
-    assert_eq!(query::model(&c.state, &cid("m")).unwrap().price, 0, "open");
+    let m = query::model(&c.state, &cid("m")).unwrap();
+    assert_eq!((m.price, m.license_votes.len()), (0, 0), "open at once; no vote left pending");
     // An open model is called for free (the executor fee is still paid).
     let before = c.balance(&alice.address());
     paid_call(&mut c, "m", 0, 5);
     assert_eq!(c.balance(&alice.address()), before);
+    c.send(&alice, TxBody::TransferShares { model: cid("m"), to: bob.address(), bps: 4_999 }).unwrap();
     c.send(&alice, TxBody::SetLicense { model: cid("m"), price: 77 }).unwrap();
-    c.send(&alice, TxBody::TransferShares { model: cid("m"), to: bob.address(), bps: 5_000 }).unwrap();
-    for k in [&alice, &bob] {
-        let e = c.send(k, TxBody::SetLicense { model: cid("m"), price: 1 }).unwrap_err();
-        assert_eq!(e, TxError::NotMajorityOwner { model: cid("m"), held: 5_000 }, "a minority (or half) owner");
-    }
-    assert_eq!(query::model(&c.state, &cid("m")).unwrap().price, 77);
+    assert_eq!(query::model(&c.state, &cid("m")).unwrap().price, 77, "5,001 bps is a majority");
     assert_eq!(c.send(&alice, TxBody::SetLicense { model: cid("x"), price: 1 }), Err(TxError::UnknownModel(cid("x"))));
+}
+
+/// Splits `m` (owned by alice) into alice 3,000, bob 3,000, carol 4,000.
+fn three_owners(c: &mut Chain) {
+    let (alice, bob, carol) = (key("alice"), key("bob"), key("carol"));
+    c.register(&alice, cid("m"), 100);
+    c.send(&alice, TxBody::TransferShares { model: cid("m"), to: bob.address(), bps: 3_000 }).unwrap();
+    c.send(&alice, TxBody::TransferShares { model: cid("m"), to: carol.address(), bps: 4_000 }).unwrap();
+    assert_eq!(shares(c, "m"), vec![(alice.address(), 3_000), (bob.address(), 3_000), (carol.address(), 4_000)]);
+}
+
+fn votes(c: &Chain, m: &str) -> Vec<(Address, Amount)> {
+    query::model(&c.state, &cid(m)).unwrap().license_votes.iter().map(|v| (v.voter, v.price)).collect()
+}
+
+fn sorted(mut v: Vec<(Address, Amount)>) -> Vec<(Address, Amount)> {
+    v.sort();
+    v
+}
+
+#[test]
+fn a_minority_owner_alone_only_records_a_vote() {
+    let mut c = Chain::new();
+    three_owners(&mut c);
+    let (alice, carol) = (key("alice"), key("carol"));
+    let before = c.balance(&alice.address());
+    c.send(&alice, TxBody::SetLicense { model: cid("m"), price: 7 }).unwrap();
+    let m = query::model(&c.state, &cid("m")).unwrap();
+    assert_eq!(m.price, 100, "3,000 bps alone do not change the license");
+    assert_eq!(votes(&c, "m"), vec![(alice.address(), 7)], "the vote is recorded");
+    assert_eq!(m.license_votes[0].height, c.height);
+    let json = serde_json::to_value(&m).unwrap();
+    assert_eq!(json["license_votes"][0]["price"], "7", "the API's JSON shows pending votes");
+    assert_eq!(json["license_votes"][0]["voter"], alice.address().to_string());
+    assert_eq!(c.balance(&alice.address()), before - super::tests::FEE, "a vote is a transaction: it pays its fee");
+    // Replacing one's vote: still one vote per owner.
+    c.send(&alice, TxBody::SetLicense { model: cid("m"), price: 8 }).unwrap();
+    assert_eq!(votes(&c, "m"), vec![(alice.address(), 8)]);
+    // 4,000 bps for another price do not add to alice's 3,000 for 8.
+    c.send(&carol, TxBody::SetLicense { model: cid("m"), price: 9 }).unwrap();
+    assert_eq!(query::model(&c.state, &cid("m")).unwrap().price, 100);
+    assert_eq!(votes(&c, "m"), sorted(vec![(alice.address(), 8), (carol.address(), 9)]));
+    // Someone with no shares has no vote.
+    c.send(&alice, TxBody::Transfer { to: key("dave").address(), amount: 1_000 }).unwrap();
+    let e = c.send(&key("dave"), TxBody::SetLicense { model: cid("m"), price: 1 }).unwrap_err();
+    assert_eq!(e, TxError::NotOwner { model: cid("m") });
+    assert_eq!(votes(&c, "m").len(), 2);
+}
+
+#[test]
+fn minority_owners_together_change_the_license_and_clear_every_vote() {
+    let mut c = Chain::new();
+    three_owners(&mut c);
+    let (alice, bob, carol) = (key("alice"), key("bob"), key("carol"));
+    c.send(&carol, TxBody::SetLicense { model: cid("m"), price: 9 }).unwrap();
+    c.send(&alice, TxBody::SetLicense { model: cid("m"), price: 0 }).unwrap();
+    assert_eq!(query::model(&c.state, &cid("m")).unwrap().price, 100);
+    // bob's 3,000 join alice's 3,000 for the same price: 6,000 > 5,000.
+    c.send(&bob, TxBody::SetLicense { model: cid("m"), price: 0 }).unwrap();
+    let m = query::model(&c.state, &cid("m")).unwrap();
+    assert_eq!(m.price, 0, "two minority owners holding a majority together opened the model");
+    assert!(m.license_votes.is_empty(), "carol's vote for another price is cleared too");
+    // Exactly half is not a majority: alice 3,000 + 2,000 of bob's after he gives 1,000 away.
+    c.send(&bob, TxBody::TransferShares { model: cid("m"), to: carol.address(), bps: 1_000 }).unwrap();
+    c.send(&alice, TxBody::SetLicense { model: cid("m"), price: 5 }).unwrap();
+    c.send(&bob, TxBody::SetLicense { model: cid("m"), price: 5 }).unwrap();
+    assert_eq!(query::model(&c.state, &cid("m")).unwrap().price, 0, "5,000 bps is not more than half");
+    assert_eq!(votes(&c, "m"), sorted(vec![(alice.address(), 5), (bob.address(), 5)]));
+}
+
+#[test]
+fn a_vote_after_shares_moved_does_not_count_them_twice() {
+    let mut c = Chain::new();
+    three_owners(&mut c);
+    let (alice, bob, carol, dave) = (key("alice"), key("bob"), key("carol"), key("dave"));
+    c.send(&alice, TxBody::Transfer { to: dave.address(), amount: 1_000 }).unwrap();
+    // alice votes with 3,000, then hands 2,500 of them to dave, who votes the same way.
+    // Counted at vote time, that would be 3,000 + 2,500 > 5,000 although the two hold
+    // 3,000 between them.
+    c.send(&alice, TxBody::SetLicense { model: cid("m"), price: 1 }).unwrap();
+    c.send(&alice, TxBody::TransferShares { model: cid("m"), to: dave.address(), bps: 2_500 }).unwrap();
+    assert_eq!(votes(&c, "m"), vec![], "the transfer cleared the vote of its sender");
+    c.send(&dave, TxBody::SetLicense { model: cid("m"), price: 1 }).unwrap();
+    c.send(&alice, TxBody::SetLicense { model: cid("m"), price: 1 }).unwrap();
+    let m = query::model(&c.state, &cid("m")).unwrap();
+    assert_eq!(m.price, 100, "alice 500 + dave 2,500: no majority");
+    assert_eq!(m.license_tally(1), 3_000);
+    // A transfer between two others leaves those votes alone; one to a voter clears its vote.
+    c.send(&carol, TxBody::TransferShares { model: cid("m"), to: bob.address(), bps: 1 }).unwrap();
+    assert_eq!(votes(&c, "m").len(), 2, "neither party of carol -> bob had voted");
+    c.send(&carol, TxBody::TransferShares { model: cid("m"), to: dave.address(), bps: 2_000 }).unwrap();
+    assert_eq!(votes(&c, "m"), vec![(alice.address(), 1)], "the recipient's vote is cleared");
+    // dave, now 4,500, votes again: 500 + 4,500 = 5,000, still not a majority; bob's
+    // 3,001 for the same price carry it.
+    c.send(&dave, TxBody::SetLicense { model: cid("m"), price: 1 }).unwrap();
+    assert_eq!(query::model(&c.state, &cid("m")).unwrap().price, 100);
+    c.send(&bob, TxBody::SetLicense { model: cid("m"), price: 1 }).unwrap();
+    let m = query::model(&c.state, &cid("m")).unwrap();
+    assert_eq!((m.price, m.license_votes.len()), (1, 0));
+}
+
+#[test]
+fn a_takeover_clears_pending_license_votes() {
+    let mut c = long_ttl_chain();
+    let (alice, bob, carol) = (key("alice"), key("bob"), key("carol"));
+    commit(&mut c, &carol, "m", "c");
+    commit(&mut c, &alice, "m", "a");
+    reveal(&mut c, &alice, "m", "a", "alice-m", vec![]).unwrap();
+    c.send(&alice, TxBody::TransferShares { model: cid("m"), to: bob.address(), bps: 4_000 }).unwrap();
+    c.send(&bob, TxBody::SetLicense { model: cid("m"), price: 3 }).unwrap();
+    assert_eq!(votes(&c, "m").len(), 1);
+    reveal(&mut c, &carol, "m", "c", "carol-m", vec![]).unwrap();
+    let m = query::model(&c.state, &cid("m")).unwrap();
+    assert_eq!(m.owners.len(), 1);
+    assert!(m.license_votes.is_empty(), "bob's vote was about ownership he no longer has");
 }
 
 #[test]

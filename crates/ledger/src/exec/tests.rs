@@ -420,6 +420,7 @@ fn commit_then_reveal_registers_model() {
             commit_height: 1,
             royalties_in: 0,
             royalties_out: 0,
+            license_votes: vec![],
         }
     );
     assert!(query::commitment(&c.state, &commitment).is_none(), "the reveal consumes the commitment");
