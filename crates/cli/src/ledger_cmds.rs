@@ -57,13 +57,43 @@ pub fn model_action(ctx: &Ctx, action: ModelCmd) -> Result<()> {
         TxBody::TransferShares { model, .. } | TxBody::SetLicense { model, .. } => *model,
         _ => unreachable!("only model actions are built here"),
     };
+    let asked = match &body {
+        TxBody::SetLicense { price, .. } => Some(*price),
+        _ => None,
+    };
     let tx = build_tx(&c, &key, body)?;
     let (hash, height) = submit_and_wait(ctx, &c, &tx, what)?;
     let m = c.get(&format!("/v1/models/{model}"))?;
-    let v = json!({ "tx": hash, "height": height, "model": m });
+    let mut v = json!({ "tx": hash, "height": height, "model": m });
+    // A license change is a vote: it applies once the owners voting for the price hold
+    // a majority of shares. Say which happened.
+    let applied = asked.map(|p| m["price"].as_str() == Some(p.to_string().as_str()));
+    if let Some(applied) = applied {
+        v["applied"] = json!(applied);
+    }
     ctx.emit(&v, || {
-        let mut s =
-            format!("{what} included in block {height}\nprice: {}\nowners:\n", m["price"].as_str().unwrap_or(""));
+        let head = match (applied, asked) {
+            (Some(true), Some(p)) => format!("license changed in block {height}: price {p}\n"),
+            (Some(false), Some(p)) => {
+                let voted: u64 = m["license_votes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|x| x["price"].as_str() == Some(p.to_string().as_str()))
+                    .filter_map(|x| {
+                        let voter = x["voter"].as_str()?;
+                        m["owners"].as_array()?.iter().find(|o| o["address"] == voter)?["bps"].as_u64()
+                    })
+                    .sum();
+                format!(
+                    "license vote recorded in block {height}: owners holding {}.{:02}% voted for price {p}; more than 50% changes it\n",
+                    voted / 100,
+                    voted % 100
+                )
+            }
+            _ => format!("{what} included in block {height}\n"),
+        };
+        let mut s = format!("{head}price: {}\nowners:\n", m["price"].as_str().unwrap_or(""));
         for o in m["owners"].as_array().into_iter().flatten() {
             let bps = o["bps"].as_u64().unwrap_or(0);
             s.push_str(&format!("  {} {}.{:02}%\n", o["address"].as_str().unwrap_or(""), bps / 100, bps % 100));

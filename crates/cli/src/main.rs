@@ -296,7 +296,8 @@ pub enum ModelCmd {
         /// Basis points to move (10000 = 100%).
         bps: u16,
     },
-    /// Set the price per call (owners holding a majority of shares only).
+    /// Vote for a price per call; it applies once the owners voting for it hold more
+    /// than half of the shares (at once for an owner who holds that much alone).
     License {
         /// Model id.
         id: String,

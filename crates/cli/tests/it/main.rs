@@ -412,10 +412,18 @@ fn lineage_royalties_shares_license_stake_and_proofs() {
     let err = fails(&home, &["--node", url, "--key", "dev1", "model", "transfer", &derived, &dev3, "1"], 5);
     assert!(err.to_lowercase().contains("share"), "{err}");
 
-    // License: the 30% minority cannot change it; the 70% majority can.
-    let err = fails(&home, &["--node", url, "--key", "dev3", "model", "license", &derived, "--price", "1"], 5);
-    assert!(err.contains("more than 5000 bps"), "{err}");
-    ok_json(&home, &["--node", url, "--key", "dev2", "model", "license", &derived, "--price", "2000"]);
+    // License: the 30% minority only records a vote; the 70% majority changes it (and
+    // clears the pending votes).
+    let price0 = ok_json(&home, &["--node", url, "model", &derived])["price"].clone();
+    let v = ok_json(&home, &["--node", url, "--key", "dev3", "model", "license", &derived, "--price", "1"]);
+    assert_eq!(v["applied"], false, "{v}");
+    assert_eq!(v["model"]["price"], price0, "a minority vote changes nothing");
+    assert_eq!(v["model"]["license_votes"][0]["price"], "1", "{v}");
+    assert_eq!(v["model"]["license_votes"][0]["voter"], dev3.as_str(), "{v}");
+    let v = ok_json(&home, &["--node", url, "--key", "dev2", "model", "license", &derived, "--price", "2000"]);
+    assert_eq!(v["applied"], true, "{v}");
+    assert_eq!(v["model"]["price"], "2000");
+    assert_eq!(v["model"]["license_votes"].as_array().map_or(0, Vec::len), 0, "votes cleared: {v}");
     let (b0, d2_0, d3_0) = (balance(&home, url, &base_owner), balance(&home, url, &dev2), balance(&home, url, &dev3));
     let paid_job = run("dev1", &derived)["job"].as_str().unwrap().to_string();
     assert_eq!(balance(&home, url, &base_owner), b0 + 400);
