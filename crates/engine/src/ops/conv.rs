@@ -495,6 +495,9 @@ fn im2col_row_2d(geo: &Geometry, spatial: &[usize], xc: &[f32], kp: usize, p0: u
     }
 }
 
+/// Window reads per thread below which MaxPool stays on fewer threads.
+const MAXPOOL_PAR_MIN: usize = if cfg!(test) { 1 << 8 } else { 1 << 16 };
+
 /// ONNX MaxPool, first output only (see the module docs).
 pub(crate) fn max_pool(win: &Window, x: &Tensor, ctx: &Ctx<'_>) -> KResult<Tensor> {
     Ok(max_pool_impl(win, x, ctx, None)?.0)
@@ -560,29 +563,37 @@ fn max_pool_impl(win: &Window, x: &Tensor, ctx: &Ctx<'_>, indices: Option<bool>)
     if out.is_empty() {
         return Ok((Tensor { shape: out_shape, data: TensorData::F32(out) }, None));
     }
-    // Window offsets depend only on the output position: compute them once per position
-    // and apply them to every (n, c) plane.
+    // Window offsets depend only on the output position: a table of them (`q` per
+    // position, `None` in the padding), computed once and applied to every (n, c) plane;
+    // the planes are split over threads (each output is computed the same way anywhere).
+    let mut table = Vec::with_capacity(p.saturating_mul(q));
     let mut o = vec![0usize; geo.out.len()];
     let mut offs = Vec::new();
-    for pi in 0..p {
+    for _ in 0..p {
         geo.offsets(spatial, &o, &mut offs);
-        for plane in 0..nc {
-            let xs = &xv[plane * in_sp..(plane + 1) * in_sp];
-            let mut best = f32::NEG_INFINITY;
-            for &off in offs.iter().flatten() {
-                let v = xs[off];
-                if v.is_nan() {
-                    best = v;
-                    break;
-                }
-                if v > best {
-                    best = v;
-                }
-            }
-            out[plane * p + pi] = best;
-        }
+        table.extend_from_slice(&offs);
         next_index(&mut o, &geo.out);
     }
+    let min_planes = (MAXPOOL_PAR_MIN / p.saturating_mul(q).max(1)).max(1);
+    super::util::par_rows(&mut out, p, ctx.threads, min_planes, |plane0, chunk| {
+        for (i, row) in chunk.chunks_mut(p).enumerate() {
+            let xs = &xv[(plane0 + i) * in_sp..(plane0 + i + 1) * in_sp];
+            for (y, offs) in row.iter_mut().zip(table.chunks(q)) {
+                let mut best = f32::NEG_INFINITY;
+                for &off in offs.iter().flatten() {
+                    let v = xs[off];
+                    if v.is_nan() {
+                        best = v;
+                        break;
+                    }
+                    if v > best {
+                        best = v;
+                    }
+                }
+                *y = best;
+            }
+        }
+    });
     Ok((Tensor { shape: out_shape, data: TensorData::F32(out) }, None))
 }
 
@@ -858,6 +869,22 @@ mod tests {
         assert_eq!(y.shape, vec![0, 2, 2]);
         let bad = Tensor::f32(vec![1, 2, 3], vec![1.; 6]);
         assert!(conv(&win(vec![], vec![], vec![], AutoPad::NotSet), 1, &x, &bad, None, &ctx(&l, 1)).is_err());
+    }
+
+    #[test]
+    fn maxpool_threads_and_indices_path_agree() {
+        let l = Limits::default();
+        let x = Tensor::f32(vec![2, 5, 9, 11], special_values(11, 2 * 5 * 9 * 11));
+        for (k, st, pd) in [(3usize, 2usize, 1usize), (2, 1, 0), (3, 1, 1)] {
+            let w = win(vec![k, k], vec![st, st], vec![pd; 4], AutoPad::NotSet);
+            let one = max_pool(&w, &x, &ctx(&l, 1)).unwrap();
+            let (with_idx, _) = with_indices(&w, &x, false);
+            assert_eq!(bits(&one), with_idx.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "k {k} s {st} p {pd}");
+            for threads in [2, 3] {
+                let got = max_pool(&w, &x, &ctx(&l, threads)).unwrap();
+                assert_eq!(bits(&got), bits(&one), "k {k} s {st} p {pd} threads {threads}");
+            }
+        }
     }
 
     #[test]
