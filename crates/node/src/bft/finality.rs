@@ -4,8 +4,16 @@
 //! hash in the chain's namespace ([`super::engine::namespace`]). Validators send the
 //! certificate their consensus reported with the block ([`super::wire::Wire::Finalized`]);
 //! blocks under a certified one are anchored to it by parent hashes.
+//!
+//! The same check serves clients that trust no node ([`Evidence`], [`verify_evidence`]):
+//! a node stores each certificate it committed a block with (the chain database's
+//! finalizations) and serves, for a height, the certificate of that block or of the
+//! nearest certified block above it with the headers linking the two. A client checks it
+//! against the validators of a genesis it pinned itself. A solo chain's single genesis
+//! validator is its only producer: its signature over a header is that block's finality.
 
 use super::actor::to_consensus_key;
+#[cfg(test)]
 use super::chain::digest_of;
 use commonware_codec::{Decode, Encode};
 use commonware_consensus::simplex::scheme::ed25519::Scheme;
@@ -13,8 +21,9 @@ use commonware_consensus::simplex::types::Finalization;
 use commonware_cryptography::sha256::Digest;
 use commonware_parallel::Sequential;
 use commonware_utils::ordered::Set;
-use deed_types::{Block, PublicKey};
+use deed_types::{Block, BlockHeader, Genesis, Hash32, PublicKey, Signature};
 use rand_core::CryptoRng;
+use serde::{Deserialize, Serialize};
 
 /// A finalization certificate of the ed25519 simplex scheme over a block digest.
 pub type Certificate = Finalization<Scheme, Digest>;
@@ -43,15 +52,164 @@ impl Finality {
     /// this block's digest, and carries valid signatures of a quorum of validators over
     /// it in this chain's namespace. Returns the consensus view it was finalized in.
     pub fn check<R: CryptoRng>(&self, rng: &mut R, block: &Block, certificate: &[u8]) -> Result<u64, String> {
+        self.check_header(rng, &block.header, certificate)
+    }
+
+    /// [`Finality::check`] of a block known by its header alone (a block's consensus
+    /// digest is its header hash).
+    pub fn check_header<R: CryptoRng>(
+        &self,
+        rng: &mut R,
+        header: &BlockHeader,
+        certificate: &[u8],
+    ) -> Result<u64, String> {
         let c = Certificate::decode_cfg(bytes::Bytes::copy_from_slice(certificate), &self.participants)
             .map_err(|e| format!("malformed finalization certificate: {e}"))?;
-        if c.proposal.payload != digest_of(block) {
+        if c.proposal.payload != super::chain::to_digest(header.hash()) {
             return Err("the certificate finalizes another block".into());
         }
         if !c.verify(rng, &self.scheme, &Sequential) {
             return Err("the certificate's signatures are not a valid quorum of the validators".into());
         }
         Ok(c.proposal.round.view().get())
+    }
+}
+
+/// Most headers finality evidence links from a block up to the certified block above it
+/// (a node serves none longer; a client refuses longer ones).
+pub const EVIDENCE_CHAIN_LEN_MAX: u64 = 1_024;
+
+/// Why a block is final, as a node serves it (`GET /v1/finality/{height}`) and a client
+/// checks it against a genesis it trusts ([`verify_evidence`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The block's header.
+    pub header: BlockHeader,
+    /// What makes it final.
+    #[serde(flatten)]
+    pub proof: Proof,
+}
+
+/// What makes a block final.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Proof {
+    /// A solo chain: the one genesis validator produces every block, so its signature
+    /// over the header hash is the block's finality.
+    Solo {
+        /// The producer's signature over the header hash.
+        signature: Signature,
+    },
+    /// A BFT chain: a simplex finalization certificate of a quorum of the genesis
+    /// validators, over this block or over a descendant `chain` links it to.
+    Bft {
+        /// The certificate (commonware codec), hex.
+        certificate: String,
+        /// The headers above the block up to the certified one, each the child of the one
+        /// before (empty when the certificate is the block's own).
+        chain: Vec<BlockHeader>,
+    },
+}
+
+/// What [`verify_evidence`] established.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// The final block's height.
+    pub height: u64,
+    /// Its header hash.
+    pub block: Hash32,
+    /// How it was checked, for people.
+    pub how: String,
+}
+
+/// An OS-backed [`CryptoRng`] (the randomness of batch signature verification).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OsRandom;
+
+impl rand_core::TryRng for OsRandom {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        getrandom::fill(dst).expect("the operating system's random source failed");
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for OsRandom {}
+
+/// Checks that `ev` proves its header final on the chain `genesis` starts: the header is
+/// of this chain, and either (solo) the genesis names exactly one validator and it signed
+/// the header, or (BFT) `chain` links the header to a block a quorum of the genesis
+/// validators certified final in this chain's namespace. Nothing the node says about its
+/// own genesis or mode is trusted: a header signature on a chain of several validators is
+/// refused, whatever the node calls itself.
+pub fn verify_evidence(genesis: &Genesis, ev: &Evidence) -> Result<Verified, String> {
+    let h = &ev.header;
+    if h.chain_id != genesis.chain_id {
+        return Err(format!("block {} is of chain '{}', the trusted genesis is of '{}'", h.height, h.chain_id, genesis.chain_id));
+    }
+    let block = h.hash();
+    match &ev.proof {
+        Proof::Solo { signature } => {
+            let [only] = genesis.validators.as_slice() else {
+                return Err(format!(
+                    "block {} comes with a producer's signature only, but the trusted genesis names {} \
+                     validators: only a finalization certificate of a quorum of them makes it final",
+                    h.height,
+                    genesis.validators.len()
+                ));
+            };
+            if h.proposer != *only {
+                return Err(format!(
+                    "block {} was signed by {}, not by the chain's sole validator {only}",
+                    h.height, h.proposer
+                ));
+            }
+            only.verify(&block.0, signature)
+                .map_err(|_| format!("block {}'s header signature by the sole validator is invalid", h.height))?;
+            Ok(Verified { height: h.height, block, how: format!("signed by the sole genesis validator {only}") })
+        }
+        Proof::Bft { certificate, chain } => {
+            if chain.len() as u64 > EVIDENCE_CHAIN_LEN_MAX {
+                return Err(format!("finality evidence links {} headers, more than {EVIDENCE_CHAIN_LEN_MAX}", chain.len()));
+            }
+            let mut tip = h;
+            for next in chain {
+                if next.parent != tip.hash() || next.height != tip.height + 1 || next.chain_id != h.chain_id {
+                    return Err(format!(
+                        "the header at height {} is not the child of block {} ({})",
+                        next.height,
+                        tip.height,
+                        tip.hash()
+                    ));
+                }
+                tip = next;
+            }
+            let cert = hex::decode(certificate).map_err(|e| format!("certificate is not hex: {e}"))?;
+            let view = Finality::new(&genesis.chain_id, &genesis.validators)
+                .check_header(&mut OsRandom, tip, &cert)
+                .map_err(|e| format!("block {}: {e}", tip.height))?;
+            let n = genesis.validators.len();
+            let how = if tip.height == h.height {
+                format!("certified final by a quorum of the {n} genesis validators (view {view})")
+            } else {
+                format!(
+                    "an ancestor of block {} ({}), certified final by a quorum of the {n} genesis validators (view {view})",
+                    tip.height,
+                    tip.hash()
+                )
+            };
+            Ok(Verified { height: h.height, block, how })
+        }
     }
 }
 
