@@ -8,6 +8,7 @@ mod bundle;
 mod common;
 mod crash;
 mod testnet;
+mod trust;
 
 use common::*;
 use serde_json::Value;

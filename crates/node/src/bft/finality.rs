@@ -303,4 +303,97 @@ mod tests {
             assert!(f.check(&mut ctx, &b, &[0xff; 200]).is_err());
         });
     }
+
+    fn genesis_of(chain_id: &str, keys: &[Keypair]) -> Genesis {
+        let vals: Vec<PublicKey> = keys.iter().map(|k| k.public()).collect();
+        crate::bft::testnet_genesis(chain_id, &vals, &[], 1)
+    }
+
+    /// Block `height` of chain "c" on `parent`, sealed by `producer`.
+    fn child(producer: &Keypair, parent: &BlockHeader, height: u64) -> Block {
+        let header = BlockHeader {
+            chain_id: "c".into(),
+            height,
+            parent: parent.hash(),
+            time_ms: height,
+            tx_root: Block::tx_root(&[]),
+            state_root: Hash32::of(&height.to_le_bytes()),
+            proposer: producer.public(),
+        };
+        Block::seal(header, Vec::new(), producer)
+    }
+
+    fn bft(header: &BlockHeader, cert: &[u8], chain: Vec<BlockHeader>) -> Evidence {
+        Evidence { header: header.clone(), proof: Proof::Bft { certificate: hex::encode(cert), chain } }
+    }
+
+    #[test]
+    fn clients_accept_only_a_trusted_quorum_or_a_sole_validator() {
+        let keys: Vec<Keypair> = (0..4).map(|i| Keypair::dev(&format!("finality-{i}"))).collect();
+        let g = genesis_of("c", &keys);
+        let b1 = block(&keys, 1);
+        let b2 = child(&keys[1], &b1.header, 2);
+        let b3 = child(&keys[2], &b2.header, 3);
+        deterministic::Runner::default().start(|_| async move {
+            // Its own certificate; a descendant's, linked by the headers between.
+            let own = certify("c", &keys, &[0, 1, 2], &b1, 4);
+            let v = verify_evidence(&g, &bft(&b1.header, &own, vec![])).unwrap();
+            assert_eq!((v.height, v.block), (1, b1.header.hash()));
+            let above = certify("c", &keys, &[1, 2, 3], &b3, 6);
+            let v = verify_evidence(&g, &bft(&b1.header, &above, vec![b2.header.clone(), b3.header.clone()])).unwrap();
+            assert_eq!((v.height, v.block), (1, b1.header.hash()));
+            assert!(v.how.contains("ancestor of block 3"), "{}", v.how);
+            // A certificate of another block (here its child, presented as its own).
+            let e = verify_evidence(&g, &bft(&b1.header, &certify("c", &keys, &[0, 1, 2], &b2, 5), vec![]));
+            assert!(e.unwrap_err().contains("another block"));
+            // A link that is not the child: a forged header's hash breaks the chain.
+            let mut forged = b1.header.clone();
+            forged.state_root = Hash32::of(b"forged");
+            let e = verify_evidence(&g, &bft(&forged, &above, vec![b2.header.clone(), b3.header.clone()]));
+            assert!(e.unwrap_err().contains("not the child"));
+            // Skipping a link.
+            let e = verify_evidence(&g, &bft(&b1.header, &above, vec![b3.header.clone()]));
+            assert!(e.unwrap_err().contains("not the child"));
+            // Two of four; strangers' quorum; another chain's validators (namespace).
+            let e = verify_evidence(&g, &bft(&b1.header, &certify("c", &keys, &[0, 1], &b1, 4), vec![]));
+            assert!(e.unwrap_err().contains("quorum"));
+            let strangers: Vec<Keypair> = (0..4).map(|i| Keypair::dev(&format!("stranger-{i}"))).collect();
+            let e = verify_evidence(&g, &bft(&b1.header, &certify("c", &strangers, &[0, 1, 2], &b1, 4), vec![]));
+            assert!(e.is_err());
+            let e = verify_evidence(&g, &bft(&b1.header, &certify("d", &keys, &[0, 1, 2], &b1, 4), vec![]));
+            assert!(e.is_err());
+            // Checked against a genesis of other validators, the honest evidence fails.
+            let other = genesis_of("c", &strangers);
+            assert!(verify_evidence(&other, &bft(&b1.header, &own, vec![])).is_err());
+            // Not hex.
+            let bad = Evidence { header: b1.header.clone(), proof: Proof::Bft { certificate: "zz".into(), chain: vec![] } };
+            assert!(verify_evidence(&g, &bad).unwrap_err().contains("hex"));
+
+            // A validator's header signature alone is not finality among four.
+            let solo = |b: &Block| Evidence { header: b.header.clone(), proof: Proof::Solo { signature: b.signature } };
+            let e = verify_evidence(&g, &solo(&b1)).unwrap_err();
+            assert!(e.contains("4 validators"), "{e}");
+            // On a chain of one validator, its signature is; a non-validator's is not.
+            let one = genesis_of("c", &keys[..1]);
+            assert!(verify_evidence(&one, &solo(&b1)).is_ok());
+            let e = verify_evidence(&one, &solo(&b2)).unwrap_err();
+            assert!(e.contains("not by the chain's sole validator"), "{e}");
+            // The sole validator named as proposer, but the signature is another key's.
+            let mut claimed = b2.clone();
+            claimed.header.proposer = keys[0].public();
+            let e = verify_evidence(&one, &solo(&claimed)).unwrap_err();
+            assert!(e.contains("invalid"), "{e}");
+            // Another chain's header.
+            let e = verify_evidence(&genesis_of("other", &keys[..1]), &solo(&b1)).unwrap_err();
+            assert!(e.contains("chain"), "{e}");
+            // The wire form round-trips (what the API serves and clients parse).
+            let ev = bft(&b1.header, &above, vec![b2.header.clone(), b3.header.clone()]);
+            let json = serde_json::to_value(&ev).unwrap();
+            assert_eq!(json["mode"], "bft");
+            assert_eq!(serde_json::from_value::<Evidence>(json).unwrap(), ev);
+            let json = serde_json::to_value(solo(&b1)).unwrap();
+            assert_eq!(json["mode"], "solo");
+            assert_eq!(serde_json::from_value::<Evidence>(json).unwrap(), solo(&b1));
+        });
+    }
 }
