@@ -75,6 +75,37 @@ impl Finality {
     }
 }
 
+/// Assembles a finalization certificate over `header` in chain `chain_id`'s namespace,
+/// with the finalize votes of `signers` (keys among `validators`, the genesis set) in
+/// `view`: what consensus assembles, for tests and benchmarks that need a real one.
+pub fn certify(
+    chain_id: &str,
+    validators: &[PublicKey],
+    signers: &[&deed_types::Keypair],
+    header: &BlockHeader,
+    view: u64,
+) -> Result<Vec<u8>, String> {
+    use commonware_codec::DecodeExt;
+    use commonware_consensus::simplex::types::{Finalize, Proposal};
+    use commonware_consensus::types::{Epoch, Round, View};
+    let set: Set<_> = Set::from_iter_dedup(validators.iter().map(to_consensus_key));
+    let ns = super::engine::namespace(chain_id);
+    let round = Round::new(Epoch::zero(), View::new(view));
+    let proposal = Proposal::new(round, View::new(view.saturating_sub(1)), super::chain::to_digest(header.hash()));
+    let mut votes = Vec::with_capacity(signers.len());
+    for k in signers {
+        let sk = commonware_cryptography::ed25519::PrivateKey::decode(k.seed().to_vec()).map_err(|e| e.to_string())?;
+        let s = Scheme::signer(&ns, set.clone(), sk).ok_or("a signer is not among the validators")?;
+        votes.push(Finalize::sign(&s, proposal.clone()).ok_or("signing a finalize vote failed")?);
+    }
+    let mut it = votes.into_iter();
+    let first = it.next().ok_or("no signers")?;
+    let any = Scheme::verifier(&ns, set);
+    let c = Certificate::from_owned_finalizes(&any, commonware_utils::iter::NonEmpty::new(first, it), &Sequential)
+        .map_err(|e| format!("the votes do not make a certificate: {e:?}"))?;
+    Ok(encode(&c))
+}
+
 /// Most headers finality evidence links from a block up to the certified block above it
 /// (a node serves none longer; a client refuses longer ones).
 pub const EVIDENCE_CHAIN_LEN_MAX: u64 = 1_024;
@@ -365,6 +396,12 @@ mod tests {
             // Checked against a genesis of other validators, the honest evidence fails.
             let other = genesis_of("c", &strangers);
             assert!(verify_evidence(&other, &bft(&b1.header, &own, vec![])).is_err());
+            // The public assembler makes the same certificates; fewer than a quorum, none.
+            let vals: Vec<PublicKey> = keys.iter().map(|k| k.public()).collect();
+            let made = super::certify("c", &vals, &[&keys[3], &keys[1], &keys[0]], &b1.header, 9).unwrap();
+            assert!(verify_evidence(&g, &bft(&b1.header, &made, vec![])).is_ok());
+            assert!(super::certify("c", &vals, &[&keys[0], &keys[1]], &b1.header, 9).is_err());
+            assert!(super::certify("c", &vals, &[&strangers[0]], &b1.header, 9).is_err());
             // Not hex.
             let bad = Evidence { header: b1.header.clone(), proof: Proof::Bft { certificate: "zz".into(), chain: vec![] } };
             assert!(verify_evidence(&g, &bad).unwrap_err().contains("hex"));
