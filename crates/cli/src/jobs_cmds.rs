@@ -153,7 +153,12 @@ fn receipt_client(ctx: &Ctx, doc: &Value) -> Result<Client> {
 /// genesis's validators ([`crate::trust::final_block`]), the node's block there is that
 /// header's (same hash, transactions under its root), and it carries this receipt.
 /// Returns what was established, or why not.
-fn final_inclusion(c: &Client, anchor: &crate::trust::Anchor, height: u64, sr: &SignedReceipt) -> Result<String, String> {
+fn final_inclusion(
+    c: &Client,
+    anchor: &crate::trust::Anchor,
+    height: u64,
+    sr: &SignedReceipt,
+) -> Result<String, String> {
     let (ev, fin) = crate::trust::final_block(c, anchor, height)?;
     let block: Block = c
         .get(&format!("/v1/blocks/{height}"))
@@ -211,7 +216,10 @@ pub fn verify(ctx: &Ctx, path: &Path, input: Option<&Path>, model: Option<&Path>
             return not_verified(
                 ctx,
                 &checks,
-                format!("receipt is for chain '{}', the trusted genesis is of '{}'", r.chain_id, anchor.genesis.chain_id),
+                format!(
+                    "receipt is for chain '{}', the trusted genesis is of '{}'",
+                    r.chain_id, anchor.genesis.chain_id
+                ),
             );
         }
         let job = match c.get(&format!("/v1/jobs/{}", r.job)) {
@@ -227,7 +235,6 @@ pub fn verify(ctx: &Ctx, path: &Path, input: Option<&Path>, model: Option<&Path>
             Ok(done) => checks.push(("finality", done)),
             Err(why) => return not_verified(ctx, &checks, why),
         }
-
     } else {
         checks.push(("finality", "skipped (--offline)".into()));
     }

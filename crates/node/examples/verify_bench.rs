@@ -146,8 +146,10 @@ fn main() {
         let signers: Vec<&Keypair> = validators[..3].iter().collect();
         let vals: Vec<_> = validators.iter().map(|k| k.public()).collect();
         let cert = finality::certify("deed-bench", &vals, &signers, &block.header, 7).expect("certifies");
-        let evidence =
-            Evidence { header: block.header.clone(), proof: Proof::Bft { certificate: hex::encode(&cert), chain: vec![] } };
+        let evidence = Evidence {
+            header: block.header.clone(),
+            proof: Proof::Bft { certificate: hex::encode(&cert), chain: vec![] },
+        };
         let (cert_ms, _) =
             time(runs * 20, || finality::verify_evidence(&genesis, &evidence).expect("the certificate verifies"));
         let (check_ms, ()) = time(runs * 20, || {

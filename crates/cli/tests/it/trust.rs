@@ -119,7 +119,8 @@ fn solo_chain_pins_its_genesis_and_refuses_forged_finality() {
 
     // Blocks, and a receipt to verify.
     let model = fixtures().join("mlp.onnx");
-    let published = ok_json(&home, &["--node", &url, "publish", model.to_str().unwrap(), "--name", "mlp", "--price", "1000"]);
+    let published =
+        ok_json(&home, &["--node", &url, "publish", model.to_str().unwrap(), "--name", "mlp", "--price", "1000"]);
     let id = published["model"].as_str().unwrap().to_string();
     let out_dir = tmp.path().join("out");
     let input = fixtures().join("mlp.input.json");
@@ -156,7 +157,10 @@ fn solo_chain_pins_its_genesis_and_refuses_forged_finality() {
     let out = deed(&fresh, &["--node", &url, "prove", "balance", &dev1]);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("on first use") && err.contains(&genesis_hash) && err.contains("trusted-genesis.json"), "{err}");
+    assert!(
+        err.contains("on first use") && err.contains(&genesis_hash) && err.contains("trusted-genesis.json"),
+        "{err}"
+    );
     // A node's own home trusts its own genesis.json.
     let p = ok_json(&home, &["--node", &url, "prove", "balance", &dev1]);
     assert_eq!(p["trust"]["source"], "node home", "{p}");
@@ -291,7 +295,10 @@ fn bft_testnet_finality_is_a_quorum_certificate() {
     assert_eq!(p["trust"]["source"], "pinned", "{p}");
     assert!(p["finality"].as_str().unwrap().contains("quorum"), "{p}");
     let genesis = dir.join("node0").join("genesis.json");
-    let p = ok_json(&tmp.path().join("flag"), &["--node", &full, "--genesis", genesis.to_str().unwrap(), "prove", "balance", &dev1]);
+    let p = ok_json(
+        &tmp.path().join("flag"),
+        &["--node", &full, "--genesis", genesis.to_str().unwrap(), "prove", "balance", &dev1],
+    );
     assert_eq!(p["trust"]["source"], "flag", "{p}");
 
     // A producer's header signature is no finality on a chain of four validators.

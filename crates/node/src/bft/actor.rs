@@ -1122,8 +1122,7 @@ impl<E: Clock + CryptoRng> Actor<E> {
         };
         // The tip's certificate is its finality evidence and its ancestors' (stored before
         // they commit, so a client never sees a committed head without it).
-        if let (Some((_, cert)), Some(b)) =
-            (self.certs.get(&view).filter(|(d, _)| *d == tip), self.blocks.get(&tip))
+        if let (Some((_, cert)), Some(b)) = (self.certs.get(&view).filter(|(d, _)| *d == tip), self.blocks.get(&tip))
             && let Err(e) = self.app.db.set_finalization(b.header.height, cert)
         {
             tracing::warn!(height = b.header.height, "finalization certificate not stored: {e}");

@@ -186,7 +186,10 @@ impl rand_core::TryCryptoRng for OsRandom {}
 pub fn verify_evidence(genesis: &Genesis, ev: &Evidence) -> Result<Verified, String> {
     let h = &ev.header;
     if h.chain_id != genesis.chain_id {
-        return Err(format!("block {} is of chain '{}', the trusted genesis is of '{}'", h.height, h.chain_id, genesis.chain_id));
+        return Err(format!(
+            "block {} is of chain '{}', the trusted genesis is of '{}'",
+            h.height, h.chain_id, genesis.chain_id
+        ));
     }
     let block = h.hash();
     match &ev.proof {
@@ -211,7 +214,10 @@ pub fn verify_evidence(genesis: &Genesis, ev: &Evidence) -> Result<Verified, Str
         }
         Proof::Bft { certificate, chain } => {
             if chain.len() as u64 > EVIDENCE_CHAIN_LEN_MAX {
-                return Err(format!("finality evidence links {} headers, more than {EVIDENCE_CHAIN_LEN_MAX}", chain.len()));
+                return Err(format!(
+                    "finality evidence links {} headers, more than {EVIDENCE_CHAIN_LEN_MAX}",
+                    chain.len()
+                ));
             }
             let mut tip = h;
             for next in chain {
@@ -403,7 +409,8 @@ mod tests {
             assert!(super::certify("c", &vals, &[&keys[0], &keys[1]], &b1.header, 9).is_err());
             assert!(super::certify("c", &vals, &[&strangers[0]], &b1.header, 9).is_err());
             // Not hex.
-            let bad = Evidence { header: b1.header.clone(), proof: Proof::Bft { certificate: "zz".into(), chain: vec![] } };
+            let bad =
+                Evidence { header: b1.header.clone(), proof: Proof::Bft { certificate: "zz".into(), chain: vec![] } };
             assert!(verify_evidence(&g, &bad).unwrap_err().contains("hex"));
 
             // A validator's header signature alone is not finality among four.
