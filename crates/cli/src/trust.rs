@@ -130,10 +130,9 @@ pub fn anchor(ctx: &Ctx, c: &Client) -> Result<Anchor> {
             .map_err(|e| Fail::new(1, format!("cannot pin the genesis in {}: {e}", pinned.display())))?;
         let a = Anchor { genesis: served.clone(), hash: served_hash, source: Source::FirstUse(pinned.clone()) };
         ctx.note(&format!(
-            "trusting {} on first use: {} will refuse any node that serves another genesis (delete that file, or \
-             pass --genesis, to trust another chain)",
-            a.describe(),
-            pinned.display()
+            "trusting {}: from now on this home refuses any node that serves another genesis (to trust another \
+             chain, pass --genesis FILE|HASH or delete that file)",
+            a.describe()
         ));
         a
     };
@@ -147,8 +146,8 @@ fn refuse(c: &Client, served: &Genesis, served_hash: Hash32, trusted: &str) -> a
     Fail::new(
         crate::EXIT_NOT_VERIFIED,
         format!(
-            "the node at {} is on another chain: it serves genesis {served_hash} of chain '{}', but {trusted}; \
-             nothing it says is checked against that genesis",
+            "the node at {} is on another chain: it serves genesis {served_hash} of chain '{}', but {trusted}: \
+             refused (pass --genesis FILE|HASH to check against another chain)",
             c.base, served.chain_id
         ),
     )

@@ -13,8 +13,6 @@
 //! validator is its only producer: its signature over a header is that block's finality.
 
 use super::actor::to_consensus_key;
-#[cfg(test)]
-use super::chain::digest_of;
 use commonware_codec::{Decode, Encode};
 use commonware_consensus::simplex::scheme::ed25519::Scheme;
 use commonware_consensus::simplex::types::Finalization;
@@ -253,6 +251,7 @@ pub fn verify_evidence(genesis: &Genesis, ev: &Evidence) -> Result<Verified, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bft::chain::digest_of;
     use commonware_codec::DecodeExt;
     use commonware_consensus::simplex::types::{Finalize, Proposal};
     use commonware_consensus::types::{Epoch, Round, View};
