@@ -417,7 +417,8 @@ async fn get_executors(State(app): State<Arc<App>>) -> ApiResult<Json<Value>> {
 }
 
 /// A Merkle proof of one state entry against the state root of the latest block, with
-/// that block's signed header so a client can check the root without trusting us.
+/// that block's header (and signature); a client that trusts no node proves the header
+/// final with `/v1/finality/{height}` before it believes the root.
 async fn get_proof(State(app): State<Arc<App>>, Path((kind, key)): Path<(String, String)>) -> ApiResult<Json<Value>> {
     let state_key = match kind.as_str() {
         "account" | "balance" => deed_ledger::keys::account(&parse(&key)?),
