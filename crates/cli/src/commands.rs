@@ -17,6 +17,8 @@ pub(crate) struct Ctx {
     pub(crate) home: Home,
     pub(crate) node: Option<String>,
     pub(crate) key: Option<String>,
+    /// `--genesis`: the trust anchor of `verify` and `prove` ([`crate::trust`]).
+    pub(crate) genesis: Option<String>,
     pub(crate) json: bool,
 }
 
@@ -59,6 +61,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         home: Home::at(cli.home.clone().unwrap_or_else(Home::default_dir)),
         node: cli.node.clone(),
         key: cli.key.clone(),
+        genesis: cli.genesis.clone(),
         json: cli.json,
     };
     match cli.cmd {

@@ -153,6 +153,38 @@ fn receipt_client(ctx: &Ctx, doc: &Value) -> Result<Client> {
     })
 }
 
+/// The finality part of `deed verify`: the block at `height` is final by the trusted
+/// genesis's validators ([`crate::trust::final_block`]), the node's block there is that
+/// header's (same hash, transactions under its root), and it carries this receipt.
+/// Returns what was established, or why not.
+fn final_inclusion(
+    c: &Client,
+    anchor: &crate::trust::Anchor,
+    height: u64,
+    sr: &SignedReceipt,
+) -> Result<String, String> {
+    let (ev, fin) = crate::trust::final_block(c, anchor, height)?;
+    let block: Block = c
+        .get(&format!("/v1/blocks/{height}"))
+        .map_err(|e| e.to_string())
+        .and_then(|v| serde_json::from_value(v).map_err(|e| format!("malformed block {height}: {e}")))?;
+    if block.header != ev.header {
+        return Err(format!(
+            "the node's block {height} ({}) is not the final one ({})",
+            block.header.hash(),
+            ev.header.hash()
+        ));
+    }
+    if Block::tx_root(&block.txs) != block.header.tx_root {
+        return Err(format!("block {height}'s transactions do not match its header's transaction root"));
+    }
+    let included = block.txs.iter().any(|t| matches!(&t.tx.body, TxBody::SubmitReceipt { receipt } if receipt == sr));
+    if !included {
+        return Err(format!("block {height} does not contain this receipt"));
+    }
+    Ok(format!("in block {height} ({}), {}", fin.block, fin.how))
+}
+
 /// `deed verify`: signature, finality, and a bit-exact re-run.
 pub fn verify(ctx: &Ctx, path: &Path, input: Option<&Path>, model: Option<&Path>, offline: bool) -> Result<()> {
     let (doc, sr) = read_receipt(path)?;
@@ -171,14 +203,27 @@ pub fn verify(ctx: &Ctx, path: &Path, input: Option<&Path>, model: Option<&Path>
     }
     let c = if offline { None } else { Some(receipt_client(ctx, &doc)?) };
     let mut job_state = Value::Null;
+    let mut trust = Value::Null;
     if let Some(c) = &c {
-        // Finality: the receipt is in a block signed by a producer named in genesis.
-        let genesis: deed_types::Genesis = serde_json::from_value(c.get("/v1/genesis")?)?;
-        if genesis.chain_id != r.chain_id {
+        // Trust: the node is on the genesis this client trusts (not the one it serves).
+        let anchor = match crate::trust::anchor(ctx, c) {
+            Ok(a) => a,
+            Err(e) => match e.downcast::<Fail>() {
+                Ok(f) if f.code == EXIT_NOT_VERIFIED => return not_verified(ctx, &checks, f.msg),
+                Ok(f) => return Err(f.into()),
+                Err(e) => return Err(e),
+            },
+        };
+        checks.push(("trust", anchor.describe()));
+        trust = anchor.to_json();
+        if anchor.genesis.chain_id != r.chain_id {
             return not_verified(
                 ctx,
                 &checks,
-                format!("receipt is for chain '{}', node runs '{}'", r.chain_id, genesis.chain_id),
+                format!(
+                    "receipt is for chain '{}', the trusted genesis is of '{}'",
+                    r.chain_id, anchor.genesis.chain_id
+                ),
             );
         }
         let job = match c.get(&format!("/v1/jobs/{}", r.job)) {
@@ -190,20 +235,10 @@ pub fn verify(ctx: &Ctx, path: &Path, input: Option<&Path>, model: Option<&Path>
         let Some(entry) = job.receipts.iter().find(|x| x.receipt == r.hash()) else {
             return not_verified(ctx, &checks, format!("job {} holds no such receipt", r.job));
         };
-        let height = entry.height;
-        let block: Block = serde_json::from_value(c.get(&format!("/v1/blocks/{height}"))?)?;
-        if !genesis.validators.contains(&block.header.proposer) {
-            return not_verified(ctx, &checks, format!("block {height} was produced by a key genesis does not name"));
+        match final_inclusion(c, &anchor, entry.height, &sr) {
+            Ok(done) => checks.push(("finality", done)),
+            Err(why) => return not_verified(ctx, &checks, why),
         }
-        if let Err(e) = block.verify() {
-            return not_verified(ctx, &checks, format!("block {height} does not verify: {e}"));
-        }
-        let included =
-            block.txs.iter().any(|t| matches!(&t.tx.body, TxBody::SubmitReceipt { receipt } if receipt == &sr));
-        if !included {
-            return not_verified(ctx, &checks, format!("block {height} does not contain this receipt"));
-        }
-        checks.push(("finality", format!("in finalized block {height} ({})", block.header.hash())));
     } else {
         checks.push(("finality", "skipped (--offline)".into()));
     }
@@ -266,7 +301,7 @@ pub fn verify(ctx: &Ctx, path: &Path, input: Option<&Path>, model: Option<&Path>
     }
     checks.push(("re-execution", format!("{} ops, output {} bit for bit", r.trace.len(), r.output_hash)));
     let v = json!({ "verified": true, "job": r.job, "model": r.model, "output_hash": r.output_hash,
-                    "trace_root": r.trace_root, "engine": r.engine, "job_state": job_state,
+                    "trace_root": r.trace_root, "engine": r.engine, "job_state": job_state, "trust": trust,
                     "checks": checks.iter().map(|(k, v)| json!({k.to_string(): v})).collect::<Vec<_>>() });
     ctx.emit(&v, || {
         let mut s = String::new();

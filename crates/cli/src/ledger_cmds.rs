@@ -1,12 +1,12 @@
 //! Commands on ownership and stake: share transfers, licenses, staking, earnings, and
-//! Merkle proofs of facts checked against a signed block header.
+//! Merkle proofs of facts checked against a block header proven final.
 
 use crate::{
     Fail, ModelCmd, ProveCmd,
     commands::{Ctx, build_tx, submit_and_wait},
 };
 use anyhow::{Context, Result};
-use deed_types::{Address, BlockHeader, Cid, Genesis, Hash32, Signature, TxBody, tx::Parent};
+use deed_types::{Address, BlockHeader, Cid, Hash32, TxBody, tx::Parent};
 use serde_json::{Value, json};
 
 /// Decodes a proven state value; a proven value that does not decode means the chain
@@ -154,9 +154,11 @@ pub fn earnings(ctx: &Ctx, addr: Option<String>) -> Result<()> {
     Ok(())
 }
 
-/// `deed prove …`: fetches a proof and checks it locally — the header's signature by a
-/// producer genesis names, then the Merkle path to the header's state root — before
-/// trusting a byte of the value.
+/// `deed prove …`: fetches a proof and checks it locally before trusting a byte of the
+/// value: the node is on the trusted genesis ([`crate::trust::anchor`]), the proof's block
+/// is final by that genesis's validators ([`crate::trust::final_block`]: a quorum's
+/// finalization certificate, or the sole validator's signature on a solo chain), and
+/// the Merkle path leads from the value to that block's state root.
 pub fn prove(ctx: &Ctx, what: ProveCmd) -> Result<()> {
     let c = ctx.client()?;
     let (kind, key) = match what {
@@ -165,10 +167,9 @@ pub fn prove(ctx: &Ctx, what: ProveCmd) -> Result<()> {
         ProveCmd::Model { id } => ("model", id.parse::<Cid>()?.to_string()),
         ProveCmd::Job { id } => ("job", id.parse::<Hash32>()?.to_string()),
     };
-    let genesis: Genesis = serde_json::from_value(c.get("/v1/genesis")?)?;
+    let anchor = crate::trust::anchor(ctx, &c)?;
     let p = c.get(&format!("/v1/proofs/{kind}/{key}"))?;
     let header: BlockHeader = serde_json::from_value(p["header"].clone()).context("proof lacks a header")?;
-    let sig: Signature = serde_json::from_value(p["signature"].clone()).context("proof lacks a signature")?;
     let proof: deed_ledger::StateProof = serde_json::from_value(p["proof"].clone()).context("malformed proof")?;
     let state_key = hex::decode(p["key"].as_str().unwrap_or_default()).context("malformed key")?;
     let fail = |why: String| -> Result<()> {
@@ -183,14 +184,17 @@ pub fn prove(ctx: &Ctx, what: ProveCmd) -> Result<()> {
     if state_key != expected_key {
         return fail("the node proved a different key than the one asked for".into());
     }
-    if header.chain_id != genesis.chain_id {
-        return fail(format!("header is for chain '{}', genesis says '{}'", header.chain_id, genesis.chain_id));
-    }
-    if !genesis.validators.contains(&header.proposer) {
-        return fail(format!("block {} was signed by a key genesis does not name", header.height));
-    }
-    if header.proposer.verify(&header.hash().0, &sig).is_err() {
-        return fail(format!("block {}'s header signature is invalid", header.height));
+    let (ev, fin) = match crate::trust::final_block(&c, &anchor, header.height) {
+        Ok(x) => x,
+        Err(why) => return fail(why),
+    };
+    if ev.header != header {
+        return fail(format!(
+            "the proof is against a block {} ({}) that is not the final block at that height ({})",
+            header.height,
+            header.hash(),
+            ev.header.hash()
+        ));
     }
     if !deed_ledger::verify_proof(&header.state_root, &state_key, proof.value.as_deref(), &proof) {
         return fail(format!("the Merkle path does not lead to block {}'s state root", header.height));
@@ -207,10 +211,14 @@ pub fn prove(ctx: &Ctx, what: ProveCmd) -> Result<()> {
     let out = json!({
         "verified": true, "kind": kind, "key": key, "height": header.height, "block": header.hash(),
         "state_root": header.state_root, "present": proof.value.is_some(), "value": value,
+        "finality": fin.how, "trust": anchor.to_json(),
     });
     ctx.emit(&out, || {
         format!(
-            "PROVEN at height {} (state root {}):\n{}\n",
+            "trust: {}\nfinality: block {} {}\nPROVEN at height {} (state root {}):\n{}\n",
+            anchor.describe(),
+            header.height,
+            fin.how,
             header.height,
             header.state_root,
             serde_json::to_string_pretty(&value).unwrap_or_default()

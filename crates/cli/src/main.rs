@@ -7,6 +7,7 @@ mod ledger_cmds;
 mod store_cmds;
 mod tensors;
 mod testnet;
+mod trust;
 mod weights;
 
 use clap::{Parser, Subcommand};
@@ -79,6 +80,11 @@ pub struct Cli {
     /// Name of the key that signs [default: default_key from config.toml].
     #[arg(long, global = true, value_name = "NAME")]
     pub key: Option<String>,
+    /// The chain `verify` and `prove` trust, as a genesis file or hash [default: the
+    /// genesis pinned in the home (trusted-genesis.json, else a node home's
+    /// genesis.json), else the node's genesis, pinned on first use].
+    #[arg(long, global = true, value_name = "FILE|HASH")]
+    pub genesis: Option<String>,
     /// Print one JSON document on stdout instead of human-readable text.
     #[arg(long, global = true)]
     pub json: bool,

@@ -31,6 +31,9 @@ const BLOCKS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("block
 const TXS: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("txs");
 const MEMPOOL: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("mempool");
 const MEMPOOL_IDX: TableDefinition<'static, &[u8], u64> = TableDefinition::new("mempool_idx");
+/// BFT finalization certificates (opaque bytes the node layer encodes), by the height of
+/// the block each one certifies.
+const FINALIZATIONS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("finalizations");
 
 const K_GENESIS: &str = "genesis";
 const K_GENESIS_ROOT: &str = "genesis_root";
@@ -266,6 +269,7 @@ impl ChainDb {
         w.open_table(TXS)?;
         w.open_table(MEMPOOL)?;
         w.open_table(MEMPOOL_IDX)?;
+        w.open_table(FINALIZATIONS)?;
         w.commit()?;
         Ok(ChainDb { db })
     }
@@ -464,6 +468,26 @@ impl ChainDb {
             Some(v) => Ok(Some(dec("block", v.value())?)),
             None => Ok(None),
         }
+    }
+
+    /// Records the finalization certificate of the block at `height` (written before
+    /// that block is committed, made durable by the commit that follows: losing one in a
+    /// crash is harmless, a later block's certificate covers its ancestors).
+    pub fn set_finalization(&self, height: u64, certificate: &[u8]) -> Result<(), DbError> {
+        let mut w = self.db.begin_write()?;
+        w.set_durability(Durability::None).map_err(|e| DbError::Storage(e.to_string()))?;
+        w.open_table(FINALIZATIONS)?.insert(height, certificate)?;
+        w.commit()?;
+        Ok(())
+    }
+
+    /// The lowest certified height in `from..=to` and its certificate: the finality
+    /// evidence for every block from `from` up to it (they are its ancestors).
+    pub fn finalization_from(&self, from: u64, to: u64) -> Result<Option<(u64, Vec<u8>)>, DbError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(FINALIZATIONS)?;
+        let first = t.range(from..=to)?.next().transpose()?;
+        Ok(first.map(|(h, c)| (h.value(), c.value().to_vec())))
     }
 
     /// Where a transaction ended up, if it was included or rejected.

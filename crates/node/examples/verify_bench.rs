@@ -1,8 +1,12 @@
 //! Verification costs (a benchmark, not a test): `bench/run.sh verify` runs it.
 //!
-//! For each model given: the time to check a receipt without re-executing it (executor
-//! signature + trace root, block header signature, Merkle inclusion of the receipt's
-//! transaction in a 1,000-transaction block), re-execution time relative to the original
+//! For each model given: the time to check a receipt without re-executing it — what
+//! `deed verify` checks before it re-runs: the executor's signature and trace root, the
+//! node's genesis against the pinned one, the block's finality evidence against the
+//! genesis (a finalization certificate of 3 of 4 validators, `finality::verify_evidence`),
+//! the block's header against the final one, its 1,000 transactions against the header's
+//! transaction root, and the receipt among them — with the certificate check alone shown
+//! apart; re-execution time relative to the original
 //! inference (the same engine run again), the cost of deciding a fraud proof (load the
 //! model, replay one node) as a fraction of a full inference — for the median node and
 //! the most expensive node, with the model load a validator also pays shown apart —
@@ -13,6 +17,7 @@
 //! otherwise; integer inputs hold small ids.
 
 use deed_engine::{Model, RunOptions, Source};
+use deed_node::bft::finality::{self, Evidence, Proof};
 use deed_types::{
     Block, BlockHeader, DType, Hash32, Keypair, Receipt, SignedTx, Tensor, TensorData, TensorSet, Tx, TxBody, merkle,
 };
@@ -58,16 +63,25 @@ fn main() {
         runs = args.get(i + 1).and_then(|r| r.parse().ok()).expect("--runs N");
         args.drain(i..=i + 1);
     }
-    if args.is_empty() {
+    if args.is_empty() || args.iter().any(|a| a == "--help" || a == "-h") {
         eprintln!("usage: verify_bench [--runs N] MODEL.onnx...");
         std::process::exit(2);
     }
-    println!(
-        "| model | nodes | receipt bytes | check w/o re-exec (µs) | inference (ms) | re-exec / inference | \
-         replay, median node (ms / fraction) | replay, costliest node (ms / fraction) | model load (ms) | \
-         load + costliest replay / inference |"
+    // A BFT chain of four validators; blocks are certified by three of them.
+    let validators: Vec<Keypair> = (0..4).map(|i| Keypair::dev(&format!("bench-validator-{i}"))).collect();
+    let genesis = deed_node::bft::testnet_genesis(
+        "deed-bench",
+        &validators.iter().map(|k| k.public()).collect::<Vec<_>>(),
+        &[],
+        0,
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let pinned = genesis.hash();
+    println!(
+        "| model | nodes | receipt bytes | check w/o re-exec (µs) | of which certificate (µs) | inference (ms) | \
+         re-exec / inference | replay, median node (ms / fraction) | replay, costliest node (ms / fraction) | \
+         model load (ms) | load + costliest replay / inference |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for path in &args {
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let model = Model::load(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -126,15 +140,28 @@ fn main() {
             time_ms: 0,
             tx_root: merkle::root(&ids),
             state_root: Hash32::ZERO,
-            proposer: producer.public(),
+            proposer: validators[0].public(),
         };
-        let block = Block::seal(header, txs, &producer);
-        let proof = merkle::prove(&ids, 999);
-        let receipt_tx = block.txs[999].clone();
+        let block = Block::seal(header, txs, &validators[0]);
+        let signers: Vec<&Keypair> = validators[..3].iter().collect();
+        let vals: Vec<_> = validators.iter().map(|k| k.public()).collect();
+        let cert = finality::certify("deed-bench", &vals, &signers, &block.header, 7).expect("certifies");
+        let evidence = Evidence {
+            header: block.header.clone(),
+            proof: Proof::Bft { certificate: hex::encode(&cert), chain: vec![] },
+        };
+        let (cert_ms, _) =
+            time(runs * 20, || finality::verify_evidence(&genesis, &evidence).expect("the certificate verifies"));
         let (check_ms, ()) = time(runs * 20, || {
             sr.verify().expect("receipt verifies");
-            block.header.proposer.verify(&block.header.hash().0, &block.signature).expect("header verifies");
-            assert!(merkle::verify(&block.header.tx_root, &receipt_tx.hash(), &proof));
+            assert_eq!(genesis.hash(), pinned, "the node's genesis is the pinned one");
+            finality::verify_evidence(&genesis, &evidence).expect("the certificate verifies");
+            assert_eq!(block.header, evidence.header, "the block is the final one");
+            assert_eq!(Block::tx_root(&block.txs), block.header.tx_root, "the transactions are the header's");
+            assert!(
+                block.txs.iter().any(|t| matches!(&t.tx.body, TxBody::SubmitReceipt { receipt } if *receipt == sr)),
+                "the receipt is in the block"
+            );
         });
 
         // Fraud proofs: load the model and replay one node on its committed inputs.
@@ -164,9 +191,10 @@ fn main() {
         let (med, worst) = (sorted[n / 2], sorted[n - 1]);
         let name = std::path::Path::new(path).file_name().and_then(|f| f.to_str()).unwrap_or(path);
         println!(
-            "| {name} | {n} | {receipt_bytes} | {:.0} | {infer_ms:.2} | {:.2}× | {med:.3} / {:.4} | {worst:.3} / {:.4} | \
-             {load_ms:.2} | {:.4} |",
+            "| {name} | {n} | {receipt_bytes} | {:.0} | {:.0} | {infer_ms:.2} | {:.2}× | {med:.3} / {:.4} | \
+             {worst:.3} / {:.4} | {load_ms:.2} | {:.4} |",
             check_ms * 1e3,
+            cert_ms * 1e3,
             reexec_ms / infer_ms,
             med / infer_ms,
             worst / infer_ms,

@@ -123,6 +123,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/jobs/{id}", get(get_job))
         .route("/v1/blocks/latest", get(latest_block))
         .route("/v1/blocks/{height}", get(get_block))
+        .route("/v1/finality/{height}", get(get_finality))
         .route("/v1/supply", get(supply))
         .route("/v1/proofs/{kind}/{key}", get(get_proof))
         .route("/v1/earnings/{addr}", get(get_earnings))
@@ -342,6 +343,43 @@ async fn get_block(State(app): State<Arc<App>>, Path(h): Path<String>) -> ApiRes
     app.db.block(h).map_err(NodeError::from)?.map(Json).ok_or_else(|| Problem::not_found(format!("no block {h} yet")))
 }
 
+/// Why the block at a height is final, for clients that check rather than trust this
+/// node ([`crate::bft::finality::Evidence`]): on a solo chain the producer's header
+/// signature; on a BFT chain the finalization certificate this node committed the block,
+/// or the nearest certified block above it with the headers linking the two.
+async fn get_finality(
+    State(app): State<Arc<App>>,
+    Path(h): Path<String>,
+) -> ApiResult<Json<crate::bft::finality::Evidence>> {
+    use crate::bft::finality::{EVIDENCE_CHAIN_LEN_MAX, Evidence, Proof};
+    let h: u64 = h.parse().map_err(|_| Problem::bad_request("block height must be a number"))?;
+    blocking(move || {
+        let block = app.db.block(h).map_err(NodeError::from)?.ok_or_else(|| {
+            Problem::not_found(format!("no block {h} on this node (not final yet, or below its snapshot)"))
+        })?;
+        if app.config.producer_name == "solo" {
+            return Ok(Json(Evidence { header: block.header, proof: Proof::Solo { signature: block.signature } }));
+        }
+        let Some((certified, cert)) =
+            app.db.finalization_from(h, h.saturating_add(EVIDENCE_CHAIN_LEN_MAX)).map_err(NodeError::from)?
+        else {
+            return Err(Problem::not_found(format!(
+                "this node holds no finalization certificate for block {h} or the {EVIDENCE_CHAIN_LEN_MAX} \
+                 blocks above it (yet)"
+            )));
+        };
+        let mut chain = Vec::with_capacity((certified - h) as usize);
+        for i in h + 1..=certified {
+            let b = app.db.block(i).map_err(NodeError::from)?.ok_or_else(|| {
+                Problem::not_found(format!("block {i}, which links block {h} to its certificate, is not committed yet"))
+            })?;
+            chain.push(b.header);
+        }
+        Ok(Json(Evidence { header: block.header, proof: Proof::Bft { certificate: hex::encode(cert), chain } }))
+    })
+    .await
+}
+
 async fn latest_block(State(app): State<Arc<App>>) -> ApiResult<Json<deed_types::Block>> {
     let h = app.db.height().map_err(NodeError::from)?;
     app.db.block(h).map_err(NodeError::from)?.map(Json).ok_or_else(|| Problem::not_found("no blocks yet"))
@@ -379,7 +417,8 @@ async fn get_executors(State(app): State<Arc<App>>) -> ApiResult<Json<Value>> {
 }
 
 /// A Merkle proof of one state entry against the state root of the latest block, with
-/// that block's signed header so a client can check the root without trusting us.
+/// that block's header (and signature); a client that trusts no node proves the header
+/// final with `/v1/finality/{height}` before it believes the root.
 async fn get_proof(State(app): State<Arc<App>>, Path((kind, key)): Path<(String, String)>) -> ApiResult<Json<Value>> {
     let state_key = match kind.as_str() {
         "account" | "balance" => deed_ledger::keys::account(&parse(&key)?),

@@ -9,6 +9,7 @@ mod common;
 mod crash;
 mod tamper;
 mod testnet;
+mod trust;
 
 use common::*;
 use serde_json::Value;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Stops the testnet when dropped, so a failing test leaves no node running.
-struct Down(PathBuf);
+pub(crate) struct Down(pub(crate) PathBuf);
 
 impl Drop for Down {
     fn drop(&mut self) {
@@ -19,7 +19,7 @@ impl Drop for Down {
 }
 
 /// A base port whose HTTP (base..base+5) and p2p (base+100..base+105) ports are free now.
-fn free_base() -> u16 {
+pub(crate) fn free_base() -> u16 {
     let start = 20_000 + (std::process::id() % 20_000) as u16;
     (0..200)
         .map(|i| start + i * 7)

@@ -520,11 +520,11 @@ impl<E: Clock + CryptoRng> Actor<E> {
             }
             Message::Finalized { view, payload, certificate } => {
                 self.stats.lock().unwrap().finalized_view = view;
-                if !self.full_nodes.is_empty() {
-                    self.certs.insert(view, (payload, certificate));
-                    while self.certs.len() > CERTS_LEN_MAX {
-                        self.certs.pop_first();
-                    }
+                // Kept until the block commits: stored as its finality evidence (served by
+                // the API to clients) and sent to the full nodes.
+                self.certs.insert(view, (payload, certificate));
+                while self.certs.len() > CERTS_LEN_MAX {
+                    self.certs.pop_first();
                 }
                 self.finalized.insert(view, payload);
                 self.try_finalize(net)?;
@@ -573,6 +573,10 @@ impl<E: Clock + CryptoRng> Actor<E> {
                         self.stats.lock().unwrap().finalized_view = view;
                         self.blocks.insert(d, Arc::new(*block));
                         self.finalized.insert(view, d);
+                        self.certs.insert(view, (d, certificate));
+                        while self.certs.len() > CERTS_LEN_MAX {
+                            self.certs.pop_first();
+                        }
                         // Only the newest matters (the rest is anchored under it); bounded.
                         while self.finalized.len() > CERTS_LEN_MAX {
                             self.finalized.pop_first();
@@ -1116,6 +1120,13 @@ impl<E: Clock + CryptoRng> Actor<E> {
                 }
             }
         };
+        // The tip's certificate is its finality evidence and its ancestors' (stored before
+        // they commit, so a client never sees a committed head without it).
+        if let (Some((_, cert)), Some(b)) = (self.certs.get(&view).filter(|(d, _)| *d == tip), self.blocks.get(&tip))
+            && let Err(e) = self.app.db.set_finalization(b.header.height, cert)
+        {
+            tracing::warn!(height = b.header.height, "finalization certificate not stored: {e}");
+        }
         for d in chain {
             if let Err(e) = self.execute(d) {
                 let b = &self.blocks[&d];
