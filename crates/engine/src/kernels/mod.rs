@@ -481,8 +481,9 @@ fn gemm_with(
     }
 }
 
-/// Splits the output over threads: row ranges when there are enough rows, otherwise
-/// column ranges (each thread fills a private buffer that is copied back).
+/// Splits the output over threads: row ranges when there are enough rows and at least as
+/// many rows as columns, otherwise column ranges (each thread fills a private buffer
+/// that is copied back).
 #[allow(clippy::too_many_arguments)]
 fn split<T: Tile>(
     t: &T,
@@ -498,7 +499,10 @@ fn split<T: Tile>(
     if threads == 1 {
         return drive(t, m, n, k, a, b, out, ldc);
     }
-    if m >= threads * T::MR * 2 {
+    // Each thread reads all of the operand the split does not divide: a row split reads
+    // all of B (k × n) per thread, a column split all of A (m × k). Split the larger one.
+    let by_rows = m >= threads * T::MR * 2 && (m >= n || n < threads * T::NR * 2);
+    if by_rows {
         let per = m.div_ceil(threads).next_multiple_of(T::MR);
         let mut parts = Vec::with_capacity(threads);
         let mut rest = out;
