@@ -221,7 +221,9 @@ pub(crate) trait Tile: Sync {
     /// Columns per tile (a multiple of [`GROUP`]).
     const NR: usize;
     /// For `r < mr`, `j < ncols`: `acc = 0.0; for k < kc { acc = fma(a(r, k),
-    /// b[b_at(k, j, ldb, pstride)], acc) }; c[r*ldc + j] = c[r*ldc + j] + acc`.
+    /// b[b_at(k, j, ldb, pstride)], acc) }; c[r*ldc + j] = old + acc`, where `old` is
+    /// `c[r*ldc + j]`, or `+0.0` for the `first` K block (C is then not read: the
+    /// reference's sum starts at `+0.0`, and `+0.0 + acc` is what it adds first).
     #[allow(clippy::too_many_arguments)]
     fn tile(
         &self,
@@ -234,6 +236,7 @@ pub(crate) trait Tile: Sync {
         c: &mut [f32],
         ldc: usize,
         ncols: usize,
+        first: bool,
     );
 }
 
@@ -278,6 +281,7 @@ impl<const MR: usize, const NR: usize> Tile for ScalarTile<MR, NR> {
         c: &mut [f32],
         ldc: usize,
         ncols: usize,
+        first: bool,
     ) {
         check_tile(MR, NR, mr, kc, a, b, ldb, pstride, c, ldc, ncols);
         let mut acc = [[0.0f32; NR]; MR];
@@ -294,7 +298,7 @@ impl<const MR: usize, const NR: usize> Tile for ScalarTile<MR, NR> {
         }
         for (r, acc_r) in acc.iter().enumerate().take(mr) {
             for (y, &x) in c[r * ldc..r * ldc + ncols].iter_mut().zip(acc_r) {
-                *y += x;
+                *y = if first { 0.0 + x } else { *y + x };
             }
         }
     }
@@ -567,12 +571,14 @@ fn drive_in<T: Tile>(
     bpack: &mut Vec<f32>,
     apack: &mut Vec<f32>,
 ) {
-    for i in 0..m {
-        out[i * ldc..i * ldc + n].fill(0.0);
-    }
     if k == 0 {
+        for i in 0..m {
+            out[i * ldc..i * ldc + n].fill(0.0);
+        }
         return;
     }
+    // No zero fill: every tile of C is written by its first K block (`first`), which
+    // does not read C.
     let (mr_max, nr) = (T::MR, T::NR);
     // A strided B is read in place only when its columns are contiguous, its rows do not
     // overlap (a [N, 1] matrix seen as [1, N] has column stride 1 and row stride 1) and
@@ -637,7 +643,7 @@ fn drive_in<T: Tile>(
                         } else {
                             a.offset(ic + ir, kb)
                         };
-                        t.tile(mr, kc, at, bs, ldb, pstride, c, ldc, ncols);
+                        t.tile(mr, kc, at, bs, ldb, pstride, c, ldc, ncols, kb == 0);
                     }
                 }
             }

@@ -76,6 +76,7 @@ macro_rules! tile_impl {
                 c: &mut [f32],
                 ldc: usize,
                 ncols: usize,
+                first: bool,
             ) {
                 check_tile(Self::MR, Self::NR, mr, kc, a, b, ldb, pstride, c, ldc, ncols);
                 let (ars, acs, a, b, c) = (a.rs, a.cs, a.data.as_ptr(), b.as_ptr(), c.as_mut_ptr());
@@ -87,10 +88,10 @@ macro_rules! tile_impl {
                     // A packed panel (as the driver packs it) gets constant strides, so the
                     // row addresses fold into the loads.
                     match (ars == 1 && acs == $mr, pstride == GROUP) {
-                        (true, true) => by_rows!(mr, $kern, $nv, $mr, true, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols),
-                        (true, false) => by_rows!(mr, $kern, $nv, $mr, false, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols),
-                        (false, true) => by_rows!(mr, $kern, $nv, 0, true, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols),
-                        (false, false) => by_rows!(mr, $kern, $nv, 0, false, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols),
+                        (true, true) => by_rows!(mr, $kern, $nv, $mr, true, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols, first),
+                        (true, false) => by_rows!(mr, $kern, $nv, $mr, false, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols, first),
+                        (false, true) => by_rows!(mr, $kern, $nv, 0, true, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols, first),
+                        (false, false) => by_rows!(mr, $kern, $nv, 0, false, kc, a, ars, acs, b, ldb, pstride, c, ldc, ncols, first),
                     }
                 }
             }
@@ -101,7 +102,8 @@ macro_rules! tile_impl {
 tile_impl!(Avx512, kern512, 16, (8, 2), (2, 8));
 tile_impl!(Avx2, kern256, 8, (6, 2), (2, 8));
 
-/// `c[r*ldc + j] += dot_block(a[r, ..], b[.., j])` for `r < R`, `j < ncols`, where
+/// `c[r*ldc + j] = old + dot_block(a[r, ..], b[.., j])` for `r < R`, `j < ncols` (`old`
+/// is `c[r*ldc + j]`, or `+0.0` and C unread when `first`), where
 /// `a[r, k]` is `a[r*ars + k*acs]` and `b[k, j]` is `b[b_at(k, j, ldb, pstride)]`. With
 /// `PA > 0`, the caller guarantees `ars == 1` and `acs == PA` (a packed panel of A); with
 /// `CB`, `pstride == GROUP`.
@@ -118,6 +120,7 @@ unsafe fn kern512<const R: usize, const NV: usize, const PA: usize, const CB: bo
     c: *mut f32,
     ldc: usize,
     ncols: usize,
+    first: bool,
 ) {
     let mut masks = [0u16; NV];
     for (v, m) in masks.iter_mut().enumerate() {
@@ -154,7 +157,7 @@ unsafe fn kern512<const R: usize, const NV: usize, const PA: usize, const CB: bo
             let p = c.wrapping_add(r * ldc + v * 16);
             // SAFETY: as for the loads of b: unmasked lanes are in bounds of c.
             unsafe {
-                let old = _mm512_maskz_loadu_ps(masks[v], p);
+                let old = if first { _mm512_setzero_ps() } else { _mm512_maskz_loadu_ps(masks[v], p) };
                 _mm512_mask_storeu_ps(p, masks[v], _mm512_add_ps(old, acc_r[v]));
             }
         }
@@ -175,6 +178,7 @@ unsafe fn kern256<const R: usize, const NV: usize, const PA: usize, const CB: bo
     c: *mut f32,
     ldc: usize,
     ncols: usize,
+    first: bool,
 ) {
     let mut masks = [_mm256_setzero_si256(); NV];
     for (v, m) in masks.iter_mut().enumerate() {
@@ -211,7 +215,7 @@ unsafe fn kern256<const R: usize, const NV: usize, const PA: usize, const CB: bo
             let p = c.wrapping_add(r * ldc + v * 8);
             // SAFETY: as for the loads of b: unmasked lanes are in bounds of c.
             unsafe {
-                let old = _mm256_maskload_ps(p, masks[v]);
+                let old = if first { _mm256_setzero_ps() } else { _mm256_maskload_ps(p, masks[v]) };
                 _mm256_maskstore_ps(p, masks[v], _mm256_add_ps(old, acc_r[v]));
             }
         }
