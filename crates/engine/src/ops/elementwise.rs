@@ -67,39 +67,86 @@ pub(crate) fn broadcast_map<A: Copy, B: Copy, T>(
     if n == 0 {
         return out;
     }
+    // r >= 1 here: two rank-0 shapes are equal and handled above.
+    let rows = n / out_shape[out_shape.len() - 1];
+    broadcast_rows(a, a_shape, b, b_shape, out_shape, 0, rows, &mut f, &mut out);
+    out
+}
+
+/// Where [`broadcast_rows`] puts each row's values.
+trait RowSink<T> {
+    fn row(&mut self, vals: impl Iterator<Item = T>);
+}
+
+/// Appends rows.
+impl<T> RowSink<T> for Vec<T> {
+    #[inline(always)]
+    fn row(&mut self, vals: impl Iterator<Item = T>) {
+        self.extend(vals);
+    }
+}
+
+/// Fills consecutive rows of a slice.
+struct RowSlots<'a, T>(std::slice::ChunksMut<'a, T>);
+
+impl<T> RowSink<T> for RowSlots<'_, T> {
+    #[inline(always)]
+    fn row(&mut self, vals: impl Iterator<Item = T>) {
+        let row = self.0.next().expect("one row per call");
+        for (o, v) in row.iter_mut().zip(vals) {
+            *o = v;
+        }
+    }
+}
+
+/// Calls `sink` with the `f` values of output rows `row0..row0 + rows` (rows of the last
+/// dimension) of the broadcast of `a` and `b` to `out_shape` (rank ≥ 1), one row at a
+/// time, in order. The common inner strides get slice iterators that the compiler
+/// vectorizes (bias adds, per-row scales).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn broadcast_rows<A: Copy, B: Copy, T>(
+    a: &[A],
+    a_shape: &[usize],
+    b: &[B],
+    b_shape: &[usize],
+    out_shape: &[usize],
+    row0: usize,
+    rows: usize,
+    f: &mut impl FnMut(A, B) -> T,
+    sink: &mut impl RowSink<T>,
+) {
+    let r = out_shape.len();
     let sa = broadcast_strides(a_shape, out_shape);
     let sb = broadcast_strides(b_shape, out_shape);
-    let r = out_shape.len();
-    // r >= 1 here: two rank-0 shapes are equal and handled above.
     let inner = out_shape[r - 1];
     let (ia, ib) = (sa[r - 1], sb[r - 1]);
+    // The outer multi-index (all dims but the last) of row `row0`, and where its pairs
+    // start in a and b.
     let mut idx = vec![0usize; r - 1];
-    let (mut oa, mut ob) = (0usize, 0usize);
-    loop {
-        // The same pairs in the same order; the common inner strides get slice loops that
-        // the compiler vectorizes (bias adds, per-row scales).
+    let mut rem = row0;
+    for d in (0..r - 1).rev() {
+        idx[d] = rem % out_shape[d];
+        rem /= out_shape[d];
+    }
+    let mut oa: usize = idx.iter().zip(&sa).map(|(i, s)| i * s).sum();
+    let mut ob: usize = idx.iter().zip(&sb).map(|(i, s)| i * s).sum();
+    for _ in 0..rows {
         match (ia, ib) {
-            (1, 1) => out.extend(a[oa..oa + inner].iter().zip(&b[ob..ob + inner]).map(|(&x, &y)| f(x, y))),
+            (1, 1) => sink.row(a[oa..oa + inner].iter().zip(&b[ob..ob + inner]).map(|(&x, &y)| f(x, y))),
             (1, 0) => {
                 let y = b[ob];
-                out.extend(a[oa..oa + inner].iter().map(|&x| f(x, y)));
+                sink.row(a[oa..oa + inner].iter().map(|&x| f(x, y)))
             }
             (0, 1) => {
                 let x = a[oa];
-                out.extend(b[ob..ob + inner].iter().map(|&y| f(x, y)));
+                sink.row(b[ob..ob + inner].iter().map(|&y| f(x, y)))
             }
-            _ => {
-                for j in 0..inner {
-                    out.push(f(a[oa + j * ia], b[ob + j * ib]));
-                }
-            }
+            _ => sink.row((0..inner).map(|j| f(a[oa + j * ia], b[ob + j * ib]))),
         }
-        // Advance the outer multi-index (all dims but the last).
+        // Advance the outer multi-index (wrapping harmlessly after the last row).
         let mut d = r - 1;
-        loop {
-            if d == 0 {
-                return out;
-            }
+        while d > 0 {
             d -= 1;
             idx[d] += 1;
             oa += sa[d];
@@ -135,60 +182,11 @@ fn par_broadcast_map<T: Copy + Default + Send + Sync>(
         return broadcast_map(a, a_shape, b, b_shape, out_shape, f);
     }
     let inner = out_shape[r - 1];
-    let sa = broadcast_strides(a_shape, out_shape);
-    let sb = broadcast_strides(b_shape, out_shape);
     let mut out = vec![T::default(); n];
     super::util::par_rows(&mut out, inner, threads, (BINARY_PAR_MIN / inner).max(1), |row0, chunk| {
-        // The outer multi-index of row `row0`, and where its pairs start in a and b.
-        let mut idx = vec![0usize; r - 1];
-        let mut rem = row0;
-        for d in (0..r - 1).rev() {
-            idx[d] = rem % out_shape[d];
-            rem /= out_shape[d];
-        }
-        let mut oa: usize = idx.iter().zip(&sa).map(|(i, s)| i * s).sum();
-        let mut ob: usize = idx.iter().zip(&sb).map(|(i, s)| i * s).sum();
-        let (ia, ib) = (sa[r - 1], sb[r - 1]);
-        for row in chunk.chunks_mut(inner) {
-            match (ia, ib) {
-                (1, 1) => {
-                    for (o, (&x, &y)) in row.iter_mut().zip(a[oa..oa + inner].iter().zip(&b[ob..ob + inner])) {
-                        *o = f(x, y);
-                    }
-                }
-                (1, 0) => {
-                    let y = b[ob];
-                    for (o, &x) in row.iter_mut().zip(&a[oa..oa + inner]) {
-                        *o = f(x, y);
-                    }
-                }
-                (0, 1) => {
-                    let x = a[oa];
-                    for (o, &y) in row.iter_mut().zip(&b[ob..ob + inner]) {
-                        *o = f(x, y);
-                    }
-                }
-                _ => {
-                    for (j, o) in row.iter_mut().enumerate() {
-                        *o = f(a[oa + j * ia], b[ob + j * ib]);
-                    }
-                }
-            }
-            // Advance the outer multi-index (wrapping harmlessly after the last row).
-            let mut d = r - 1;
-            while d > 0 {
-                d -= 1;
-                idx[d] += 1;
-                oa += sa[d];
-                ob += sb[d];
-                if idx[d] < out_shape[d] {
-                    break;
-                }
-                oa -= sa[d] * idx[d];
-                ob -= sb[d] * idx[d];
-                idx[d] = 0;
-            }
-        }
+        let n_rows = chunk.len() / inner;
+        let mut slots = RowSlots(chunk.chunks_mut(inner));
+        broadcast_rows(a, a_shape, b, b_shape, out_shape, row0, n_rows, &mut |x, y| f(x, y), &mut slots);
     });
     out
 }
