@@ -173,7 +173,12 @@ impl Model {
             values[id] = Some(Cow::Borrowed(&inputs.0[&info.name]));
         }
         let mut trace = Vec::with_capacity(if opts.trace { self.nodes.len() } else { 0 });
+        let mut profile = profile_enabled().then(BTreeMap::<&str, (u32, std::time::Duration)>::new);
         for (pos, node) in self.nodes.iter().enumerate() {
+            let started = profile.as_ref().map(|_| std::time::Instant::now());
+            let in_shapes: Option<Vec<Option<Vec<usize>>>> = profile_nodes().then(|| {
+                node.inputs.iter().map(|id| id.and_then(|id| values[id].as_ref()).map(|t| t.shape.clone())).collect()
+            });
             let outs: Vec<Cow<'_, Tensor>> = {
                 let ins: Vec<Option<&Tensor>> = node
                     .inputs
@@ -205,9 +210,21 @@ impl Model {
                     node.label
                 );
             }
+            if let (Some(p), Some(t)) = (profile.as_mut(), started) {
+                let e = p.entry(node.op_type.as_str()).or_default();
+                *e = (e.0 + 1, e.1 + t.elapsed());
+                if let Some(shapes) = &in_shapes {
+                    eprintln!("  {:>9.3} ms  {}  in {shapes:?}", t.elapsed().as_secs_f64() * 1e3, node.label);
+                }
+            }
             if opts.trace {
+                let started = profile.as_ref().map(|_| std::time::Instant::now());
                 let named = outs.iter().zip(&node.outputs).filter(|(_, slot)| slot.is_some()).map(|(t, _)| &**t);
                 trace.push(crate::trace::hash_encodings(named, threads));
+                if let (Some(p), Some(t)) = (profile.as_mut(), started) {
+                    let e = p.entry("(trace hashing)").or_default();
+                    *e = (e.0 + 1, e.1 + t.elapsed());
+                }
             }
             for (out, slot) in outs.into_iter().zip(&node.outputs) {
                 if let Some(o) = slot {
@@ -223,8 +240,38 @@ impl Model {
             let t = values[id].as_deref().expect("graph outputs are kept").clone();
             outputs.insert(info.name.clone(), t);
         }
+        if let Some(p) = profile {
+            print_profile(&p);
+        }
         Ok(RunOutput { outputs: TensorSet(outputs), trace })
     }
+}
+
+/// Whether `DEED_ENGINE_PROFILE` is set (to anything but `0`): each run then prints the
+/// time spent per op type to stderr. Read once per process.
+fn profile_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("DEED_ENGINE_PROFILE").is_some_and(|v| v != "0"))
+}
+
+/// Whether `DEED_ENGINE_PROFILE=nodes`: the profile then also lists every node.
+fn profile_nodes() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("DEED_ENGINE_PROFILE").is_some_and(|v| v == "nodes"))
+}
+
+/// One run's profile, costliest op type first.
+fn print_profile(p: &BTreeMap<&str, (u32, std::time::Duration)>) {
+    let total: std::time::Duration = p.values().map(|v| v.1).sum();
+    let mut rows: Vec<_> = p.iter().collect();
+    rows.sort_by(|a, b| b.1.1.cmp(&a.1.1));
+    let mut s = format!("deed-engine profile: {:.3} ms\n", total.as_secs_f64() * 1e3);
+    for (op, (n, d)) in rows {
+        let ms = d.as_secs_f64() * 1e3;
+        let pct = 100.0 * d.as_secs_f64() / total.as_secs_f64().max(1e-12);
+        s.push_str(&format!("  {op:<24} {n:>6} × {ms:>10.3} ms {pct:>5.1}%\n"));
+    }
+    eprint!("{s}");
 }
 
 /// `node 'conv1' (Conv)` → `conv1`; `node #3 (Conv)` → `#3`.
