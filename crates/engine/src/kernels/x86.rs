@@ -32,6 +32,10 @@ macro_rules! by_rows {
             6 => $f::<6, $nv, $pa, $cb>($($arg),*),
             7 => $f::<7, $nv, $pa, $cb>($($arg),*),
             8 => $f::<8, $nv, $pa, $cb>($($arg),*),
+            9 => $f::<9, $nv, $pa, $cb>($($arg),*),
+            10 => $f::<10, $nv, $pa, $cb>($($arg),*),
+            11 => $f::<11, $nv, $pa, $cb>($($arg),*),
+            12 => $f::<12, $nv, $pa, $cb>($($arg),*),
             _ => unreachable!("tile rows are checked"),
         }
     };
@@ -99,7 +103,7 @@ macro_rules! tile_impl {
     )*};
 }
 
-tile_impl!(Avx512, kern512, 16, (8, 2), (2, 8));
+tile_impl!(Avx512, kern512, 16, (2, 8), (12, 2), (6, 4));
 tile_impl!(Avx2, kern256, 8, (6, 2), (2, 8));
 
 /// `c[r*ldc + j] = old + dot_block(a[r, ..], b[.., j])` for `r < R`, `j < ncols` (`old`

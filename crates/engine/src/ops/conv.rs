@@ -27,7 +27,7 @@
 
 use super::linalg::dot;
 use super::{Ctx, KResult, KernelError};
-use crate::kernels::{self, KernelPath, Mat};
+use crate::kernels::{self, KernelPath, Mat, Tiles};
 use deed_types::{Tensor, TensorData};
 
 /// `auto_pad` attribute.
@@ -369,14 +369,14 @@ fn conv_fast(
             let y = &mut out[y0..y0 + d.mg * d.p];
             if pointwise {
                 let b = Mat { data: &xv[x0..x0 + d.cg * d.in_sp], rs: d.in_sp, cs: 1 };
-                kernels::gemm(ctx.kernels, ctx.threads, d.mg, d.p, d.kc, w, b, y, d.p);
+                kernels::gemm(ctx.kernels, Tiles::Tall, ctx.threads, d.mg, d.p, d.kc, w, b, y, d.p);
                 continue;
             }
             for p0 in (0..d.p).step_by(chunk) {
                 let pc = chunk.min(d.p - p0);
                 im2col(geo, spatial, &xv[x0..x0 + d.cg * d.in_sp], d.cg, p0, pc, &mut cols[..d.kc * pc], ctx.threads);
                 let b = Mat { data: &cols[..d.kc * pc], rs: pc, cs: 1 };
-                kernels::gemm(ctx.kernels, ctx.threads, d.mg, pc, d.kc, w, b, &mut y[p0..], d.p);
+                kernels::gemm(ctx.kernels, Tiles::Tall, ctx.threads, d.mg, pc, d.kc, w, b, &mut y[p0..], d.p);
             }
         }
     }
