@@ -350,6 +350,30 @@ pub(crate) fn gemm_packed(
     gemm_with(path, tiles, threads, PAR_MIN_MACS, m, b.n, b.k, a, BOp::Packed(b, 0), out, ldc)
 }
 
+/// A B operand whose rows are made on demand (Conv's im2col): the driver asks for the
+/// part of the rows it is about to pack, so the matrix itself never exists.
+pub(crate) trait RowSource: Sync {
+    /// Writes `B[r, c0..c0 + out.len()]` into `out`.
+    fn row(&self, r: usize, c0: usize, out: &mut [f32]);
+}
+
+/// [`gemm`] with B made row by row by `b` (`k × n`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_rows(
+    path: KernelPath,
+    tiles: Tiles,
+    threads: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat<'_>,
+    b: &dyn RowSource,
+    out: &mut [f32],
+    ldc: usize,
+) {
+    gemm_with(path, tiles, threads, PAR_MIN_MACS, m, n, k, a, BOp::Rows(b, 0), out, ldc)
+}
+
 /// The register tiles a product runs on (which elements are computed together; the bits
 /// never depend on it). Measured on ResNet-50 and BERT-base (AVX-512, one thread):
 /// Conv's products run about 5% faster on tall tiles, MatMul's about 8% faster on wide
@@ -435,12 +459,24 @@ impl std::fmt::Debug for PackedB {
 }
 
 /// The B operand of the driver.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 enum BOp<'a> {
     /// A strided matrix (packed per call when that pays).
     Mat(Mat<'a>),
     /// Columns from the given one (a multiple of [`GROUP`]) of a packed matrix.
     Packed(&'a PackedB, usize),
+    /// Columns from the given one of a matrix made row by row (always packed).
+    Rows(&'a dyn RowSource, usize),
+}
+
+impl std::fmt::Debug for BOp<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BOp::Mat(m) => write!(f, "Mat(rs {}, cs {})", m.rs, m.cs),
+            BOp::Packed(p, c) => write!(f, "Packed({p:?}, from column {c})"),
+            BOp::Rows(_, c) => write!(f, "Rows(from column {c})"),
+        }
+    }
 }
 
 impl<'a> BOp<'a> {
@@ -449,6 +485,7 @@ impl<'a> BOp<'a> {
         match self {
             BOp::Mat(b) => BOp::Mat(b.offset(0, c0)),
             BOp::Packed(p, c) => BOp::Packed(p, c + c0),
+            BOp::Rows(r, c) => BOp::Rows(r, c + c0),
         }
     }
 }
@@ -564,7 +601,8 @@ fn split<T: Tile>(
 thread_local! {
     /// Per-thread packing buffers (B panels, A panels), reused across calls so that a
     /// product does not allocate and fault in fresh pages every time.
-    static PACK: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    static PACK: std::cell::RefCell<(Vec<f32>, Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// The single-threaded blocked product (see the module docs for why it keeps the order).
@@ -572,11 +610,11 @@ thread_local! {
 fn drive<T: Tile>(t: &T, m: usize, n: usize, k: usize, a: Mat<'_>, b: BOp<'_>, out: &mut [f32], ldc: usize) {
     PACK.with(|p| match p.try_borrow_mut() {
         Ok(mut bufs) => {
-            let (bp, ap) = &mut *bufs;
-            drive_in(t, m, n, k, a, b, out, ldc, bp, ap)
+            let (bp, ap, rp) = &mut *bufs;
+            drive_in(t, m, n, k, a, b, out, ldc, bp, ap, rp)
         }
         // Only reachable if a tile re-entered the driver; fresh buffers are as good.
-        Err(_) => drive_in(t, m, n, k, a, b, out, ldc, &mut Vec::new(), &mut Vec::new()),
+        Err(_) => drive_in(t, m, n, k, a, b, out, ldc, &mut Vec::new(), &mut Vec::new(), &mut Vec::new()),
     })
 }
 
@@ -593,6 +631,7 @@ fn drive_in<T: Tile>(
     ldc: usize,
     bpack: &mut Vec<f32>,
     apack: &mut Vec<f32>,
+    rows_buf: &mut Vec<f32>,
 ) {
     if k == 0 {
         for i in 0..m {
@@ -612,6 +651,7 @@ fn drive_in<T: Tile>(
     let pack_b = match b {
         BOp::Mat(b) => !(b.cs == 1 && (k == 1 || b.rs >= n)) || (m > mr_max && b.rs >= PACK_B_STRIDE),
         BOp::Packed(..) => false,
+        BOp::Rows(..) => true,
     };
     // A is packed (per K block: mr-row panels, k-major) when its tiles are used by many
     // column panels (packing costs about as much as 1/(2 nr) of a column panel's work per
@@ -642,8 +682,10 @@ fn drive_in<T: Tile>(
         let nc = nc_max.min(n - jc);
         for kb in (0..k).step_by(DOT_BLOCK) {
             let kc = DOT_BLOCK.min(k - kb);
-            if pack_b && let BOp::Mat(b) = b {
-                pack_panels(b, kb, kc, jc, nc, bpack);
+            match b {
+                BOp::Mat(b) if pack_b => pack_panels(b, kb, kc, jc, nc, bpack),
+                BOp::Rows(src, c0) => pack_made_rows(src, c0 + jc, kb, kc, nc, bpack, rows_buf),
+                _ => {}
             }
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
@@ -653,6 +695,7 @@ fn drive_in<T: Tile>(
                     let (bs, ldb, pstride) = match b {
                         _ if pack_b => (&bpack[(jr / GROUP) * panel_stride(kc)..], GROUP, panel_stride(kc)),
                         BOp::Mat(b) => (&b.data[kb * b.rs + jc + jr..], b.rs, GROUP),
+                        BOp::Rows(..) => unreachable!("made rows are always packed"),
                         BOp::Packed(p, c0) => {
                             let g = (c0 + jc + jr) / GROUP;
                             (&p.data[p.block(kb) + g * panel_stride(kc)..], GROUP, panel_stride(kc))
@@ -685,6 +728,33 @@ fn pack_rows(a: Mat<'_>, mc: usize, kc: usize, mr: usize, dst: &mut [f32]) {
         for (kk, col) in panel.chunks_exact_mut(mr).enumerate() {
             for (r, x) in col[..h].iter_mut().enumerate() {
                 *x = a.data[(r0 + r) * a.rs + kk * a.cs];
+            }
+        }
+    }
+}
+
+/// Rows [`pack_made_rows`] makes at a time before dealing them out to the panels.
+const MADE_ROWS: usize = 16;
+
+/// [`pack_panels`] for a made B: rows `kb..kb + kc`, columns `c0..c0 + nc` of `src`, made
+/// [`MADE_ROWS`] at a time into `buf` (which stays in L1) and dealt out as one run of
+/// rows per panel.
+fn pack_made_rows(src: &dyn RowSource, c0: usize, kb: usize, kc: usize, nc: usize, dst: &mut [f32], buf: &mut Vec<f32>) {
+    let panels = nc.div_ceil(GROUP);
+    if buf.len() < MADE_ROWS * nc {
+        buf.resize(MADE_ROWS * nc, 0.0);
+    }
+    for k0 in (0..kc).step_by(MADE_ROWS) {
+        let h = MADE_ROWS.min(kc - k0);
+        for (i, row) in buf.chunks_exact_mut(nc).take(h).enumerate() {
+            src.row(kb + k0 + i, c0, row);
+        }
+        for pi in 0..panels {
+            let w = GROUP.min(nc - pi * GROUP);
+            let run = &mut dst[pi * panel_stride(kc) + k0 * GROUP..][..h * GROUP];
+            for (d, row) in run.chunks_exact_mut(GROUP).zip(buf.chunks_exact(nc)) {
+                d[..w].copy_from_slice(&row[pi * GROUP..pi * GROUP + w]);
+                d[w..].fill(0.0);
             }
         }
     }
@@ -769,6 +839,17 @@ mod tests {
             .collect()
     }
 
+    /// A B operand made row by row from a matrix.
+    struct MatRows<'a>(Mat<'a>);
+
+    impl RowSource for MatRows<'_> {
+        fn row(&self, r: usize, c0: usize, out: &mut [f32]) {
+            for (j, y) in out.iter_mut().enumerate() {
+                *y = self.0.data[r * self.0.rs + (c0 + j) * self.0.cs];
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn check(m: usize, n: usize, k: usize, ta: bool, tb: bool, ldc_extra: usize, seed: u64, special: bool) {
         let av = values(seed, m * k, special);
@@ -786,7 +867,8 @@ mod tests {
         assert_eq!(bits(&packed.transposed()), bt);
         for path in KernelPath::available().into_iter().filter(|&p| p != KernelPath::Reference) {
             for threads in [1, 2, 3] {
-                for (bop, tiles) in [BOp::Mat(b), BOp::Packed(&packed, 0)]
+                let made = MatRows(b);
+                for (bop, tiles) in [BOp::Mat(b), BOp::Packed(&packed, 0), BOp::Rows(&made, 0)]
                     .into_iter()
                     .flat_map(|bop| [(bop, Tiles::Wide), (bop, Tiles::Tall)])
                 {
@@ -863,6 +945,41 @@ mod tests {
             ta: bool, tb: bool, ldc_extra in 0usize..3, seed: u64, special: bool,
         ) {
             check(m, n, k, ta, tb, ldc_extra, seed, special);
+        }
+    }
+}
+
+#[cfg(test)]
+mod gemm_speed {
+    use super::*;
+
+    /// Not a test: `cargo test --release -p deed-engine --lib gemm_speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn gemm_speed() {
+        let shapes = [(64, 3136, 576), (128, 784, 1152), (256, 196, 2304), (512, 49, 4608), (256, 3136, 64), (64, 3136, 256), (2048, 49, 512), (512, 49, 2048), (1024, 1024, 1024), (128, 3072, 768), (128, 768, 3072)];
+        for (m, n, k) in shapes {
+            let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+            let mut c = vec![0.0f32; m * n];
+            let am = Mat { data: &a, rs: k, cs: 1 };
+            let bm = Mat { data: &b, rs: n, cs: 1 };
+            let packed = PackedB::new(bm, k, n);
+            for (name, tiles, packed_b) in [("tall", Tiles::Tall, false), ("wide", Tiles::Wide, false), ("tall-packed", Tiles::Tall, true), ("wide-packed", Tiles::Wide, true)] {
+                let mut ts = Vec::new();
+                for _ in 0..15 {
+                    let t = std::time::Instant::now();
+                    if packed_b {
+                        gemm_packed(KernelPath::Avx512, tiles, 1, m, am, &packed, &mut c, n);
+                    } else {
+                        gemm(KernelPath::Avx512, tiles, 1, m, n, k, am, bm, &mut c, n);
+                    }
+                    ts.push(t.elapsed().as_secs_f64());
+                }
+                ts.sort_by(f64::total_cmp);
+                let gf = 2.0 * (m * n * k) as f64 / ts[ts.len() / 2] / 1e9;
+                println!("{m:>5} {n:>5} {k:>5} {name:<12} {:>8.3} ms {gf:>6.1} GFLOP/s", ts[ts.len() / 2] * 1e3);
+            }
         }
     }
 }

@@ -358,25 +358,31 @@ fn conv_fast(
         && geo.strides.iter().all(|&s| s == 1)
         && geo.pad_begin.iter().all(|&p| p == 0)
         && geo.out == spatial;
-    // Columns per im2col chunk, bounding the buffer to about PATCH_FLOATS floats.
+    let planar = spatial.len() == 2;
+    // Columns per im2col chunk of other ranks, bounding the buffer to about PATCH_FLOATS floats.
     let chunk = (PATCH_FLOATS / d.kc).clamp(64, d.p.max(64));
-    let mut cols = if pointwise { Vec::new() } else { vec![0.0f32; d.kc * chunk.min(d.p)] };
+    let mut cols = if pointwise || planar { Vec::new() } else { vec![0.0f32; d.kc * chunk.min(d.p)] };
     for ni in 0..d.n {
         for gi in 0..d.group {
             let x0 = (ni * d.c + gi * d.cg) * d.in_sp;
+            let xg = &xv[x0..x0 + d.cg * d.in_sp];
             let w = Mat { data: &wv[gi * d.mg * d.kc..(gi + 1) * d.mg * d.kc], rs: d.kc, cs: 1 };
             let y0 = (ni * d.m + gi * d.mg) * d.p;
             let y = &mut out[y0..y0 + d.mg * d.p];
             if pointwise {
-                let b = Mat { data: &xv[x0..x0 + d.cg * d.in_sp], rs: d.in_sp, cs: 1 };
+                let b = Mat { data: xg, rs: d.in_sp, cs: 1 };
                 kernels::gemm(ctx.kernels, Tiles::Tall, ctx.threads, d.mg, d.p, d.kc, w, b, y, d.p);
-                continue;
-            }
-            for p0 in (0..d.p).step_by(chunk) {
-                let pc = chunk.min(d.p - p0);
-                im2col(geo, spatial, &xv[x0..x0 + d.cg * d.in_sp], d.cg, p0, pc, &mut cols[..d.kc * pc], ctx.threads);
-                let b = Mat { data: &cols[..d.kc * pc], rs: pc, cs: 1 };
-                kernels::gemm(ctx.kernels, Tiles::Tall, ctx.threads, d.mg, pc, d.kc, w, b, &mut y[p0..], d.p);
+            } else if planar {
+                // The im2col matrix is made block by block as the product packs it.
+                let src = Im2colRows { geo, spatial, x: xg, q: geo.kernel.iter().product(), in_sp: d.in_sp };
+                kernels::gemm_rows(ctx.kernels, Tiles::Tall, ctx.threads, d.mg, d.p, d.kc, w, &src, y, d.p);
+            } else {
+                for p0 in (0..d.p).step_by(chunk) {
+                    let pc = chunk.min(d.p - p0);
+                    im2col(geo, spatial, xg, d.cg, p0, pc, &mut cols[..d.kc * pc]);
+                    let b = Mat { data: &cols[..d.kc * pc], rs: pc, cs: 1 };
+                    kernels::gemm(ctx.kernels, Tiles::Tall, ctx.threads, d.mg, pc, d.kc, w, b, &mut y[p0..], d.p);
+                }
             }
         }
     }
@@ -392,45 +398,33 @@ fn conv_fast(
     }
 }
 
-/// Elements of an im2col chunk below which it is filled on the calling thread.
-const PAR_MIN_COLS: usize = 1 << 16;
+/// The im2col matrix of one (batch, group) of a 2-D Conv, `[cg·q, positions]`, made row by
+/// row for the product: row `ci·q + kernel position`, `+0.0` in the padding.
+struct Im2colRows<'a> {
+    geo: &'a Geometry,
+    spatial: &'a [usize],
+    /// The group's input channels.
+    x: &'a [f32],
+    /// Kernel positions.
+    q: usize,
+    /// Input positions per channel.
+    in_sp: usize,
+}
+
+impl kernels::RowSource for Im2colRows<'_> {
+    fn row(&self, r: usize, c0: usize, out: &mut [f32]) {
+        let ci = r / self.q;
+        im2col_row_2d(self.geo, self.spatial, &self.x[ci * self.in_sp..(ci + 1) * self.in_sp], r % self.q, c0, out)
+    }
+}
 
 /// Fills `cols` (`[cg·q, pc]` row-major) with the patches of output positions
-/// `p0..p0 + pc`: row `ci·q + kernel position`, `+0.0` in the padding. Values are only
-/// moved, so how the rows are split over `threads` does not matter.
-#[allow(clippy::too_many_arguments)]
-fn im2col(
-    geo: &Geometry,
-    spatial: &[usize],
-    x: &[f32],
-    cg: usize,
-    p0: usize,
-    pc: usize,
-    cols: &mut [f32],
-    threads: usize,
-) {
+/// `p0..p0 + pc`: row `ci·q + kernel position`, `+0.0` in the padding (ranks other than 2;
+/// 2-D Conv makes its rows with [`im2col_row_2d`] as the product packs them).
+fn im2col(geo: &Geometry, spatial: &[usize], x: &[f32], cg: usize, p0: usize, pc: usize, cols: &mut [f32]) {
     let q: usize = geo.kernel.iter().product();
     let in_sp: usize = spatial.iter().product();
-    if spatial.len() == 2 {
-        let rows = cg * q;
-        let fill = |r0: usize, part: &mut [f32]| {
-            for (i, row) in part.chunks_exact_mut(pc).enumerate() {
-                let (ci, kp) = ((r0 + i) / q, (r0 + i) % q);
-                im2col_row_2d(geo, spatial, &x[ci * in_sp..(ci + 1) * in_sp], kp, p0, row);
-            }
-        };
-        let cols = &mut cols[..rows * pc];
-        if threads > 1 && rows > 1 && rows * pc >= PAR_MIN_COLS {
-            let per = rows.div_ceil(threads);
-            let parts: Vec<(usize, &mut [f32])> =
-                cols.chunks_mut(per * pc).enumerate().map(|(i, part)| (i * per, part)).collect();
-            crate::pool::map(parts, |(r0, part)| fill(r0, part));
-        } else {
-            fill(0, cols);
-        }
-        return;
-    }
-    // Any rank: the reference's offset table, one output position at a time.
+    // The reference's offset table, one output position at a time.
     let mut o = vec![0usize; geo.out.len()];
     let mut rem = p0;
     for dd in (0..o.len()).rev() {
