@@ -332,11 +332,13 @@ pub(crate) fn gemm(
     b: Mat<'_>,
     out: &mut [f32],
     ldc: usize,
+    epi: Epilogue<'_>,
 ) {
-    gemm_with(path, tiles, threads, PAR_MIN_MACS, m, n, k, a, BOp::Mat(b), out, ldc)
+    gemm_with(path, tiles, threads, PAR_MIN_MACS, m, n, k, a, BOp::Mat(b), out, ldc, epi)
 }
 
 /// [`gemm`] with a B packed beforehand (`n` and `k` are its own).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_packed(
     path: KernelPath,
     tiles: Tiles,
@@ -346,8 +348,48 @@ pub(crate) fn gemm_packed(
     b: &PackedB,
     out: &mut [f32],
     ldc: usize,
+    epi: Epilogue<'_>,
 ) {
-    gemm_with(path, tiles, threads, PAR_MIN_MACS, m, b.n, b.k, a, BOp::Packed(b, 0), out, ldc)
+    gemm_with(path, tiles, threads, PAR_MIN_MACS, m, b.n, b.k, a, BOp::Packed(b, 0), out, ldc, epi)
+}
+
+/// What the driver does to each output element once its last K block is in, while the
+/// tile is still in cache: the operations a separate pass over the output would do, in
+/// the same order, so the same bits.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Epilogue<'a> {
+    /// Nothing (Gemm finishes its output with its own epilogue).
+    None,
+    /// NaN results become the canonical NaN (MatMul).
+    Canonical,
+    /// `canonical(y + bias[row])`: Conv's bias (one rounded add) and the canonical NaN.
+    RowBias(&'a [f32]),
+}
+
+impl<'a> Epilogue<'a> {
+    /// The epilogue of the rows from `r0` on.
+    fn rows_from(self, r0: usize) -> Epilogue<'a> {
+        match self {
+            Epilogue::RowBias(b) => Epilogue::RowBias(&b[r0..]),
+            e => e,
+        }
+    }
+
+    /// Applies it to rows `r0..r0 + rows` of `c` (`ldc` apart), columns `..ncols`.
+    #[inline]
+    fn apply(self, r0: usize, rows: usize, c: &mut [f32], ldc: usize, ncols: usize) {
+        for r in 0..rows {
+            let row = &mut c[r * ldc..r * ldc + ncols];
+            match self {
+                Epilogue::None => return,
+                Epilogue::Canonical => row.iter_mut().for_each(|y| *y = canonical(*y)),
+                Epilogue::RowBias(b) => {
+                    let b = b[r0 + r];
+                    row.iter_mut().for_each(|y| *y = canonical(*y + b));
+                }
+            }
+        }
+    }
 }
 
 /// A B operand whose rows are made on demand (Conv's im2col): the driver asks for the
@@ -370,8 +412,9 @@ pub(crate) fn gemm_rows(
     b: &dyn RowSource,
     out: &mut [f32],
     ldc: usize,
+    epi: Epilogue<'_>,
 ) {
-    gemm_with(path, tiles, threads, PAR_MIN_MACS, m, n, k, a, BOp::Rows(b, 0), out, ldc)
+    gemm_with(path, tiles, threads, PAR_MIN_MACS, m, n, k, a, BOp::Rows(b, 0), out, ldc, epi)
 }
 
 /// The register tiles a product runs on (which elements are computed together; the bits
@@ -504,6 +547,7 @@ fn gemm_with(
     b: BOp<'_>,
     out: &mut [f32],
     ldc: usize,
+    epi: Epilogue<'_>,
 ) {
     let macs = m.saturating_mul(n).saturating_mul(k);
     let threads = if macs < par_min_macs { 1 } else { threads.max(1) };
@@ -516,31 +560,32 @@ fn gemm_with(
         for i in 0..m {
             out[i * ldc..i * ldc + n].fill(0.0);
         }
+        epi.apply(0, m, out, ldc, n);
         return;
     }
     match path {
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx512 => {
             if m <= NARROW_ROWS {
-                split(&x86::Avx512::<2, 8>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc)
+                split(&x86::Avx512::<2, 8>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc, epi)
             } else {
                 let wide = tiles == Tiles::Wide && n.next_multiple_of(64) <= n.next_multiple_of(32) + n / 16;
                 if wide {
-                    split(&x86::Avx512::<6, 4>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc)
+                    split(&x86::Avx512::<6, 4>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc, epi)
                 } else {
-                    split(&x86::Avx512::<12, 2>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc)
+                    split(&x86::Avx512::<12, 2>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc, epi)
                 }
             }
         }
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 => {
             if m <= NARROW_ROWS {
-                split(&x86::Avx2::<2, 8>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc)
+                split(&x86::Avx2::<2, 8>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc, epi)
             } else {
-                split(&x86::Avx2::<6, 2>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc)
+                split(&x86::Avx2::<6, 2>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc, epi)
             }
         }
-        KernelPath::Scalar => split(&ScalarTile::<4, 16>, threads, m, n, k, a, b, out, ldc),
+        KernelPath::Scalar => split(&ScalarTile::<4, 16>, threads, m, n, k, a, b, out, ldc, epi),
         p => unreachable!("kernel path {p:?} is not a blocked path on this CPU"),
     }
 }
@@ -559,9 +604,10 @@ fn split<T: Tile>(
     b: BOp<'_>,
     out: &mut [f32],
     ldc: usize,
+    epi: Epilogue<'_>,
 ) {
     if threads == 1 {
-        return drive(t, m, n, k, a, b, out, ldc);
+        return drive(t, m, n, k, a, b, out, ldc, epi);
     }
     // Each thread reads all of the operand the split does not divide: a row split reads
     // all of B (k × n) per thread, a column split all of A (m × k). Split the larger one.
@@ -576,17 +622,17 @@ fn split<T: Tile>(
             let take = if r0 + rows == m { rest.len() } else { rows * ldc };
             let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(take);
             rest = tail;
-            parts.push((chunk, a.offset(r0, 0), rows));
+            parts.push((chunk, a.offset(r0, 0), rows, epi.rows_from(r0)));
             r0 += rows;
         }
-        crate::pool::map(parts, |(chunk, ar, rows)| drive(t, rows, n, k, ar, b, chunk, ldc));
+        crate::pool::map(parts, |(chunk, ar, rows, epi)| drive(t, rows, n, k, ar, b, chunk, ldc, epi));
     } else {
         let per = n.div_ceil(threads).next_multiple_of(T::NR);
         let ranges: Vec<(usize, usize)> = (0..n).step_by(per).map(|c0| (c0, (c0 + per).min(n))).collect();
         let parts: Vec<Vec<f32>> = crate::pool::map(ranges.clone(), |(c0, c1)| {
             let w = c1 - c0;
             let mut buf = vec![0.0f32; m * w];
-            drive(t, m, w, k, a, b.cols_from(c0), &mut buf, w);
+            drive(t, m, w, k, a, b.cols_from(c0), &mut buf, w, epi);
             buf
         });
         for (&(c0, c1), buf) in ranges.iter().zip(&parts) {
@@ -607,14 +653,25 @@ thread_local! {
 
 /// The single-threaded blocked product (see the module docs for why it keeps the order).
 #[allow(clippy::too_many_arguments)]
-fn drive<T: Tile>(t: &T, m: usize, n: usize, k: usize, a: Mat<'_>, b: BOp<'_>, out: &mut [f32], ldc: usize) {
+#[allow(clippy::too_many_arguments)]
+fn drive<T: Tile>(
+    t: &T,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat<'_>,
+    b: BOp<'_>,
+    out: &mut [f32],
+    ldc: usize,
+    epi: Epilogue<'_>,
+) {
     PACK.with(|p| match p.try_borrow_mut() {
         Ok(mut bufs) => {
             let (bp, ap, rp) = &mut *bufs;
-            drive_in(t, m, n, k, a, b, out, ldc, bp, ap, rp)
+            drive_in(t, m, n, k, a, b, out, ldc, epi, bp, ap, rp)
         }
         // Only reachable if a tile re-entered the driver; fresh buffers are as good.
-        Err(_) => drive_in(t, m, n, k, a, b, out, ldc, &mut Vec::new(), &mut Vec::new(), &mut Vec::new()),
+        Err(_) => drive_in(t, m, n, k, a, b, out, ldc, epi, &mut Vec::new(), &mut Vec::new(), &mut Vec::new()),
     })
 }
 
@@ -629,6 +686,7 @@ fn drive_in<T: Tile>(
     b: BOp<'_>,
     out: &mut [f32],
     ldc: usize,
+    epi: Epilogue<'_>,
     bpack: &mut Vec<f32>,
     apack: &mut Vec<f32>,
     rows_buf: &mut Vec<f32>,
@@ -637,6 +695,7 @@ fn drive_in<T: Tile>(
         for i in 0..m {
             out[i * ldc..i * ldc + n].fill(0.0);
         }
+        epi.apply(0, m, out, ldc, n);
         return;
     }
     // No zero fill: every tile of C is written by its first K block (`first`), which
@@ -710,6 +769,10 @@ fn drive_in<T: Tile>(
                             a.offset(ic + ir, kb)
                         };
                         t.tile(mr, kc, at, bs, ldb, pstride, c, ldc, ncols, kb == 0);
+                    }
+                    if kb + kc == k {
+                        // These mc × ncols elements are final, and still in cache.
+                        epi.apply(ic, mc, &mut out[ic * ldc + jc + jr..], ldc, ncols);
                     }
                 }
             }
@@ -856,9 +919,14 @@ mod tests {
         let bv = values(seed ^ 0x9e37_79b9, k * n, special);
         let a = if ta { Mat { data: &av, rs: 1, cs: m } } else { Mat { data: &av, rs: k, cs: 1 } };
         let b = if tb { Mat { data: &bv, rs: 1, cs: k } } else { Mat { data: &bv, rs: n, cs: 1 } };
-        let mut want = reference(m, n, k, a, b);
+        let dots = reference(m, n, k, a, b);
+        let mut want = dots.clone();
         canonical_nan(&mut want);
         let want = bits(&want);
+        // With a row bias: the separate pass Conv used to make, `canonical(dot + bias[row])`.
+        let bias = values(seed ^ 0x51ed_270b, m, special);
+        let want_bias: Vec<u32> =
+            dots.iter().enumerate().map(|(i, &y)| canonical(y + bias[i / n.max(1)]).to_bits()).collect();
         let ldc = n + ldc_extra;
         let packed = PackedB::new(b, k, n);
         assert_eq!(packed.dims(), (k, n));
@@ -872,16 +940,24 @@ mod tests {
                     .into_iter()
                     .flat_map(|bop| [(bop, Tiles::Wide), (bop, Tiles::Tall)])
                 {
-                    let mut out = vec![f32::NAN; m * ldc];
-                    // Thread small shapes too.
-                    gemm_with(path, tiles, threads, 0, m, n, k, a, bop, &mut out, ldc);
-                    let mut got: Vec<f32> = (0..m).flat_map(|i| out[i * ldc..i * ldc + n].to_vec()).collect();
-                    canonical_nan(&mut got);
-                    assert_eq!(
-                        bits(&got),
-                        want,
-                        "path {path:?}, threads {threads}, m {m} n {n} k {k} ta {ta} tb {tb} {bop:?} {tiles:?}"
-                    );
+                    for (epi, want) in [
+                        (Epilogue::None, &want),
+                        (Epilogue::Canonical, &want),
+                        (Epilogue::RowBias(&bias), &want_bias),
+                    ] {
+                        let mut out = vec![f32::NAN; m * ldc];
+                        // Thread small shapes too.
+                        gemm_with(path, tiles, threads, 0, m, n, k, a, bop, &mut out, ldc, epi);
+                        let mut got: Vec<f32> = (0..m).flat_map(|i| out[i * ldc..i * ldc + n].to_vec()).collect();
+                        if let Epilogue::None = epi {
+                            canonical_nan(&mut got);
+                        }
+                        assert_eq!(
+                            &bits(&got),
+                            want,
+                            "path {path:?}, threads {threads}, m {m} n {n} k {k} ta {ta} tb {tb} {bop:?} {tiles:?} {epi:?}"
+                        );
+                    }
                 }
             }
         }
@@ -919,7 +995,7 @@ mod tests {
         check(3, 5, 0, false, false, 0, 5, false);
         let mut out = vec![-1.0f32; 4];
         for path in KernelPath::available().into_iter().filter(|&p| p != KernelPath::Reference) {
-            gemm(path, Tiles::Wide, 1, 2, 2, 0, Mat { data: &[], rs: 0, cs: 1 }, Mat { data: &[], rs: 2, cs: 1 }, &mut out, 2);
+            gemm(path, Tiles::Wide, 1, 2, 2, 0, Mat { data: &[], rs: 0, cs: 1 }, Mat { data: &[], rs: 2, cs: 1 }, &mut out, 2, Epilogue::None);
             assert!(out.iter().all(|x| x.to_bits() == 0));
         }
     }
@@ -932,7 +1008,7 @@ mod tests {
         check(1, 17, 3, false, false, 0, 6, false);
         for path in KernelPath::available().into_iter().filter(|&p| p != KernelPath::Reference) {
             let mut out = vec![0.0f32; 17];
-            gemm(path, Tiles::Wide, 1, 1, 17, 3, Mat { data: &a, rs: 3, cs: 1 }, Mat { data: &b, rs: 17, cs: 1 }, &mut out, 17);
+            gemm(path, Tiles::Wide, 1, 1, 17, 3, Mat { data: &a, rs: 3, cs: 1 }, Mat { data: &b, rs: 17, cs: 1 }, &mut out, 17, Epilogue::None);
             assert!(out.iter().all(|x| x.to_bits() == 0), "{path:?}");
         }
     }
@@ -970,9 +1046,9 @@ mod gemm_speed {
                 for _ in 0..15 {
                     let t = std::time::Instant::now();
                     if packed_b {
-                        gemm_packed(KernelPath::Avx512, tiles, 1, m, am, &packed, &mut c, n);
+                        gemm_packed(KernelPath::Avx512, tiles, 1, m, am, &packed, &mut c, n, Epilogue::Canonical);
                     } else {
-                        gemm(KernelPath::Avx512, tiles, 1, m, n, k, am, bm, &mut c, n);
+                        gemm(KernelPath::Avx512, tiles, 1, m, n, k, am, bm, &mut c, n, Epilogue::Canonical);
                     }
                     ts.push(t.elapsed().as_secs_f64());
                 }

@@ -27,7 +27,7 @@
 
 use super::linalg::dot;
 use super::{Ctx, KResult, KernelError};
-use crate::kernels::{self, KernelPath, Mat, Tiles};
+use crate::kernels::{self, Epilogue, KernelPath, Mat, Tiles};
 use deed_types::{Tensor, TensorData};
 
 /// `auto_pad` attribute.
@@ -369,32 +369,27 @@ fn conv_fast(
             let w = Mat { data: &wv[gi * d.mg * d.kc..(gi + 1) * d.mg * d.kc], rs: d.kc, cs: 1 };
             let y0 = (ni * d.m + gi * d.mg) * d.p;
             let y = &mut out[y0..y0 + d.mg * d.p];
+            // The bias's one rounded add and the canonical NaN, as each tile is finished.
+            let epi = match bv {
+                Some(bv) => Epilogue::RowBias(&bv[gi * d.mg..(gi + 1) * d.mg]),
+                None => Epilogue::Canonical,
+            };
             if pointwise {
                 let b = Mat { data: xg, rs: d.in_sp, cs: 1 };
-                kernels::gemm(ctx.kernels, Tiles::Tall, ctx.threads, d.mg, d.p, d.kc, w, b, y, d.p);
+                kernels::gemm(ctx.kernels, Tiles::Tall, ctx.threads, d.mg, d.p, d.kc, w, b, y, d.p, epi);
             } else if planar {
                 // The im2col matrix is made block by block as the product packs it.
                 let src = Im2colRows { geo, spatial, x: xg, q: geo.kernel.iter().product(), in_sp: d.in_sp };
-                kernels::gemm_rows(ctx.kernels, Tiles::Tall, ctx.threads, d.mg, d.p, d.kc, w, &src, y, d.p);
+                kernels::gemm_rows(ctx.kernels, Tiles::Tall, ctx.threads, d.mg, d.p, d.kc, w, &src, y, d.p, epi);
             } else {
                 for p0 in (0..d.p).step_by(chunk) {
                     let pc = chunk.min(d.p - p0);
                     im2col(geo, spatial, xg, d.cg, p0, pc, &mut cols[..d.kc * pc]);
                     let b = Mat { data: &cols[..d.kc * pc], rs: pc, cs: 1 };
-                    kernels::gemm(ctx.kernels, Tiles::Tall, ctx.threads, d.mg, pc, d.kc, w, b, &mut y[p0..], d.p);
+                    kernels::gemm(ctx.kernels, Tiles::Tall, ctx.threads, d.mg, pc, d.kc, w, b, &mut y[p0..], d.p, epi);
                 }
             }
         }
-    }
-    match bv {
-        // One pass: the bias's one rounded add, then the canonical NaN.
-        Some(bv) => {
-            for (row, mo) in out.chunks_mut(d.p).zip((0..d.m).cycle()) {
-                let b = bv[mo];
-                row.iter_mut().for_each(|y| *y = kernels::canonical(*y + b));
-            }
-        }
-        None => kernels::canonical_nan(out),
     }
 }
 
