@@ -323,7 +323,6 @@ const PAR_MIN_MACS: usize = 1 << 17;
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
     path: KernelPath,
-    tiles: Tiles,
     threads: usize,
     m: usize,
     n: usize,
@@ -334,14 +333,13 @@ pub(crate) fn gemm(
     ldc: usize,
     epi: Epilogue<'_>,
 ) {
-    gemm_with(path, tiles, threads, PAR_MIN_MACS, m, n, k, a, BOp::Mat(b), out, ldc, epi)
+    gemm_with(path, threads, PAR_MIN_MACS, m, n, k, a, BOp::Mat(b), out, ldc, epi)
 }
 
 /// [`gemm`] with a B packed beforehand (`n` and `k` are its own).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_packed(
     path: KernelPath,
-    tiles: Tiles,
     threads: usize,
     m: usize,
     a: Mat<'_>,
@@ -350,7 +348,7 @@ pub(crate) fn gemm_packed(
     ldc: usize,
     epi: Epilogue<'_>,
 ) {
-    gemm_with(path, tiles, threads, PAR_MIN_MACS, m, b.n, b.k, a, BOp::Packed(b, 0), out, ldc, epi)
+    gemm_with(path, threads, PAR_MIN_MACS, m, b.n, b.k, a, BOp::Packed(b, 0), out, ldc, epi)
 }
 
 /// What the driver does to each output element once its last K block is in, while the
@@ -403,7 +401,6 @@ pub(crate) trait RowSource: Sync {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_rows(
     path: KernelPath,
-    tiles: Tiles,
     threads: usize,
     m: usize,
     n: usize,
@@ -414,22 +411,7 @@ pub(crate) fn gemm_rows(
     ldc: usize,
     epi: Epilogue<'_>,
 ) {
-    gemm_with(path, tiles, threads, PAR_MIN_MACS, m, n, k, a, BOp::Rows(b, 0), out, ldc, epi)
-}
-
-/// The register tiles a product runs on (which elements are computed together; the bits
-/// never depend on it). Measured on ResNet-50 and BERT-base (AVX-512, one thread):
-/// Conv's products run about 5% faster on tall tiles, MatMul's about 8% faster on wide
-/// ones.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Tiles {
-    /// MatMul and Gemm: wide tiles (AVX-512: 6 rows × 64 columns), unless N is so narrow
-    /// that rounding it up to 64 columns pads it by more than a sixteenth over the tall
-    /// tiles' 32.
-    Wide,
-    /// Conv (A = the weights in place, B = im2col panels or the input): tall tiles
-    /// (AVX-512: 12 rows × 32 columns).
-    Tall,
+    gemm_with(path, threads, PAR_MIN_MACS, m, n, k, a, BOp::Rows(b, 0), out, ldc, epi)
 }
 
 /// Row counts up to which the driver uses its wide, short tiles (a matrix-vector
@@ -537,7 +519,6 @@ impl<'a> BOp<'a> {
 #[allow(clippy::too_many_arguments)]
 fn gemm_with(
     path: KernelPath,
-    tiles: Tiles,
     threads: usize,
     par_min_macs: usize,
     m: usize,
@@ -569,8 +550,10 @@ fn gemm_with(
             if m <= NARROW_ROWS {
                 split(&x86::Avx512::<2, 8>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc, epi)
             } else {
-                let wide = tiles == Tiles::Wide && n.next_multiple_of(64) <= n.next_multiple_of(32) + n / 16;
-                if wide {
+                // Wide tiles (measured about 8% faster on MatMul and 1% on Conv), unless N is
+                // so narrow that rounding it up to 64 columns pads it by more than a
+                // sixteenth over the tall tiles' 32. The bits do not depend on the choice.
+                if n.next_multiple_of(64) <= n.next_multiple_of(32) + n / 16 {
                     split(&x86::Avx512::<6, 4>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc, epi)
                 } else {
                     split(&x86::Avx512::<12, 2>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc, epi)
@@ -802,7 +785,15 @@ const MADE_ROWS: usize = 16;
 /// [`pack_panels`] for a made B: rows `kb..kb + kc`, columns `c0..c0 + nc` of `src`, made
 /// [`MADE_ROWS`] at a time into `buf` (which stays in L1) and dealt out as one run of
 /// rows per panel.
-fn pack_made_rows(src: &dyn RowSource, c0: usize, kb: usize, kc: usize, nc: usize, dst: &mut [f32], buf: &mut Vec<f32>) {
+fn pack_made_rows(
+    src: &dyn RowSource,
+    c0: usize,
+    kb: usize,
+    kc: usize,
+    nc: usize,
+    dst: &mut [f32],
+    buf: &mut Vec<f32>,
+) {
     let panels = nc.div_ceil(GROUP);
     if buf.len() < MADE_ROWS * nc {
         buf.resize(MADE_ROWS * nc, 0.0);
@@ -936,18 +927,13 @@ mod tests {
         for path in KernelPath::available().into_iter().filter(|&p| p != KernelPath::Reference) {
             for threads in [1, 2, 3] {
                 let made = MatRows(b);
-                for (bop, tiles) in [BOp::Mat(b), BOp::Packed(&packed, 0), BOp::Rows(&made, 0)]
-                    .into_iter()
-                    .flat_map(|bop| [(bop, Tiles::Wide), (bop, Tiles::Tall)])
-                {
-                    for (epi, want) in [
-                        (Epilogue::None, &want),
-                        (Epilogue::Canonical, &want),
-                        (Epilogue::RowBias(&bias), &want_bias),
-                    ] {
+                for bop in [BOp::Mat(b), BOp::Packed(&packed, 0), BOp::Rows(&made, 0)] {
+                    for (epi, want) in
+                        [(Epilogue::None, &want), (Epilogue::Canonical, &want), (Epilogue::RowBias(&bias), &want_bias)]
+                    {
                         let mut out = vec![f32::NAN; m * ldc];
                         // Thread small shapes too.
-                        gemm_with(path, tiles, threads, 0, m, n, k, a, bop, &mut out, ldc, epi);
+                        gemm_with(path, threads, 0, m, n, k, a, bop, &mut out, ldc, epi);
                         let mut got: Vec<f32> = (0..m).flat_map(|i| out[i * ldc..i * ldc + n].to_vec()).collect();
                         if let Epilogue::None = epi {
                             canonical_nan(&mut got);
@@ -955,7 +941,7 @@ mod tests {
                         assert_eq!(
                             &bits(&got),
                             want,
-                            "path {path:?}, threads {threads}, m {m} n {n} k {k} ta {ta} tb {tb} {bop:?} {tiles:?} {epi:?}"
+                            "path {path:?}, threads {threads}, m {m} n {n} k {k} ta {ta} tb {tb} {bop:?} {epi:?}"
                         );
                     }
                 }
@@ -995,7 +981,18 @@ mod tests {
         check(3, 5, 0, false, false, 0, 5, false);
         let mut out = vec![-1.0f32; 4];
         for path in KernelPath::available().into_iter().filter(|&p| p != KernelPath::Reference) {
-            gemm(path, Tiles::Wide, 1, 2, 2, 0, Mat { data: &[], rs: 0, cs: 1 }, Mat { data: &[], rs: 2, cs: 1 }, &mut out, 2, Epilogue::None);
+            gemm(
+                path,
+                1,
+                2,
+                2,
+                0,
+                Mat { data: &[], rs: 0, cs: 1 },
+                Mat { data: &[], rs: 2, cs: 1 },
+                &mut out,
+                2,
+                Epilogue::None,
+            );
             assert!(out.iter().all(|x| x.to_bits() == 0));
         }
     }
@@ -1008,7 +1005,18 @@ mod tests {
         check(1, 17, 3, false, false, 0, 6, false);
         for path in KernelPath::available().into_iter().filter(|&p| p != KernelPath::Reference) {
             let mut out = vec![0.0f32; 17];
-            gemm(path, Tiles::Wide, 1, 1, 17, 3, Mat { data: &a, rs: 3, cs: 1 }, Mat { data: &b, rs: 17, cs: 1 }, &mut out, 17, Epilogue::None);
+            gemm(
+                path,
+                1,
+                1,
+                17,
+                3,
+                Mat { data: &a, rs: 3, cs: 1 },
+                Mat { data: &b, rs: 17, cs: 1 },
+                &mut out,
+                17,
+                Epilogue::None,
+            );
             assert!(out.iter().all(|x| x.to_bits() == 0), "{path:?}");
         }
     }
@@ -1021,41 +1029,6 @@ mod tests {
             ta: bool, tb: bool, ldc_extra in 0usize..3, seed: u64, special: bool,
         ) {
             check(m, n, k, ta, tb, ldc_extra, seed, special);
-        }
-    }
-}
-
-#[cfg(test)]
-mod gemm_speed {
-    use super::*;
-
-    /// Not a test: `cargo test --release -p deed-engine --lib gemm_speed -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn gemm_speed() {
-        let shapes = [(64, 3136, 576), (128, 784, 1152), (256, 196, 2304), (512, 49, 4608), (256, 3136, 64), (64, 3136, 256), (2048, 49, 512), (512, 49, 2048), (1024, 1024, 1024), (128, 3072, 768), (128, 768, 3072)];
-        for (m, n, k) in shapes {
-            let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
-            let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
-            let mut c = vec![0.0f32; m * n];
-            let am = Mat { data: &a, rs: k, cs: 1 };
-            let bm = Mat { data: &b, rs: n, cs: 1 };
-            let packed = PackedB::new(bm, k, n);
-            for (name, tiles, packed_b) in [("tall", Tiles::Tall, false), ("wide", Tiles::Wide, false), ("tall-packed", Tiles::Tall, true), ("wide-packed", Tiles::Wide, true)] {
-                let mut ts = Vec::new();
-                for _ in 0..15 {
-                    let t = std::time::Instant::now();
-                    if packed_b {
-                        gemm_packed(KernelPath::Avx512, tiles, 1, m, am, &packed, &mut c, n, Epilogue::Canonical);
-                    } else {
-                        gemm(KernelPath::Avx512, tiles, 1, m, n, k, am, bm, &mut c, n, Epilogue::Canonical);
-                    }
-                    ts.push(t.elapsed().as_secs_f64());
-                }
-                ts.sort_by(f64::total_cmp);
-                let gf = 2.0 * (m * n * k) as f64 / ts[ts.len() / 2] / 1e9;
-                println!("{m:>5} {n:>5} {k:>5} {name:<12} {:>8.3} ms {gf:>6.1} GFLOP/s", ts[ts.len() / 2] * 1e3);
-            }
         }
     }
 }

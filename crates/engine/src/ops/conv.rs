@@ -27,7 +27,7 @@
 
 use super::linalg::dot;
 use super::{Ctx, KResult, KernelError};
-use crate::kernels::{self, Epilogue, KernelPath, Mat, Tiles};
+use crate::kernels::{self, Epilogue, KernelPath, Mat};
 use deed_types::{Tensor, TensorData};
 
 /// `auto_pad` attribute.
@@ -376,17 +376,17 @@ fn conv_fast(
             };
             if pointwise {
                 let b = Mat { data: xg, rs: d.in_sp, cs: 1 };
-                kernels::gemm(ctx.kernels, Tiles::Tall, ctx.threads, d.mg, d.p, d.kc, w, b, y, d.p, epi);
+                kernels::gemm(ctx.kernels, ctx.threads, d.mg, d.p, d.kc, w, b, y, d.p, epi);
             } else if planar {
                 // The im2col matrix is made block by block as the product packs it.
                 let src = Im2colRows { geo, spatial, x: xg, q: geo.kernel.iter().product(), in_sp: d.in_sp };
-                kernels::gemm_rows(ctx.kernels, Tiles::Tall, ctx.threads, d.mg, d.p, d.kc, w, &src, y, d.p, epi);
+                kernels::gemm_rows(ctx.kernels, ctx.threads, d.mg, d.p, d.kc, w, &src, y, d.p, epi);
             } else {
                 for p0 in (0..d.p).step_by(chunk) {
                     let pc = chunk.min(d.p - p0);
                     im2col(geo, spatial, xg, d.cg, p0, pc, &mut cols[..d.kc * pc]);
                     let b = Mat { data: &cols[..d.kc * pc], rs: pc, cs: 1 };
-                    kernels::gemm(ctx.kernels, Tiles::Tall, ctx.threads, d.mg, pc, d.kc, w, b, &mut y[p0..], d.p, epi);
+                    kernels::gemm(ctx.kernels, ctx.threads, d.mg, pc, d.kc, w, b, &mut y[p0..], d.p, epi);
                 }
             }
         }

@@ -17,7 +17,7 @@
 
 use super::elementwise::{broadcast_shape, broadcast_strides};
 use super::{Ctx, KResult, KernelError};
-use crate::kernels::{self, Epilogue, KernelPath, Mat, PackedB, Tiles};
+use crate::kernels::{self, Epilogue, KernelPath, Mat, PackedB};
 use deed_types::{Tensor, TensorData};
 use std::sync::Arc;
 
@@ -163,10 +163,10 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, packed_b: Option<&PackedB>, ctx: &C
                 let (ia, ib) = batch_offsets(first + i, &batch, &sa, &sb, &mut idx);
                 let am = Mat { data: &av[ia * m * k..(ia + 1) * m * k], rs: k, cs: 1 };
                 match packed_b {
-                    Some(p) => kernels::gemm_packed(ctx.kernels, Tiles::Wide, threads, m, am, p, chunk, n, Epilogue::Canonical),
+                    Some(p) => kernels::gemm_packed(ctx.kernels, threads, m, am, p, chunk, n, Epilogue::Canonical),
                     None => {
                         let bm = Mat { data: &bv[ib * k * n..(ib + 1) * k * n], rs: n, cs: 1 };
-                        kernels::gemm(ctx.kernels, Tiles::Wide, threads, m, n, k, am, bm, chunk, n, Epilogue::Canonical);
+                        kernels::gemm(ctx.kernels, threads, m, n, k, am, bm, chunk, n, Epilogue::Canonical);
                     }
                 }
             }
@@ -272,11 +272,11 @@ pub(crate) fn gemm(g: &GemmAttrs, a: &Tensor, b: &Tensor, c: Option<&Tensor>, ct
         match g.packed_b.as_deref() {
             Some(p) => {
                 assert_eq!(p.dims(), (k, n), "packed B matches B's shape (planned at load)");
-                kernels::gemm_packed(ctx.kernels, Tiles::Wide, ctx.threads, m, am, p, &mut out, n, Epilogue::None)
+                kernels::gemm_packed(ctx.kernels, ctx.threads, m, am, p, &mut out, n, Epilogue::None)
             }
             None => {
                 let bm = if g.trans_b { Mat { data: bv, rs: 1, cs: k } } else { Mat { data: bv, rs: n, cs: 1 } };
-                kernels::gemm(ctx.kernels, Tiles::Wide, ctx.threads, m, n, k, am, bm, &mut out, n, Epilogue::None);
+                kernels::gemm(ctx.kernels, ctx.threads, m, n, k, am, bm, &mut out, n, Epilogue::None);
             }
         }
         // The epilogue of the reference, element by element (no fusing, same roundings).
