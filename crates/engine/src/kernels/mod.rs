@@ -628,14 +628,13 @@ fn split<T: Tile>(
 }
 
 thread_local! {
-    /// Per-thread packing buffers (B panels, A panels), reused across calls so that a
+    /// Per-thread packing buffers (B panels, A panels, made rows), reused across calls so that a
     /// product does not allocate and fault in fresh pages every time.
     static PACK: std::cell::RefCell<(Vec<f32>, Vec<f32>, Vec<f32>)> =
         const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// The single-threaded blocked product (see the module docs for why it keeps the order).
-#[allow(clippy::too_many_arguments)]
 #[allow(clippy::too_many_arguments)]
 fn drive<T: Tile>(
     t: &T,
