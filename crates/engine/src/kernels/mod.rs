@@ -238,6 +238,13 @@ pub(crate) trait Tile: Sync {
         ncols: usize,
         first: bool,
     );
+
+    /// Applies `epi` to rows `r0..r0 + rows` of `c` (`ldc` apart), columns `..ncols` (see
+    /// [`Epilogue::apply`]); a SIMD tile runs it compiled for its own instruction set.
+    #[inline]
+    fn finish(&self, epi: Epilogue<'_>, r0: usize, rows: usize, c: &mut [f32], ldc: usize, ncols: usize) {
+        epi.apply(r0, rows, c, ldc, ncols)
+    }
 }
 
 /// The bounds every tile relies on; a violation is a bug in the driver.
@@ -374,16 +381,20 @@ impl<'a> Epilogue<'a> {
     }
 
     /// Applies it to rows `r0..r0 + rows` of `c` (`ldc` apart), columns `..ncols`.
-    #[inline]
-    fn apply(self, r0: usize, rows: usize, c: &mut [f32], ldc: usize, ncols: usize) {
-        for r in 0..rows {
-            let row = &mut c[r * ldc..r * ldc + ncols];
-            match self {
-                Epilogue::None => return,
-                Epilogue::Canonical => row.iter_mut().for_each(|y| *y = canonical(*y)),
-                Epilogue::RowBias(b) => {
+    #[inline(always)]
+    pub(crate) fn apply(self, r0: usize, rows: usize, c: &mut [f32], ldc: usize, ncols: usize) {
+        let rows = (0..rows).map(|r| (r, r * ldc));
+        match self {
+            Epilogue::None => {}
+            Epilogue::Canonical => {
+                for (_, at) in rows {
+                    c[at..at + ncols].iter_mut().for_each(|y| *y = canonical(*y));
+                }
+            }
+            Epilogue::RowBias(b) => {
+                for (r, at) in rows {
                     let b = b[r0 + r];
-                    row.iter_mut().for_each(|y| *y = canonical(*y + b));
+                    c[at..at + ncols].iter_mut().for_each(|y| *y = canonical(*y + b));
                 }
             }
         }
@@ -754,7 +765,7 @@ fn drive_in<T: Tile>(
                     }
                     if kb + kc == k {
                         // These mc × ncols elements are final, and still in cache.
-                        epi.apply(ic, mc, &mut out[ic * ldc + jc + jr..], ldc, ncols);
+                        t.finish(epi, ic, mc, &mut out[ic * ldc + jc + jr..], ldc, ncols);
                     }
                 }
             }

@@ -12,7 +12,7 @@
 //! and stores rely on.
 #![allow(unsafe_code)]
 
-use super::{GROUP, Mat, Tile, check_tile};
+use super::{Epilogue, GROUP, Mat, Tile, check_tile};
 use std::arch::x86_64::*;
 
 // The kernels address B by column groups of 16 lanes (one AVX-512 vector, two AVX2 ones).
@@ -64,10 +64,15 @@ impl<const MR: usize, const NV: usize> Avx2<MR, NV> {
 }
 
 macro_rules! tile_impl {
-    ($ty:ident, $kern:ident, $lanes:literal, $(($mr:literal, $nv:literal)),*) => {$(
+    ($ty:ident, $kern:ident, $fin:ident, $lanes:literal, $(($mr:literal, $nv:literal)),*) => {$(
         impl Tile for $ty<$mr, $nv> {
             const MR: usize = $mr;
             const NR: usize = $nv * $lanes;
+            #[inline]
+            fn finish(&self, epi: Epilogue<'_>, r0: usize, rows: usize, c: &mut [f32], ldc: usize, ncols: usize) {
+                // SAFETY: `self` exists only if the CPU has the instruction set (`new`).
+                unsafe { $fin(epi, r0, rows, c, ldc, ncols) }
+            }
             #[inline]
             fn tile(
                 &self,
@@ -103,14 +108,26 @@ macro_rules! tile_impl {
     )*};
 }
 
-tile_impl!(Avx512, kern512, 16, (2, 8), (12, 2), (6, 4));
-tile_impl!(Avx2, kern256, 8, (6, 2), (2, 8));
+tile_impl!(Avx512, kern512, finish512, 16, (2, 8), (12, 2), (6, 4));
+tile_impl!(Avx2, kern256, finish256, 8, (6, 2), (2, 8));
 
 /// `c[r*ldc + j] = old + dot_block(a[r, ..], b[.., j])` for `r < R`, `j < ncols` (`old`
 /// is `c[r*ldc + j]`, or `+0.0` and C unread when `first`), where
 /// `a[r, k]` is `a[r*ars + k*acs]` and `b[k, j]` is `b[b_at(k, j, ldb, pstride)]`. With
 /// `PA > 0`, the caller guarantees `ars == 1` and `acs == PA` (a packed panel of A); with
 /// `CB`, `pstride == GROUP`.
+/// [`Epilogue::apply`] compiled for AVX-512 (16 lanes): the same operations.
+#[target_feature(enable = "avx512f")]
+unsafe fn finish512(epi: Epilogue<'_>, r0: usize, rows: usize, c: &mut [f32], ldc: usize, ncols: usize) {
+    epi.apply(r0, rows, c, ldc, ncols)
+}
+
+/// [`Epilogue::apply`] compiled for AVX2: the same operations.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn finish256(epi: Epilogue<'_>, r0: usize, rows: usize, c: &mut [f32], ldc: usize, ncols: usize) {
+    epi.apply(r0, rows, c, ldc, ncols)
+}
+
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 unsafe fn kern512<const R: usize, const NV: usize, const PA: usize, const CB: bool>(

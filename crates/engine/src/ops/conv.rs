@@ -359,6 +359,14 @@ fn conv_fast(
         && geo.pad_begin.iter().all(|&p| p == 0)
         && geo.out == spatial;
     let planar = spatial.len() == 2;
+    let q: usize = geo.kernel.iter().product();
+    // Narrow outputs make im2col rows of many short runs: gather them through a table.
+    let gather = planar
+        && !pointwise
+        && geo.out[1] < GATHER_BELOW_WIDTH
+        && d.in_sp < PAD_TAP as usize
+        && q.saturating_mul(d.p) <= GATHER_TABLE_MAX;
+    let table = if gather { gather_table(geo, spatial) } else { Vec::new() };
     // Columns per im2col chunk of other ranks, bounding the buffer to about PATCH_FLOATS floats.
     let chunk = (PATCH_FLOATS / d.kc).clamp(64, d.p.max(64));
     let mut cols = if pointwise || planar { Vec::new() } else { vec![0.0f32; d.kc * chunk.min(d.p)] };
@@ -379,7 +387,7 @@ fn conv_fast(
                 kernels::gemm(ctx.kernels, ctx.threads, d.mg, d.p, d.kc, w, b, y, d.p, epi);
             } else if planar {
                 // The im2col matrix is made block by block as the product packs it.
-                let src = Im2colRows { geo, spatial, x: xg, q: geo.kernel.iter().product(), in_sp: d.in_sp };
+                let src = Im2colRows { geo, spatial, x: xg, q, in_sp: d.in_sp, p: d.p, table: &table };
                 kernels::gemm_rows(ctx.kernels, ctx.threads, d.mg, d.p, d.kc, w, &src, y, d.p, epi);
             } else {
                 for p0 in (0..d.p).step_by(chunk) {
@@ -393,6 +401,40 @@ fn conv_fast(
     }
 }
 
+/// Output widths below which 2-D im2col rows are gathered through a table rather than
+/// copied run by run (a run per output row: short runs cost more in calls than in data).
+const GATHER_BELOW_WIDTH: usize = 8;
+
+/// Entries above which no gather table is built (4 bytes each).
+const GATHER_TABLE_MAX: usize = 1 << 22;
+
+/// No input position: the tap is in the padding.
+const PAD_TAP: u32 = u32::MAX;
+
+/// For each kernel position `kp` and output position `o` of a 2-D Conv, entry
+/// `kp · positions + o`: the input position its tap reads, or [`PAD_TAP`].
+fn gather_table(geo: &Geometry, spatial: &[usize]) -> Vec<u32> {
+    let (ih_n, iw_n) = (spatial[0] as isize, spatial[1] as isize);
+    let (kh_n, kw_n) = (geo.kernel[0], geo.kernel[1]);
+    let (oh_n, ow_n) = (geo.out[0], geo.out[1]);
+    let mut t = Vec::with_capacity(kh_n * kw_n * oh_n * ow_n);
+    for kh in 0..kh_n {
+        for kw in 0..kw_n {
+            let dh = (kh * geo.dilations[0]) as isize - geo.pad_begin[0] as isize;
+            let dw = (kw * geo.dilations[1]) as isize - geo.pad_begin[1] as isize;
+            for oh in 0..oh_n {
+                let ih = (oh * geo.strides[0]) as isize + dh;
+                for ow in 0..ow_n {
+                    let iw = (ow * geo.strides[1]) as isize + dw;
+                    let inside = (0..ih_n).contains(&ih) && (0..iw_n).contains(&iw);
+                    t.push(if inside { (ih * iw_n + iw) as u32 } else { PAD_TAP });
+                }
+            }
+        }
+    }
+    t
+}
+
 /// The im2col matrix of one (batch, group) of a 2-D Conv, `[cg·q, positions]`, made row by
 /// row for the product: row `ci·q + kernel position`, `+0.0` in the padding.
 struct Im2colRows<'a> {
@@ -404,12 +446,23 @@ struct Im2colRows<'a> {
     q: usize,
     /// Input positions per channel.
     in_sp: usize,
+    /// Output positions.
+    p: usize,
+    /// [`gather_table`], or empty to copy runs.
+    table: &'a [u32],
 }
 
 impl kernels::RowSource for Im2colRows<'_> {
     fn row(&self, r: usize, c0: usize, out: &mut [f32]) {
-        let ci = r / self.q;
-        im2col_row_2d(self.geo, self.spatial, &self.x[ci * self.in_sp..(ci + 1) * self.in_sp], r % self.q, c0, out)
+        let (ci, kp) = (r / self.q, r % self.q);
+        let xc = &self.x[ci * self.in_sp..(ci + 1) * self.in_sp];
+        if self.table.is_empty() {
+            return im2col_row_2d(self.geo, self.spatial, xc, kp, c0, out);
+        }
+        let taps = &self.table[kp * self.p + c0..][..out.len()];
+        for (y, &i) in out.iter_mut().zip(taps) {
+            *y = if i == PAD_TAP { 0.0 } else { xc[i as usize] };
+        }
     }
 }
 
