@@ -507,18 +507,17 @@ fn im2col_row_2d(geo: &Geometry, spatial: &[usize], xc: &[f32], kp: usize, p0: u
     let hi = if dw >= iw_n { 0 } else { ((iw_n - 1 - dw) / sw + 1) as usize }.clamp(lo, ow_n);
     let (mut oh, mut ow) = (p0 / ow_n, p0 % ow_n);
     let pc = row.len();
+    // Zeros everywhere first (one long fill rather than a short one per padded run),
+    // then the runs that read the input.
+    row.fill(0.0);
     let mut j = 0;
     while j < pc {
         let seg = (ow_n - ow).min(pc - j);
         let dst = &mut row[j..j + seg];
         let ih = oh as isize * sh + dh;
-        if ih < 0 || ih >= ih_n {
-            dst.fill(0.0);
-        } else {
+        if (0..ih_n).contains(&ih) {
             let src = &xc[(ih * iw_n) as usize..((ih + 1) * iw_n) as usize];
             let (a, b) = (lo.clamp(ow, ow + seg), hi.clamp(ow, ow + seg));
-            dst[..a - ow].fill(0.0);
-            dst[b - ow..].fill(0.0);
             let mid = &mut dst[a - ow..b - ow];
             if !mid.is_empty() {
                 let iw0 = (a as isize * sw + dw) as usize;
