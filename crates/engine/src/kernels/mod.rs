@@ -816,9 +816,15 @@ fn pack_made_rows(
         for pi in 0..panels {
             let w = GROUP.min(nc - pi * GROUP);
             let run = &mut dst[pi * panel_stride(kc) + k0 * GROUP..][..h * GROUP];
-            for (d, row) in run.chunks_exact_mut(GROUP).zip(buf.chunks_exact(nc)) {
-                d[..w].copy_from_slice(&row[pi * GROUP..pi * GROUP + w]);
-                d[w..].fill(0.0);
+            let (groups, _) = run.as_chunks_mut::<GROUP>();
+            for (d, row) in groups.iter_mut().zip(buf.chunks_exact(nc)) {
+                if w == GROUP {
+                    // A fixed-size copy: moves, not a call into memcpy per 64 bytes.
+                    *d = row[pi * GROUP..][..GROUP].try_into().expect("GROUP floats");
+                } else {
+                    d[..w].copy_from_slice(&row[pi * GROUP..pi * GROUP + w]);
+                    d[w..].fill(0.0);
+                }
             }
         }
     }
