@@ -523,6 +523,18 @@ fn im2col_row_2d(geo: &Geometry, spatial: &[usize], xc: &[f32], kp: usize, p0: u
                 let iw0 = (a as isize * sw + dw) as usize;
                 if sw == 1 {
                     mid.copy_from_slice(&src[iw0..iw0 + mid.len()]);
+                } else if sw == 2 {
+                    // Every other input: as pairs, which vectorizes (the last input may
+                    // have no partner inside the row).
+                    let n = mid.len();
+                    let (pairs, _) = src[iw0..].as_chunks::<2>();
+                    let whole = n.min(pairs.len());
+                    for (v, pr) in mid[..whole].iter_mut().zip(pairs) {
+                        *v = pr[0];
+                    }
+                    if whole < n {
+                        mid[whole] = src[iw0 + 2 * whole];
+                    }
                 } else {
                     for (v, s) in mid.iter_mut().zip(src[iw0..].iter().step_by(sw as usize)) {
                         *v = *s;
