@@ -1,0 +1,464 @@
+//! Load-time shape inference: definite contradictions are refused at load (one model per
+//! rule), a symbolic batch dim is carried to the outputs, and — the honesty check — what
+//! inference says about every node's outputs agrees with the shapes real runs produce,
+//! for every fixture model (and the ONNX node tests, see `conformance.rs`).
+
+use crate::build::{D, G, attr_i, attr_ints, attr_s, node, t_f32, t_i64, vi};
+use deed_engine::{Dim, LoadError, Model, RunOptions};
+use deed_types::{DType, Tensor, TensorData, TensorSet};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Runs `model` keeping every node's outputs and checks each against the inferred shape:
+/// same rank where the rank is inferred, same size for every known dim, and one size per
+/// symbolic name over the whole run. Returns how many dims were known.
+pub fn check_inferred(model: &Model, inputs: &TensorSet) -> Result<usize, String> {
+    let (_, blobs) =
+        model.run_keep_all(inputs, &RunOptions { threads: 1, trace: true }).map_err(|e| format!("run: {e}"))?;
+    let mut syms: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    let mut known = 0;
+    // Graph inputs bind the symbols first.
+    for info in model.inputs() {
+        for (d, name) in info.dim_names.iter().enumerate() {
+            if let Some(name) = name {
+                syms.entry(name.clone()).or_insert((inputs.0[&info.name].shape[d], format!("input '{}'", info.name)));
+            }
+        }
+    }
+    for (pos, blob) in blobs.iter().enumerate() {
+        let actual = model.split_node_outputs(pos, blob).map_err(|e| e.to_string())?;
+        let inferred = model.inferred_node_outputs(pos);
+        assert_eq!(actual.len(), inferred.len());
+        for (k, (t, dims)) in actual.iter().zip(&inferred).enumerate() {
+            let (Some(t), Some(dims)) = (t, dims) else { continue };
+            let at = || format!("{} output #{k}", model.node_label(pos));
+            if dims.len() != t.shape.len() {
+                return Err(format!("{}: inferred {dims:?}, ran {:?}", at(), t.shape));
+            }
+            for (d, (i, &n)) in dims.iter().zip(&t.shape).enumerate() {
+                match i {
+                    Dim::Known(k) if *k != n => return Err(format!("{}: inferred {dims:?}, ran {:?}", at(), t.shape)),
+                    Dim::Known(_) => known += 1,
+                    Dim::Sym(s) => {
+                        let (v, from) = syms.entry(s.clone()).or_insert((n, at()));
+                        if *v != n {
+                            return Err(format!(
+                                "{}: dim {d} is '{s}' = {n}, but '{s}' = {v} at {from} (inferred {dims:?}, ran {:?})",
+                                at(),
+                                t.shape
+                            ));
+                        }
+                    }
+                    Dim::Unknown => {}
+                }
+            }
+        }
+    }
+    Ok(known)
+}
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+fn read_set(path: &Path) -> TensorSet {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    TensorSet::from_json(&v).unwrap()
+}
+
+/// Every fixture model: inference agrees with the run, node by node.
+#[test]
+fn inference_agrees_with_runs_on_every_fixture() {
+    let mut models = vec![];
+    for sub in ["", "ops", "arch"] {
+        let dir = fixtures_dir().join(sub);
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "onnx") {
+                models.push(p);
+            }
+        }
+    }
+    models.sort();
+    assert!(models.len() > 100, "fixtures found: {}", models.len());
+    let (mut fails, mut known) = (vec![], 0);
+    for p in &models {
+        let stem = p.file_stem().unwrap().to_str().unwrap();
+        let inputs = read_set(&p.with_file_name(format!("{stem}.input.json")));
+        let model = match Model::load(&std::fs::read(p).unwrap()) {
+            Ok(m) => m,
+            Err(e) => {
+                fails.push(format!("{}: load: {e}", p.display()));
+                continue;
+            }
+        };
+        match check_inferred(&model, &inputs) {
+            Ok(k) => known += k,
+            Err(e) => fails.push(format!("{}: {e}", p.display())),
+        }
+    }
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+    assert!(known > 500, "only {known} dims inferred over all fixtures");
+}
+
+/// The fixture architectures infer every node output's shape completely (no unknown
+/// dims) — what makes inference useful on real exports.
+#[test]
+fn fixture_architectures_infer_fully() {
+    let mut fails = vec![];
+    for name in ["bert_mini", "bert_gelu20", "resnet_mini", "squeezenet_mini", "trees_clf", "trees_reg"] {
+        let p = fixtures_dir().join(format!("arch/{name}.onnx"));
+        let model = Model::load(&std::fs::read(&p).unwrap()).unwrap();
+        for (value, s) in model.inferred_shapes() {
+            if !s.as_ref().is_some_and(|s| s.iter().all(|d| !matches!(d, Dim::Unknown))) {
+                fails.push(format!("{name}: '{value}' inferred as {s:?}"));
+            }
+        }
+        for o in model.outputs() {
+            assert!(!o.shape.is_empty(), "{name}: output '{}' has no shape", o.name);
+        }
+    }
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
+fn f32_in(name: &str, dims: &[D]) -> deed_engine::onnx::ValueInfoProto {
+    vi(name, DType::F32, dims)
+}
+
+/// Loads a model expected to be refused for its shapes; returns the error text.
+fn refused(g: G, what: &str) -> String {
+    match Model::load(&g.bytes()) {
+        Err(e @ LoadError::Shape { .. }) => e.to_string(),
+        Err(e) => panic!("{what}: refused, but not for shapes: {e}"),
+        Ok(_) => panic!("{what}: loaded"),
+    }
+}
+
+fn contains_all(msg: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(msg.contains(p), "'{msg}' does not mention '{p}'");
+    }
+}
+
+#[test]
+fn matmul_inner_dims_refused() {
+    let g = G::new(
+        vec![node("MatMul", &["a", "b"], &["y"], vec![])],
+        vec![f32_in("a", &[D::P("N"), D::N(3)])],
+        vec![f32_in("y", &[])],
+    )
+    .inits(vec![t_f32("b", &[4, 2], &[0.0; 8])]);
+    let msg = refused(g, "MatMul");
+    contains_all(&msg, &["MatMul_y", "(MatMul)", "[N, 3]", "[4, 2]", "inner"]);
+}
+
+#[test]
+fn matmul_with_symbolic_inner_dim_loads() {
+    // K is symbolic on one side: nothing definite, so the model loads.
+    let g = G::new(
+        vec![node("MatMul", &["a", "b"], &["y"], vec![])],
+        vec![f32_in("a", &[D::N(2), D::P("K")]), f32_in("b", &[D::N(4), D::N(2)])],
+        vec![f32_in("y", &[])],
+    );
+    let m = Model::load(&g.bytes()).unwrap();
+    assert_eq!(m.outputs()[0].shape, vec![Some(2), Some(2)]);
+}
+
+#[test]
+fn gemm_inner_dims_refused() {
+    let g = G::new(
+        vec![node("Gemm", &["a", "b"], &["y"], vec![attr_i("transB", 1)])],
+        vec![f32_in("a", &[D::N(2), D::N(3)])],
+        vec![f32_in("y", &[])],
+    )
+    .inits(vec![t_f32("b", &[4, 2], &[0.0; 8])]);
+    contains_all(&refused(g, "Gemm"), &["(Gemm)", "[2, 3]", "[4, 2]", "transB = 1"]);
+}
+
+#[test]
+fn broadcast_of_known_dims_refused() {
+    let g = G::new(
+        vec![node("Add", &["a", "b"], &["y"], vec![])],
+        vec![f32_in("a", &[D::P("N"), D::N(3)]), f32_in("b", &[D::N(4)])],
+        vec![f32_in("y", &[])],
+    );
+    contains_all(&refused(g, "Add"), &["(Add)", "[N, 3]", "[4]", "broadcast"]);
+    // 1 broadcasts; a symbol against a known dim is not a contradiction.
+    let g = G::new(
+        vec![node("Add", &["a", "b"], &["y"], vec![])],
+        vec![f32_in("a", &[D::P("N"), D::N(1)]), f32_in("b", &[D::P("M"), D::N(4)])],
+        vec![f32_in("y", &[])],
+    );
+    let m = Model::load(&g.bytes()).unwrap();
+    assert_eq!(m.outputs()[0].shape, vec![None, Some(4)]);
+}
+
+#[test]
+fn reshape_element_count_refused() {
+    let g = G::new(
+        vec![node("Reshape", &["x", "s"], &["y"], vec![])],
+        vec![f32_in("x", &[D::N(2), D::N(6)])],
+        vec![f32_in("y", &[])],
+    )
+    .inits(vec![t_i64("s", &[2], &[5, -1])]);
+    contains_all(&refused(g, "Reshape -1"), &["(Reshape)", "[2, 6]", "12 elements"]);
+    let g = G::new(
+        vec![node("Reshape", &["x", "s"], &["y"], vec![])],
+        vec![f32_in("x", &[D::P("N"), D::N(6)])],
+        vec![f32_in("y", &[])],
+    )
+    .inits(vec![t_i64("s", &[3], &[0, 4, 2])]);
+    contains_all(&refused(g, "Reshape 0"), &["(Reshape)", "[N, 6]", "[N, 4, 2]"]);
+}
+
+#[test]
+fn conv_channels_refused() {
+    let g = G::new(
+        vec![node("Conv", &["x", "w"], &["y"], vec![attr_i("group", 2)])],
+        vec![f32_in("x", &[D::P("N"), D::N(6), D::N(8), D::N(8)])],
+        vec![f32_in("y", &[])],
+    )
+    .inits(vec![t_f32("w", &[4, 2, 3, 3], &[0.0; 72])]);
+    contains_all(&refused(g, "Conv"), &["(Conv)", "[N, 6, 8, 8]", "[4, 2, 3, 3]", "group 2"]);
+}
+
+#[test]
+fn conv_output_shape_with_pads_strides_dilations() {
+    let g = G::new(
+        vec![node(
+            "Conv",
+            &["x", "w"],
+            &["y"],
+            vec![attr_ints("pads", &[1, 0, 1, 0]), attr_ints("strides", &[2, 1]), attr_ints("dilations", &[1, 2])],
+        )],
+        vec![f32_in("x", &[D::P("N"), D::N(3), D::N(9), D::N(10)])],
+        vec![f32_in("y", &[])],
+    )
+    .inits(vec![t_f32("w", &[5, 3, 3, 3], &[0.1; 135])]);
+    let m = Model::load(&g.bytes()).unwrap();
+    // H: (9 + 2 − 3) / 2 + 1 = 5; W: 10 − (3 − 1)·2 = 6.
+    assert_eq!(m.outputs()[0].shape, vec![None, Some(5), Some(5), Some(6)]);
+    assert_eq!(m.outputs()[0].dim_names, vec![Some("N".to_string()), None, None, None]);
+    let x = Tensor::f32(vec![2, 3, 9, 10], vec![0.5; 540]);
+    let ins = TensorSet([("x".to_string(), x)].into_iter().collect());
+    check_inferred(&m, &ins).unwrap();
+    // SAME_UPPER with a stride keeps ceil(L / s).
+    let g = G::new(
+        vec![node("Conv", &["x", "w"], &["y"], vec![attr_s("auto_pad", "SAME_UPPER"), attr_ints("strides", &[2, 2])])],
+        vec![f32_in("x", &[D::N(1), D::N(3), D::N(9), D::N(10)])],
+        vec![f32_in("y", &[])],
+    )
+    .inits(vec![t_f32("w", &[5, 3, 3, 3], &[0.1; 135])]);
+    let m = Model::load(&g.bytes()).unwrap();
+    assert_eq!(m.outputs()[0].shape, vec![Some(1), Some(5), Some(5), Some(5)]);
+}
+
+#[test]
+fn concat_non_axis_dims_refused() {
+    let g = G::new(
+        vec![node("Concat", &["a", "b"], &["y"], vec![attr_i("axis", 1)])],
+        vec![f32_in("a", &[D::N(2), D::N(3)]), f32_in("b", &[D::N(4), D::N(5)])],
+        vec![f32_in("y", &[])],
+    );
+    contains_all(&refused(g, "Concat"), &["(Concat)", "[2, 3]", "[4, 5]", "dimension 0"]);
+}
+
+#[test]
+fn declared_output_shape_contradiction_refused() {
+    let g = G::new(
+        vec![node("Relu", &["x"], &["y"], vec![])],
+        vec![f32_in("x", &[D::P("N"), D::N(3)])],
+        vec![f32_in("y", &[D::P("N"), D::N(4)])],
+    );
+    contains_all(&refused(g, "output"), &["graph output 'y'", "[N, 4]", "[N, 3]"]);
+}
+
+#[test]
+fn window_larger_than_input_refused() {
+    let g = G::new(
+        vec![node("MaxPool", &["x"], &["y"], vec![attr_ints("kernel_shape", &[5, 5])])],
+        vec![f32_in("x", &[D::N(1), D::N(1), D::N(4), D::N(8)])],
+        vec![f32_in("y", &[])],
+    );
+    contains_all(&refused(g, "MaxPool"), &["(MaxPool)", "extent 5", "extent 4"]);
+}
+
+#[test]
+fn squeeze_of_a_dim_not_1_refused() {
+    let g = G::new(
+        vec![node("Squeeze", &["x", "ax"], &["y"], vec![])],
+        vec![f32_in("x", &[D::N(2), D::N(3)])],
+        vec![f32_in("y", &[])],
+    )
+    .inits(vec![t_i64("ax", &[1], &[1])]);
+    contains_all(&refused(g, "Squeeze"), &["(Squeeze)", "[2, 3]", "not 1"]);
+}
+
+#[test]
+fn split_sizes_refused() {
+    let g = G::new(
+        vec![node("Split", &["x", "s"], &["a", "b"], vec![attr_i("axis", 1)])],
+        vec![f32_in("x", &[D::N(2), D::N(6)])],
+        vec![f32_in("a", &[]), f32_in("b", &[])],
+    )
+    .inits(vec![t_i64("s", &[2], &[2, 3])]);
+    contains_all(&refused(g, "Split"), &["(Split)", "[2, 3]", "[2, 6]"]);
+}
+
+/// Shape → Gather → Unsqueeze → Concat → Reshape, as exporters emit for a dynamic batch,
+/// then Expand and Slice from followed values.
+#[test]
+fn shape_chains_are_followed_through_a_symbolic_batch() {
+    let g = G::new(
+        vec![
+            node("Shape", &["x"], &["s"], vec![]),
+            node("Gather", &["s", "zero"], &["n"], vec![attr_i("axis", 0)]),
+            node("Unsqueeze", &["n", "ax0"], &["n1"], vec![]),
+            node("Concat", &["n1", "tail"], &["target"], vec![attr_i("axis", 0)]),
+            node("Reshape", &["x", "target"], &["r"], vec![]),
+            node("Slice", &["r", "st", "en", "sax"], &["sl"], vec![]),
+            node("Expand", &["sl", "ex"], &["y"], vec![]),
+        ],
+        vec![f32_in("x", &[D::P("batch"), D::N(4), D::N(6)])],
+        vec![f32_in("y", &[])],
+    )
+    .inits(vec![
+        t_i64("zero", &[], &[0]),
+        t_i64("ax0", &[1], &[0]),
+        t_i64("tail", &[2], &[-1, 3]),
+        t_i64("st", &[1], &[1]),
+        t_i64("en", &[1], &[i64::MAX]),
+        t_i64("sax", &[1], &[1]),
+        t_i64("ex", &[4], &[2, 1, 1, 3]),
+    ]);
+    let m = Model::load(&g.bytes()).unwrap();
+    let shapes = m.inferred_shapes();
+    let sym = || Dim::Sym("batch".into());
+    assert_eq!(shapes["r"], Some(vec![sym(), Dim::Known(8), Dim::Known(3)]));
+    assert_eq!(shapes["sl"], Some(vec![sym(), Dim::Known(7), Dim::Known(3)]));
+    assert_eq!(shapes["y"], Some(vec![Dim::Known(2), sym(), Dim::Known(7), Dim::Known(3)]));
+    assert_eq!(m.outputs()[0].shape, vec![Some(2), None, Some(7), Some(3)]);
+    assert_eq!(m.outputs()[0].dim_names, vec![None, Some("batch".to_string()), None, None]);
+    for b in [1, 3] {
+        let x = Tensor::f32(vec![b, 4, 6], vec![1.0; b * 24]);
+        check_inferred(&m, &TensorSet([("x".to_string(), x)].into_iter().collect())).unwrap();
+    }
+}
+
+/// A copy of `bytes` with the first dim of every graph input renamed to `batch`.
+fn with_dynamic_batch(bytes: &[u8]) -> Vec<u8> {
+    use prost::Message;
+    let mut mp = deed_engine::onnx::ModelProto::decode(bytes).unwrap();
+    let g = mp.graph.as_mut().unwrap();
+    for i in &mut g.input {
+        let shape = i.r#type.as_mut().unwrap().tensor_type.as_mut().unwrap().shape.as_mut().unwrap();
+        shape.dim[0] = deed_engine::onnx::Dimension { dim_value: None, dim_param: Some("batch".into()) };
+    }
+    for o in &mut g.output {
+        if let Some(s) = o.r#type.as_mut().and_then(|t| t.tensor_type.as_mut()).and_then(|t| t.shape.as_mut()) {
+            s.dim[0] = deed_engine::onnx::Dimension { dim_value: None, dim_param: Some("batch".into()) };
+        }
+    }
+    mp.encode_to_vec()
+}
+
+/// The first `b` rows of every input (repeating the fixture's rows when `b` is larger).
+fn batch_of(set: &TensorSet, b: usize) -> TensorSet {
+    let mut out = TensorSet::default();
+    for (name, t) in &set.0 {
+        let rows = t.shape[0];
+        let per = t.data.len() / rows;
+        let idx: Vec<usize> = (0..b * per).map(|i| ((i / per) % rows) * per + i % per).collect();
+        let data = match &t.data {
+            TensorData::F32(v) => TensorData::F32(idx.iter().map(|&i| v[i]).collect()),
+            TensorData::I64(v) => TensorData::I64(idx.iter().map(|&i| v[i]).collect()),
+            other => panic!("unexpected input dtype {:?}", other.dtype()),
+        };
+        let mut shape = t.shape.clone();
+        shape[0] = b;
+        out.0.insert(name.clone(), Tensor { shape, data });
+    }
+    out
+}
+
+/// bert_mini and resnet_mini with their batch dim made symbolic: they run at batch 1 and
+/// 3, their outputs are inferred as `[batch, ...]`, and every node agrees with the runs.
+#[test]
+fn symbolic_batch_runs_at_1_and_3() {
+    for name in ["bert_mini", "resnet_mini"] {
+        let p = fixtures_dir().join(format!("arch/{name}.onnx"));
+        let model = Model::load(&with_dynamic_batch(&std::fs::read(&p).unwrap())).unwrap();
+        for o in model.outputs() {
+            assert_eq!(o.dim_names.first(), Some(&Some("batch".to_string())), "{name}: output '{}'", o.name);
+            assert_eq!(o.shape[0], None);
+            // Every other dim is known or named (bert_mini's sequence length is `seq`).
+            let named = |d: usize| o.shape[d].is_some() || o.dim_names[d].is_some();
+            assert!((1..o.shape.len()).all(named), "{name}: output '{}' {:?} {:?}", o.name, o.shape, o.dim_names);
+        }
+        let inputs = read_set(&fixtures_dir().join(format!("arch/{name}.input.json")));
+        for b in [1, 3] {
+            let ins = batch_of(&inputs, b);
+            let out = model.run(&ins, &RunOptions::default()).unwrap();
+            for o in model.outputs() {
+                let got = &out.outputs.0[&o.name].shape;
+                assert_eq!(got[0], b, "{name}");
+                for (d, want) in o.shape.iter().enumerate().skip(1) {
+                    assert!(want.is_none_or(|w| w == got[d]), "{name}: ran {got:?}, inferred {:?}", o.shape);
+                }
+            }
+            check_inferred(&model, &ins).unwrap_or_else(|e| panic!("{name} at batch {b}: {e}"));
+        }
+    }
+}
+
+/// The input/output JSON of a model without symbolic dims is unchanged (no `dim_names`).
+#[test]
+fn io_info_json_is_backward_compatible() {
+    let g = G::new(
+        vec![node("Relu", &["x"], &["y"], vec![])],
+        vec![f32_in("x", &[D::N(2), D::N(3)])],
+        vec![f32_in("y", &[D::N(2), D::N(3)])],
+    );
+    let m = Model::load(&g.bytes()).unwrap();
+    let v = serde_json::to_value(m.outputs()).unwrap();
+    assert_eq!(v, serde_json::json!([{"name": "y", "dtype": "float32", "shape": [2, 3]}]));
+    let g = G::new(
+        vec![node("Relu", &["x"], &["y"], vec![])],
+        vec![f32_in("x", &[D::P("N"), D::N(3)])],
+        vec![f32_in("y", &[])],
+    );
+    let m = Model::load(&g.bytes()).unwrap();
+    let v = serde_json::to_value(m.outputs()).unwrap();
+    assert_eq!(v, serde_json::json!([{"name": "y", "dtype": "float32", "shape": [null, 3], "dim_names": ["N", null]}]));
+}
+
+/// The bench models (when present in the main checkout) load, and inference agrees with
+/// a run at a small batch.
+#[test]
+fn bench_models_infer_and_agree() {
+    let dir = std::env::var_os("DEED_BENCH_MODELS").map(PathBuf::from);
+    let Some(dir) = dir.filter(|d| d.is_dir()) else {
+        eprintln!("DEED_BENCH_MODELS not set or not a folder; skipped");
+        return;
+    };
+    for name in ["mlp_b1", "mlp_b64", "trees_b512", "bert_l12_s128", "resnet50_b1"] {
+        let p = dir.join(format!("{name}.onnx"));
+        if !p.exists() {
+            continue;
+        }
+        let model = Model::load(&std::fs::read(&p).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut ins = TensorSet::default();
+        for i in model.inputs() {
+            let shape: Vec<usize> = i.shape.iter().map(|d| d.unwrap_or(2)).collect();
+            let n: usize = shape.iter().product();
+            let data = match i.dtype {
+                DType::F32 => TensorData::F32((0..n).map(|k| (k % 7) as f32 * 0.1).collect()),
+                DType::I64 => TensorData::I64((0..n).map(|k| (k % 5) as i64).collect()),
+                d => panic!("{name}: input dtype {}", d.name()),
+            };
+            ins.0.insert(i.name.clone(), Tensor { shape, data });
+        }
+        let known = check_inferred(&model, &ins).unwrap_or_else(|e| panic!("{name}: {e}"));
+        eprintln!("{name}: {known} dims inferred; outputs {:?}", model.outputs());
+    }
+}
