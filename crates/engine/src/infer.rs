@@ -20,9 +20,9 @@
 //! model only: it changes no output bit and no trace.
 
 use crate::onnx::NodeProto;
+use crate::ops::ML_DOMAIN;
 use crate::ops::attr::Attrs;
 use crate::ops::conv::AutoPad;
-use crate::ops::ML_DOMAIN;
 use deed_types::{DType, Tensor, TensorData};
 
 /// Most elements of an integer tensor whose values inference follows.
@@ -113,6 +113,7 @@ impl Fact {
             .then(|| match &t.data {
                 TensorData::I64(v) => Some(v.iter().map(|&x| Val::I(x)).collect()),
                 TensorData::I32(v) => Some(v.iter().map(|&x| Val::I(x as i64)).collect()),
+                TensorData::Bool(v) => Some(v.iter().map(|&x| Val::I(x as i64)).collect()),
                 _ => None,
             })
             .flatten();
@@ -294,7 +295,7 @@ pub(crate) fn infer_node(
             (Some(v), Some(s)) => prod(s) == Dim::Known(v.len()),
             _ => false,
         };
-        if !fits || !matches!(d, DType::I64 | DType::I32) {
+        if !fits || !matches!(d, DType::I64 | DType::I32 | DType::Bool) {
             f.value = None;
         }
     }
@@ -302,15 +303,69 @@ pub(crate) fn infer_node(
 }
 
 const UNARY: &[&str] = &[
-    "Relu", "Sigmoid", "Tanh", "Exp", "Abs", "Ceil", "Erf", "Floor", "IsInf", "IsNaN", "Log", "Neg", "Not",
-    "Reciprocal", "Round", "Sign", "Sqrt", "Elu", "Gelu", "HardSigmoid", "HardSwish", "LeakyRelu", "Selu", "Softplus",
-    "Softsign", "ThresholdedRelu", "Celu", "Mish", "Clip", "Softmax", "LogSoftmax", "Hardmax", "CumSum", "LRN",
-    "InstanceNormalization", "QuantizeLinear", "DequantizeLinear", "BatchNormalization", "CastLike",
+    "Relu",
+    "Sigmoid",
+    "Tanh",
+    "Exp",
+    "Abs",
+    "Ceil",
+    "Erf",
+    "Floor",
+    "IsInf",
+    "IsNaN",
+    "Log",
+    "Neg",
+    "Not",
+    "Reciprocal",
+    "Round",
+    "Sign",
+    "Sqrt",
+    "Elu",
+    "Gelu",
+    "HardSigmoid",
+    "HardSwish",
+    "LeakyRelu",
+    "Selu",
+    "Softplus",
+    "Softsign",
+    "ThresholdedRelu",
+    "Celu",
+    "Mish",
+    "Clip",
+    "Softmax",
+    "LogSoftmax",
+    "Hardmax",
+    "CumSum",
+    "LRN",
+    "InstanceNormalization",
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "BatchNormalization",
+    "CastLike",
 ];
 
 const BINARY: &[&str] = &[
-    "Add", "Sub", "Mul", "Div", "And", "BitShift", "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Mod",
-    "Or", "Pow", "Xor", "Max", "Min", "Mean", "Sum", "Where", "PRelu",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "And",
+    "BitShift",
+    "Equal",
+    "Greater",
+    "GreaterOrEqual",
+    "Less",
+    "LessOrEqual",
+    "Mod",
+    "Or",
+    "Pow",
+    "Xor",
+    "Max",
+    "Min",
+    "Mean",
+    "Sum",
+    "Where",
+    "PRelu",
 ];
 
 fn op(node: &NodeProto, opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
@@ -322,39 +377,49 @@ fn op(node: &NodeProto, opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
         let shapes: Vec<Option<&[Dim]>> = (0..x.facts.len()).filter(|&i| x.present(i)).map(|i| x.shape(i)).collect();
         let out = broadcast(&shapes)?;
         let value = match t {
-            "Add" | "Sub" | "Mul" | "Div" => int_arith(t, x),
+            "Add" | "Sub" | "Mul" | "Div" | "Equal" => int_arith(t, x),
+            "Where" => where_vals(x),
             _ => None,
         };
         return Ok(vec![Fact { shape: out, value, floats: None }]);
     }
     match t {
-        "Identity" | "Cast" => Ok(vec![Fact { shape: x.shape(0).map(<[Dim]>::to_vec), value: x.vals(0).map(<[Val]>::to_vec), floats: None }]),
+        "Identity" | "Cast" => Ok(vec![Fact {
+            shape: x.shape(0).map(<[Dim]>::to_vec),
+            value: x.vals(0).map(<[Val]>::to_vec),
+            floats: None,
+        }]),
         "Dropout" => {
             let s = x.shape(0).map(<[Dim]>::to_vec);
             Ok(vec![Fact { shape: s.clone(), value: None, floats: None }, Fact { shape: s, value: None, floats: None }])
         }
         "Constant" => Ok(vec![]), // Set from the parsed value by the caller.
-        "MatMul" | "MatMulInteger" => matmul(x.shape(0), x.shape(1)).map(|s| vec![Fact { shape: s, value: None, floats: None }]),
+        "MatMul" | "MatMulInteger" => {
+            matmul(x.shape(0), x.shape(1)).map(|s| vec![Fact { shape: s, value: None, floats: None }])
+        }
         "QLinearMatMul" => matmul(x.shape(0), x.shape(3)).map(|s| vec![Fact { shape: s, value: None, floats: None }]),
         "Gemm" => gemm(a, x),
         "Conv" | "ConvInteger" => conv(a, x.shape(0), x.shape(1), x.shape(2).filter(|_| t == "Conv")),
         "QLinearConv" => conv(a, x.shape(0), x.shape(3), x.shape(8)),
         "ConvTranspose" => conv_transpose(a, x),
         "MaxPool" | "AveragePool" => pool(a, opset, x.shape(0)),
-        "GlobalAveragePool" | "GlobalMaxPool" => {
-            one_opt(x.shape(0).filter(|s| s.len() >= 2).map(|s| {
-                s[..2].iter().cloned().chain(std::iter::repeat_n(Dim::Known(1), s.len() - 2)).collect()
-            }))
-        }
+        "GlobalAveragePool" | "GlobalMaxPool" => one_opt(
+            x.shape(0)
+                .filter(|s| s.len() >= 2)
+                .map(|s| s[..2].iter().cloned().chain(std::iter::repeat_n(Dim::Known(1), s.len() - 2)).collect()),
+        ),
         "LayerNormalization" => {
             let Some(s) = x.shape(0) else { return unknown() };
             let Some(ax) = axis(a.int("axis", -1), s.len()) else { return unknown() };
-            let stat: Vec<Dim> = s.iter().enumerate().map(|(i, d)| if i < ax { d.clone() } else { Dim::Known(1) }).collect();
+            let stat: Vec<Dim> =
+                s.iter().enumerate().map(|(i, d)| if i < ax { d.clone() } else { Dim::Known(1) }).collect();
             Ok(vec![Fact::shaped(s.to_vec()), Fact::shaped(stat.clone()), Fact::shaped(stat)])
         }
-        "DynamicQuantizeLinear" => {
-            Ok(vec![Fact { shape: x.shape(0).map(<[Dim]>::to_vec), value: None, floats: None }, Fact::shaped(vec![]), Fact::shaped(vec![])])
-        }
+        "DynamicQuantizeLinear" => Ok(vec![
+            Fact { shape: x.shape(0).map(<[Dim]>::to_vec), value: None, floats: None },
+            Fact::shaped(vec![]),
+            Fact::shaped(vec![]),
+        ]),
         "ArgMax" | "ArgMin" => {
             let Some(s) = x.shape(0) else { return unknown() };
             let Some(ax) = axis(a.int("axis", 0), s.len()) else { return unknown() };
@@ -414,11 +479,14 @@ fn op(node: &NodeProto, opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
             if rep.len() != s.len() {
                 return unknown();
             }
-            one(s.iter()
+            one(s
+                .iter()
                 .zip(rep)
                 .map(|(d, r)| match (d, r) {
                     (_, Val::I(1)) => d.clone(),
-                    (Dim::Known(n), Val::I(r)) if *r >= 0 => n.checked_mul(*r as usize).map_or(Dim::Unknown, Dim::Known),
+                    (Dim::Known(n), Val::I(r)) if *r >= 0 => {
+                        n.checked_mul(*r as usize).map_or(Dim::Unknown, Dim::Known)
+                    }
                     _ => Dim::Unknown,
                 })
                 .collect())
@@ -448,7 +516,24 @@ fn op(node: &NodeProto, opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
         }
         "ConstantOfShape" => {
             if let Some(v) = x.vals(0) {
-                return one(v.iter().map(Val::to_dim).collect());
+                let dims: Vec<Dim> = v.iter().map(Val::to_dim).collect();
+                // An int64 fill is followed (the default fill is float 0).
+                let fill =
+                    node.attribute.iter().find(|at| at.name == "value").and_then(|at| at.t.as_ref()).and_then(|t| {
+                        if t.data_type != DType::I64.code() as i32 {
+                            return None;
+                        }
+                        match (t.int64_data.first(), t.raw_data.get(..8)) {
+                            (Some(&f), _) => Some(f),
+                            (None, Some(raw)) => Some(i64::from_le_bytes(raw.try_into().expect("8 bytes"))),
+                            _ => None,
+                        }
+                    });
+                let value = match (fill, prod(&dims)) {
+                    (Some(f), Dim::Known(n)) if n <= VALUE_MAX => Some(vec![Val::I(f); n]),
+                    _ => None,
+                };
+                return Ok(vec![Fact { shape: Some(dims), value, floats: None }]);
             }
             one_opt(x.shape(0).and_then(|s| s.first()).and_then(Dim::known).map(|n| vec![Dim::Unknown; n]))
         }
@@ -464,7 +549,8 @@ fn op(node: &NodeProto, opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
             if d == 0 {
                 return unknown();
             }
-            let (span, step) = if d > 0 { (l as i128 - s as i128, d as i128) } else { (s as i128 - l as i128, -(d as i128)) };
+            let (span, step) =
+                if d > 0 { (l as i128 - s as i128, d as i128) } else { (s as i128 - l as i128, -(d as i128)) };
             let Ok(n) = usize::try_from(((span + step - 1).div_euclid(step)).max(0)) else { return unknown() };
             let value = (n <= VALUE_MAX).then(|| (0..n as i64).map(|i| Val::I(s + i * d)).collect());
             Ok(vec![Fact { shape: Some(vec![Dim::Known(n)]), value, floats: None }])
@@ -492,6 +578,11 @@ fn int_arith(t: &str, x: &Ins<'_>) -> Option<Vec<Val>> {
             .map(|i| {
                 let (u, v) = (&p[if p.len() == 1 { 0 } else { i }], &q[if q.len() == 1 { 0 } else { i }]);
                 match (t, u, v) {
+                    ("Equal", Val::I(a), Val::I(b)) => Val::I((a == b) as i64),
+                    // A dim is never negative.
+                    ("Equal", Val::S(_), Val::I(n)) | ("Equal", Val::I(n), Val::S(_)) if *n < 0 => Val::I(0),
+                    ("Equal", Val::S(a), Val::S(b)) if a == b => Val::I(1),
+                    ("Equal", _, _) => Val::U,
                     ("Mul", _, Val::I(1)) | ("Add" | "Sub", _, Val::I(0)) | ("Div", _, Val::I(1)) => u.clone(),
                     ("Mul", Val::I(1), _) | ("Add", Val::I(0), _) => v.clone(),
                     (_, Val::I(a), Val::I(b)) => match t {
@@ -506,6 +597,23 @@ fn int_arith(t: &str, x: &Ins<'_>) -> Option<Vec<Val>> {
             })
             .collect(),
     )
+}
+
+/// `Where` on followed values: each element from `x` or `y` by a known condition.
+fn where_vals(x: &Ins<'_>) -> Option<Vec<Val>> {
+    let (c, a, b) = (x.vals(0)?, x.vals(1)?, x.vals(2)?);
+    if [x.shape(0)?, x.shape(1)?, x.shape(2)?].iter().any(|s| s.len() > 1) {
+        return None;
+    }
+    let n = c.len().max(a.len()).max(b.len());
+    let at = |v: &[Val], i: usize| v.get(if v.len() == 1 { 0 } else { i }).cloned();
+    (0..n)
+        .map(|i| match at(c, i)? {
+            Val::I(0) => at(b, i),
+            Val::I(_) => at(a, i),
+            _ => Some(Val::U),
+        })
+        .collect()
 }
 
 fn matmul(a: Option<&[Dim]>, b: Option<&[Dim]>) -> Result<Option<Vec<Dim>>, String> {
@@ -668,14 +776,9 @@ fn conv(a: &A<'_>, xs: Option<&[Dim]>, ws: Option<&[Dim]>, bs: Option<&[Dim]>) -
         return Err(format!("X {} and W {} must be [N, C, spatial...] of one rank", st(xs), st(ws)));
     }
     if let (Some(c), Some(cg)) = (xs[1].known(), ws[1].known())
-        && c != cg * group
+        && Some(c) != cg.checked_mul(group)
     {
-        return Err(format!(
-            "X {} has {c} channels but W {} expects {cg} × group {group} = {}",
-            st(xs),
-            st(ws),
-            cg * group
-        ));
+        return Err(format!("X {} has {c} channels but W {} expects {cg} × group {group}", st(xs), st(ws)));
     }
     if let Some(m) = ws[0].known()
         && m % group != 0
@@ -695,7 +798,10 @@ fn conv(a: &A<'_>, xs: Option<&[Dim]>, ws: Option<&[Dim]>, bs: Option<&[Dim]>) -
         return Err(format!("bias {} does not fit W {} (expected [{}])", st(b), st(ws), ws[0]));
     }
     let Some(sp) = spatial_out(&w, &xs[2..], &ws[2..], false)? else {
-        return one(vec![xs[0].clone(), ws[0].clone()].into_iter().chain(std::iter::repeat_n(Dim::Unknown, xs.len() - 2)).collect());
+        return one(vec![xs[0].clone(), ws[0].clone()]
+            .into_iter()
+            .chain(std::iter::repeat_n(Dim::Unknown, xs.len() - 2))
+            .collect());
     };
     one([xs[0].clone(), ws[0].clone()].into_iter().chain(sp).collect())
 }
@@ -733,8 +839,16 @@ fn conv_transpose(a: &A<'_>, x: &Ins<'_>) -> R {
             let Some(p) = pick(&w.pads, 2 * r, 0) else { return unknown() };
             match (xs[2 + d].known(), ws[2 + d].known()) {
                 (Some(n), Some(k)) => {
-                    let full = n.saturating_sub(1) * s[d] + opad[d] + (k.max(1) - 1) * dl[d] + 1;
-                    full.checked_sub(p[d] + p[r + d]).map_or(Dim::Unknown, Dim::Known)
+                    let full = n
+                        .saturating_sub(1)
+                        .checked_mul(s[d])
+                        .and_then(|v| v.checked_add(opad[d]))
+                        .and_then(|v| (k.max(1) - 1).checked_mul(dl[d]).and_then(|e| v.checked_add(e + 1)));
+                    let pads = p[d].checked_add(p[r + d]);
+                    match (full, pads) {
+                        (Some(f), Some(q)) => f.checked_sub(q).map_or(Dim::Unknown, Dim::Known),
+                        _ => Dim::Unknown,
+                    }
                 }
                 _ => Dim::Unknown,
             }
@@ -752,8 +866,7 @@ fn pool(a: &A<'_>, opset: i64, xs: Option<&[Dim]>) -> R {
     }
     let ceil = opset >= 10 && a.int("ceil_mode", 0) != 0;
     let ks: Vec<Dim> = w.kernel.iter().map(|&k| Dim::Known(k)).collect();
-    let sp = spatial_out(&w, &xs[2..], &ks, ceil)?
-        .unwrap_or_else(|| vec![Dim::Unknown; xs.len() - 2]);
+    let sp = spatial_out(&w, &xs[2..], &ks, ceil)?.unwrap_or_else(|| vec![Dim::Unknown; xs.len() - 2]);
     let out: Vec<Dim> = xs[..2].iter().cloned().chain(sp).collect();
     Ok(vec![Fact::shaped(out.clone()), Fact::shaped(out)])
 }
@@ -915,7 +1028,7 @@ fn split(node: &NodeProto, opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
     let dims: Vec<Dim> = match (sizes, &s[ax]) {
         (Some(v), len) => {
             if let Some(n) = len.known()
-                && (v.len() != k || v.iter().any(|&x| x < 0) || v.iter().sum::<i64>() != n as i64)
+                && (v.len() != k || v.iter().any(|&x| x < 0) || v.iter().map(|&x| x as i128).sum::<i128>() != n as i128)
             {
                 return Err(format!("split sizes {v:?} do not cover dimension {ax} of {} in {k} outputs", st(s)));
             }
@@ -940,6 +1053,9 @@ fn split(node: &NodeProto, opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
 
 /// Length of `[start, end)` by `step` over a dim of `n` (ONNX clamping rules).
 fn slice_len(n: usize, start: i64, end: i64, step: i64) -> (usize, i128) {
+    if n == 0 {
+        return (0, 0);
+    }
     let n = n as i128;
     let norm = |v: i64| if v < 0 { v as i128 + n } else { v as i128 };
     let (s, e) = (norm(start), norm(end));
@@ -1143,11 +1259,7 @@ fn scaled(s: &[Dim], axes: &[usize], f: &[f32]) -> Option<Vec<Dim>> {
             d if v == 1.0 => d.clone(),
             Dim::Known(n) => {
                 let len = (*n as f64 * v as f64).floor();
-                if len > u32::MAX as f64 {
-                    Dim::Unknown
-                } else {
-                    Dim::Known(len as usize)
-                }
+                if len > u32::MAX as f64 { Dim::Unknown } else { Dim::Known(len as usize) }
             }
             _ => Dim::Unknown,
         };

@@ -837,7 +837,18 @@ mod tests {
         check(3, 5, 0, false, false, 0, 5, false);
         let mut out = vec![-1.0f32; 4];
         for path in KernelPath::available().into_iter().filter(|&p| p != KernelPath::Reference) {
-            gemm(path, Tiles::Wide, 1, 2, 2, 0, Mat { data: &[], rs: 0, cs: 1 }, Mat { data: &[], rs: 2, cs: 1 }, &mut out, 2);
+            gemm(
+                path,
+                Tiles::Wide,
+                1,
+                2,
+                2,
+                0,
+                Mat { data: &[], rs: 0, cs: 1 },
+                Mat { data: &[], rs: 2, cs: 1 },
+                &mut out,
+                2,
+            );
             assert!(out.iter().all(|x| x.to_bits() == 0));
         }
     }
@@ -850,7 +861,18 @@ mod tests {
         check(1, 17, 3, false, false, 0, 6, false);
         for path in KernelPath::available().into_iter().filter(|&p| p != KernelPath::Reference) {
             let mut out = vec![0.0f32; 17];
-            gemm(path, Tiles::Wide, 1, 1, 17, 3, Mat { data: &a, rs: 3, cs: 1 }, Mat { data: &b, rs: 17, cs: 1 }, &mut out, 17);
+            gemm(
+                path,
+                Tiles::Wide,
+                1,
+                1,
+                17,
+                3,
+                Mat { data: &a, rs: 3, cs: 1 },
+                Mat { data: &b, rs: 17, cs: 1 },
+                &mut out,
+                17,
+            );
             assert!(out.iter().all(|x| x.to_bits() == 0), "{path:?}");
         }
     }

@@ -462,3 +462,39 @@ fn bench_models_infer_and_agree() {
         eprintln!("{name}: {known} dims inferred; outputs {:?}", model.outputs());
     }
 }
+
+/// The pattern exporters emit for `x.expand(n, -1)`: `Where(Equal(target, -1), 1, target)`
+/// with the ones from ConstantOfShape; the batch symbol reaches Expand's output.
+#[test]
+fn expand_through_where_equal_constant_of_shape() {
+    let ones = deed_engine::onnx::TensorProto { dims: vec![1], ..t_i64("one", &[1], &[1]) };
+    let g = G::new(
+        vec![
+            node("Shape", &["y"], &["ys"], vec![]),
+            node("Gather", &["ys", "zero"], &["n"], vec![attr_i("axis", 0)]),
+            node("Unsqueeze", &["n", "ax0"], &["n1"], vec![]),
+            node("Concat", &["n1", "minus1"], &["target"], vec![attr_i("axis", 0)]),
+            node("Shape", &["target"], &["tl"], vec![]),
+            node("ConstantOfShape", &["tl"], &["ones"], vec![crate::build::attr_t("value", ones)]),
+            node("Equal", &["target", "minus1"], &["eq"], vec![]),
+            node("Where", &["eq", "ones", "target"], &["w"], vec![]),
+            node("Expand", &["x", "w"], &["out"], vec![]),
+        ],
+        vec![f32_in("x", &[D::N(1), D::N(4)]), f32_in("y", &[D::P("batch"), D::N(9)])],
+        vec![f32_in("out", &[])],
+    )
+    .inits(vec![t_i64("zero", &[], &[0]), t_i64("ax0", &[1], &[0]), t_i64("minus1", &[1], &[-1])]);
+    let m = Model::load(&g.bytes()).unwrap();
+    assert_eq!(m.inferred_shapes()["out"], Some(vec![Dim::Sym("batch".into()), Dim::Known(4)]));
+    for b in [1, 3] {
+        let ins = TensorSet(
+            [
+                ("x".to_string(), Tensor::f32(vec![1, 4], vec![1.0, 2.0, 3.0, 4.0])),
+                ("y".to_string(), Tensor::f32(vec![b, 9], vec![0.0; b * 9])),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        check_inferred(&m, &ins).unwrap();
+    }
+}
