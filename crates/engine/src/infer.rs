@@ -216,6 +216,41 @@ fn axis(a: i64, r: usize) -> Option<usize> {
     (0..r).contains(&a).then_some(a as usize)
 }
 
+/// An axis attribute the kernel requires in range for the input's rank (`inclusive`:
+/// the rank itself is allowed, as for Flatten).
+fn req_axis(v: i64, s: &[Dim], inclusive: bool) -> Result<usize, String> {
+    let r = s.len() as i64;
+    let hi = if inclusive { r } else { r - 1 };
+    if v < -r || v > hi {
+        return Err(format!("axis {v} is out of range for the input {} of rank {r}", st(s)));
+    }
+    Ok(if v < 0 { (v + r) as usize } else { v as usize })
+}
+
+/// Axes the kernel requires in range for rank `r` and distinct (`util::norm_axes`).
+fn req_axes(v: &[i64], r: usize, s: &[Dim]) -> Result<Vec<usize>, String> {
+    let mut out = Vec::with_capacity(v.len());
+    for &a in v {
+        let ri = r as i64;
+        if a < -ri || a >= ri {
+            return Err(format!("axis {a} is out of range for rank {r} (input {})", st(s)));
+        }
+        let n = if a < 0 { (a + ri) as usize } else { a as usize };
+        if out.contains(&n) {
+            return Err(format!("axis {a} is repeated in {v:?}"));
+        }
+        out.push(n);
+    }
+    Ok(out)
+}
+
+fn rank_at_least(s: &[Dim], n: usize, what: &str) -> Result<(), String> {
+    if s.len() < n {
+        return Err(format!("{what} needs an input of rank at least {n}, got {}", st(s)));
+    }
+    Ok(())
+}
+
 /// The inputs of one node, as inference sees them.
 struct Ins<'a> {
     facts: &'a [Option<&'a Fact>],
@@ -370,6 +405,15 @@ const BINARY: &[&str] = &[
 
 fn op(node: &NodeProto, opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
     let t = node.op_type.as_str();
+    if t == "Softmax"
+        && let Some(s) = x.shape(0)
+    {
+        let legacy = opset < 13;
+        if !legacy {
+            rank_at_least(s, 1, "Softmax")?;
+        }
+        req_axis(a.int("axis", if legacy { 1 } else { -1 }), s, legacy)?;
+    }
     if UNARY.contains(&t) {
         return one_opt(x.shape(0).map(<[Dim]>::to_vec));
     }
@@ -403,14 +447,16 @@ fn op(node: &NodeProto, opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
         "QLinearConv" => conv(a, x.shape(0), x.shape(3), x.shape(8)),
         "ConvTranspose" => conv_transpose(a, x),
         "MaxPool" | "AveragePool" => pool(a, opset, x.shape(0)),
-        "GlobalAveragePool" | "GlobalMaxPool" => one_opt(
-            x.shape(0)
-                .filter(|s| s.len() >= 2)
-                .map(|s| s[..2].iter().cloned().chain(std::iter::repeat_n(Dim::Known(1), s.len() - 2)).collect()),
-        ),
+        "GlobalAveragePool" | "GlobalMaxPool" => {
+            let Some(s) = x.shape(0) else { return unknown() };
+            if s.len() < 3 {
+                return Err(format!("X must be [N, C, spatial...], got {}", st(s)));
+            }
+            one(s[..2].iter().cloned().chain(std::iter::repeat_n(Dim::Known(1), s.len() - 2)).collect())
+        }
         "LayerNormalization" => {
             let Some(s) = x.shape(0) else { return unknown() };
-            let Some(ax) = axis(a.int("axis", -1), s.len()) else { return unknown() };
+            let ax = req_axis(a.int("axis", -1), s, false)?;
             let stat: Vec<Dim> =
                 s.iter().enumerate().map(|(i, d)| if i < ax { d.clone() } else { Dim::Known(1) }).collect();
             Ok(vec![Fact::shaped(s.to_vec()), Fact::shaped(stat.clone()), Fact::shaped(stat)])
@@ -422,13 +468,20 @@ fn op(node: &NodeProto, opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
         ]),
         "ArgMax" | "ArgMin" => {
             let Some(s) = x.shape(0) else { return unknown() };
-            let Some(ax) = axis(a.int("axis", 0), s.len()) else { return unknown() };
+            let ax = if t == "ArgMax" {
+                rank_at_least(s, 1, "ArgMax")?;
+                req_axis(a.int("axis", 0), s, false)?
+            } else {
+                let Some(ax) = axis(a.int("axis", 0), s.len()) else { return unknown() };
+                ax
+            };
             one(reduce_dims(s, &[ax], a.int("keepdims", 1) != 0))
         }
         t if t.starts_with("Reduce") => reduce(t, opset, a, x),
         "TopK" => {
             let Some(s) = x.shape(0) else { return unknown() };
-            let Some(ax) = axis(a.int("axis", -1), s.len()) else { return unknown() };
+            rank_at_least(s, 1, "TopK")?;
+            let ax = req_axis(a.int("axis", -1), s, false)?;
             let k = if opset < 10 { a.int_opt("k") } else { x.ints(1).and_then(|v| v.first().copied()) };
             let mut d = s.to_vec();
             d[ax] = k.filter(|&k| k >= 0).map_or(Dim::Unknown, |k| Dim::Known(k as usize));
@@ -437,28 +490,21 @@ fn op(node: &NodeProto, opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
         "Reshape" => reshape(a, opset, x),
         "Flatten" => {
             let Some(s) = x.shape(0) else { return unknown() };
-            let r = s.len() as i64;
-            let ax = a.int("axis", 1);
-            let ax = if ax < 0 { ax + r } else { ax };
-            if !(0..=r).contains(&ax) {
-                return unknown();
-            }
-            let ax = ax as usize;
+            let ax = req_axis(a.int("axis", 1), s, true)?;
             let value = x.vals(0).map(<[Val]>::to_vec);
             Ok(vec![Fact { shape: Some(vec![prod(&s[..ax]), prod(&s[ax..])]), value, floats: None }])
         }
         "Transpose" => {
             let Some(s) = x.shape(0) else { return unknown() };
             let perm: Vec<usize> = match a.ints("perm") {
-                Some(p) => match p.iter().map(|&i| usize::try_from(i).ok().filter(|&i| i < s.len())).collect() {
-                    Some(p) => p,
-                    None => return unknown(),
-                },
+                Some(p) => {
+                    if p.len() != s.len() {
+                        return Err(format!("perm {p:?} does not fit the input {} of rank {}", st(s), s.len()));
+                    }
+                    req_axes(&p, s.len(), s)?
+                }
                 None => (0..s.len()).rev().collect(),
             };
-            if perm.len() != s.len() {
-                return unknown();
-            }
             one(perm.iter().map(|&i| s[i].clone()).collect())
         }
         "Concat" => concat(a, x),
@@ -471,13 +517,19 @@ fn op(node: &NodeProto, opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
             let Some(v) = x.vals(1) else {
                 return unknown();
             };
+            if let Some(n) = v.iter().filter_map(Val::int).find(|&n| n < 0) {
+                return Err(format!("the target shape has a negative dimension {n}"));
+            }
             let target: Vec<Dim> = v.iter().map(Val::to_dim).collect();
             one_opt(broadcast(&[x.shape(0), Some(&target)])?)
         }
         "Tile" => {
             let (Some(s), Some(rep)) = (x.shape(0), x.vals(1)) else { return unknown() };
             if rep.len() != s.len() {
-                return unknown();
+                return Err(format!("{} repeats for the input {} of rank {}", rep.len(), st(s), s.len()));
+            }
+            if let Some(n) = rep.iter().filter_map(Val::int).find(|&n| n < 0) {
+                return Err(format!("repeat {n} is negative"));
             }
             one(s
                 .iter()
@@ -619,7 +671,7 @@ fn where_vals(x: &Ins<'_>) -> Option<Vec<Val>> {
 fn matmul(a: Option<&[Dim]>, b: Option<&[Dim]>) -> Result<Option<Vec<Dim>>, String> {
     let (Some(sa), Some(sb)) = (a, b) else { return Ok(None) };
     if sa.is_empty() || sb.is_empty() {
-        return Ok(None);
+        return Err(format!("cannot multiply a rank-0 tensor: A is {} and B is {}", st(sa), st(sb)));
     }
     let a2: Vec<Dim> = if sa.len() == 1 { vec![Dim::Known(1), sa[0].clone()] } else { sa.to_vec() };
     let b2: Vec<Dim> = if sb.len() == 1 { vec![sb[0].clone(), Dim::Known(1)] } else { sb.to_vec() };
@@ -643,7 +695,7 @@ fn matmul(a: Option<&[Dim]>, b: Option<&[Dim]>) -> Result<Option<Vec<Dim>>, Stri
 fn gemm(a: &A<'_>, x: &Ins<'_>) -> R {
     let (Some(sa), Some(sb)) = (x.shape(0), x.shape(1)) else { return unknown() };
     if sa.len() != 2 || sb.len() != 2 {
-        return unknown();
+        return Err(format!("A and B must be 2-D, got {} and {}", st(sa), st(sb)));
     }
     let (ta, tb) = (a.int("transA", 0) != 0, a.int("transB", 0) != 0);
     let (m, ka) = if ta { (&sa[1], &sa[0]) } else { (&sa[0], &sa[1]) };
@@ -862,7 +914,15 @@ fn pool(a: &A<'_>, opset: i64, xs: Option<&[Dim]>) -> R {
     let Some(w) = win(a) else { return unknown() };
     let Some(xs) = xs else { return unknown() };
     if xs.len() < 3 {
-        return unknown();
+        return Err(format!("X must be [N, C, spatial...], got {}", st(xs)));
+    }
+    if w.kernel.len() != xs.len() - 2 {
+        return Err(format!(
+            "kernel_shape {:?} does not fit the {} spatial dims of X {}",
+            w.kernel,
+            xs.len() - 2,
+            st(xs)
+        ));
     }
     let ceil = opset >= 10 && a.int("ceil_mode", 0) != 0;
     let ks: Vec<Dim> = w.kernel.iter().map(|&k| Dim::Known(k)).collect();
@@ -904,7 +964,7 @@ fn reduce(t: &str, opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
         }
         return one(reduce_dims(s, &(0..s.len()).collect::<Vec<_>>(), keep));
     }
-    let Some(axes) = axes.iter().map(|&v| axis(v, s.len())).collect::<Option<Vec<_>>>() else { return unknown() };
+    let axes = req_axes(&axes, s.len(), s)?;
     one(reduce_dims(s, &axes, keep))
 }
 
@@ -916,6 +976,13 @@ fn reshape(a: &A<'_>, opset: i64, x: &Ins<'_>) -> R {
         return Ok(vec![Fact { shape: rank.map(|r| vec![Dim::Unknown; r]), value, floats: None }]);
     };
     let input = x.shape(0);
+    let ints: Vec<i64> = target.iter().filter_map(Val::int).collect();
+    if let Some(n) = ints.iter().find(|&&n| n < -1) {
+        return Err(format!("the target shape has a negative dimension {n}"));
+    }
+    if ints.iter().filter(|&&n| n == -1).count() > 1 {
+        return Err("the target shape has more than one -1".into());
+    }
     let mut out: Vec<Dim> = Vec::with_capacity(target.len());
     let mut minus = None;
     for (i, v) in target.iter().enumerate() {
@@ -947,6 +1014,13 @@ fn reshape(a: &A<'_>, opset: i64, x: &Ins<'_>) -> R {
         }
         if let (Dim::Known(have), Dim::Known(want)) = (prod(&left), prod(&right)) {
             match minus {
+                Some(_) if want == 0 => {
+                    return Err(format!(
+                        "cannot reshape {} into {}: the -1 dimension cannot be inferred",
+                        st(s),
+                        st(&out)
+                    ));
+                }
                 Some(m) if want != 0 => {
                     if have % want != 0 {
                         return Err(format!(
@@ -973,8 +1047,12 @@ fn reshape(a: &A<'_>, opset: i64, x: &Ins<'_>) -> R {
 
 fn concat(a: &A<'_>, x: &Ins<'_>) -> R {
     let shapes: Vec<Option<&[Dim]>> = (0..x.facts.len()).map(|i| x.shape(i)).collect();
-    let Some(r) = shapes.iter().flatten().map(|s| s.len()).next() else { return unknown() };
-    let Some(ax) = axis(a.int("axis", 0), r) else { return unknown() };
+    let Some(first) = shapes.iter().flatten().next() else { return unknown() };
+    let r = first.len();
+    if r == 0 {
+        return Err("Concat of rank-0 tensors".into());
+    }
+    let ax = req_axis(a.int("axis", 0), first, false)?;
     let mut out: Vec<Dim> = vec![Dim::Unknown; r];
     let mut along: Vec<Dim> = vec![];
     for s in &shapes {
@@ -1013,7 +1091,8 @@ fn concat(a: &A<'_>, x: &Ins<'_>) -> R {
 
 fn split(node: &NodeProto, opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
     let Some(s) = x.shape(0) else { return unknown() };
-    let Some(ax) = axis(a.int("axis", 0), s.len()) else { return unknown() };
+    rank_at_least(s, 1, "Split")?;
+    let ax = req_axis(a.int("axis", 0), s, false)?;
     let k = node.output.len();
     let sizes: Option<Vec<i64>> = if opset < 13 {
         a.ints("split")
@@ -1084,6 +1163,7 @@ fn slice(opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
     if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
         return unknown();
     }
+    req_axes(&axes, s.len(), s)?;
     let mut out = s.to_vec();
     let mut picks: Vec<Option<(i128, i64, usize)>> = vec![None; s.len()];
     for i in 0..starts.len() {
@@ -1113,7 +1193,13 @@ fn slice(opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
 
 fn gather(a: &A<'_>, x: &Ins<'_>) -> R {
     let (Some(s), Some(is)) = (x.shape(0), x.shape(1)) else { return unknown() };
-    let Some(ax) = axis(a.int("axis", 0), s.len()) else { return unknown() };
+    rank_at_least(s, 1, "Gather")?;
+    let ax = req_axis(a.int("axis", 0), s, false)?;
+    if let (Some(idx), Dim::Known(n)) = (x.ints(1), &s[ax])
+        && let Some(i) = idx.iter().find(|&&i| i < -(*n as i64) || i >= *n as i64)
+    {
+        return Err(format!("index {i} is out of range for axis {ax} of the input {}", st(s)));
+    }
     let out: Vec<Dim> = s[..ax].iter().chain(is).chain(&s[ax + 1..]).cloned().collect();
     let value = match (x.vals(0), x.ints(1), s.len()) {
         (Some(v), Some(idx), 1) => idx
@@ -1143,7 +1229,7 @@ fn squeeze(unsqueeze: bool, opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
     let Some(s) = x.shape(0) else { return unknown() };
     let out = if unsqueeze {
         let r = s.len() + axes.len();
-        let Some(mut ax) = axes.iter().map(|&v| axis(v, r)).collect::<Option<Vec<_>>>() else { return unknown() };
+        let mut ax = req_axes(&axes, r, s)?;
         ax.sort_unstable();
         let mut it = s.iter();
         let mut out = Vec::with_capacity(r);
@@ -1164,7 +1250,7 @@ fn squeeze(unsqueeze: bool, opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
         }
         s.iter().filter(|d| **d != Dim::Known(1)).cloned().collect()
     } else {
-        let Some(ax) = axes.iter().map(|&v| axis(v, s.len())).collect::<Option<Vec<_>>>() else { return unknown() };
+        let ax = req_axes(&axes, s.len(), s)?;
         for &i in &ax {
             if let Dim::Known(n) = s[i]
                 && n != 1
@@ -1193,14 +1279,17 @@ fn pad(opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
     };
     let k = axes.len();
     if pads.len() != 2 * k {
-        return unknown();
+        return Err(format!("{} pads for the input {} ({k} axes need {})", pads.len(), st(s), 2 * k));
     }
     let mut out = s.to_vec();
     for (i, &ax) in axes.iter().enumerate() {
         let add = pads[i] as i128 + pads[k + i] as i128;
         out[ax] = match &s[ax] {
             d if add == 0 => d.clone(),
-            Dim::Known(n) => usize::try_from(*n as i128 + add).map_or(Dim::Unknown, Dim::Known),
+            Dim::Known(n) => match usize::try_from(*n as i128 + add) {
+                Ok(v) => Dim::Known(v),
+                Err(_) => return Err(format!("pads {pads:?} crop axis {ax} of the input {} below zero", st(s))),
+            },
             _ => Dim::Unknown,
         };
     }

@@ -498,3 +498,238 @@ fn expand_through_where_equal_constant_of_shape() {
         check_inferred(&m, &ins).unwrap();
     }
 }
+
+/// One random node with known input shapes and constant shape arguments.
+fn random_node(
+    op: usize,
+    shapes: &[Vec<usize>],
+    ints: &[i64],
+    dims: impl Fn(usize, usize, usize) -> D,
+) -> (Vec<u8>, usize) {
+    const OPS: [&str; 34] = [
+        "Add",
+        "MatMul",
+        "Gemm",
+        "Conv",
+        "MaxPool",
+        "AveragePool",
+        "ConvTranspose",
+        "Concat",
+        "Transpose",
+        "Flatten",
+        "Reshape",
+        "Expand",
+        "Tile",
+        "Pad",
+        "Slice",
+        "Split",
+        "Squeeze",
+        "Unsqueeze",
+        "Gather",
+        "ReduceMean",
+        "ReduceSum",
+        "ArgMax",
+        "Softmax",
+        "LayerNormalization",
+        "Where",
+        "PRelu",
+        "Sum",
+        "GlobalAveragePool",
+        "TopK",
+        "Shape",
+        "Resize",
+        "ConstantOfShape",
+        "Range",
+        "Mul",
+    ];
+    let op = OPS[op % OPS.len()];
+    let pick = |i: usize| ints.get(i).copied().unwrap_or(1);
+    let window = || {
+        let r = (pick(0).rem_euclid(2) + 1) as usize;
+        vec![
+            attr_ints("kernel_shape", &(0..r).map(|i| pick(i + 1).rem_euclid(3) + 1).collect::<Vec<_>>()),
+            attr_ints("strides", &(0..r).map(|i| pick(i + 2).rem_euclid(2) + 1).collect::<Vec<_>>()),
+            attr_ints("pads", &(0..2 * r).map(|i| pick(i + 3).rem_euclid(2)).collect::<Vec<_>>()),
+            attr_s("auto_pad", ["NOTSET", "NOTSET", "SAME_UPPER", "VALID"][pick(7).rem_euclid(4) as usize]),
+        ]
+    };
+    let (n_in, attrs) = match op {
+        "Gemm" => (3, vec![attr_i("transA", pick(0) & 1), attr_i("transB", pick(1) & 1)]),
+        "Conv" => (2, if pick(5) & 1 == 0 { window() } else { vec![attr_i("group", pick(6).rem_euclid(3) + 1)] }),
+        "MaxPool" | "AveragePool" => (1, window()),
+        "ConvTranspose" => (2, window()),
+        "Concat" => (3, vec![attr_i("axis", pick(0))]),
+        "Split" | "Gather" | "Flatten" | "Softmax" | "LayerNormalization" | "TopK" | "ArgMax" => {
+            (1, vec![attr_i("axis", pick(0))])
+        }
+        "Transpose" => (1, vec![attr_ints("perm", &ints.iter().take(3).map(|v| v.rem_euclid(3)).collect::<Vec<_>>())]),
+        "ReduceMean" => (1, vec![attr_ints("axes", &ints.iter().take(2).copied().collect::<Vec<_>>())]),
+        "Where" | "Sum" => (3, vec![]),
+        "Add" | "MatMul" | "PRelu" | "Mul" => (2, vec![]),
+        _ => (1, vec![]),
+    };
+    let names = ["a", "b", "c"];
+    let mut inputs: Vec<&str> = names[..n_in].to_vec();
+    let mut inits = vec![];
+    let args: Vec<i64> = ints.iter().take(4).map(|v| v % 5).collect();
+    match op {
+        "Reshape" | "Expand" | "Tile" | "Pad" | "Squeeze" | "Unsqueeze" | "ReduceSum" | "TopK" | "Gather" => {
+            inputs.push("arg");
+            let args: Vec<i64> = if op == "TopK" { args.iter().map(|v| v.abs()).take(1).collect() } else { args };
+            let dims: &[i64] = if op == "TopK" { &[1] } else { &[args.len() as i64] };
+            inits.push(t_i64("arg", dims, &args));
+        }
+        "Slice" => {
+            inputs.extend(["st", "en", "ax"]);
+            let k = (pick(0).rem_euclid(2) + 1) as usize;
+            inits.push(t_i64(
+                "st",
+                &[k as i64],
+                &ints.iter().skip(1).take(k).copied().chain([0, 0]).take(k).collect::<Vec<_>>(),
+            ));
+            inits.push(t_i64(
+                "en",
+                &[k as i64],
+                &ints.iter().skip(3).take(k).map(|v| v * 2).chain([9, 9]).take(k).collect::<Vec<_>>(),
+            ));
+            inits.push(t_i64("ax", &[k as i64], &(0..k as i64).map(|i| i - pick(5).rem_euclid(2)).collect::<Vec<_>>()));
+        }
+        "Resize" => {
+            inputs.extend(["", "", "arg"]);
+            inits.push(t_i64("arg", &[args.len() as i64], &args.iter().map(|v| v.abs() + 1).collect::<Vec<_>>()));
+        }
+        "Split" => {
+            inputs.push("arg");
+            inits.push(t_i64("arg", &[2], &[pick(1).rem_euclid(3), pick(2).rem_euclid(3)]));
+        }
+        "ConstantOfShape" | "Range" => {}
+        _ => {}
+    }
+    let outs: &[&str] = if op == "Split" { &["y", "y2"] } else { &["y"] };
+    let (first, extra) = match op {
+        // These read an int64 input built from the first input's shape.
+        "ConstantOfShape" | "Range" => (vec![node("Shape", &["a"], &["s"], vec![])], true),
+        _ => (vec![], false),
+    };
+    let mut nodes = first;
+    if extra {
+        if op == "Range" {
+            nodes.push(node("ReduceSum", &["s"], &["lim"], vec![attr_i("keepdims", 0)]));
+            nodes.push(node(op, &["zero", "lim", "one"], outs, vec![]));
+            inits.push(t_i64("zero", &[], &[0]));
+            inits.push(t_i64("one", &[], &[1]));
+        } else {
+            nodes.push(node(op, &["s"], outs, vec![]));
+        }
+    } else {
+        nodes.push(node(op, &inputs, outs, attrs));
+    }
+    let g = G::new(
+        nodes,
+        (0..n_in)
+            .map(|i| {
+                vi(names[i], DType::F32, &shapes[i].iter().enumerate().map(|(d, &n)| dims(i, d, n)).collect::<Vec<_>>())
+            })
+            .collect(),
+        outs.iter().map(|o| vi(o, DType::F32, &[])).collect(),
+    )
+    .inits(inits);
+    let mut p = g.proto();
+    for o in &mut p.graph.as_mut().unwrap().output {
+        o.r#type = None;
+    }
+    (prost::Message::encode_to_vec(&p), n_in)
+}
+
+fn random_inputs(shapes: &[Vec<usize>], n_in: usize) -> TensorSet {
+    let mut s = TensorSet::default();
+    for (i, name) in ["a", "b", "c"].iter().enumerate().take(n_in) {
+        let n: usize = shapes[i].iter().product();
+        s.0.insert(name.to_string(), Tensor::f32(shapes[i].clone(), (0..n).map(|k| (k % 7) as f32 - 3.0).collect()));
+    }
+    s
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, ..Default::default() })]
+
+    /// Random single nodes with known input shapes: a model that loads and runs agrees
+    /// with its inferred shapes; a model refused for its shapes also fails when its
+    /// inputs are declared fully dynamic (distinct names, so inference knows nothing) and
+    /// run on those shapes — a refusal never turns away a model that would have run.
+    #[test]
+    fn random_nodes_inference_is_honest_and_refusals_are_sound(
+        op in 0usize..34,
+        shapes in proptest::collection::vec(proptest::collection::vec(1usize..5, 0..5), 3),
+        ints in proptest::collection::vec(-3i64..5, 0..10),
+    ) {
+        let (bytes, n_in) = random_node(op, &shapes, &ints, |_, _, n| D::N(n as i64));
+        let inputs = random_inputs(&shapes, n_in);
+        match Model::load(&bytes) {
+            Ok(m) => {
+                if m.run(&inputs, &RunOptions::default()).is_ok() {
+                    check_inferred(&m, &inputs).map_err(proptest::test_runner::TestCaseError::fail)?;
+                }
+            }
+            Err(e @ LoadError::Shape { .. }) => {
+                const NAMES: [&str; 15] = ["a0", "a1", "a2", "a3", "a4", "b0", "b1", "b2", "b3", "b4", "c0", "c1", "c2", "c3", "c4"];
+                let (dynamic, _) = random_node(op, &shapes, &ints, |i, d, _| D::P(NAMES[i * 5 + d]));
+                if let Ok(m) = Model::load(&dynamic) {
+                    let r = m.run(&inputs, &RunOptions::default());
+                    proptest::prop_assert!(r.is_err(), "refused at load ({e}) but runs: {:?}", r.map(|o| o.outputs));
+                }
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Rank-level contradictions: axes out of range, perms and repeats that do not fit the
+/// rank, constant indices out of range, negative target dims.
+#[test]
+fn rank_contradictions_refused() {
+    let x = || vec![f32_in("x", &[D::P("N"), D::N(3)])];
+    let y = || vec![f32_in("y", &[])];
+    let cases: Vec<(G, &[&str])> = vec![
+        (
+            G::new(vec![node("Softmax", &["x"], &["y"], vec![attr_i("axis", 2)])], x(), y()),
+            &["(Softmax)", "axis 2", "[N, 3]"],
+        ),
+        (
+            G::new(vec![node("Transpose", &["x"], &["y"], vec![attr_ints("perm", &[1, 0, 2])])], x(), y()),
+            &["(Transpose)", "perm [1, 0, 2]", "[N, 3]"],
+        ),
+        (
+            G::new(vec![node("Gather", &["x", "i"], &["y"], vec![attr_i("axis", 1)])], x(), y()).inits(vec![t_i64(
+                "i",
+                &[2],
+                &[0, 3],
+            )]),
+            &["(Gather)", "index 3", "[N, 3]"],
+        ),
+        (
+            G::new(vec![node("ReduceMean", &["x"], &["y"], vec![attr_ints("axes", &[1, -1])])], x(), y()),
+            &["(ReduceMean)", "repeated"],
+        ),
+        (
+            G::new(vec![node("Tile", &["x", "r"], &["y"], vec![])], x(), y()).inits(vec![t_i64("r", &[1], &[2])]),
+            &["(Tile)", "1 repeats", "[N, 3]"],
+        ),
+        (
+            G::new(vec![node("Reshape", &["x", "s"], &["y"], vec![])], x(), y()).inits(vec![t_i64(
+                "s",
+                &[2],
+                &[-1, -1],
+            )]),
+            &["(Reshape)", "more than one -1"],
+        ),
+        (
+            G::new(vec![node("Gemm", &["x", "x"], &["y"], vec![])], vec![f32_in("x", &[D::N(3)])], y()),
+            &["(Gemm)", "2-D"],
+        ),
+        (G::new(vec![node("GlobalAveragePool", &["x"], &["y"], vec![])], x(), y()), &["(GlobalAveragePool)", "[N, 3]"]),
+    ];
+    for (g, parts) in cases {
+        contains_all(&refused(g, parts[0]), parts);
+    }
+}
