@@ -16,7 +16,8 @@
 //! refused only for a **definite** contradiction — two known dims that must be equal
 //! and differ, two known dims that do not broadcast, a reshape of a known element count
 //! into a known shape of another count, Conv channels that do not fit the weights, and
-//! the like; a symbolic or unknown dim never causes a refusal. Inference reads the
+//! the like, or a symbol two nodes force to two different known sizes; a symbolic or
+//! unknown dim against a known one is never a refusal by itself. Inference reads the
 //! model only: it changes no output bit and no trace.
 
 use crate::onnx::NodeProto;
@@ -254,9 +255,30 @@ fn rank_at_least(s: &[Dim], n: usize, what: &str) -> Result<(), String> {
 /// The inputs of one node, as inference sees them.
 struct Ins<'a> {
     facts: &'a [Option<&'a Fact>],
+    binds: &'a Binds,
 }
 
+/// Sizes that kernels force on symbols, over the whole graph: a symbol that must equal a
+/// known size (a MatMul inner dim, Conv channels, a Concat side) is bound to it, and a
+/// second, different size forced on it is a contradiction no input can satisfy.
+pub(crate) type Binds = std::cell::RefCell<std::collections::BTreeMap<String, usize>>;
+
 impl Ins<'_> {
+    /// Records that `a` and `b` must be equal (the caller checked they unify).
+    fn bind(&self, a: &Dim, b: &Dim) -> Result<(), String> {
+        let ((Dim::Sym(name), Dim::Known(n)) | (Dim::Known(n), Dim::Sym(name))) = (a, b) else { return Ok(()) };
+        let mut binds = self.binds.borrow_mut();
+        match binds.get(name) {
+            Some(m) if m != n => {
+                Err(format!("dim '{name}' must be {n} here, but another node already requires it to be {m}"))
+            }
+            _ => {
+                binds.insert(name.clone(), *n);
+                Ok(())
+            }
+        }
+    }
+
     fn shape(&self, i: usize) -> Option<&[Dim]> {
         self.facts.get(i).copied().flatten().and_then(|f| f.shape.as_deref())
     }
@@ -318,9 +340,10 @@ pub(crate) fn infer_node(
     opset: i64,
     ins: &[Option<&Fact>],
     out_dtypes: &[DType],
+    binds: &Binds,
 ) -> Result<Vec<Fact>, String> {
     let a = A(Attrs::new(node, String::new()));
-    let x = Ins { facts: ins };
+    let x = Ins { facts: ins, binds };
     let mut outs = if domain == ML_DOMAIN { ml(node.op_type.as_str(), &a, &x)? } else { op(node, opset, &a, &x)? };
     outs.resize(out_dtypes.len(), Fact::default());
     outs.truncate(out_dtypes.len());
@@ -439,12 +462,14 @@ fn op(node: &NodeProto, opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
         }
         "Constant" => Ok(vec![]), // Set from the parsed value by the caller.
         "MatMul" | "MatMulInteger" => {
-            matmul(x.shape(0), x.shape(1)).map(|s| vec![Fact { shape: s, value: None, floats: None }])
+            matmul(x, x.shape(0), x.shape(1)).map(|s| vec![Fact { shape: s, value: None, floats: None }])
         }
-        "QLinearMatMul" => matmul(x.shape(0), x.shape(3)).map(|s| vec![Fact { shape: s, value: None, floats: None }]),
+        "QLinearMatMul" => {
+            matmul(x, x.shape(0), x.shape(3)).map(|s| vec![Fact { shape: s, value: None, floats: None }])
+        }
         "Gemm" => gemm(a, x),
-        "Conv" | "ConvInteger" => conv(a, x.shape(0), x.shape(1), x.shape(2).filter(|_| t == "Conv")),
-        "QLinearConv" => conv(a, x.shape(0), x.shape(3), x.shape(8)),
+        "Conv" | "ConvInteger" => conv(a, x, x.shape(0), x.shape(1), x.shape(2).filter(|_| t == "Conv")),
+        "QLinearConv" => conv(a, x, x.shape(0), x.shape(3), x.shape(8)),
         "ConvTranspose" => conv_transpose(a, x),
         "MaxPool" | "AveragePool" => pool(a, opset, x.shape(0)),
         "GlobalAveragePool" | "GlobalMaxPool" => {
@@ -668,7 +693,7 @@ fn where_vals(x: &Ins<'_>) -> Option<Vec<Val>> {
         .collect()
 }
 
-fn matmul(a: Option<&[Dim]>, b: Option<&[Dim]>) -> Result<Option<Vec<Dim>>, String> {
+fn matmul(x: &Ins<'_>, a: Option<&[Dim]>, b: Option<&[Dim]>) -> Result<Option<Vec<Dim>>, String> {
     let (Some(sa), Some(sb)) = (a, b) else { return Ok(None) };
     if sa.is_empty() || sb.is_empty() {
         return Err(format!("cannot multiply a rank-0 tensor: A is {} and B is {}", st(sa), st(sb)));
@@ -679,6 +704,7 @@ fn matmul(a: Option<&[Dim]>, b: Option<&[Dim]>) -> Result<Option<Vec<Dim>>, Stri
     if unify(ka, kb).is_none() {
         return Err(format!("inner dimensions differ: A is {} and B is {} ({ka} against {kb})", st(sa), st(sb)));
     }
+    x.bind(ka, kb)?;
     let batch = broadcast(&[Some(&a2[..a2.len() - 2]), Some(&b2[..b2.len() - 2])])
         .map_err(|e| format!("batch dimensions of A {} and B {}: {e}", st(sa), st(sb)))?
         .expect("ranks known");
@@ -709,6 +735,7 @@ fn gemm(a: &A<'_>, x: &Ins<'_>) -> R {
             tb as u8
         ));
     }
+    x.bind(ka, kb)?;
     let out = vec![m.clone(), n.clone()];
     if let Some(c) = x.shape(2)
         && c.len() <= 2
@@ -818,7 +845,7 @@ fn spatial_out(w: &Win, xs: &[Dim], ks: &[Dim], ceil: bool) -> Result<Option<Vec
         .map(Some)
 }
 
-fn conv(a: &A<'_>, xs: Option<&[Dim]>, ws: Option<&[Dim]>, bs: Option<&[Dim]>) -> R {
+fn conv(a: &A<'_>, x: &Ins<'_>, xs: Option<&[Dim]>, ws: Option<&[Dim]>, bs: Option<&[Dim]>) -> R {
     let Some(w) = win(a) else { return unknown() };
     let group = a.int("group", 1).max(1) as usize;
     let (Some(xs), Some(ws)) = (xs, ws) else {
@@ -831,6 +858,9 @@ fn conv(a: &A<'_>, xs: Option<&[Dim]>, ws: Option<&[Dim]>, bs: Option<&[Dim]>) -
         && Some(c) != cg.checked_mul(group)
     {
         return Err(format!("X {} has {c} channels but W {} expects {cg} × group {group}", st(xs), st(ws)));
+    }
+    if let Some(c) = ws[1].known().and_then(|cg| cg.checked_mul(group)) {
+        x.bind(&xs[1], &Dim::Known(c))?;
     }
     if let Some(m) = ws[0].known()
         && m % group != 0
@@ -848,6 +878,9 @@ fn conv(a: &A<'_>, xs: Option<&[Dim]>, ws: Option<&[Dim]>, bs: Option<&[Dim]>) -
         && (b.len() != 1 || unify(&b[0], &ws[0]).is_none())
     {
         return Err(format!("bias {} does not fit W {} (expected [{}])", st(b), st(ws), ws[0]));
+    }
+    if let Some(b) = bs {
+        x.bind(&b[0], &ws[0])?;
     }
     let Some(sp) = spatial_out(&w, &xs[2..], &ws[2..], false)? else {
         return one(vec![xs[0].clone(), ws[0].clone()]
@@ -868,6 +901,7 @@ fn conv_transpose(a: &A<'_>, x: &Ins<'_>) -> R {
     if unify(&xs[1], &ws[0]).is_none() {
         return Err(format!("X {} has {} channels but W {} expects {}", st(xs), xs[1], st(ws), ws[0]));
     }
+    x.bind(&xs[1], &ws[0])?;
     let m = match ws[1].known() {
         Some(mg) => Dim::Known(mg * group),
         None => Dim::Unknown,
@@ -1068,6 +1102,7 @@ fn concat(a: &A<'_>, x: &Ins<'_>) -> R {
             if d == ax {
                 continue;
             }
+            x.bind(&out[d], &s[d])?;
             out[d] = unify(&out[d], &s[d]).ok_or_else(|| {
                 let all: Vec<String> = shapes.iter().map(|s| shape_text(*s)).collect();
                 format!("inputs {} differ in dimension {d}, which is not the concatenation axis {ax}", all.join(", "))
@@ -1446,4 +1481,61 @@ pub(crate) fn check_declared(declared: &[Dim], inferred: Option<&[Dim]>) -> Resu
             _ => Ok(i.clone()),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(n: usize) -> Dim {
+        Dim::Known(n)
+    }
+    fn s(n: &str) -> Dim {
+        Dim::Sym(n.into())
+    }
+
+    #[test]
+    fn broadcast_rules() {
+        let b = |x: &[Dim], y: &[Dim]| broadcast(&[Some(x), Some(y)]);
+        assert_eq!(b(&[s("N"), k(1)], &[k(4)]).unwrap(), Some(vec![s("N"), k(4)]));
+        // A symbol against a known n ≠ 1 is n (the symbol must be 1 or n).
+        assert_eq!(b(&[s("N")], &[k(3)]).unwrap(), Some(vec![k(3)]));
+        assert_eq!(b(&[s("N")], &[s("M")]).unwrap(), Some(vec![Dim::Unknown]));
+        assert_eq!(b(&[s("N")], &[s("N")]).unwrap(), Some(vec![s("N")]));
+        assert!(b(&[k(2), k(3)], &[k(4)]).unwrap_err().contains("[2, 3] and [4]"));
+        assert_eq!(broadcast(&[Some(&[k(2)][..]), None]).unwrap(), None);
+    }
+
+    #[test]
+    fn products_and_unification() {
+        assert_eq!(prod(&[k(2), k(3)]), k(6));
+        assert_eq!(prod(&[k(1), s("N")]), s("N"));
+        assert_eq!(prod(&[k(2), s("N")]), Dim::Unknown);
+        assert_eq!(unify(&s("N"), &k(3)), Some(k(3)));
+        assert_eq!(unify(&k(2), &k(3)), None);
+    }
+
+    #[test]
+    fn slice_lengths_follow_the_onnx_clamping() {
+        assert_eq!(slice_len(10, 1, i64::MAX, 1).0, 9);
+        assert_eq!(slice_len(10, -3, -1, 1).0, 2);
+        assert_eq!(slice_len(10, 0, 10, 3).0, 4);
+        assert_eq!(slice_len(10, -1, i64::MIN, -1).0, 10);
+        assert_eq!(slice_len(10, 8, 2, -2).0, 3);
+        assert_eq!(slice_len(0, -1, i64::MIN, -1).0, 0);
+        assert_eq!(slice_len(5, 7, 9, 1).0, 0);
+    }
+
+    #[test]
+    fn window_sizes() {
+        let w = |x, k, st, p, ap, ceil| window_dim(&x, &Dim::Known(k), st, 1, p, p, ap, ceil, 0);
+        assert_eq!(w(k(224), 7, 2, 3, AutoPad::NotSet, false).unwrap(), k(112));
+        assert_eq!(w(k(112), 3, 2, 1, AutoPad::NotSet, false).unwrap(), k(56));
+        assert_eq!(w(k(5), 2, 2, 0, AutoPad::NotSet, true).unwrap(), k(3));
+        assert_eq!(w(k(7), 3, 2, 0, AutoPad::SameUpper, false).unwrap(), k(4));
+        // A symbolic size keeps its name through a size-preserving window.
+        assert_eq!(w(s("H"), 3, 1, 1, AutoPad::NotSet, false).unwrap(), s("H"));
+        assert_eq!(w(s("H"), 3, 2, 1, AutoPad::NotSet, false).unwrap(), Dim::Unknown);
+        assert!(w(k(2), 5, 1, 1, AutoPad::NotSet, false).is_err());
+    }
 }

@@ -411,6 +411,7 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits, ext: Option<&dyn ExternalData>
     for (&id, decl) in input_ids.iter().zip(input_decl) {
         facts[id].shape = Some(decl);
     }
+    let binds = infer::Binds::default();
 
     // Resolve inputs; build edges between nodes.
     let mut producer: Vec<Option<usize>> = vec![None; dtypes.len()];
@@ -480,18 +481,17 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits, ext: Option<&dyn ExternalData>
                 dtypes[*o] = Some(d);
             }
         }
-        let out_facts =
-            match &p.op {
-                Op::Constant(t) => vec![Fact::of_tensor(t)],
-                _ => {
-                    let gn = &graph.node[i];
-                    let domain = if gn.domain == "ai.onnx" { "" } else { gn.domain.as_str() };
-                    let dom_opset = opsets.get(domain).copied().unwrap_or(0);
-                    let in_facts: Vec<Option<&Fact>> = ins.iter().map(|id| id.map(|id| &facts[id])).collect();
-                    infer::infer_node(gn, domain, dom_opset, &in_facts, &out_types)
-                        .map_err(|reason| LoadError::Shape { node: p.label.clone(), op: gn.op_type.clone(), reason })?
-                }
-            };
+        let out_facts = match &p.op {
+            Op::Constant(t) => vec![Fact::of_tensor(t)],
+            _ => {
+                let gn = &graph.node[i];
+                let domain = if gn.domain == "ai.onnx" { "" } else { gn.domain.as_str() };
+                let dom_opset = opsets.get(domain).copied().unwrap_or(0);
+                let in_facts: Vec<Option<&Fact>> = ins.iter().map(|id| id.map(|id| &facts[id])).collect();
+                infer::infer_node(gn, domain, dom_opset, &in_facts, &out_types, &binds)
+                    .map_err(|reason| LoadError::Shape { node: p.label.clone(), op: gn.op_type.clone(), reason })?
+            }
+        };
         for (o, f) in outputs.iter().zip(out_facts) {
             if let Some(o) = o {
                 facts[*o] = f;

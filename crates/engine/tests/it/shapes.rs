@@ -733,3 +733,24 @@ fn rank_contradictions_refused() {
         contains_all(&refused(g, parts[0]), parts);
     }
 }
+
+/// A symbol two nodes force to different known sizes is a contradiction; forcing it to
+/// the same size twice, or broadcasting it, is not.
+#[test]
+fn symbol_forced_to_two_sizes_refused() {
+    let mm = |w: &'static str| node("MatMul", &["x", w], &[if w == "w3" { "y3" } else { "y4" }], vec![]);
+    let g = G::new(
+        vec![mm("w3"), mm("w4")],
+        vec![f32_in("x", &[D::N(2), D::P("K")])],
+        vec![f32_in("y3", &[]), f32_in("y4", &[])],
+    )
+    .inits(vec![t_f32("w3", &[3, 1], &[0.0; 3]), t_f32("w4", &[4, 1], &[0.0; 4])]);
+    contains_all(&refused(g, "K = 3 and 4"), &["(MatMul)", "'K'", "must be 4", "be 3"]);
+    let g = G::new(
+        vec![mm("w3"), node("Add", &["x", "b4"], &["y4"], vec![])],
+        vec![f32_in("x", &[D::N(2), D::P("K")])],
+        vec![f32_in("y3", &[]), f32_in("y4", &[])],
+    )
+    .inits(vec![t_f32("w3", &[3, 1], &[0.0; 3]), t_f32("b4", &[1], &[0.0])]);
+    Model::load(&g.bytes()).unwrap();
+}
