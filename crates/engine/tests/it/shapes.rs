@@ -509,6 +509,7 @@ fn expand_through_where_equal_constant_of_shape() {
 
 /// One random node with known input shapes and constant shape arguments.
 fn random_node(
+    opset: i64,
     op: usize,
     shapes: &[Vec<usize>],
     ints: &[i64],
@@ -641,7 +642,8 @@ fn random_node(
             .collect(),
         outs.iter().map(|o| vi(o, DType::F32, &[])).collect(),
     )
-    .inits(inits);
+    .inits(inits)
+    .opset(opset);
     let mut p = g.proto();
     for o in &mut p.graph.as_mut().unwrap().output {
         o.r#type = None;
@@ -667,11 +669,12 @@ proptest::proptest! {
     /// run on those shapes — a refusal never turns away a model that would have run.
     #[test]
     fn random_nodes_inference_is_honest_and_refusals_are_sound(
+        opset in proptest::sample::select(vec![7i64, 9, 11, 13, 18, 21]),
         op in 0usize..34,
         shapes in proptest::collection::vec(proptest::collection::vec(1usize..5, 0..5), 3),
         ints in proptest::collection::vec(-3i64..5, 0..10),
     ) {
-        let (bytes, n_in) = random_node(op, &shapes, &ints, |_, _, n| D::N(n as i64));
+        let (bytes, n_in) = random_node(opset, op, &shapes, &ints, |_, _, n| D::N(n as i64));
         let inputs = random_inputs(&shapes, n_in);
         match Model::load(&bytes) {
             Ok(m) => {
@@ -681,7 +684,7 @@ proptest::proptest! {
             }
             Err(e @ LoadError::Shape { .. }) => {
                 const NAMES: [&str; 15] = ["a0", "a1", "a2", "a3", "a4", "b0", "b1", "b2", "b3", "b4", "c0", "c1", "c2", "c3", "c4"];
-                let (dynamic, _) = random_node(op, &shapes, &ints, |i, d, _| D::P(NAMES[i * 5 + d]));
+                let (dynamic, _) = random_node(opset, op, &shapes, &ints, |i, d, _| D::P(NAMES[i * 5 + d]));
                 if let Ok(m) = Model::load(&dynamic) {
                     let r = m.run(&inputs, &RunOptions::default());
                     proptest::prop_assert!(r.is_err(), "refused at load ({e}) but runs: {:?}", r.map(|o| o.outputs));
