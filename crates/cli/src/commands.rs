@@ -403,11 +403,17 @@ fn model(ctx: &Ctx, id: &str) -> Result<()> {
         for (label, key) in [("inputs", "inputs"), ("outputs", "outputs")] {
             s.push_str(&format!("{label}:\n"));
             for i in m[key].as_array().into_iter().flatten() {
+                // A dynamic dim shows its symbolic name (`batch`) when the engine knows one.
                 let dims: Vec<String> = i["shape"]
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|d| d.as_u64().map_or("?".to_string(), |d| d.to_string()))
+                    .enumerate()
+                    .map(|(k, d)| match (d.as_u64(), i["dim_names"][k].as_str()) {
+                        (Some(d), _) => d.to_string(),
+                        (None, Some(name)) => name.to_string(),
+                        (None, None) => "?".to_string(),
+                    })
                     .collect();
                 let dtype = i["dtype"].as_str().unwrap_or("?");
                 s.push_str(&format!("  {} {dtype} [{}]\n", i["name"].as_str().unwrap_or(""), dims.join(", ")));

@@ -63,6 +63,19 @@ pub enum LoadError {
     /// The model is malformed: a cycle, a dangling input, inconsistent data, a bad attribute.
     #[error("invalid model: {0}")]
     Invalid(String),
+    /// Load-time shape inference found shapes that cannot fit: a node that would fail on
+    /// every input the model accepts (see the engine's `infer` module), or a graph output
+    /// declared with a shape the graph does not compute.
+    #[error("shapes do not fit at {node}: {reason}")]
+    Shape {
+        /// The node as a label, e.g. `node 'conv1' (Conv)`, or `graph output 'y'`.
+        node: String,
+        /// The operator type (empty for a graph output).
+        op: String,
+        /// The contradiction, with the shapes involved (`?` an unknown dim, a name a
+        /// symbolic one).
+        reason: String,
+    },
 }
 
 /// Why a run failed.

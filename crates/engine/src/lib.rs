@@ -50,6 +50,7 @@
 //! trace bumps it.
 
 mod error;
+mod infer;
 pub mod kernels;
 mod load;
 pub mod math;
@@ -63,6 +64,7 @@ mod scan;
 mod trace;
 
 pub use error::{LoadError, RunError};
+pub use infer::Dim;
 pub use load::is_bare_file_name;
 pub use model::Model;
 
@@ -130,9 +132,28 @@ pub struct IoInfo {
     /// Element type (serialized by its JSON name, e.g. `"float32"`).
     #[serde(serialize_with = "dtype_name")]
     pub dtype: DType,
-    /// Dimensions; `None` for a dynamic one (a `dim_param` or unknown). An output whose
-    /// model declares no shape reports an empty list.
+    /// Dimensions; `None` for a dynamic one (a `dim_param` or unknown). For an output,
+    /// the declared shape with what load-time shape inference found filled in (an output
+    /// whose model declares no shape reports the inferred one); an output whose rank is
+    /// neither declared nor inferred reports an empty list.
     pub shape: Vec<Option<usize>>,
+    /// Per dimension, the symbolic name of a dynamic dim (`"batch"`) where one is known:
+    /// an input's `dim_param`, or for an output the name inference carried to it. Empty
+    /// when no dim has a name (and then not serialized, so the JSON of models without
+    /// symbolic dims is unchanged).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dim_names: Vec<Option<String>>,
+}
+
+impl IoInfo {
+    /// `shape` and `dim_names` from inferred dims.
+    pub(crate) fn set_dims(&mut self, dims: &[Dim]) {
+        self.shape = dims.iter().map(|d| if let Dim::Known(n) = d { Some(*n) } else { None }).collect();
+        self.dim_names = dims.iter().map(|d| if let Dim::Sym(s) = d { Some(s.clone()) } else { None }).collect();
+        if self.dim_names.iter().all(Option::is_none) {
+            self.dim_names.clear();
+        }
+    }
 }
 
 fn dtype_name<S: serde::Serializer>(d: &DType, s: S) -> Result<S::Ok, S::Error> {

@@ -6,6 +6,7 @@
 //! first in the file. A file whose nodes are already in topological order (as ONNX
 //! requires) therefore runs in file order.
 
+use crate::infer::{self, Fact};
 use crate::model::{Model, Node};
 use crate::onnx::{self, ModelProto, TensorProto, ValueInfoProto};
 use crate::ops::{ML_DOMAIN, ML_OPSET_MAX, OPSET_MAX, OPSET_MIN, Op};
@@ -332,6 +333,7 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits, ext: Option<&dyn ExternalData>
     let mut inputs = Vec::new();
     let mut input_ids = Vec::new();
     let mut input_text = Vec::new();
+    let mut input_decl = Vec::new();
     for vi in &graph.input {
         if let Some(&id) = vals.ids.get(&vi.name) {
             if vals.consts[id].is_none() {
@@ -345,7 +347,11 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits, ext: Option<&dyn ExternalData>
         let (dtype, shape, text) = io_info(vi, "input", limits, true)?;
         let dtype = dtype.expect("inputs have a dtype");
         input_ids.push(vals.add(&vi.name, Some(dtype), None));
-        inputs.push(IoInfo { name: vi.name.clone(), dtype, shape });
+        let decl = infer::declared(vi).expect("inputs declare a shape");
+        let mut info = IoInfo { name: vi.name.clone(), dtype, shape, dim_names: vec![] };
+        info.set_dims(&decl);
+        inputs.push(info);
+        input_decl.push(decl);
         input_text.push(text);
     }
 
@@ -399,6 +405,13 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits, ext: Option<&dyn ExternalData>
         parsed.push(Parsed { label, op });
     }
     let Values { ids, mut dtypes, consts } = vals;
+
+    // Shape facts: exact for constants, declared for graph inputs, inferred for the rest.
+    let mut facts: Vec<Fact> = consts.iter().map(|c| c.as_ref().map_or_else(Fact::default, Fact::of_tensor)).collect();
+    for (&id, decl) in input_ids.iter().zip(input_decl) {
+        facts[id].shape = Some(decl);
+    }
+    let binds = infer::Binds::default();
 
     // Resolve inputs; build edges between nodes.
     let mut producer: Vec<Option<usize>> = vec![None; dtypes.len()];
@@ -468,6 +481,22 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits, ext: Option<&dyn ExternalData>
                 dtypes[*o] = Some(d);
             }
         }
+        let out_facts = match &p.op {
+            Op::Constant(t) => vec![Fact::of_tensor(t)],
+            _ => {
+                let gn = &graph.node[i];
+                let domain = if gn.domain == "ai.onnx" { "" } else { gn.domain.as_str() };
+                let dom_opset = opsets.get(domain).copied().unwrap_or(0);
+                let in_facts: Vec<Option<&Fact>> = ins.iter().map(|id| id.map(|id| &facts[id])).collect();
+                infer::infer_node(gn, domain, dom_opset, &in_facts, &out_types, &binds)
+                    .map_err(|reason| LoadError::Shape { node: p.label.clone(), op: gn.op_type.clone(), reason })?
+            }
+        };
+        for (o, f) in outputs.iter().zip(out_facts) {
+            if let Some(o) = o {
+                facts[*o] = f;
+            }
+        }
         nodes.push(Node {
             label: p.label,
             op_type: graph.node[i].op_type.clone(),
@@ -508,7 +537,24 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits, ext: Option<&dyn ExternalData>
                 actual.name()
             )));
         }
-        outputs.push(IoInfo { name: vi.name.clone(), dtype: actual, shape });
+        let mut info = IoInfo { name: vi.name.clone(), dtype: actual, shape, dim_names: vec![] };
+        let inferred = facts[id].shape.as_deref();
+        match infer::declared(vi) {
+            Some(decl) => {
+                let dims = infer::check_declared(&decl, inferred).map_err(|reason| LoadError::Shape {
+                    node: format!("graph output '{}'", vi.name),
+                    op: String::new(),
+                    reason,
+                })?;
+                info.set_dims(&dims);
+            }
+            None => {
+                if let Some(dims) = inferred {
+                    info.set_dims(dims);
+                }
+            }
+        }
+        outputs.push(info);
         output_ids.push(id);
     }
 
@@ -536,8 +582,14 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits, ext: Option<&dyn ExternalData>
         }
     }
 
+    let mut value_names = vec![String::new(); facts.len()];
+    for (name, &id) in &ids {
+        value_names[id] = name.clone();
+    }
     let mut model = Model {
         opset,
+        shapes: facts.into_iter().map(|f| f.shape).collect(),
+        value_names,
         inputs,
         input_ids,
         input_text,

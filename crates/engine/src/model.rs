@@ -3,7 +3,7 @@
 
 use crate::kernels::KernelPath;
 use crate::ops::{Ctx, KernelError, Op};
-use crate::{IoInfo, Limits, LoadError, RunError, RunOptions, RunOutput};
+use crate::{Dim, IoInfo, Limits, LoadError, RunError, RunOptions, RunOutput};
 use deed_types::{DType, Tensor, TensorSet};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -39,6 +39,10 @@ pub struct Model {
     /// Per node position: slots to free after it ran.
     pub(crate) free_after: Vec<Vec<usize>>,
     pub(crate) limits: Limits,
+    /// Per value slot, the shape load-time inference found (`None`: rank unknown).
+    pub(crate) shapes: Vec<Option<Vec<Dim>>>,
+    /// Per value slot, the value's name.
+    pub(crate) value_names: Vec<String>,
 }
 
 impl std::fmt::Debug for Model {
@@ -88,6 +92,19 @@ impl Model {
     /// The imported version of the default ONNX operator set.
     pub fn opset(&self) -> i64 {
         self.opset
+    }
+
+    /// The shape load-time inference found for every named value — graph inputs,
+    /// weights and constants, node outputs — by name: `None` when not even the rank is
+    /// known, else one [`Dim`] per dimension. Inference never changes what a run computes.
+    pub fn inferred_shapes(&self) -> BTreeMap<String, Option<Vec<Dim>>> {
+        self.value_names.iter().cloned().zip(self.shapes.iter().cloned()).collect()
+    }
+
+    /// The inferred shape of each output of the node at execution position `pos` (in the
+    /// operator's output order; `None` for an unnamed output or an unknown rank).
+    pub fn inferred_node_outputs(&self, pos: usize) -> Vec<Option<Vec<Dim>>> {
+        self.nodes[pos].outputs.iter().map(|o| o.and_then(|o| self.shapes[o].clone())).collect()
     }
 
     /// Number of nodes (and of trace entries).

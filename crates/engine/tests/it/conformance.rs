@@ -179,6 +179,8 @@ fn run_case(dir: &Path, meta: &Meta) -> Result<(), String> {
         let got = out.outputs.0.get(name).ok_or_else(|| format!("no output '{name}'"))?;
         close(got, &want, meta.rtol, meta.atol).map_err(|e| format!("output #{i}: {e}"))?;
     }
+    // Load-time shape inference must agree with what the run produced, node by node.
+    crate::shapes::check_inferred(&model, &inputs).map_err(|e| format!("shape inference: {e}"))?;
     Ok(())
 }
 

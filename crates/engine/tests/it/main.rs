@@ -6,3 +6,4 @@ mod conformance;
 mod fixtures;
 mod hostile;
 mod models;
+mod shapes;
