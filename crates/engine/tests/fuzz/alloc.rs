@@ -18,6 +18,9 @@ pub const REFUSE: usize = 1 << 30;
 /// Where the input under test is saved, so that an abort can name it.
 pub const CURRENT_INPUT: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/fuzz-current-input.onnx");
 
+/// Where the last input that failed a check is saved.
+pub const FAILING_INPUT: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/fuzz-failing-input.onnx");
+
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 static LARGEST: AtomicUsize = AtomicUsize::new(0);

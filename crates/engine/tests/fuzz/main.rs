@@ -78,6 +78,7 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
 /// files); with `DEED_FUZZ_WRITE_CORPUS=1` it is rewritten instead.
 #[test]
 fn corpus_is_current() {
+    let _g = serial();
     let want = seeds::all();
     let dir = corpus_dir();
     if std::env::var_os("DEED_FUZZ_WRITE_CORPUS").is_some_and(|v| v == "1") {
@@ -111,9 +112,21 @@ fn every_seed() {
     let mut failed = vec![];
     for (name, bytes) in corpus() {
         let t = std::time::Instant::now();
-        if let Err(e) = std::panic::catch_unwind(|| target::check(&bytes)) {
-            let msg = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
-            failed.push(format!("{name}: {}", msg.unwrap_or_default()));
+        match std::panic::catch_unwind(|| target::check(&bytes)) {
+            Err(e) => {
+                let msg =
+                    e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
+                failed.push(format!("{name}: {}", msg.unwrap_or_default()));
+            }
+            // The fixtures are where mutations start from: they must load; the edge-value
+            // models must run.
+            Ok(target::Outcome::Refused) if name.starts_with("fixture_") => {
+                failed.push(format!("{name}: a fixture seed does not load under the tight limits"));
+            }
+            Ok(o) if name.starts_with("edge_") && o != target::Outcome::Ran => {
+                failed.push(format!("{name}: an edge-value seed did not run ({o:?})"));
+            }
+            Ok(_) => {}
         }
         if std::env::var_os("DEED_FUZZ_TIMES").is_some() {
             eprintln!("{:>8.2} ms  {name}", t.elapsed().as_secs_f64() * 1e3);

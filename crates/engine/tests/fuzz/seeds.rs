@@ -4,6 +4,8 @@
 //! - `fixture_*`: copies of small, well-formed models from `fixtures/` (a few per operator
 //!   family, and the small architecture models), so mutations start from graphs that
 //!   load and run;
+//! - `edge_*`: well-formed models with edge-case values (NaNs with payloads, infinities,
+//!   -0.0, subnormals), which must load and run;
 //! - `hostile_*`: models built here that a loader must refuse (or run into a clean
 //!   error): truncations, rank and element-count bombs, negative and overflowing dims,
 //!   external-data references, cycles, dangling names, wrong initializer sizes, huge
@@ -70,6 +72,9 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
     }
     for (name, bytes) in hostile() {
         out.push((format!("hostile_{name}.onnx"), bytes));
+    }
+    for (name, bytes) in edge() {
+        out.push((format!("edge_{name}.onnx"), bytes));
     }
     out
 }
@@ -430,5 +435,46 @@ fn hostile() -> Vec<(&'static str, Vec<u8>)> {
     let mut big_opset = relu().proto();
     big_opset.opset_import = vec![OperatorSetIdProto { domain: String::new(), version: i64::MAX }];
     v.push(("opset_max", big_opset.encode_to_vec()));
+    v
+}
+
+/// Well-formed models whose values are edge cases: a NaN with a payload and a negative
+/// NaN (whose bits only MatMul, Gemm and Conv canonicalize), infinities, -0.0 and a
+/// subnormal, flowing through normalization, softmax, pooling and a product.
+fn edge() -> Vec<(&'static str, Vec<u8>)> {
+    let odd = [
+        f32::from_bits(0x7fc9_5ec1),
+        f32::from_bits(0xffc0_0001),
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -0.0,
+        1e-45,
+        1.5,
+        -2.0,
+    ];
+    let w = t_f32("w", &[8], &odd);
+    let x = || vec![vi("x", DType::F32, &[D::P("n"), D::N(8)])];
+    let mut v = vec![];
+    for (name, op, attrs) in [
+        ("layernorm_nan_payload", "LayerNormalization", vec![attr_i("axis", -1)]),
+        ("softmax_nan_payload", "Softmax", vec![attr_i("axis", -1)]),
+        ("reducemax_nan_payload", "ReduceMax", vec![attr_ints("axes", &[1])]),
+    ] {
+        let ins: &[&str] = if op == "LayerNormalization" { &["s", "w"] } else { &["s"] };
+        let g = G::new(
+            vec![node("Add", &["x", "w"], &["s"], vec![]), node(op, ins, &["y"], attrs)],
+            x(),
+            vec![vi("y", DType::F32, &[])],
+        )
+        .inits(vec![w.clone()]);
+        v.push((name, untyped_outputs(g.proto())));
+    }
+    let g = G::new(
+        vec![node("Mul", &["x", "w"], &["s"], vec![]), node("MatMul", &["s", "m"], &["y"], vec![])],
+        x(),
+        vec![vi("y", DType::F32, &[])],
+    )
+    .inits(vec![w, t_f32("m", &[8, 2], &odd.iter().chain(&odd).copied().collect::<Vec<_>>())]);
+    v.push(("matmul_nan_payload", untyped_outputs(g.proto())));
     v
 }

@@ -7,13 +7,16 @@ use deed_types::{DType, Tensor, TensorData, TensorSet};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// How many inputs were checked, loaded (default limits), loaded (tight limits), ran
-/// without error: a measure of how deep the cases get.
-pub static STATS: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
+/// without error, and ran with traces that differ only in NaN bits: a measure of how
+/// deep the cases get.
+pub static STATS: [AtomicUsize; 5] = [const { AtomicUsize::new(0) }; 5];
 
 /// [`STATS`] as text, and reset.
 pub fn stats() -> String {
-    let [a, b, c, d] = STATS.each_ref().map(|s| s.swap(0, Relaxed));
-    format!("{a} inputs: {b} loaded, {c} loaded under tight limits, {d} ran without error")
+    let [a, b, c, d, e] = STATS.each_ref().map(|s| s.swap(0, Relaxed));
+    format!(
+        "{a} inputs: {b} loaded, {c} loaded under tight limits, {d} ran without error ({e} with NaN bits differing between kernel paths)"
+    )
 }
 
 /// Limits small enough that a loaded model runs in milliseconds and allocates little.
@@ -64,18 +67,41 @@ fn save(bytes: &[u8]) {
     }
 }
 
+/// How far an input got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Refused at load (with the tight limits, with and without an external-data source).
+    Refused,
+    /// Loaded, but its declared inputs are too large to build under the tight limits.
+    NotRun,
+    /// Loaded, and the run failed with an error.
+    RunFailed,
+    /// Loaded and ran.
+    Ran,
+}
+
 /// Checks one input; panics on any violation (see the crate docs).
-pub fn check(bytes: &[u8]) {
+pub fn check(bytes: &[u8]) -> Outcome {
     // Saved first, so that an abort (a refused allocation) can name it.
     save(bytes);
     let watch = alloc::start();
-    check_inner(bytes);
+    let outcome = match std::panic::catch_unwind(|| check_inner(bytes)) {
+        Ok(o) => o,
+        Err(e) => {
+            // Kept apart from the input under test, so that shrinking (which runs more
+            // inputs) leaves the smallest failing one here.
+            let _ = std::fs::write(alloc::FAILING_INPUT, bytes);
+            eprintln!("fuzz: the failing input is saved as {}", alloc::FAILING_INPUT);
+            std::panic::resume_unwind(e)
+        }
+    };
     let (largest, live) = watch.finish();
     assert!(largest <= alloc::SINGLE_MAX, "one allocation of {largest} bytes (at most {} allowed)", alloc::SINGLE_MAX);
     assert!(live <= alloc::LIVE_MAX, "the live heap grew by {live} bytes (at most {} allowed)", alloc::LIVE_MAX);
+    outcome
 }
 
-fn check_inner(bytes: &[u8]) {
+fn check_inner(bytes: &[u8]) -> Outcome {
     STATS[0].fetch_add(1, Relaxed);
     let full = Model::load(bytes);
     STATS[1].fetch_add(full.is_ok() as usize, Relaxed);
@@ -98,9 +124,11 @@ fn check_inner(bytes: &[u8]) {
     if let Ok(m) = &tight_model {
         let e = ext.as_ref().err().map(ToString::to_string);
         assert!(e.is_none(), "loads without an external-data source but not with one: {e:?}");
-        run(m);
+        run(m)
     } else if let Ok(m) = &ext {
-        run(m);
+        run(m)
+    } else {
+        Outcome::Refused
     }
 }
 
@@ -131,19 +159,36 @@ fn inputs(m: &Model) -> Option<TensorSet> {
 }
 
 /// Runs `m` with the reference kernels on one thread and the default kernels on two:
-/// both fail, or both give the same bits.
-fn run(m: &Model) {
-    let Some(x) = inputs(m) else { return };
+/// both fail, or both give the same bits, except for the sign and payload of NaNs, which
+/// only MatMul, Gemm and Conv canonicalize so far (docs/PROTOCOL.md, "NaN bits in the
+/// trace"). When the traces differ, every node's outputs are compared modulo NaN bits.
+fn run(m: &Model) -> Outcome {
+    let Some(x) = inputs(m) else { return Outcome::NotRun };
     let a = m.run_with_kernels(&x, &RunOptions { threads: 1, trace: true }, KernelPath::Reference);
     let b = m.run(&x, &RunOptions { threads: 2, trace: true });
     match (a, b) {
         (Ok(a), Ok(b)) => {
             STATS[3].fetch_add(1, Relaxed);
-            assert_eq!(a.output_hash(), b.output_hash(), "outputs differ between kernel paths or thread counts");
-            assert_eq!(a.trace, b.trace, "traces differ between kernel paths or thread counts");
+            if a.trace != b.trace || a.output_hash() != b.output_hash() {
+                STATS[4].fetch_add(1, Relaxed);
+                let path = KernelPath::from_env().expect("ran on it");
+                let (va, vb) = (all_values(m, &x, KernelPath::Reference, 1), all_values(m, &x, path, 2));
+                for (pos, (a, b)) in va.iter().zip(&vb).enumerate() {
+                    let same = a.len() == b.len()
+                        && a.iter().zip(b).all(|(a, b)| a.as_ref().map(nan_blind) == b.as_ref().map(nan_blind));
+                    assert!(
+                        same,
+                        "node {}: outputs differ (beyond NaN bits) between reference/1 thread and {}/2 threads",
+                        m.node_label(pos),
+                        path.name()
+                    );
+                }
+            }
+            Outcome::Ran
         }
         (Err(a), Err(b)) => {
             assert!(!a.to_string().is_empty() && !b.to_string().is_empty());
+            Outcome::RunFailed
         }
         (a, b) => panic!(
             "one run failed and the other did not: reference/1 thread {:?}, default/2 threads {:?}",
@@ -151,4 +196,34 @@ fn run(m: &Model) {
             b.map(|o| o.output_hash())
         ),
     }
+}
+
+/// A tensor's canonical encoding with every NaN replaced by one quiet NaN.
+fn nan_blind(t: &Tensor) -> Vec<u8> {
+    let mut t = t.clone();
+    match &mut t.data {
+        TensorData::F32(v) => v.iter_mut().filter(|x| x.is_nan()).for_each(|x| *x = f32::NAN),
+        TensorData::F64(v) => v.iter_mut().filter(|x| x.is_nan()).for_each(|x| *x = f64::NAN),
+        _ => {}
+    }
+    t.encode()
+}
+
+/// Every node's outputs, run on `path` (`Model::run_keep_all` reads the kernel path from
+/// the environment, so it is set for the call).
+#[allow(unsafe_code)]
+fn all_values(m: &Model, x: &TensorSet, path: KernelPath, threads: usize) -> Vec<Vec<Option<Tensor>>> {
+    let env = deed_engine::kernels::KERNELS_ENV;
+    let old = std::env::var_os(env);
+    // SAFETY: the fuzz tests run one at a time (`crate::serial`), and nothing else in the
+    // process reads or writes the environment while this test thread runs the model.
+    unsafe { std::env::set_var(env, path.name()) };
+    let r = m.run_keep_all(x, &RunOptions { threads, trace: true });
+    match old {
+        // SAFETY: as above.
+        Some(v) => unsafe { std::env::set_var(env, v) },
+        None => unsafe { std::env::remove_var(env) },
+    }
+    let (_, blobs) = r.expect("the model ran on this path before");
+    blobs.iter().enumerate().map(|(pos, b)| m.split_node_outputs(pos, b).expect("its own blob")).collect()
 }
