@@ -6,34 +6,41 @@
 //! - what loads under the tight limits also loads under the default ones, declaring the
 //!   same inputs and outputs, and also loads through `load_external` (whose file source
 //!   asserts that it is never asked for more than the initializer limit);
-//! - what loads runs, on inputs built from its declared inputs (dynamic dims 2, small
+//! - what loads runs, on inputs built from its declared inputs (dynamic dims 1 to 3, small
 //!   values), or fails with a clean error; the reference kernels on one thread and the
-//!   default kernels on two give the same outputs and trace bits;
+//!   default kernels on two give the same outputs and trace bits, except for NaN signs and
+//!   payloads (only MatMul, Gemm and Conv canonicalize NaN so far: when the traces differ,
+//!   every node's outputs are compared with NaN bits ignored);
 //! - no allocation while doing so is larger than [`alloc::SINGLE_MAX`] and the live heap
 //!   grows by less than [`alloc::LIVE_MAX`] (a counting global allocator; an allocation
 //!   past [`alloc::REFUSE`] is refused, which aborts with a message naming the saved
 //!   input).
 //!
-//! Two bolero targets run it, both under plain `cargo test -p deed-engine --test fuzz`:
-//! - `loader` feeds it raw bytes: every file in `__fuzz__/loader/corpus/` (the seed
-//!   corpus, see [`seeds`]) and `crashes/` when present, then random byte strings;
-//! - `mutations` feeds it seed files edited by a generated list of [`mutate::Mutation`]s
-//!   (byte flips, truncation, splicing, protobuf length inflation, extreme integers and
-//!   floats, rewired inputs, switched operators and dtypes).
+//! Three tests run it under plain `cargo test -p deed-engine --test fuzz` (about 9 s):
+//! - `every_seed` replays every file in `__fuzz__/loader/corpus/` (the seed corpus, see
+//!   [`seeds`]), naming each that fails;
+//! - the bolero target `loader` feeds it raw bytes: the corpus again (and `crashes/` when
+//!   present), then random byte strings, for 1 s in all;
+//! - the bolero target `mutations` feeds it seed files edited by a generated list of
+//!   [`mutate::Mutation`]s (byte flips, truncation, splicing, protobuf length inflation,
+//!   extreme integers and floats, rewired inputs, switched operators and dtypes), for 8 s.
 //!
-//! Random cases run for a fixed time (`loader` 1 s, `mutations` 8 s in CI; the corpus
-//! replay comes first and is not timed). A failure prints the input and a
-//! `BOLERO_RANDOM_SEED=...` that replays it. To run longer:
+//! The random cases differ from run to run. A failure prints the case, a
+//! `BOLERO_RANDOM_SEED=...` that replays it, and saves the failing model file to
+//! `<target>/tmp/fuzz-failing-input.onnx`. To run longer (the dev profile keeps overflow
+//! checks, which find more than a release build):
 //!
 //! ```text
-//! BOLERO_RANDOM_TEST_TIME_MS=600000 cargo test --release -p deed-engine --test fuzz mutations
+//! BOLERO_RANDOM_TEST_TIME_MS=600000 cargo test -p deed-engine --test fuzz mutations -- --nocapture
 //! ```
 //!
-//! (`BOLERO_RANDOM_ITERATIONS=N` counts cases instead.) For coverage-guided fuzzing,
-//! `cargo bolero test -p deed-engine --test fuzz loader` (needs `cargo install
-//! cargo-bolero` and a nightly toolchain for libFuzzer) runs the same targets and writes
-//! what it finds to `__fuzz__/<target>/corpus` and `crashes`. A crash found there is kept
-//! by adding it to `__fuzz__/loader/corpus/` as `regression_<what>.onnx`.
+//! (`BOLERO_RANDOM_ITERATIONS=N` counts cases instead; `--nocapture` shows how many
+//! loaded and ran.) For coverage-guided fuzzing, `cargo bolero test -p deed-engine --test
+//! fuzz loader` runs the same target under libFuzzer (needs `cargo install cargo-bolero`
+//! and, for its sanitizers, a nightly toolchain; not part of CI) and writes what it finds
+//! to `__fuzz__/loader/corpus` and `crashes` (files there not named like the generated
+//! seeds are replayed and kept as they are). Keep a crash, once fixed, as a seed built in
+//! [`seeds`], or as a file `regression_*.onnx` in the corpus folder.
 
 mod alloc;
 #[path = "../it/build.rs"]
@@ -74,34 +81,39 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
     files
 }
 
-/// The committed corpus is exactly what [`seeds::all`] builds (plus `regression_*`
-/// files); with `DEED_FUZZ_WRITE_CORPUS=1` it is rewritten instead.
+/// Whether a corpus file is one [`seeds::all`] builds (others, such as `regression_*`
+/// files or what `cargo bolero` adds, are kept as they are).
+fn generated(name: &str) -> bool {
+    ["fixture_", "edge_", "hostile_"].iter().any(|p| name.starts_with(p))
+}
+
+/// The committed corpus holds exactly the files [`seeds::all`] builds (and maybe others,
+/// see [`generated`]); with `DEED_FUZZ_WRITE_CORPUS=1` they are rewritten instead.
 #[test]
 fn corpus_is_current() {
     let _g = serial();
-    let want = seeds::all();
+    let mut want = seeds::all();
+    want.sort();
+    assert!(want.iter().all(|(n, _)| generated(n)));
     let dir = corpus_dir();
     if std::env::var_os("DEED_FUZZ_WRITE_CORPUS").is_some_and(|v| v == "1") {
         std::fs::create_dir_all(&dir).unwrap();
-        for (name, _) in corpus() {
-            if !name.starts_with("regression_") {
-                std::fs::remove_file(dir.join(name)).unwrap();
-            }
+        for (name, _) in corpus().into_iter().filter(|(n, _)| generated(n)) {
+            std::fs::remove_file(dir.join(name)).unwrap();
         }
         for (name, bytes) in &want {
             std::fs::write(dir.join(name), bytes).unwrap();
         }
     }
-    let have: Vec<(String, Vec<u8>)> = corpus().into_iter().filter(|(n, _)| !n.starts_with("regression_")).collect();
-    let mut want = want;
-    want.sort();
+    let all = corpus();
+    let total: usize = all.iter().map(|(_, b)| b.len()).sum();
+    assert!(total < 1 << 20, "the seed corpus should stay small: {total} bytes");
+    let have: Vec<(String, Vec<u8>)> = all.into_iter().filter(|(n, _)| generated(n)).collect();
     let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
     assert_eq!(names(&have), names(&want), "run with DEED_FUZZ_WRITE_CORPUS=1 to rewrite the corpus");
     for ((name, a), (_, b)) in have.iter().zip(&want) {
         assert!(a == b, "{name} differs from what tests/fuzz/seeds.rs builds; DEED_FUZZ_WRITE_CORPUS=1 rewrites it");
     }
-    let total: usize = have.iter().map(|(_, b)| b.len()).sum();
-    assert!(total < 1 << 20, "the seed corpus should stay small: {total} bytes");
 }
 
 /// Every corpus file, each named if it fails. (bolero's own replay in [`loader`] stops

@@ -14,8 +14,8 @@
 //!
 //! The committed files must equal what this module builds (`corpus_is_current`);
 //! `DEED_FUZZ_WRITE_CORPUS=1 cargo test -p deed-engine --test fuzz corpus_is_current`
-//! rewrites them. Files whose names start with `regression_` are failures the fuzzer
-//! found; they are kept as they are and never rewritten.
+//! rewrites them. Other files in the folder (named otherwise, e.g. `regression_*`: inputs
+//! a fuzzer found) are replayed too, and kept as they are.
 
 use crate::build::*;
 use deed_engine::onnx::{
