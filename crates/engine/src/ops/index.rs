@@ -540,6 +540,10 @@ fn slice_axis(start: i64, end: i64, step: i64, len: usize) -> KResult<(i64, i64,
     if step == 0 {
         return Err(inv("Slice step is 0"));
     }
+    if len == 0 {
+        // Nothing to take (and no valid index to clamp a negative-step start to).
+        return Ok((0, step, 0));
+    }
     let l = len as i64;
     let fix = |v: i64| if v < 0 { v.saturating_add(l) } else { v };
     let (s, e) = (fix(start), fix(end));
