@@ -84,7 +84,7 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
 /// Whether a corpus file is one [`seeds::all`] builds (others, such as `regression_*`
 /// files or what `cargo bolero` adds, are kept as they are).
 fn generated(name: &str) -> bool {
-    ["fixture_", "edge_", "hostile_"].iter().any(|p| name.starts_with(p))
+    ["fixture_", "edge_", "op_", "hostile_"].iter().any(|p| name.starts_with(p))
 }
 
 /// The committed corpus holds exactly the files [`seeds::all`] builds (and maybe others,
@@ -132,13 +132,17 @@ fn every_seed() {
             }
             // The fixtures are where mutations start from: they must load; the edge-value
             // models must run.
-            Ok(target::Outcome::Refused) if name.starts_with("fixture_") => {
-                failed.push(format!("{name}: a fixture seed does not load under the tight limits"));
+            Ok(target::Outcome::Refused) if name.starts_with("fixture_") || name.starts_with("op_") => {
+                failed.push(format!("{name}: a fixture or operator seed does not load under the tight limits"));
             }
             Ok(o) if name.starts_with("edge_") && o != target::Outcome::Ran => {
                 failed.push(format!("{name}: an edge-value seed did not run ({o:?})"));
             }
-            Ok(_) => {}
+            Ok(o) => {
+                if std::env::var_os("DEED_FUZZ_TIMES").is_some() && o != target::Outcome::Ran {
+                    eprintln!("{name}: {o:?}");
+                }
+            }
         }
         if std::env::var_os("DEED_FUZZ_TIMES").is_some() {
             eprintln!("{:>8.2} ms  {name}", t.elapsed().as_secs_f64() * 1e3);

@@ -6,6 +6,9 @@
 //!   load and run;
 //! - `edge_*`: well-formed models with edge-case values (NaNs with payloads, infinities,
 //!   -0.0, subnormals), which must load and run;
+//! - `op_*`: one small, well-formed node per operator family the engine implements (with
+//!   its typical attributes and constant inputs), which must load: starting points from
+//!   which mutations reach every kernel's attribute and shape handling;
 //! - `hostile_*`: models built here that a loader must refuse (or run into a clean
 //!   error): truncations, rank and element-count bombs, negative and overflowing dims,
 //!   external-data references, cycles, dangling names, wrong initializer sizes, huge
@@ -75,6 +78,9 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
     }
     for (name, bytes) in edge() {
         out.push((format!("edge_{name}.onnx"), bytes));
+    }
+    for (name, bytes) in ops() {
+        out.push((format!("op_{name}.onnx"), bytes));
     }
     out
 }
@@ -356,6 +362,26 @@ fn hostile() -> Vec<(&'static str, Vec<u8>)> {
         "regress_pad_reflect_extremes",
         one("Pad", &["x", "s"], &[("x", 1)], vec![attr_s("mode", "reflect")], vec![shape(&[i64::MAX, i64::MIN + 3])]),
     ));
+    // Found by fuzzing: a negative step on an empty axis clamped with min > max (a panic
+    // in release builds too).
+    v.push((
+        "regress_slice_negative_step_empty_axis",
+        untyped_outputs(
+            G::new(
+                vec![node("Slice", &["e", "s", "t", "a", "p"], &["y"], vec![])],
+                vec![],
+                vec![vi("y", DType::F32, &[])],
+            )
+            .inits(vec![
+                t_f32("e", &[2, 0], &[]),
+                shape(&[-1]),
+                t_i64("t", &[1], &[i64::MIN]),
+                t_i64("a", &[1], &[1]),
+                t_i64("p", &[1], &[-1]),
+            ])
+            .proto(),
+        ),
+    ));
     v.push((
         "constant_of_shape_huge",
         untyped_outputs(
@@ -476,5 +502,384 @@ fn edge() -> Vec<(&'static str, Vec<u8>)> {
     )
     .inits(vec![w, t_f32("m", &[8, 2], &odd.iter().chain(&odd).copied().collect::<Vec<_>>())]);
     v.push(("matmul_nan_payload", untyped_outputs(g.proto())));
+    v
+}
+
+/// A tensor of `dtype` (a code) with `int32_data`.
+fn t_i32data(name: &str, dtype: i32, dims: &[i64], data: &[i32]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: dtype,
+        int32_data: data.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// One node at `opset` reading float inputs `x` and `y` (dims: 0 is dynamic) and
+/// initializers; outputs `outs`, their types left to inference.
+fn node_seed(
+    opset: i64,
+    op: &str,
+    ins: &[&str],
+    outs: &[&str],
+    dims: &[i64],
+    attrs: Vec<AttributeProto>,
+    inits: Vec<TensorProto>,
+) -> Vec<u8> {
+    let decl = |n: &str| {
+        let d: Vec<D> = dims.iter().map(|&d| if d == 0 { D::P("n") } else { D::N(d) }).collect();
+        vi(n, DType::F32, &d)
+    };
+    let graph_inputs = ["x", "y"].into_iter().filter(|n| ins.contains(n)).map(decl).collect();
+    let g =
+        G::new(vec![node(op, ins, outs, attrs)], graph_inputs, outs.iter().map(|o| vi(o, DType::F32, &[])).collect())
+            .inits(inits)
+            .opset(opset);
+    untyped_outputs(g.proto())
+}
+
+/// The `op_*` seeds.
+fn ops() -> Vec<(String, Vec<u8>)> {
+    let mut v = vec![];
+    let x = &["x"][..];
+    let y = &["y"][..];
+    let m2 = &[0, 5][..];
+    let m3 = &[0, 3, 4][..];
+    let m4 = &[0, 3, 4, 4][..];
+    let i64s = |n: &str, d: &[i64]| t_i64(n, &[d.len() as i64], d);
+    let f32s = |n: &str, d: &[f32]| t_f32(n, &[d.len() as i64], d);
+    let scalar = |n: &str, f: f32| t_f32(n, &[], &[f]);
+    for (op, opset, attrs) in [
+        ("Abs", 13, vec![]),
+        ("Ceil", 13, vec![]),
+        ("Floor", 13, vec![]),
+        ("Neg", 13, vec![]),
+        ("Sign", 13, vec![]),
+        ("Sqrt", 13, vec![]),
+        ("Log", 13, vec![]),
+        ("Exp", 13, vec![]),
+        ("Erf", 13, vec![]),
+        ("Reciprocal", 13, vec![]),
+        ("Round", 13, vec![]),
+        ("Softplus", 13, vec![]),
+        ("Softsign", 13, vec![]),
+        ("Elu", 13, vec![attr_f("alpha", 0.5)]),
+        ("Selu", 13, vec![]),
+        ("Celu", 13, vec![attr_f("alpha", 2.0)]),
+        ("HardSigmoid", 13, vec![attr_f("alpha", 0.3), attr_f("beta", 0.4)]),
+        ("LeakyRelu", 13, vec![attr_f("alpha", 0.1)]),
+        ("ThresholdedRelu", 13, vec![attr_f("alpha", 0.5)]),
+        ("IsNaN", 13, vec![]),
+        ("IsInf", 13, vec![attr_i("detect_negative", 0)]),
+        ("HardSwish", 14, vec![]),
+        ("Mish", 18, vec![]),
+        ("Gelu", 20, vec![attr_s("approximate", "tanh")]),
+        ("Dropout", 13, vec![]),
+        ("LogSoftmax", 13, vec![attr_i("axis", 1)]),
+        ("Hardmax", 13, vec![attr_i("axis", -1)]),
+        ("ArgMin", 13, vec![attr_i("axis", 1), attr_i("keepdims", 0), attr_i("select_last_index", 1)]),
+        ("ReduceMean", 13, vec![attr_ints("axes", &[-1]), attr_i("keepdims", 0)]),
+        ("ReduceMax", 13, vec![attr_ints("axes", &[0, 2])]),
+        ("ReduceMin", 13, vec![]),
+        ("ReduceProd", 13, vec![attr_ints("axes", &[1])]),
+        ("ReduceLogSum", 13, vec![attr_ints("axes", &[2])]),
+        ("ReduceLogSumExp", 13, vec![attr_ints("axes", &[1])]),
+        ("ReduceSumSquare", 13, vec![attr_ints("axes", &[0])]),
+        ("Transpose", 13, vec![attr_ints("perm", &[2, 0, 1])]),
+        ("Flatten", 13, vec![attr_i("axis", 2)]),
+        ("Shape", 15, vec![attr_i("start", 1), attr_i("end", -1)]),
+        ("Size", 13, vec![]),
+        ("Concat", 13, vec![attr_i("axis", 1)]),
+        ("Upsample", 7, vec![attr_floats("scales", &[1.0, 1.0, 2.0])]),
+    ] {
+        let ins: &[&str] = if op == "Concat" { &["x", "x"] } else { x };
+        v.push((op.to_string(), node_seed(opset, op, ins, y, m3, attrs, vec![])));
+    }
+    for (op, attrs) in [
+        ("Pow", vec![]),
+        ("Mod", vec![attr_i("fmod", 1)]),
+        ("Max", vec![]),
+        ("Min", vec![]),
+        ("Mean", vec![]),
+        ("Sum", vec![]),
+        ("Equal", vec![]),
+        ("Greater", vec![]),
+        ("LessOrEqual", vec![]),
+        ("PRelu", vec![]),
+    ] {
+        v.push((
+            op.to_string(),
+            node_seed(13, op, &["x", "w"], y, m2, attrs, vec![f32s("w", &[0.5, -1.0, 2.0, 0.0, 3.0])]),
+        ));
+    }
+    let mut push = |name: &str, bytes: Vec<u8>| v.push((name.to_string(), bytes));
+    push(
+        "Where",
+        node_seed(
+            13,
+            "Where",
+            &["c", "x", "w"],
+            y,
+            m2,
+            vec![],
+            vec![t_i32data("c", 9, &[5], &[1, 0, 1, 1, 0]), scalar("w", -1.0)],
+        ),
+    );
+    push(
+        "Clip",
+        node_seed(13, "Clip", &["x", "lo", "hi"], y, m2, vec![], vec![scalar("lo", -0.5), scalar("hi", 0.75)]),
+    );
+    push("CastLike", node_seed(15, "CastLike", &["x", "t"], y, m2, vec![], vec![t_i64("t", &[1], &[0])]));
+    push(
+        "ReduceSum",
+        node_seed(13, "ReduceSum", &["x", "a"], y, m3, vec![attr_i("keepdims", 1)], vec![i64s("a", &[1, -1])]),
+    );
+    push(
+        "CumSum",
+        node_seed(
+            13,
+            "CumSum",
+            &["x", "a"],
+            y,
+            m3,
+            vec![attr_i("exclusive", 1), attr_i("reverse", 1)],
+            vec![t_i64("a", &[], &[1])],
+        ),
+    );
+    push(
+        "TopK",
+        node_seed(
+            13,
+            "TopK",
+            &["x", "k"],
+            &["y", "i"],
+            m3,
+            vec![attr_i("axis", -1), attr_i("largest", 0)],
+            vec![i64s("k", &[2])],
+        ),
+    );
+    push(
+        "Split",
+        node_seed(13, "Split", &["x", "s"], &["y", "z"], m3, vec![attr_i("axis", 1)], vec![i64s("s", &[1, 2])]),
+    );
+    push("Squeeze", node_seed(13, "Squeeze", &["x", "a"], y, &[0, 1, 4], vec![], vec![i64s("a", &[1])]));
+    push("Unsqueeze", node_seed(13, "Unsqueeze", &["x", "a"], y, m3, vec![], vec![i64s("a", &[0, -1])]));
+    push(
+        "Slice",
+        node_seed(
+            13,
+            "Slice",
+            &["x", "s", "e", "a", "t"],
+            y,
+            m3,
+            vec![],
+            vec![i64s("s", &[3, 0]), i64s("e", &[-5, 9]), i64s("a", &[2, 1]), i64s("t", &[-2, 2])],
+        ),
+    );
+    push(
+        "Gather",
+        node_seed(13, "Gather", &["x", "i"], y, m3, vec![attr_i("axis", 1)], vec![t_i64("i", &[2, 2], &[0, -1, 2, 1])]),
+    );
+    push(
+        "GatherElements",
+        node_seed(
+            13,
+            "GatherElements",
+            &["x", "i"],
+            y,
+            m2,
+            vec![attr_i("axis", 1)],
+            vec![t_i64("i", &[1, 3], &[4, 0, -2])],
+        ),
+    );
+    push("Expand", node_seed(13, "Expand", &["x", "s"], y, &[0, 1], vec![], vec![i64s("s", &[2, 1, 3])]));
+    push("Tile", node_seed(13, "Tile", &["x", "r"], y, m2, vec![], vec![i64s("r", &[2, 1])]));
+    push(
+        "Pad",
+        node_seed(
+            18,
+            "Pad",
+            &["x", "p", "c", "a"],
+            y,
+            m3,
+            vec![attr_s("mode", "edge")],
+            vec![i64s("p", &[1, 0, 0, 2]), scalar("c", 0.0), i64s("a", &[1, -1])],
+        ),
+    );
+    push(
+        "Pad_wrap",
+        node_seed(19, "Pad", &["x", "p"], y, m2, vec![attr_s("mode", "wrap")], vec![i64s("p", &[0, 7, 0, -1])]),
+    );
+    push(
+        "ConstantOfShape",
+        node_seed(
+            13,
+            "ConstantOfShape",
+            &["s"],
+            y,
+            m2,
+            vec![attr_t("value", f32s("v", &[2.5]))],
+            vec![i64s("s", &[2, 3])],
+        ),
+    );
+    push(
+        "Range",
+        node_seed(
+            13,
+            "Range",
+            &["a", "b", "c"],
+            y,
+            m2,
+            vec![],
+            vec![scalar("a", 0.0), scalar("b", 5.0), scalar("c", 1.5)],
+        ),
+    );
+    push(
+        "Resize",
+        node_seed(
+            13,
+            "Resize",
+            &["x", "", "s"],
+            y,
+            m4,
+            vec![attr_s("mode", "linear"), attr_s("coordinate_transformation_mode", "align_corners")],
+            vec![f32s("s", &[1.0, 1.0, 1.5, 0.5])],
+        ),
+    );
+    push(
+        "Resize_sizes",
+        node_seed(
+            13,
+            "Resize",
+            &["x", "", "", "s"],
+            y,
+            m4,
+            vec![attr_s("mode", "nearest")],
+            vec![i64s("s", &[1, 3, 7, 2])],
+        ),
+    );
+    push(
+        "AveragePool",
+        node_seed(
+            13,
+            "AveragePool",
+            x,
+            y,
+            m4,
+            vec![
+                attr_ints("kernel_shape", &[2, 3]),
+                attr_ints("pads", &[1, 1, 0, 0]),
+                attr_i("count_include_pad", 1),
+                attr_i("ceil_mode", 1),
+            ],
+            vec![],
+        ),
+    );
+    push("GlobalAveragePool", node_seed(13, "GlobalAveragePool", x, y, m4, vec![], vec![]));
+    push("GlobalMaxPool", node_seed(13, "GlobalMaxPool", x, y, m4, vec![], vec![]));
+    push("LRN", node_seed(13, "LRN", x, y, m4, vec![attr_i("size", 3)], vec![]));
+    let c3 = |n: &str, d: [f32; 3]| f32s(n, &d);
+    push(
+        "BatchNormalization",
+        node_seed(
+            15,
+            "BatchNormalization",
+            &["x", "s", "b", "m", "v"],
+            y,
+            m4,
+            vec![attr_f("epsilon", 1e-3)],
+            vec![
+                c3("s", [1.0, 2.0, 0.5]),
+                c3("b", [0.0, 1.0, -1.0]),
+                c3("m", [0.1, 0.2, 0.3]),
+                c3("v", [1.0, 0.0, 4.0]),
+            ],
+        ),
+    );
+    push(
+        "InstanceNormalization",
+        node_seed(
+            13,
+            "InstanceNormalization",
+            &["x", "s", "b"],
+            y,
+            m4,
+            vec![],
+            vec![c3("s", [1.0, 2.0, 0.5]), c3("b", [0.0, 1.0, -1.0])],
+        ),
+    );
+    push(
+        "LayerNormalization",
+        node_seed(
+            17,
+            "LayerNormalization",
+            &["x", "s", "b"],
+            y,
+            m3,
+            vec![attr_i("axis", -1)],
+            vec![f32s("s", &[1.0, 2.0, 0.5, 1.0]), f32s("b", &[0.0, 1.0, -1.0, 0.0])],
+        ),
+    );
+    push(
+        "ConvTranspose",
+        node_seed(
+            13,
+            "ConvTranspose",
+            &["x", "w"],
+            y,
+            m4,
+            vec![attr_ints("strides", &[2, 2]), attr_ints("pads", &[1, 1, 1, 1]), attr_ints("output_padding", &[1, 0])],
+            vec![t_f32("w", &[3, 2, 3, 3], &[0.25; 54])],
+        ),
+    );
+    push(
+        "Conv_grouped",
+        node_seed(
+            13,
+            "Conv",
+            &["x", "w"],
+            y,
+            m4,
+            vec![attr_i("group", 3), attr_ints("dilations", &[2, 1]), attr_s("auto_pad", "SAME_LOWER")],
+            vec![t_f32("w", &[3, 1, 2, 2], &[0.5; 12])],
+        ),
+    );
+    push(
+        "QuantizeLinear",
+        node_seed(
+            13,
+            "QuantizeLinear",
+            &["x", "s", "z"],
+            y,
+            m2,
+            vec![],
+            vec![scalar("s", 0.1), t_i32data("z", 2, &[], &[3])],
+        ),
+    );
+    push(
+        "DequantizeLinear",
+        node_seed(
+            13,
+            "DequantizeLinear",
+            &["q", "s", "z"],
+            y,
+            m2,
+            vec![],
+            vec![t_i32data("q", 3, &[4], &[-128, 0, 5, 127]), scalar("s", 0.5), t_i32data("z", 3, &[], &[-1])],
+        ),
+    );
+    push(
+        "MatMulInteger",
+        node_seed(
+            13,
+            "MatMulInteger",
+            &["a", "b"],
+            y,
+            m2,
+            vec![],
+            vec![t_i32data("a", 2, &[2, 3], &[1, 2, 3, 4, 5, 255]), t_i32data("b", 2, &[3, 1], &[7, 0, 9])],
+        ),
+    );
     v
 }
