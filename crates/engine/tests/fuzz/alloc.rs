@@ -21,6 +21,9 @@ pub const CURRENT_INPUT: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/fuzz-curr
 /// Where the last input that failed a check is saved.
 pub const FAILING_INPUT: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/fuzz-failing-input.onnx");
 
+/// Where the slowest input of a test is saved.
+pub const SLOWEST_INPUT: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/fuzz-slowest-input.onnx");
+
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 static LARGEST: AtomicUsize = AtomicUsize::new(0);

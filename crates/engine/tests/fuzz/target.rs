@@ -11,11 +11,17 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 /// deep the cases get.
 pub static STATS: [AtomicUsize; 5] = [const { AtomicUsize::new(0) }; 5];
 
+/// The longest any one input took, in microseconds (that input is saved as
+/// [`alloc::SLOWEST_INPUT`]).
+pub static SLOWEST_US: AtomicUsize = AtomicUsize::new(0);
+
 /// [`STATS`] as text, and reset.
 pub fn stats() -> String {
     let [a, b, c, d, e] = STATS.each_ref().map(|s| s.swap(0, Relaxed));
+    let slowest = SLOWEST_US.swap(0, Relaxed) as f64 / 1e3;
     format!(
-        "{a} inputs: {b} loaded, {c} loaded under tight limits, {d} ran without error ({e} with NaN bits differing between kernel paths)"
+        "{a} inputs: {b} loaded, {c} loaded under tight limits, {d} ran without error ({e} with NaN bits differing \
+         between kernel paths); slowest {slowest:.1} ms"
     )
 }
 
@@ -85,6 +91,7 @@ pub fn check(bytes: &[u8]) -> Outcome {
     // Saved first, so that an abort (a refused allocation) can name it.
     save(bytes);
     let watch = alloc::start();
+    let started = std::time::Instant::now();
     let outcome = match std::panic::catch_unwind(|| check_inner(bytes)) {
         Ok(o) => o,
         Err(e) => {
@@ -96,6 +103,10 @@ pub fn check(bytes: &[u8]) -> Outcome {
         }
     };
     let (largest, live) = watch.finish();
+    let us = started.elapsed().as_micros() as usize;
+    if us > SLOWEST_US.fetch_max(us, Relaxed) {
+        let _ = std::fs::write(alloc::SLOWEST_INPUT, bytes);
+    }
     assert!(largest <= alloc::SINGLE_MAX, "one allocation of {largest} bytes (at most {} allowed)", alloc::SINGLE_MAX);
     assert!(live <= alloc::LIVE_MAX, "the live heap grew by {live} bytes (at most {} allowed)", alloc::LIVE_MAX);
     outcome
