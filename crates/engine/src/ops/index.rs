@@ -392,10 +392,10 @@ impl Kernel for Pad {
         }
         let mut shape = Vec::with_capacity(r);
         for d in 0..r {
-            let s = x.shape[d] as i64 + pb[d] + pe[d];
-            if s < 0 {
-                return Err(inv(format!("pads {pads_raw:?} crop axis {d} below zero")));
-            }
+            let s = (x.shape[d] as i64).checked_add(pb[d]).and_then(|s| s.checked_add(pe[d]));
+            let Some(s) = s.filter(|&s| s >= 0) else {
+                return Err(inv(format!("pads {pads_raw:?} crop axis {d} below zero or overflow it")));
+            };
             shape.push(s as usize);
         }
         let n = ctx.check_shape(&shape)?;
@@ -405,9 +405,11 @@ impl Kernel for Pad {
         let st = util::strides(&x.shape);
         let nx = x.data.len();
         // Source index per output element; `nx` means the constant value.
+        // In i128: a pad near i64::MIN or MAX with an opposite one may leave a sane shape
+        // while `o - pad` overflows i64.
         let map = |o: usize, d: usize| -> Option<usize> {
-            let len = x.shape[d] as i64;
-            let i = o as i64 - pb[d];
+            let len = x.shape[d] as i128;
+            let i = o as i128 - i128::from(pb[d]);
             if (0..len).contains(&i) {
                 return Some(i as usize);
             }
@@ -537,6 +539,10 @@ impl Kernel for Size {
 fn slice_axis(start: i64, end: i64, step: i64, len: usize) -> KResult<(i64, i64, usize)> {
     if step == 0 {
         return Err(inv("Slice step is 0"));
+    }
+    if len == 0 {
+        // Nothing to take (and no valid index to clamp a negative-step start to).
+        return Ok((0, step, 0));
     }
     let l = len as i64;
     let fix = |v: i64| if v < 0 { v.saturating_add(l) } else { v };
