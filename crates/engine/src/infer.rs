@@ -629,7 +629,12 @@ fn op(node: &NodeProto, opset: i64, a: &A<'_>, x: &Ins<'_>) -> R {
             let (span, step) =
                 if d > 0 { (l as i128 - s as i128, d as i128) } else { (s as i128 - l as i128, -(d as i128)) };
             let Ok(n) = usize::try_from(((span + step - 1).div_euclid(step)).max(0)) else { return unknown() };
-            let value = (n <= VALUE_MAX).then(|| (0..n as i64).map(|i| Val::I(s + i * d)).collect());
+            // Values are followed only while none overflows (the kernel would refuse or wrap).
+            let value = if n <= VALUE_MAX {
+                (0..n as i64).map(|i| i.checked_mul(d).and_then(|v| v.checked_add(s)).map(Val::I)).collect()
+            } else {
+                None
+            };
             Ok(vec![Fact { shape: Some(vec![Dim::Known(n)]), value, floats: None }])
         }
         "Resize" | "Upsample" => resize(t, opset, a, x),
