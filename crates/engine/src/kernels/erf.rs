@@ -13,6 +13,7 @@
 //! that has stopped is frozen (see `x86_erf`, and [`erf64_block`] for the portable twin).
 
 use super::KernelPath;
+use super::erf_table::{COEF, DEG, RHO};
 use crate::math::{ERF_CUTOFF, ERF_TERMS, TWO_OVER_SQRT_PI, TWO_POW_M54};
 
 /// Arguments per AVX-512 block: 8 registers side by side (the series is a chain of
@@ -22,8 +23,8 @@ const ERF512_LANES: usize = 64;
 const ERF256_LANES: usize = 32;
 /// Lanes of the portable block.
 const PORTABLE_LANES: usize = 8;
-/// Arguments ordered together by the driver.
-const BATCH: usize = 2048;
+/// Arguments ordered together by the driver; elements per batch of [`erf_f32_many`].
+pub(crate) const BATCH: usize = 2048;
 /// The widest block [`sorted_blocks`] pads to.
 const MAX_LANES: usize = 64;
 /// Bins of `|x|` below [`ERF_CUTOFF`] (see [`bin`]), plus one for the arguments without series.
@@ -149,6 +150,157 @@ pub(crate) fn erf64_block<const L: usize>(xs: &mut [f64; L]) {
             TWO_OVER_SQRT_PI * sum[l]
         };
     }
+}
+
+/// The f32 results of Erf (`erf`) or exact Gelu (else) for every element of `x`, into
+/// `out` (the same length), with the bits of `math::erf` / the reference Gelu
+/// (`0.5·d·(1 + erf64(d/√2))` rounded to f32, `d = x as f64`) on every path. Returns how
+/// many elements needed the series (the stragglers of the certainty check).
+///
+/// Each batch of [`BATCH`] elements takes the fast pass ([`fast_one`], or `x86_erf`'s
+/// AVX-512 twin), which answers every element it is certain of and lists the others;
+/// those then go through [`erf64_many`] together. Inlined, so that a caller compiled for
+/// FMA (`with_fma`) gets single fused multiply-adds.
+#[inline(always)]
+pub(crate) fn erf_f32_many(path: KernelPath, erf: bool, x: &[f32], out: &mut [f32]) -> usize {
+    assert_eq!(x.len(), out.len(), "erf_f32_many: lengths");
+    if path == KernelPath::Reference {
+        for (y, &v) in out.iter_mut().zip(x) {
+            *y = if v.is_nan() { v } else { finish(erf, v, crate::math::erf64(arg(erf, v))) };
+        }
+        return x.len();
+    }
+    let mut slow = [0u16; BATCH];
+    let mut args = [0.0f64; BATCH];
+    let mut total = 0;
+    for (xc, oc) in x.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
+        let n = fast_pass(path, erf, xc, oc, &mut slow);
+        if n == 0 {
+            continue;
+        }
+        for (a, &i) in args.iter_mut().zip(&slow[..n]) {
+            *a = arg(erf, xc[i as usize]);
+        }
+        erf64_many(path, &mut args[..n]);
+        for (&e, &i) in args.iter().zip(&slow[..n]) {
+            oc[i as usize] = finish(erf, xc[i as usize], e);
+        }
+        total += n;
+    }
+    total
+}
+
+/// The fast pass over at most [`BATCH`] elements on `path`: writes every element it is
+/// certain of to `out`, and the indices of the others to `slow`; returns their number.
+#[inline(always)]
+fn fast_pass(path: KernelPath, erf: bool, x: &[f32], out: &mut [f32], slow: &mut [u16; BATCH]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if path == KernelPath::Avx512
+        && let Some(k) = super::x86_erf::Fast512::new()
+    {
+        return k.pass(erf, x, out, slow);
+    }
+    let _ = path;
+    fast_pass_portable(erf, x, out, slow, 0, 0)
+}
+
+/// [`fast_pass`] one element at a time with [`fast_one`]; `x[i]` is element `base + i` of
+/// the batch (the AVX-512 pass hands its ragged end here), and the first `n` entries of
+/// `slow` are taken already. Returns the new number of entries.
+#[inline(always)]
+pub(crate) fn fast_pass_portable(
+    erf: bool,
+    x: &[f32],
+    out: &mut [f32],
+    slow: &mut [u16; BATCH],
+    base: usize,
+    mut n: usize,
+) -> usize {
+    for (i, (y, &v)) in out.iter_mut().zip(x).enumerate() {
+        match fast_one(erf, v) {
+            Some(r) => *y = r,
+            None => {
+                slow[n] = (base + i) as u16;
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// The argument of `erf64` for the element `v`: `d`, or for Gelu `d·(1/√2)`.
+#[inline(always)]
+fn arg(erf: bool, v: f32) -> f64 {
+    let d = v as f64;
+    if erf { d } else { d * std::f64::consts::FRAC_1_SQRT_2 }
+}
+
+/// The f32 result of the element `v` given `e = erf64(arg(v))`: exactly the reference's
+/// last step (`math::erf`, or `unary_f32`'s exact Gelu). Monotone in `e` (non-decreasing for
+/// Erf and for Gelu with `v ≥ 0`, non-increasing for Gelu with `v < 0`) for non-NaN `v`.
+#[inline(always)]
+pub(crate) fn finish(erf: bool, v: f32, e: f64) -> f32 {
+    if v.is_nan() {
+        v
+    } else if erf {
+        (e as f32).copysign(v)
+    } else {
+        let d = v as f64;
+        (0.5 * d * (1.0 + e)) as f32
+    }
+}
+
+/// The interval midpoints `(2i + 1)/8` the polynomials of intervals i ≥ 1 are centred on.
+pub(crate) const MID: [f64; 16] = {
+    let mut m = [0.0; 16];
+    let mut i = 1;
+    while i < 16 {
+        m[i] = (2 * i + 1) as f64 / 8.0;
+        i += 1;
+    }
+    m
+};
+
+/// `(e', ρ)` for `0 ≤ m < 4`: the table's approximation of `erf64(m)` and its relative
+/// bound, `|e' − erf64(m)| ≤ ρ·e'` (see the module docs). The same operations, in the
+/// same order, as `x86_erf`'s AVX-512 lanes.
+#[inline(always)]
+pub(crate) fn approx(m: f64) -> (f64, f64) {
+    let i = (m * 4.0) as usize;
+    let t = if i == 0 { m * m } else { m - MID[i] };
+    let mut p = COEF[DEG][i];
+    for c in COEF[..DEG].iter().rev() {
+        p = p.mul_add(t, c[i]);
+    }
+    (if i == 0 { m * p } else { p }, RHO[i])
+}
+
+/// The element's result if the certainty check settles it: `finish(erf64(arg(v)))` for
+/// NaN and `|arg| ≥ 4` directly; below, if `finish` gives the same bits at both ends of
+/// `e' ∓ ρ·e'` (which contains `erf64(|arg|)`), those bits; else `None`.
+#[inline(always)]
+pub(crate) fn fast_one(erf: bool, v: f32) -> Option<f32> {
+    let a = arg(erf, v);
+    let m = a.abs();
+    if !(m < ERF_CUTOFF) {
+        // NaN (finish returns v), or ±1 as erf64 returns it.
+        return Some(finish(erf, v, 1.0f64.copysign(a)));
+    }
+    let (e, rho) = approx(m);
+    let r = e * rho;
+    let (lo, hi) = (e - r, e + r);
+    let (l, h) = if erf {
+        // finish takes |erf64| to f32 and gives it the sign of v.
+        (lo as f32, hi as f32)
+    } else {
+        // erf64 is odd bit for bit (its operations are sign-symmetric; ±0 ↦ +0, which
+        // finish treats as −0: 1 + ±0 = 1).
+        (finish(false, v, lo.copysign(a)), finish(false, v, hi.copysign(a)))
+    };
+    if l.to_bits() != h.to_bits() {
+        return None;
+    }
+    Some(if erf { h.copysign(v) } else { h })
 }
 
 #[cfg(test)]

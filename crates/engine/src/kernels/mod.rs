@@ -36,6 +36,7 @@
 //! bit for bit, on random shapes and on NaN, infinities, subnormals and signed zeros.
 
 mod erf;
+mod erf_table;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 #[cfg(target_arch = "x86_64")]
@@ -43,7 +44,7 @@ mod x86_erf;
 #[cfg(target_arch = "x86_64")]
 mod x86_fma;
 
-pub(crate) use erf::erf64_many;
+pub(crate) use erf::erf_f32_many;
 
 use crate::ops::linalg::DOT_BLOCK;
 use std::sync::OnceLock;
