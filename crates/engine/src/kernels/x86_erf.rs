@@ -1,4 +1,5 @@
-//! AVX2 and AVX-512F blocks of the engine's f64 `erf` series ([`crate::math::erf64`]): one
+//! The AVX-512 fast pass of Erf and exact Gelu ([`Fast512`], at the end; see `erf`'s module
+//! docs), and AVX2 and AVX-512F blocks of the engine's f64 `erf` series ([`crate::math::erf64`]): one
 //! argument per f64 lane, 4 or 8 lanes per register, several registers side by side (their
 //! series are independent chains of divisions, which the CPU overlaps).
 //!
@@ -215,17 +216,17 @@ impl Fast512 {
         assert!(x.len() == out.len() && x.len() <= BATCH, "fast pass: lengths");
         // SAFETY: `self` exists only if the CPU has the features (`new`); the kernel reads
         // and writes through fixed-size chunks of the slices.
-        unsafe { if erf { pass512::<true>(x, out, slow) } else { pass512::<false>(x, out, slow) }
-        }
+        unsafe { if erf { pass512::<true>(x, out, slow) } else { pass512::<false>(x, out, slow) } }
     }
 }
 
 /// One column of the table as the two halves `vpermt2pd` selects from.
-#[inline(always)]
+#[target_feature(enable = "avx512f")]
+#[inline]
 fn column(c: &[f64; 16]) -> (__m512d, __m512d) {
-    // SAFETY: 16 f64s, two unaligned loads of 8 (AVX-512F is enabled in every caller,
-    // which is inlined into `pass512`).
-    unsafe { (_mm512_loadu_pd(c.as_ptr()), _mm512_loadu_pd(c.as_ptr().add(8))) }
+    let (lo, hi) = c.split_at(8);
+    // SAFETY: 8 f64s each; unaligned loads.
+    unsafe { (_mm512_loadu_pd(lo.as_ptr()), _mm512_loadu_pd(hi.as_ptr())) }
 }
 
 #[target_feature(enable = "avx512f,avx2,fma")]

@@ -226,8 +226,9 @@ const UNARY_PAR_MIN: usize = if cfg!(test) { 1 << 10 } else { 1 << 15 };
 const UNARY_PAR_MIN_CHEAP: usize = if cfg!(test) { 1 << 10 } else { 1 << 18 };
 
 /// A float32 unary op over `x`: elementwise, so threads split the elements. On every path
-/// but `reference`, Erf and exact Gelu evaluate their erf series on many elements at once
-/// ([`erf_many`]); the result is the same bits as [`unary_f32`] per element.
+/// but `reference`, Erf and exact Gelu go through [`erf_many`] (a table approximation
+/// where a proven error bound settles the f32 bits, the erf series on many elements at
+/// once for the rest); the result is the same bits as [`unary_f32`] per element.
 fn unary_f32_many(op: U, x: &[f32], ctx: &Ctx<'_>) -> Vec<f32> {
     let cheap = op.exact()
         || matches!(op, U::Softsign | U::HardSigmoid(..) | U::HardSwish | U::ThresholdedRelu(_) | U::LeakyRelu(_));
@@ -1074,7 +1075,12 @@ mod tests {
         let slow = kernels::with_fma(path, ErfMany { erf, x, out: &mut out, path });
         for (&v, g) in x.iter().zip(&out) {
             let w = unary_f32(op, v);
-            assert_eq!(g.to_bits(), w.to_bits(), "{op:?} {path:?}: x = {v:e} ({:#010x}): got {g:e}, want {w:e}", v.to_bits());
+            assert_eq!(
+                g.to_bits(),
+                w.to_bits(),
+                "{op:?} {path:?}: x = {v:e} ({:#010x}): got {g:e}, want {w:e}",
+                v.to_bits()
+            );
         }
         slow
     }
@@ -1138,7 +1144,8 @@ mod tests {
     #[test]
     #[ignore]
     fn erf_and_gelu_exhaustive_every_f32_every_path() {
-        let paths: Vec<KernelPath> = KernelPath::available().into_iter().filter(|&p| p != KernelPath::Reference).collect();
+        let paths: Vec<KernelPath> =
+            KernelPath::available().into_iter().filter(|&p| p != KernelPath::Reference).collect();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         const CHUNK: u64 = 1 << 16;
         let chunks = (1u64 << 32) / CHUNK;
@@ -1151,7 +1158,11 @@ mod tests {
                     .map(|_| {
                         sc.spawn(|| {
                             let mut slow = vec![0usize; paths.len()];
-                            let (mut x, mut want, mut out) = (vec![0.0f32; CHUNK as usize], vec![0u32; CHUNK as usize], vec![0.0f32; CHUNK as usize]);
+                            let (mut x, mut want, mut out) = (
+                                vec![0.0f32; CHUNK as usize],
+                                vec![0u32; CHUNK as usize],
+                                vec![0.0f32; CHUNK as usize],
+                            );
                             loop {
                                 let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                                 if c >= chunks {
@@ -1164,7 +1175,13 @@ mod tests {
                                 for (p, &path) in paths.iter().enumerate() {
                                     slow[p] += kernels::with_fma(path, ErfMany { erf, x: &x, out: &mut out, path });
                                     for (i, (g, &w)) in out.iter().zip(&want).enumerate() {
-                                        assert_eq!(g.to_bits(), w, "{op:?} {path:?}: x = {:e} ({:#010x})", x[i], x[i].to_bits());
+                                        assert_eq!(
+                                            g.to_bits(),
+                                            w,
+                                            "{op:?} {path:?}: x = {:e} ({:#010x})",
+                                            x[i],
+                                            x[i].to_bits()
+                                        );
                                     }
                                 }
                             }
@@ -1175,7 +1192,10 @@ mod tests {
             });
             for (p, path) in paths.iter().enumerate() {
                 let n: usize = slow.iter().map(|s| s[p]).sum();
-                println!("{op:?} {path:?}: all 2^32 inputs same bits; {n} fell back to the series ({:.3e})", n as f64 / 2f64.powi(32));
+                println!(
+                    "{op:?} {path:?}: all 2^32 inputs same bits; {n} fell back to the series ({:.3e})",
+                    n as f64 / 2f64.powi(32)
+                );
             }
             println!("{op:?}: {:.1} s on {threads} threads", start.elapsed().as_secs_f64());
         }
@@ -1190,7 +1210,11 @@ mod tests {
             let x = normal(9, 1 << 22, mu, sigma);
             for erf in [true, false] {
                 let n = check_erf_many(path, erf, &x);
-                println!("N({mu}, {sigma}²) erf={erf} {path:?}: {n} of {} fell back ({:.2e})", x.len(), n as f64 / x.len() as f64);
+                println!(
+                    "N({mu}, {sigma}²) erf={erf} {path:?}: {n} of {} fell back ({:.2e})",
+                    x.len(),
+                    n as f64 / x.len() as f64
+                );
             }
         }
     }
