@@ -21,9 +21,9 @@
 //!   are the reference's bits; otherwise the element is a straggler, and the stragglers
 //!   of a batch go through [`erf64_many`] together. NaN and `|a| ≥ 4` need no series.
 //!
-//! Every path computes `e'` with the same IEEE operations in the same order (scalar and
-//! AVX2: [`fast_one`] per element; AVX-512: `x86_erf::Fast512`, 8 lanes with the table
-//! columns picked by `vpermt2pd`), so the same elements fall back everywhere, and the
+//! Every path computes `e'` with the same IEEE operations in the same order (scalar:
+//! [`fast_one`] per element; AVX-512: `x86_erf::Fast512`, 8 lanes with the table columns
+//! picked by `vpermt2pd`; AVX2: `x86_erf::Fast256`, 4 lanes with the columns gathered), so the same elements fall back everywhere, and the
 //! bound makes the answer path-independent anyway. The `#[ignore]`d test
 //! `ops::math_ops::tests::erf_and_gelu_exhaustive_every_f32_every_path` checks all 2³²
 //! inputs of both operators on every path against the reference. About 7e-6 of Erf's
@@ -231,12 +231,18 @@ fn fast_pass(path: KernelPath, erf: bool, x: &[f32], out: &mut [f32], slow: &mut
     {
         return k.pass(erf, x, out, slow);
     }
+    #[cfg(target_arch = "x86_64")]
+    if path == KernelPath::Avx2
+        && let Some(k) = super::x86_erf::Fast256::new()
+    {
+        return k.pass(erf, x, out, slow);
+    }
     let _ = path;
     fast_pass_portable(erf, x, out, slow, 0, 0)
 }
 
 /// [`fast_pass`] one element at a time with [`fast_one`]; `x[i]` is element `base + i` of
-/// the batch (the AVX-512 pass hands its ragged end here), and the first `n` entries of
+/// the batch (the SIMD passes hand their ragged ends here), and the first `n` entries of
 /// `slow` are taken already. Returns the new number of entries.
 #[inline(always)]
 pub(crate) fn fast_pass_portable(

@@ -1,5 +1,5 @@
-//! The AVX-512 fast pass of Erf and exact Gelu ([`Fast512`], at the end; see `erf`'s module
-//! docs), and AVX2 and AVX-512F blocks of the engine's f64 `erf` series ([`crate::math::erf64`]): one
+//! The AVX-512 and AVX2 fast passes of Erf and exact Gelu ([`Fast512`], [`Fast256`], at the
+//! end; see `erf`'s module docs), and AVX2 and AVX-512F blocks of the engine's f64 `erf` series ([`crate::math::erf64`]): one
 //! argument per f64 lane, 4 or 8 lanes per register, several registers side by side (their
 //! series are independent chains of divisions, which the CPU overlaps).
 //!
@@ -292,6 +292,94 @@ unsafe fn pass512<const ERF: bool>(x: &[f32], out: &mut [f32], slow: &mut [u16; 
         let mut u = unsure;
         while u != 0 {
             slow[n] = (j * 8 + u.trailing_zeros() as usize) as u16;
+            n += 1;
+            u &= u - 1;
+        }
+    }
+    super::erf::fast_pass_portable(ERF, &x[whole..], &mut out[whole..], slow, whole, n)
+}
+
+/// The AVX2 fast pass of [`super::erf::erf_f32_many`]: four elements per register, each
+/// lane the operations of [`super::erf::fast_one`] in the same order, the table's columns
+/// read with `vgatherdpd` (indices 0–15 only: lanes outside `[0, 4)` compute on 0 and are
+/// not used). Same bits as `fast_one`, as for [`Fast512`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fast256(());
+
+impl Fast256 {
+    /// `Some` only when the CPU has AVX2 and FMA.
+    pub(crate) fn new() -> Option<Self> {
+        (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")).then_some(Fast256(()))
+    }
+
+    /// As [`Fast512::pass`].
+    #[inline]
+    pub(crate) fn pass(&self, erf: bool, x: &[f32], out: &mut [f32], slow: &mut [u16; BATCH]) -> usize {
+        assert!(x.len() == out.len() && x.len() <= BATCH, "fast pass: lengths");
+        // SAFETY: `self` exists only if the CPU has the features (`new`); the kernel reads
+        // and writes through fixed-size chunks of the slices, and gathers with indices
+        // 0..16 from 16-element tables.
+        unsafe { if erf { pass256::<true>(x, out, slow) } else { pass256::<false>(x, out, slow) } }
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pass256<const ERF: bool>(x: &[f32], out: &mut [f32], slow: &mut [u16; BATCH]) -> usize {
+    let sign = _mm256_castsi256_pd(_mm256_set1_epi64x(SIGN));
+    let cutoff = _mm256_set1_pd(ERF_CUTOFF);
+    let quarter = _mm256_set1_pd(0.25);
+    let four = _mm256_set1_pd(4.0);
+    let one = _mm256_set1_pd(1.0);
+    let half = _mm256_set1_pd(0.5);
+    let sign32 = _mm_castsi128_ps(_mm_set1_epi32(i32::MIN));
+    let mut n = 0;
+    let (xs, _) = x.as_chunks::<4>();
+    let (os, _) = out.as_chunks_mut::<4>();
+    let whole = xs.len() * 4;
+    for (j, (xv, ov)) in xs.iter().zip(os.iter_mut()).enumerate() {
+        // SAFETY: 4 f32s; unaligned load.
+        let v = unsafe { _mm_loadu_ps(xv.as_ptr()) };
+        let d = _mm256_cvtps_pd(v);
+        let a = if ERF { d } else { _mm256_mul_pd(d, _mm256_set1_pd(std::f64::consts::FRAC_1_SQRT_2)) };
+        // The lanes of the approximation (all-ones): |a| < 4 (false for NaN); m = |a|
+        // there, 0 elsewhere.
+        let small = _mm256_cmp_pd::<_CMP_LT_OQ>(_mm256_andnot_pd(sign, a), cutoff);
+        let m = _mm256_and_pd(small, _mm256_andnot_pd(sign, a));
+        let first = _mm256_cmp_pd::<_CMP_LT_OQ>(m, quarter);
+        // i = trunc(4m) ∈ 0..16 (exact product).
+        let i = _mm256_cvttpd_epi32(_mm256_mul_pd(m, four));
+        // SAFETY: 16-element tables, indices in 0..16.
+        let pick = |c: &[f64; 16]| unsafe { _mm256_i32gather_pd::<8>(c.as_ptr(), i) };
+        let t = _mm256_blendv_pd(_mm256_sub_pd(m, pick(&MID)), _mm256_mul_pd(m, m), first);
+        let mut p = pick(&COEF[DEG]);
+        for c in COEF[..DEG].iter().rev() {
+            p = _mm256_fmadd_pd(p, t, pick(c));
+        }
+        let e = _mm256_blendv_pd(p, _mm256_mul_pd(m, p), first);
+        let r = _mm256_mul_pd(e, pick(&RHO));
+        let (lo, hi) = (_mm256_sub_pd(e, r), _mm256_add_pd(e, r));
+        // |a| ≥ 4 and NaN lanes: e = 1 (signed below for Gelu).
+        let hi = _mm256_blendv_pd(one, hi, small);
+        let (l, h) = if ERF {
+            (_mm256_cvtpd_ps(lo), _mm256_cvtpd_ps(hi))
+        } else {
+            let sign_a = _mm256_and_pd(a, sign);
+            let g = |e: __m256d| {
+                _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_mul_pd(half, d), _mm256_add_pd(one, _mm256_or_pd(e, sign_a))))
+            };
+            (g(lo), g(hi))
+        };
+        let agree = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_castps_si128(l), _mm_castps_si128(h))));
+        let unsure = _mm256_movemask_pd(small) & !agree & 0xf;
+        // Erf: |result| with the sign of v (h ≥ 0 in every lane but NaN ones).
+        let res = if ERF { _mm_or_ps(h, _mm_and_ps(v, sign32)) } else { h };
+        // NaN: v itself.
+        let res = _mm_blendv_ps(res, v, _mm_cmp_ps::<_CMP_UNORD_Q>(v, v));
+        // SAFETY: 4 f32s; unaligned store.
+        unsafe { _mm_storeu_ps(ov.as_mut_ptr(), res) };
+        let mut u = unsure;
+        while u != 0 {
+            slow[n] = (j * 4 + u.trailing_zeros() as usize) as u16;
             n += 1;
             u &= u - 1;
         }
