@@ -264,7 +264,7 @@ fn profile_nodes() -> bool {
 fn print_profile(p: &BTreeMap<&str, (u32, std::time::Duration)>) {
     let total: std::time::Duration = p.values().map(|v| v.1).sum();
     let mut rows: Vec<_> = p.iter().collect();
-    rows.sort_by(|a, b| b.1.1.cmp(&a.1.1));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1.1));
     let mut s = format!("deed-engine profile: {:.3} ms\n", total.as_secs_f64() * 1e3);
     for (op, (n, d)) in rows {
         let ms = d.as_secs_f64() * 1e3;
