@@ -30,9 +30,13 @@
 //! - [`log`]: NaN ⇒ NaN; `x < 0 ⇒ NaN`; `±0 ⇒ −∞`; `+∞ ⇒ +∞`; else `log64(x) as f32`.
 //! - `erf64(x)`: `|x| ≥ 4 ⇒ ±1`; else `2/√π · Σₙ₌₀⁷⁹ (−1)ⁿ x²ⁿ⁺¹ / (n!·(2n+1))`, the terms
 //!   built one from the previous (`t ← t·(−x²)/n`) and summed in order n = 0, 1, ….
-//! - [`erf`]: NaN ⇒ NaN; `erf64(x) as f32` (keeps the sign of zero). The Erf and Gelu
-//!   operators evaluate `erf64` on many arguments at once on the fast kernel paths
-//!   (`kernels::erf`: the same series on SIMD lanes), with the same bits.
+//! - [`erf`]: NaN ⇒ NaN; `erf64(x) as f32` (keeps the sign of zero). This series is the
+//!   specification. On the fast kernel paths the Erf and exact Gelu operators compute
+//!   the same f32 bits another way (`kernels::erf`): a polynomial table with a proven
+//!   error bound answers every element whose f32 result that bound settles, and the
+//!   series, on many arguments at once on SIMD lanes, the rest. The `#[ignore]`d test
+//!   `ops::math_ops::tests::erf_and_gelu_exhaustive_every_f32_every_path` checks all 2³²
+//!   f32 inputs of both operators on every path.
 //! - [`pow`]: the C99 `pow` special cases (see the function); otherwise
 //!   `|x|^y = exp64(y·log64(|x|))` with `y·log64|x| > 709 ⇒ +∞`, `< −745 ⇒ +0`, negated
 //!   for negative `x` and odd integer `y`; rounded once to f32.

@@ -1,7 +1,8 @@
 //! Fast kernels that give the same bits as the scalar reference: register-blocked,
-//! packed, SIMD and threaded matrix products for MatMul, Gemm and Conv, and the `erf`
-//! series of Erf and Gelu evaluated on several arguments at once (`erf64_many`; its module
-//! `erf` says why the bits stay those of `math::erf64`).
+//! packed, SIMD and threaded matrix products for MatMul, Gemm and Conv, and Erf and exact
+//! Gelu from a polynomial table checked against a proven error bound, with the `erf`
+//! series on several arguments at once for the elements the check cannot settle
+//! (`erf_f32_many`; its module `erf` says why the bits stay those of `math::erf64`).
 //!
 //! # Paths
 //!
@@ -36,6 +37,7 @@
 //! bit for bit, on random shapes and on NaN, infinities, subnormals and signed zeros.
 
 mod erf;
+mod erf_table;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 #[cfg(target_arch = "x86_64")]
@@ -43,7 +45,7 @@ mod x86_erf;
 #[cfg(target_arch = "x86_64")]
 mod x86_fma;
 
-pub(crate) use erf::erf64_many;
+pub(crate) use erf::erf_f32_many;
 
 use crate::ops::linalg::DOT_BLOCK;
 use std::sync::OnceLock;

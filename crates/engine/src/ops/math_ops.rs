@@ -226,8 +226,9 @@ const UNARY_PAR_MIN: usize = if cfg!(test) { 1 << 10 } else { 1 << 15 };
 const UNARY_PAR_MIN_CHEAP: usize = if cfg!(test) { 1 << 10 } else { 1 << 18 };
 
 /// A float32 unary op over `x`: elementwise, so threads split the elements. On every path
-/// but `reference`, Erf and exact Gelu evaluate their erf series on many elements at once
-/// ([`erf_many`]); the result is the same bits as [`unary_f32`] per element.
+/// but `reference`, Erf and exact Gelu go through [`erf_many`] (a table approximation
+/// where a proven error bound settles the f32 bits, the erf series on many elements at
+/// once for the rest); the result is the same bits as [`unary_f32`] per element.
 fn unary_f32_many(op: U, x: &[f32], ctx: &Ctx<'_>) -> Vec<f32> {
     let cheap = op.exact()
         || matches!(op, U::Softsign | U::HardSigmoid(..) | U::HardSwish | U::ThresholdedRelu(_) | U::LeakyRelu(_));
@@ -273,39 +274,20 @@ struct ErfMany<'a> {
 }
 
 impl kernels::FmaWork for ErfMany<'_> {
-    type Out = ();
+    /// The number of elements that needed the series.
+    type Out = usize;
     #[inline(always)]
-    fn run(self) {
+    fn run(self) -> usize {
         erf_many(self.erf, self.x, self.out, self.path)
     }
 }
 
-/// `out[i] = unary_f32(Erf or Gelu, x[i])` (`erf`: Erf, else exact Gelu), with the erf64
-/// calls of a batch made at once by [`kernels::erf64_many`].
+/// `out[i] = unary_f32(Erf or Gelu, x[i])` (`erf`: Erf, else exact Gelu) by
+/// [`kernels::erf_f32_many`]: a table approximation where it provably gives the same bits,
+/// the erf64 series for the rest. Returns the number of elements that needed the series.
 #[inline(always)]
-fn erf_many(erf: bool, x: &[f32], out: &mut [f32], path: KernelPath) {
-    const BATCH: usize = 2048;
-    let mut buf = [0.0f64; BATCH];
-    for (xc, oc) in x.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
-        let args = &mut buf[..xc.len()];
-        for (a, &v) in args.iter_mut().zip(xc) {
-            let d = v as f64;
-            *a = if erf { d } else { d * std::f64::consts::FRAC_1_SQRT_2 };
-        }
-        kernels::erf64_many(path, args);
-        for ((y, &v), &e) in oc.iter_mut().zip(xc).zip(args.iter()) {
-            *y = if v.is_nan() {
-                v
-            } else if erf {
-                // math::erf
-                (e as f32).copysign(v)
-            } else {
-                // unary_f32's Gelu, with inner = e
-                let d = v as f64;
-                (0.5 * d * (1.0 + e)) as f32
-            };
-        }
-    }
+fn erf_many(erf: bool, x: &[f32], out: &mut [f32], path: KernelPath) -> usize {
+    kernels::erf_f32_many(path, erf, x, out)
 }
 
 #[inline(always)]
@@ -1081,6 +1063,158 @@ mod tests {
                         assert_eq!(g.to_bits(), w, "{op:?} {kernels:?} threads {threads}: x = {:e}", xv[i]);
                     }
                 }
+            }
+        }
+    }
+
+    /// `erf_many` on `path` (compiled as `unary_f32_many` compiles it), checked bit for bit
+    /// against the reference `unary_f32`; returns the number of series fallbacks.
+    fn check_erf_many(path: KernelPath, erf: bool, x: &[f32]) -> usize {
+        let op = if erf { U::Erf } else { U::Gelu { tanh: false } };
+        let mut out = vec![0.0f32; x.len()];
+        let slow = kernels::with_fma(path, ErfMany { erf, x, out: &mut out, path });
+        for (&v, g) in x.iter().zip(&out) {
+            let w = unary_f32(op, v);
+            assert_eq!(
+                g.to_bits(),
+                w.to_bits(),
+                "{op:?} {path:?}: x = {v:e} ({:#010x}): got {g:e}, want {w:e}",
+                v.to_bits()
+            );
+        }
+        slow
+    }
+
+    /// Normally distributed f32s (Box–Muller), mean `mu`, deviation `sigma`.
+    fn normal(seed: u64, len: usize, mu: f64, sigma: f64) -> Vec<f32> {
+        let mut s = seed | 1;
+        let mut u = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        (0..len)
+            .map(|_| {
+                let (u1, u2) = (u(), u());
+                let z = (-2.0 * math::log(u1 as f32) as f64).sqrt() * (std::f64::consts::TAU * u2).cos();
+                (mu + sigma * z) as f32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn erf_and_gelu_fast_path_same_bits_with_and_without_fallback() {
+        let mut x = unary_inputs(6000);
+        // Subnormals, every interval boundary of |erf argument| = k/4 (Erf: x = k/4; Gelu:
+        // x ≈ √2·k/4) and its f32 neighbours, both signs.
+        for b in [1u32, 2, 0x0040_0000, 0x007f_ffff, 0x0080_0000] {
+            x.extend([f32::from_bits(b), -f32::from_bits(b)]);
+        }
+        for k in 0..=17 {
+            for c in [k as f32 / 4.0, k as f32 / 4.0 * std::f32::consts::SQRT_2] {
+                for d in -2i32..=2 {
+                    let y = f32::from_bits((c.to_bits() as i32 + d).max(0) as u32);
+                    x.extend([y, -y]);
+                }
+            }
+        }
+        // A dense run near |argument| = 4, where the series' own rounding error is largest
+        // and the check falls back most often (Gelu: also the cancellation in 1 + erf).
+        let near4: Vec<f32> = (0..4000).map(|i| 3.75 + i as f32 / 16_000.0).collect();
+        for path in KernelPath::available() {
+            if path == KernelPath::Reference {
+                continue;
+            }
+            for erf in [true, false] {
+                check_erf_many(path, erf, &x);
+                check_erf_many(path, erf, &x[1..]); // other ragged ends
+                let s = if erf { 1.0 } else { std::f32::consts::SQRT_2 };
+                let y: Vec<f32> = near4.iter().flat_map(|&v| [v * s, -v * s]).collect();
+                assert!(check_erf_many(path, erf, &y) > 0, "{path:?} erf={erf}: no fallback near 4");
+                check_erf_many(path, erf, &normal(5, 3000, 0.0, 2.0));
+            }
+        }
+    }
+
+    /// Every f32 input of Erf and of exact Gelu on every fast path, against the reference
+    /// `unary_f32` bit for bit: the proof that the table's bounds hold where they are used
+    /// (`kernels::erf`). Minutes in release: `cargo test --release -p deed-engine --lib
+    /// erf_and_gelu_exhaustive -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn erf_and_gelu_exhaustive_every_f32_every_path() {
+        let paths: Vec<KernelPath> =
+            KernelPath::available().into_iter().filter(|&p| p != KernelPath::Reference).collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        const CHUNK: u64 = 1 << 16;
+        let chunks = (1u64 << 32) / CHUNK;
+        for erf in [true, false] {
+            let op = if erf { U::Erf } else { U::Gelu { tanh: false } };
+            let start = std::time::Instant::now();
+            let next = std::sync::atomic::AtomicU64::new(0);
+            let slow: Vec<Vec<usize>> = std::thread::scope(|sc| {
+                let hs: Vec<_> = (0..threads)
+                    .map(|_| {
+                        sc.spawn(|| {
+                            let mut slow = vec![0usize; paths.len()];
+                            let (mut x, mut want, mut out) = (
+                                vec![0.0f32; CHUNK as usize],
+                                vec![0u32; CHUNK as usize],
+                                vec![0.0f32; CHUNK as usize],
+                            );
+                            loop {
+                                let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                if c >= chunks {
+                                    break slow;
+                                }
+                                for (i, (v, w)) in x.iter_mut().zip(want.iter_mut()).enumerate() {
+                                    *v = f32::from_bits((c * CHUNK + i as u64) as u32);
+                                    *w = unary_f32(op, *v).to_bits();
+                                }
+                                for (p, &path) in paths.iter().enumerate() {
+                                    slow[p] += kernels::with_fma(path, ErfMany { erf, x: &x, out: &mut out, path });
+                                    for (i, (g, &w)) in out.iter().zip(&want).enumerate() {
+                                        assert_eq!(
+                                            g.to_bits(),
+                                            w,
+                                            "{op:?} {path:?}: x = {:e} ({:#010x})",
+                                            x[i],
+                                            x[i].to_bits()
+                                        );
+                                    }
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().expect("exhaustive worker")).collect()
+            });
+            for (p, path) in paths.iter().enumerate() {
+                let n: usize = slow.iter().map(|s| s[p]).sum();
+                println!(
+                    "{op:?} {path:?}: all 2^32 inputs same bits; {n} fell back to the series ({:.3e})",
+                    n as f64 / 2f64.powi(32)
+                );
+            }
+            println!("{op:?}: {:.1} s on {threads} threads", start.elapsed().as_secs_f64());
+        }
+    }
+
+    /// Prints the fallback rate on normally distributed inputs (as in BERT's Gelu).
+    #[test]
+    #[ignore]
+    fn erf_and_gelu_fallback_rate_on_normal_inputs() {
+        let path = KernelPath::best();
+        for (mu, sigma) in [(0.0, 1.0), (0.0, 2.0), (-1.0, 3.0)] {
+            let x = normal(9, 1 << 22, mu, sigma);
+            for erf in [true, false] {
+                let n = check_erf_many(path, erf, &x);
+                println!(
+                    "N({mu}, {sigma}²) erf={erf} {path:?}: {n} of {} fell back ({:.2e})",
+                    x.len(),
+                    n as f64 / x.len() as f64
+                );
             }
         }
     }
