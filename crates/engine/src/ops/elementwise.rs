@@ -296,7 +296,10 @@ impl<F: Fn(f32) -> f32> crate::kernels::FmaWork for MapLoop<'_, F> {
 /// up to `threads` threads.
 pub(crate) fn unary(op: UnOp, x: &Tensor, threads: usize, path: KernelPath) -> Tensor {
     let data = match (&x.data, op) {
-        (TensorData::F32(v), UnOp::Relu) => TensorData::F32(v.iter().map(|&a| if a < 0.0 { 0.0 } else { a }).collect()),
+        // Threaded too: a Conv's output is usually in the caches of the threads that made it.
+        (TensorData::F32(v), UnOp::Relu) => {
+            TensorData::F32(par_map(v, threads, path, |a: f32| if a < 0.0 { 0.0 } else { a }))
+        }
         // The reference path runs the spec's functions; the others their branch-free
         // twins (the same bits on every input), which vectorize.
         (TensorData::F32(v), UnOp::Sigmoid) if path == KernelPath::Reference => {
