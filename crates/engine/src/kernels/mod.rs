@@ -625,22 +625,37 @@ fn split<T: Tile>(
     } else {
         let per = n.div_ceil(threads).next_multiple_of(T::NR);
         let ranges: Vec<(usize, usize)> = (0..n).step_by(per).map(|c0| (c0, (c0 + per).min(n))).collect();
-        let parts: Vec<Vec<f32>> = crate::pool::map(ranges.clone(), |(c0, c1)| {
-            let w = c1 - c0;
-            let mut buf = vec![0.0f32; m * w];
-            drive(t, m, w, k, a, b.cols_from(c0), &mut buf, w, epi);
-            buf
-        });
-        for (&(c0, c1), buf) in ranges.iter().zip(&parts) {
-            let w = c1 - c0;
-            for i in 0..m {
-                out[i * ldc + c0..i * ldc + c1].copy_from_slice(&buf[i * w..(i + 1) * w]);
+        // Each part's pieces of the output rows (disjoint), which the thread that computed
+        // the part fills from its private buffer while that is still in its cache.
+        let mut pieces: Vec<Vec<&mut [f32]>> = ranges.iter().map(|_| Vec::with_capacity(m)).collect();
+        for row in out.chunks_mut(ldc).take(m) {
+            let mut rest = &mut row[..n];
+            for (piece, &(c0, c1)) in pieces.iter_mut().zip(&ranges) {
+                let (mine, tail) = std::mem::take(&mut rest).split_at_mut(c1 - c0);
+                piece.push(mine);
+                rest = tail;
             }
         }
+        crate::pool::map(ranges.into_iter().zip(pieces).collect(), |((c0, c1), rows)| {
+            let w = c1 - c0;
+            COLUMNS.with_borrow_mut(|buf| {
+                // Every element is written by the product (no stale value survives).
+                if buf.len() < m * w {
+                    buf.resize(m * w, 0.0);
+                }
+                let buf = &mut buf[..m * w];
+                drive(t, m, w, k, a, b.cols_from(c0), buf, w, epi);
+                for (dst, src) in rows.into_iter().zip(buf.chunks_exact(w)) {
+                    dst.copy_from_slice(src);
+                }
+            });
+        });
     }
 }
 
 thread_local! {
+    /// Per-thread output buffer of a column part (see [`split`]), reused across calls.
+    static COLUMNS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Per-thread packing buffers (B panels, A panels, made rows), reused across calls so that a
     /// product does not allocate and fault in fresh pages every time.
     static PACK: std::cell::RefCell<(Vec<f32>, Vec<f32>, Vec<f32>)> =
