@@ -616,6 +616,17 @@ fn max_pool_impl(win: &Window, x: &Tensor, ctx: &Ctx<'_>, indices: Option<bool>)
     if out.is_empty() {
         return Ok((Tensor { shape: out_shape, data: TensorData::F32(out) }, None));
     }
+    if spatial.len() == 2 {
+        let min_planes = (MAXPOOL_PAR_MIN / p.saturating_mul(q).max(1)).max(1);
+        super::util::par_rows(&mut out, p, ctx.threads, min_planes, |plane0, chunk| {
+            let mut rows = Vec::new();
+            for (i, y) in chunk.chunks_mut(p).enumerate() {
+                let xs = &xv[(plane0 + i) * in_sp..(plane0 + i + 1) * in_sp];
+                max_pool_plane_2d(&geo, spatial, xs, y, &mut rows);
+            }
+        });
+        return Ok((Tensor { shape: out_shape, data: TensorData::F32(out) }, None));
+    }
     // Window offsets depend only on the output position: a table of them (`q` per
     // position, `None` in the padding), computed once and applied to every (n, c) plane;
     // the planes are split over threads (each output is computed the same way anywhere).
@@ -648,6 +659,72 @@ fn max_pool_impl(win: &Window, x: &Tensor, ctx: &Ctx<'_>, indices: Option<bool>)
         }
     });
     Ok((Tensor { shape: out_shape, data: TensorData::F32(out) }, None))
+}
+
+/// MaxPool's fold of one more window value into the running result: the first NaN in
+/// window order wins; otherwise a value replaces the result only if it is greater (so
+/// among equal values, `+0.0` and `−0.0` included, the first stays). From `−∞`.
+#[inline(always)]
+fn max_step(acc: f32, v: f32) -> f32 {
+    // Branch-free, so that loops of it vectorize.
+    let take = !acc.is_nan() & (v.is_nan() | (v > acc));
+    if take { v } else { acc }
+}
+
+/// One plane of a 2-D MaxPool, separably: for every input row the window row's fold
+/// (kernel columns in order), then for every output position the fold of those over the
+/// kernel rows in order. The fold of a row-major window is the fold of its rows' folds
+/// (the first NaN is the first NaN of the first row that has one; otherwise the first
+/// greatest value is the first greatest of the first row that attains the greatest), so
+/// the values are the reference's bit for bit; padded taps are skipped as there.
+fn max_pool_plane_2d(geo: &Geometry, spatial: &[usize], xs: &[f32], y: &mut [f32], rows: &mut Vec<f32>) {
+    let (ih_n, iw_n) = (spatial[0], spatial[1]);
+    let (oh_n, ow_n) = (geo.out[0], geo.out[1]);
+    let (sh, sw) = (geo.strides[0], geo.strides[1]);
+    let (dh, dw) = (geo.dilations[0], geo.dilations[1]);
+    let (ph, pw) = (geo.pad_begin[0], geo.pad_begin[1]);
+    // rows[ih · ow_n + ow]: the fold of input row ih over output column ow's window.
+    rows.clear();
+    rows.resize(ih_n * ow_n, f32::NEG_INFINITY);
+    for (x, acc) in xs.chunks_exact(iw_n).zip(rows.chunks_exact_mut(ow_n)) {
+        for kw in 0..geo.kernel[1] {
+            // Output columns whose tap `ow·sw + kw·dw − pw` is inside the row: [lo, hi).
+            let off = kw * dw;
+            let lo = pw.saturating_sub(off).div_ceil(sw).min(ow_n);
+            let hi = if off >= iw_n + pw { 0 } else { (iw_n + pw - off - 1) / sw + 1 }.clamp(lo, ow_n);
+            if lo == hi {
+                continue;
+            }
+            let first = lo * sw + off - pw;
+            let acc = &mut acc[lo..hi];
+            match sw {
+                1 => acc.iter_mut().zip(&x[first..]).for_each(|(a, &v)| *a = max_step(*a, v)),
+                // As pairs, which vectorizes (the last tap may have no partner in the row).
+                2 => {
+                    let (pairs, _) = x[first..].as_chunks::<2>();
+                    let whole = acc.len().min(pairs.len());
+                    acc[..whole].iter_mut().zip(pairs).for_each(|(a, pr)| *a = max_step(*a, pr[0]));
+                    if whole < acc.len() {
+                        acc[whole] = max_step(acc[whole], x[first + 2 * whole]);
+                    }
+                }
+                _ => acc.iter_mut().zip(x[first..].iter().step_by(sw)).for_each(|(a, &v)| *a = max_step(*a, v)),
+            }
+        }
+    }
+    for (oh, out) in y.chunks_exact_mut(ow_n).enumerate().take(oh_n) {
+        out.fill(f32::NEG_INFINITY);
+        for kh in 0..geo.kernel[0] {
+            let pos = oh * sh + kh * dh;
+            if pos < ph || pos - ph >= ih_n {
+                continue;
+            }
+            let r = &rows[(pos - ph) * ow_n..(pos - ph + 1) * ow_n];
+            for (o, &v) in out.iter_mut().zip(r) {
+                *o = max_step(*o, v);
+            }
+        }
+    }
 }
 
 /// MaxPool values into `out` (`[planes, positions]`) and their Indices (see the module docs).
@@ -922,6 +999,43 @@ mod tests {
         assert_eq!(y.shape, vec![0, 2, 2]);
         let bad = Tensor::f32(vec![1, 2, 3], vec![1.; 6]);
         assert!(conv(&win(vec![], vec![], vec![], AutoPad::NotSet), 1, &x, &bad, None, &ctx(&l, 1)).is_err());
+    }
+
+    #[test]
+    fn maxpool_2d_separable_matches_window_order() {
+        // Random windows over values full of ties (±0 and a few small integers), NaNs of
+        // two payloads and −∞: the separable 2-D path against the indices path's plain
+        // window walk, bit for bit.
+        let l = Limits::default();
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 33) % n
+        };
+        let vals = [0.0f32, -0.0, 1.0, -1.0, 2.0, f32::NAN, -f32::NAN, f32::NEG_INFINITY, f32::from_bits(0x7fc0_0001)];
+        for case in 0..300 {
+            let (h, w) = (1 + next(9) as usize, 1 + next(9) as usize);
+            let k = vec![1 + next(3) as usize, 1 + next(3) as usize];
+            let st = vec![1 + next(3) as usize, 1 + next(3) as usize];
+            let dil = vec![1 + next(2) as usize, 1 + next(2) as usize];
+            let pads = vec![
+                next(k[0] as u64) as usize,
+                next(k[1] as u64) as usize,
+                next(k[0] as u64) as usize,
+                next(k[1] as u64) as usize,
+            ];
+            let ceil_mode = next(2) == 1;
+            let n = 2 * h * w;
+            let x = Tensor::f32(vec![1, 2, h, w], (0..n).map(|_| vals[next(vals.len() as u64) as usize]).collect());
+            let wn = Window { kernel: k, strides: st, dilations: dil, pads, auto_pad: AutoPad::NotSet, ceil_mode };
+            let Ok(fast) = max_pool(&wn, &x, &ctx(&l, 1)) else { continue };
+            let (want, _) = with_indices(&wn, &x, false);
+            assert_eq!(
+                bits(&fast),
+                want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "case {case}: {wn:?} {h}x{w}"
+            );
+        }
     }
 
     #[test]
