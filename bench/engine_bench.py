@@ -53,22 +53,42 @@ def ratio(a, b):
     return "—" if a is None or b is None else f"{a / b:.2f}×"
 
 
+def merge_rounds(rs):
+    """One result from several processes' results: the first error, else each number's median."""
+    errs = [r for r in rs if "error" in r]
+    if errs:
+        return errs[0]
+    out = dict(rs[0])
+    for k, v in rs[0].items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            vals = sorted(r[k] for r in rs if isinstance(r.get(k), (int, float)))
+            out[k] = vals[len(vals) // 2]
+    return out
+
+
 def main():
     quick = "--quick" in sys.argv
     bert = sorted(f[:-5] for f in os.listdir(MODELS) if f.startswith("bert_"))
     cases = [(c or bert[0], k, max(2, r // 4) if quick else r) for c, k, r in CASES]
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     date = datetime.date.today().isoformat()
+    # Every measurement is ROUNDS processes per tool, the tools interleaved round by round
+    # (so a busy spell hits all of them); a number is the median over the rounds.
+    rounds = int(os.environ.get("ROUNDS", "1" if quick else "3"))
     res = {}
     for stem, _, runs in cases:
         path = os.path.join(MODELS, stem + ".onnx")
         for t in (1, 2):
-            for name, cmd in [("deed", [DEED, path, str(t), str(runs)]),
-                              ("ort", [PY, os.path.join(HERE, "ort_bench.py"), path, str(t), str(runs)]),
-                              ("tract", [TRACT, path, str(t), str(runs)])]:
-                r = run(cmd)
-                res[(stem, t, name)] = r
-                print(f"{stem} threads={t} {name}: {json.dumps(r)}", file=sys.stderr, flush=True)
+            got = {}
+            for _ in range(rounds):
+                for name, cmd in [("deed", [DEED, path, str(t), str(runs)]),
+                                  ("ort", [PY, os.path.join(HERE, "ort_bench.py"), path, str(t), str(runs)]),
+                                  ("tract", [TRACT, path, str(t), str(runs)])]:
+                    r = run(cmd)
+                    got.setdefault(name, []).append(r)
+                    print(f"{stem} threads={t} {name}: {json.dumps(r)}", file=sys.stderr, flush=True)
+            for name, rs in got.items():
+                res[(stem, t, name)] = merge_rounds(rs)
 
     def get(stem, t, name, key):
         r = res.get((stem, t, name), {})
@@ -85,13 +105,17 @@ def main():
     load = open("/proc/loadavg").read().split()[:3]
     lines = [f"Measured {date}, {cpu} ({platform.machine()}, {os.cpu_count()} vCPU, load average at the end "
              f"{' '.join(load)}), "
-             f"deed kernels: {get(cases[0][0], 1, 'deed', 'kernels') or '?'}. Median latency in ms.", "",
-             "| model | threads | deed | onnxruntime | tract | deed/ort | deed/tract |", "|---|---|---|---|---|---|---|"]
+             f"deed kernels: {get(cases[0][0], 1, 'deed', 'kernels') or '?'}. Median latency in ms, "
+             f"median of {rounds} process(es) per cell. deed runs with its trace on (what a receipt needs) "
+             f"and off (inference alone, as the peers run).", "",
+             "| model | threads | deed, trace on | deed, trace off | onnxruntime | tract | on/ort | off/ort | on/tract | off/tract |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for stem, kind, _ in cases:
         for t in (1, 2):
             d, o, tr = (get(stem, t, n, "median_ms") for n in ("deed", "ort", "tract"))
-            lines.append(f"| {stem} ({kind}) | {t} | {cell(stem, t, 'deed')} | {cell(stem, t, 'ort')} | "
-                         f"{cell(stem, t, 'tract')} | {ratio(d, o)} | {ratio(d, tr)} |")
+            off = get(stem, t, "deed", "median_ms_notrace")
+            lines.append(f"| {stem} ({kind}) | {t} | {cell(stem, t, 'deed')} | {fmt(off)} | {cell(stem, t, 'ort')} | "
+                         f"{cell(stem, t, 'tract')} | {ratio(d, o)} | {ratio(off, o)} | {ratio(d, tr)} | {ratio(off, tr)} |")
     lines += ["", "Load, memory and tracing (threads = 1):", "",
               "| model | deed load ms | ort session ms | load deed/ort | deed peak RSS MiB | ort peak RSS MiB "
               "(of which Python+ort before load) | memory deed/ort | tract peak RSS MiB | deed trace on / off ms | tracing cost |",
