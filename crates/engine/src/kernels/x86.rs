@@ -111,11 +111,6 @@ macro_rules! tile_impl {
 tile_impl!(Avx512, kern512, finish512, 16, (2, 4), (12, 2), (6, 4));
 tile_impl!(Avx2, kern256, finish256, 8, (6, 2), (2, 8));
 
-/// `c[r*ldc + j] = old + dot_block(a[r, ..], b[.., j])` for `r < R`, `j < ncols` (`old`
-/// is `c[r*ldc + j]`, or `+0.0` and C unread when `first`), where
-/// `a[r, k]` is `a[r*ars + k*acs]` and `b[k, j]` is `b[b_at(k, j, ldb, pstride)]`. With
-/// `PA > 0`, the caller guarantees `ars == 1` and `acs == PA` (a packed panel of A); with
-/// `CB`, `pstride == GROUP`.
 /// [`Epilogue::apply`] compiled for AVX-512 (16 lanes): the same operations.
 #[target_feature(enable = "avx512f")]
 unsafe fn finish512(epi: Epilogue<'_>, r0: usize, rows: usize, c: &mut [f32], ldc: usize, ncols: usize) {
@@ -128,6 +123,11 @@ unsafe fn finish256(epi: Epilogue<'_>, r0: usize, rows: usize, c: &mut [f32], ld
     epi.apply(r0, rows, c, ldc, ncols)
 }
 
+/// `c[r*ldc + j] = old + dot_block(a[r, ..], b[.., j])` for `r < R`, `j < ncols` (`old`
+/// is `c[r*ldc + j]`, or `+0.0` and C unread when `first`), where
+/// `a[r, k]` is `a[r*ars + k*acs]` and `b[k, j]` is `b[b_at(k, j, ldb, pstride)]`. With
+/// `PA > 0`, the caller guarantees `ars == 1` and `acs == PA` (a packed panel of A); with
+/// `CB`, `pstride == GROUP`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 unsafe fn kern512<const R: usize, const NV: usize, const PA: usize, const CB: bool>(
