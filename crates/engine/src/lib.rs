@@ -47,7 +47,9 @@
 //! # Spec version
 //!
 //! [`SPEC_VERSION`] names these semantics; any change that alters an output bit or the
-//! trace bumps it.
+//! trace bumps it. `deed-engine/2`: every NaN is encoded and hashed as the canonical
+//! quiet NaN (in `/1` a NaN's sign and payload, which the hardware picks, reached the
+//! output hash and the trace, so two honest machines could disagree).
 
 mod error;
 mod infer;
@@ -83,7 +85,7 @@ use deed_types::Tensor;
 use deed_types::{DType, Hash32, TensorSet};
 
 /// The version of the engine's semantics, recorded in every receipt.
-pub const SPEC_VERSION: &str = "deed-engine/1";
+pub const SPEC_VERSION: &str = "deed-engine/2";
 
 /// Bounds on everything that comes from outside. Loading or running past one is an
 /// error, never a crash or an unbounded allocation.

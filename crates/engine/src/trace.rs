@@ -1,5 +1,6 @@
 //! Trace hashing without building the encoding: BLAKE3 over the concatenated canonical
 //! encodings ([`Tensor::encode_into`]) of a node's outputs, fed to the hasher in pieces.
+//! Like the encoding, it hashes every NaN as the canonical quiet NaN.
 //!
 //! A float32 tensor's data is converted to little-endian bytes in cache-sized chunks and
 //! hashed as it goes, instead of being copied whole into one buffer first. With two or
@@ -9,6 +10,7 @@
 //! stream, not of how it is fed.
 
 use blake3::hazmat::{HasherExt, Mode, left_subtree_len, merge_subtrees_root};
+use deed_types::tensor::canonical_f32;
 use deed_types::{Hash32, Tensor, TensorData};
 
 /// Floats per hashed piece (see [`STAGE`]).
@@ -89,20 +91,35 @@ fn feed(h: &mut blake3::Hasher, segs: &[Seg<'_>], from: u64, to: u64) {
                 let (first, last) = (a.div_ceil(4), b / 4);
                 if first > last {
                     // Inside one element.
-                    st.bytes(&v[a / 4].to_le_bytes()[a % 4..b - 4 * (a / 4)]);
+                    st.bytes(&canonical_f32(v[a / 4]).to_le_bytes()[a % 4..b - 4 * (a / 4)]);
                     continue;
                 }
                 if a % 4 != 0 {
-                    st.bytes(&v[a / 4].to_le_bytes()[a % 4..]);
+                    st.bytes(&canonical_f32(v[a / 4]).to_le_bytes()[a % 4..]);
                 }
                 st.floats(&v[first..last]);
                 if b % 4 != 0 {
-                    st.bytes(&v[last].to_le_bytes()[..b % 4]);
+                    st.bytes(&canonical_f32(v[last]).to_le_bytes()[..b % 4]);
                 }
             }
         }
     }
     st.h.update(&st.buf);
+}
+
+/// Bytes `[p0, p1)` of the little-endian encoding of `v`, every NaN canonical: borrowed
+/// from `v` when the floats they overlap hold no NaN (the usual case; the check reads
+/// what BLAKE3 is about to read anyway), else a canonicalized copy.
+#[cfg(target_endian = "little")]
+fn canonical_bytes(v: &[f32], p0: usize, p1: usize) -> std::borrow::Cow<'_, [u8]> {
+    let (i0, i1) = (p0 / 4, p1.div_ceil(4));
+    let raw: &[u8] = bytemuck::cast_slice(v);
+    // A fold rather than `any`: no early exit, so it vectorizes.
+    if !v[i0..i1].iter().fold(false, |acc, x| acc | x.is_nan()) {
+        return std::borrow::Cow::Borrowed(&raw[p0..p1]);
+    }
+    let c: Vec<u8> = v[i0..i1].iter().flat_map(|x| canonical_f32(*x).to_le_bytes()).collect();
+    std::borrow::Cow::Owned(c[p0 - 4 * i0..p1 - 4 * i0].to_vec())
 }
 
 /// Bytes handed to BLAKE3 per `update` (64 KiB: enough for its widest SIMD batches).
@@ -144,18 +161,17 @@ impl Stage<'_> {
     fn floats(&mut self, v: &[f32]) {
         #[cfg(target_endian = "little")]
         {
-            let bytes: &[u8] = bytemuck::cast_slice(v);
+            let n = 4 * v.len();
             // Top up the staged piece (or skip when it is empty: we are then aligned).
-            let head = if self.buf.is_empty() { 0 } else { (STAGE - self.buf.len()).min(bytes.len()) };
-            self.bytes(&bytes[..head]);
-            let rest = &bytes[head..];
-            let whole = rest.len() / STAGE * STAGE;
-            if whole > 0 {
-                // `buf` is empty here: either it was, or the top-up flushed it.
-                debug_assert!(self.buf.is_empty());
-                self.h.update(&rest[..whole]);
+            let head = if self.buf.is_empty() { 0 } else { (STAGE - self.buf.len()).min(n) };
+            self.bytes(&canonical_bytes(v, 0, head));
+            let whole_end = head + (n - head) / STAGE * STAGE;
+            // `buf` is empty here: either it was, or the top-up flushed it.
+            debug_assert!(head == whole_end || self.buf.is_empty());
+            for p in (head..whole_end).step_by(STAGE) {
+                self.h.update(&canonical_bytes(v, p, p + STAGE));
             }
-            self.bytes(&rest[whole..]);
+            self.bytes(&canonical_bytes(v, whole_end, n));
         }
         #[cfg(not(target_endian = "little"))]
         self.floats_converted(v);
@@ -173,7 +189,7 @@ impl Stage<'_> {
             // little-endian targets.
             self.buf.resize(old + 4 * (j - i), 0);
             for (d, x) in self.buf[old..].chunks_exact_mut(4).zip(&v[i..j]) {
-                d.copy_from_slice(&x.to_le_bytes());
+                d.copy_from_slice(&canonical_f32(*x).to_le_bytes());
             }
             i = j;
             self.flush_full();
@@ -205,6 +221,29 @@ mod tests {
         enc.extend([9; 7]);
         enc.extend(v[..3].iter().flat_map(|x| x.to_le_bytes()));
         assert_eq!(want, blake3::hash(&enc));
+    }
+
+    #[test]
+    fn nan_payloads_hash_as_the_canonical_nan() {
+        // NaNs of other signs and payloads, in the staged head, the in-place pieces and the
+        // tail, on one and two threads: the digest is the canonical encoding's.
+        let n = 3 * CHUNK_FLOATS + 11;
+        let odd = [f32::from_bits(0xffc0_0000), f32::from_bits(0x7fc0_0001), f32::from_bits(0x7f80_0001)];
+        let mut v: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
+        for (j, &i) in [0, 1, 5, CHUNK_FLOATS - 1, CHUNK_FLOATS, 2 * CHUNK_FLOATS + 3, n - 1].iter().enumerate() {
+            v[i] = odd[j % odd.len()];
+        }
+        let odd_t = Tensor::f32(vec![n], v.clone());
+        let canon_t = Tensor::f32(vec![n], v.iter().map(|&x| canonical_f32(x)).collect());
+        let small = Tensor::f32(vec![3], vec![odd[0], 1.0, odd[1]]);
+        let mut enc = Vec::new();
+        small.encode_into(&mut enc);
+        canon_t.encode_into(&mut enc);
+        for threads in [1, 2] {
+            assert_eq!(hash_encodings([&small, &odd_t].into_iter(), threads), Hash32::of(&enc), "threads {threads}");
+        }
+        // The encoding itself writes the canonical NaN.
+        assert_eq!(odd_t.encode(), canon_t.encode());
     }
 
     #[test]

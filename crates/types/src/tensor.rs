@@ -3,13 +3,31 @@
 //!
 //! Canonical encoding of one tensor (docs/PROTOCOL.md): `dtype: u8` (the ONNX
 //! `TensorProto.DataType` code), `rank: u32 LE`, `rank × dim: u64 LE`, then the
-//! elements in row-major order, little-endian; booleans are one byte, 0 or 1.
+//! elements in row-major order, little-endian; booleans are one byte, 0 or 1; every float
+//! NaN is the canonical quiet NaN (decoders refuse any other NaN bits).
 //! A [`TensorSet`] is `"DTS1"`, `count: u32 LE`, then for each tensor in ascending
 //! byte order of its name: `name_len: u32 LE`, the UTF-8 name, the tensor encoding.
 
 use crate::{Error, Hash32};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+
+/// The bits every f32 NaN is encoded as: the quiet NaN with sign 0 and no payload.
+pub const CANONICAL_NAN_F32: u32 = 0x7fc0_0000;
+/// The bits every f64 NaN is encoded as.
+pub const CANONICAL_NAN_F64: u64 = 0x7ff8_0000_0000_0000;
+
+/// `x`, or the canonical NaN if `x` is a NaN.
+#[inline(always)]
+pub fn canonical_f32(x: f32) -> f32 {
+    if x.is_nan() { f32::from_bits(CANONICAL_NAN_F32) } else { x }
+}
+
+/// `x`, or the canonical NaN if `x` is a NaN.
+#[inline(always)]
+pub fn canonical_f64(x: f64) -> f64 {
+    if x.is_nan() { f64::from_bits(CANONICAL_NAN_F64) } else { x }
+}
 
 /// Most elements a single tensor from outside may hold (256 Mi elements).
 pub const TENSOR_ELEMENTS_MAX: usize = 1 << 28;
@@ -175,19 +193,22 @@ impl TensorData {
         self.len() == 0
     }
 
-    /// Appends the little-endian bytes of every element to `out`.
+    /// Appends the little-endian bytes of every element to `out`, every float NaN as the
+    /// canonical quiet NaN ([`CANONICAL_NAN_F32`], [`CANONICAL_NAN_F64`]): IEEE-754 leaves a
+    /// NaN result's sign and payload to the hardware, so the encoding (and every hash of
+    /// it) must not depend on them.
     pub fn write_le(&self, out: &mut Vec<u8>) {
         out.reserve(self.len() * self.dtype().size());
         match self {
             TensorData::Bool(v) => out.extend(v.iter().map(|&b| b as u8)),
             TensorData::U8(v) => out.extend_from_slice(v),
             TensorData::I8(v) => out.extend(v.iter().map(|&x| x as u8)),
-            TensorData::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&canonical_f32(*x).to_le_bytes())),
             TensorData::U16(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
             TensorData::I16(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
             TensorData::I32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
             TensorData::I64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            TensorData::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&canonical_f64(*x).to_le_bytes())),
             TensorData::U32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
             TensorData::U64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         }
@@ -303,6 +324,17 @@ impl Tensor {
             Error::Tensor(format!("shape {shape:?} is over the limit of {TENSOR_ELEMENTS_MAX} elements"))
         })?;
         let data = TensorData::from_le(dtype, take(buf, n * dtype.size())?)?;
+        // Only canonical NaNs: a tensor has exactly one encoding.
+        let odd_nan = match &data {
+            TensorData::F32(v) => v.iter().any(|x| x.is_nan() && x.to_bits() != CANONICAL_NAN_F32),
+            TensorData::F64(v) => v.iter().any(|x| x.is_nan() && x.to_bits() != CANONICAL_NAN_F64),
+            _ => false,
+        };
+        if odd_nan {
+            return Err(Error::Tensor(
+                "a NaN that is not the canonical quiet NaN (0x7fc00000 / 0x7ff8000000000000)".into(),
+            ));
+        }
         Ok(Tensor { shape, data })
     }
 
@@ -510,6 +542,36 @@ mod tests {
         let mut enc = s.encode();
         enc.push(0);
         assert!(TensorSet::decode(&enc).is_err());
+    }
+
+    #[test]
+    fn nans_are_encoded_canonically_and_only_so_decoded() {
+        let odd32 = [f32::from_bits(0xffc0_0000), f32::from_bits(0x7fc0_0001), f32::from_bits(0x7f80_0001)];
+        let t = Tensor::f32(vec![4], vec![odd32[0], 1.0, odd32[1], odd32[2]]);
+        let enc = t.encode();
+        let back = Tensor::decode_from(&mut enc.as_slice()).unwrap();
+        let want = [CANONICAL_NAN_F32, 1.0f32.to_bits(), CANONICAL_NAN_F32, CANONICAL_NAN_F32];
+        match &back.data {
+            TensorData::F32(v) => assert_eq!(v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want),
+            d => panic!("{d:?}"),
+        }
+        let t64 = Tensor { shape: vec![2], data: TensorData::F64(vec![f64::from_bits(0xfff8_0000_0000_0001), 2.0]) };
+        let enc64 = t64.encode();
+        assert_eq!(enc64[enc64.len() - 16..enc64.len() - 8], CANONICAL_NAN_F64.to_le_bytes());
+        // Hand-made bytes with another NaN are refused: one encoding per tensor.
+        for bits in [0xffc0_0000u32, 0x7fc0_0001, 0x7f80_0001] {
+            let mut b = vec![1u8];
+            b.extend_from_slice(&1u32.to_le_bytes());
+            b.extend_from_slice(&1u64.to_le_bytes());
+            b.extend_from_slice(&bits.to_le_bytes());
+            let e = Tensor::decode_from(&mut b.as_slice()).unwrap_err();
+            assert!(e.to_string().contains("canonical quiet NaN"), "{e}");
+        }
+        let mut b = vec![11u8];
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&1u64.to_le_bytes());
+        b.extend_from_slice(&0xfff8_0000_0000_0000u64.to_le_bytes());
+        assert!(Tensor::decode_from(&mut b.as_slice()).is_err());
     }
 
     proptest! {

@@ -175,11 +175,12 @@ pub(crate) fn canonical_nan(v: &mut [f32]) {
 /// `x`, or the canonical NaN if `x` is a NaN.
 #[inline(always)]
 pub(crate) fn canonical(x: f32) -> f32 {
-    if x.is_nan() { f32::from_bits(CANONICAL_NAN) } else { x }
+    deed_types::tensor::canonical_f32(x)
 }
 
-/// The bits of the quiet NaN every NaN result of MatMul, Gemm and Conv is stored as.
-pub const CANONICAL_NAN: u32 = 0x7fc0_0000;
+/// The bits of the quiet NaN every NaN result of MatMul, Gemm and Conv is stored as (the
+/// one the tensor encoding writes every NaN as).
+pub const CANONICAL_NAN: u32 = deed_types::tensor::CANONICAL_NAN_F32;
 
 /// A strided view of a matrix: element `(r, c)` is `data[r * rs + c * cs]`.
 #[derive(Clone, Copy, Debug)]

@@ -322,3 +322,54 @@ fn packed_weights_match_unpacked() {
         }
     }
 }
+
+/// NaNs of other signs and payloads flowing through elementwise, normalization, softmax
+/// and product ops: the hardware may pick a NaN result's bits differently on each kernel
+/// path, and the trace and output hash must not care (`deed-engine/2`: NaNs are hashed
+/// as the canonical NaN).
+#[test]
+fn nan_bits_do_not_reach_the_trace() {
+    let bytes = G::new(
+        vec![
+            node("Add", &["x", "y"], &["s"], vec![]),
+            node("Mul", &["s", "x"], &["p"], vec![]),
+            node("LayerNormalization", &["p", "g", "b"], &["ln"], vec![attr_i("axis", -1)]),
+            node("Softmax", &["ln"], &["sm"], vec![attr_i("axis", -1)]),
+            node("Sigmoid", &["p"], &["sg"], vec![]),
+            node("MatMul", &["sg", "w"], &["mm"], vec![]),
+            node("Sqrt", &["y"], &["sq"], vec![]),
+            node("Sub", &["sm", "sq"], &["out"], vec![]),
+        ],
+        vec![vi("x", DType::F32, &[D::N(4), D::N(64)]), vi("y", DType::F32, &[D::N(4), D::N(64)])],
+        vec![vi("out", DType::F32, &[D::N(4), D::N(64)]), vi("mm", DType::F32, &[D::N(4), D::N(64)])],
+    )
+    .inits(vec![
+        t_f32("g", &[64], &[1.5; 64]),
+        t_f32("b", &[64], &[0.25; 64]),
+        t_f32("w", &[64, 64], &(0..64 * 64).map(|i| ((i % 13) as f32 - 6.0) / 8.0).collect::<Vec<_>>()),
+    ])
+    .bytes();
+    let m = Model::load(&bytes).unwrap();
+    let odd = [f32::from_bits(0xffc0_0000), f32::from_bits(0x7fc0_0001), f32::from_bits(0xff80_0123), f32::NAN];
+    let x: Vec<f32> = (0..256).map(|i| if i % 37 == 5 { odd[i % 4] } else { (i as f32 - 128.0) / 32.0 }).collect();
+    let y: Vec<f32> = (0..256)
+        .map(|i| match i % 41 {
+            3 => odd[(i / 41) % 4],
+            7 => f32::INFINITY,
+            9 => -1.0,
+            _ => (i % 17) as f32 / 4.0,
+        })
+        .collect();
+    let s = set(vec![("x", Tensor::f32(vec![4, 64], x)), ("y", Tensor::f32(vec![4, 64], y))]);
+    let want = m
+        .run_with_kernels(&s, &RunOptions { threads: 1, trace: true }, deed_engine::kernels::KernelPath::Reference)
+        .unwrap();
+    assert!(f32s(&want.outputs.0["out"]).iter().any(|v| v.is_nan()), "the test must produce NaNs");
+    for path in deed_engine::kernels::KernelPath::available() {
+        for threads in [1, 2, 3] {
+            let r = m.run_with_kernels(&s, &RunOptions { threads, trace: true }, path).unwrap();
+            assert_eq!(r.trace, want.trace, "{path:?}, threads = {threads}");
+            assert_eq!(r.output_hash(), want.output_hash(), "{path:?}, threads = {threads}");
+        }
+    }
+}
