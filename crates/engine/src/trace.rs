@@ -114,8 +114,7 @@ fn feed(h: &mut blake3::Hasher, segs: &[Seg<'_>], from: u64, to: u64) {
 fn canonical_bytes(v: &[f32], p0: usize, p1: usize) -> std::borrow::Cow<'_, [u8]> {
     let (i0, i1) = (p0 / 4, p1.div_ceil(4));
     let raw: &[u8] = bytemuck::cast_slice(v);
-    // A fold rather than `any`: no early exit, so it vectorizes.
-    if !v[i0..i1].iter().fold(false, |acc, x| acc | x.is_nan()) {
+    if !crate::kernels::has_nan(&v[i0..i1]) {
         return std::borrow::Cow::Borrowed(&raw[p0..p1]);
     }
     let c: Vec<u8> = v[i0..i1].iter().flat_map(|x| canonical_f32(*x).to_le_bytes()).collect();

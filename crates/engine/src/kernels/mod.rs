@@ -162,6 +162,22 @@ impl KernelPath {
     }
 }
 
+/// Whether `v` holds a NaN, on the widest vectors this CPU has (an exact answer, so any
+/// path may compute it: the trace checks each piece it hashes, see `trace`).
+pub(crate) fn has_nan(v: &[f32]) -> bool {
+    struct HasNan<'a>(&'a [f32]);
+    impl FmaWork for HasNan<'_> {
+        type Out = bool;
+        #[inline(always)]
+        fn run(self) -> bool {
+            // A fold rather than `any`: no early exit, so it vectorizes.
+            self.0.iter().fold(false, |acc, x| acc | x.is_nan())
+        }
+    }
+    static BEST: OnceLock<KernelPath> = OnceLock::new();
+    with_fma(*BEST.get_or_init(KernelPath::best), HasNan(v))
+}
+
 /// Replaces every NaN by the canonical quiet NaN `0x7fc0_0000`.
 ///
 /// Rust (like LLVM and the hardware) leaves the sign and payload of a NaN result
