@@ -683,6 +683,11 @@ fn max_pool_plane_2d(geo: &Geometry, spatial: &[usize], xs: &[f32], y: &mut [f32
     let (sh, sw) = (geo.strides[0], geo.strides[1]);
     let (dh, dw) = (geo.dilations[0], geo.dilations[1]);
     let (ph, pw) = (geo.pad_begin[0], geo.pad_begin[1]);
+    if ih_n == 0 || iw_n == 0 || ow_n == 0 {
+        // No input (every tap is padding: −∞, as the window walk gives) or no output.
+        y.fill(f32::NEG_INFINITY);
+        return;
+    }
     // rows[ih · ow_n + ow]: the fold of input row ih over output column ow's window.
     rows.clear();
     rows.resize(ih_n * ow_n, f32::NEG_INFINITY);
@@ -1014,7 +1019,8 @@ mod tests {
         };
         let vals = [0.0f32, -0.0, 1.0, -1.0, 2.0, f32::NAN, -f32::NAN, f32::NEG_INFINITY, f32::from_bits(0x7fc0_0001)];
         for case in 0..300 {
-            let (h, w) = (1 + next(9) as usize, 1 + next(9) as usize);
+            // Empty planes too (every tap then in the padding).
+            let (h, w) = (next(9) as usize, next(9) as usize);
             let k = vec![1 + next(3) as usize, 1 + next(3) as usize];
             let st = vec![1 + next(3) as usize, 1 + next(3) as usize];
             let dil = vec![1 + next(2) as usize, 1 + next(2) as usize];
