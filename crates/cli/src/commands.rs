@@ -447,15 +447,16 @@ fn exec(ctx: &Ctx, file: &Path, input: &Path, repeat: usize, threads: usize) -> 
     let median = times[times.len() / 2];
     let v = json!({
         "model": Cid::of(&bytes), "outputs": out.outputs.to_json(), "output_hash": out.output_hash(),
-        "trace_root": out.trace_root(), "ops": out.trace.len(), "engine": deed_engine::SPEC_VERSION,
+        "trace_root": out.trace_root(), "ops": model.node_count(), "trace_entries": out.trace.len(), "engine": deed_engine::SPEC_VERSION,
         "repeat": times.len(), "median_ms": median, "load_ms": load_ms, "threads": threads,
     });
     ctx.emit(&v, || {
         let mut s = format!(
-            "outputs:\n{}output hash: {}\ntrace root:  {} ({} ops)\n",
+            "outputs:\n{}output hash: {}\ntrace root:  {} ({} ops, {} trace entries)\n",
             tensors::describe(&out.outputs),
             out.output_hash(),
             out.trace_root(),
+            model.node_count(),
             out.trace.len()
         );
         if repeat > 1 {

@@ -282,14 +282,19 @@ pub fn verify(ctx: &Ctx, path: &Path, input: Option<&Path>, model: Option<&Path>
         return not_verified(
             ctx,
             &checks,
-            format!("the model has {} ops but the receipt's trace has {}", out.trace.len(), r.trace.len()),
+            format!("the model has {} trace entries but the receipt's trace has {}", out.trace.len(), r.trace.len()),
         );
     }
     if let Some(i) = out.trace.iter().zip(&r.trace).position(|(a, b)| a != b) {
         return not_verified(
             ctx,
             &checks,
-            format!("op #{i} ({}) differs from the re-run: {} vs {}", loaded.node_label(i), out.trace[i], r.trace[i]),
+            format!(
+                "trace entry #{i}, {}, differs from the re-run: {} vs {}",
+                loaded.entry_label(i),
+                out.trace[i],
+                r.trace[i]
+            ),
         );
     }
     if out.output_hash() != r.output_hash {
@@ -299,7 +304,7 @@ pub fn verify(ctx: &Ctx, path: &Path, input: Option<&Path>, model: Option<&Path>
             format!("output hash differs: re-run {} vs receipt {}", out.output_hash(), r.output_hash),
         );
     }
-    checks.push(("re-execution", format!("{} ops, output {} bit for bit", r.trace.len(), r.output_hash)));
+    checks.push(("re-execution", format!("{} trace entries, output {} bit for bit", r.trace.len(), r.output_hash)));
     let v = json!({ "verified": true, "job": r.job, "model": r.model, "output_hash": r.output_hash,
                     "trace_root": r.trace_root, "engine": r.engine, "job_state": job_state, "trust": trust,
                     "checks": checks.iter().map(|(k, v)| json!({k.to_string(): v})).collect::<Vec<_>>() });

@@ -36,20 +36,28 @@
 //! # Trace
 //!
 //! Nodes run in the order fixed at load: Kahn's topological sort taking the ready node
-//! that comes first in the file (a file already in topological order runs in file order). For each node in that order the trace
-//! holds one [`Hash32`]: BLAKE3 over the concatenation of the canonical encodings
-//! ([`Tensor::encode_into`]) of the node's outputs in order, skipping optional outputs
-//! whose name is empty (so a node with no named output hashes the empty string).
-//! Constant nodes are traced like any other. [`RunOutput::trace_root`] is
-//! [`deed_types::merkle::root`] of that list. With [`RunOptions::trace`] off the list is
-//! empty.
+//! that comes first in the file (a file already in topological order runs in file order).
+//! That order is cut into *segments* of [`TRACE_SEGMENT_OPS`] nodes (the last may be
+//! shorter), and the trace holds one [`Hash32`] per segment: BLAKE3 over the
+//! concatenation of the canonical encodings ([`Tensor::encode_into`]) of the values the
+//! segment *exports* — those its nodes produce that a later segment reads or that are
+//! graph outputs — in order of (node position, output position). A segment that exports
+//! nothing hashes the empty string. Constant nodes are nodes like any other.
+//! [`RunOutput::trace_root`] is [`deed_types::merkle::root`] of that list. With
+//! [`RunOptions::trace`] off the list is empty.
+//!
+//! A fraud proof names one segment; validators replay its nodes from the values it
+//! reads ([`Model::replay_entry`]). Values internal to a segment are not hashed: that is
+//! what keeps tracing cheap (under `deed-engine/2` every node's outputs were hashed,
+//! 269 MB per BERT-base run; per segment it is 38 MB).
 //!
 //! # Spec version
 //!
 //! [`SPEC_VERSION`] names these semantics; any change that alters an output bit or the
 //! trace bumps it. `deed-engine/2`: every NaN is encoded and hashed as the canonical
 //! quiet NaN (in `/1` a NaN's sign and payload, which the hardware picks, reached the
-//! output hash and the trace, so two honest machines could disagree).
+//! output hash and the trace, so two honest machines could disagree). `deed-engine/3`:
+//! one trace entry per segment of [`TRACE_SEGMENT_OPS`] nodes instead of one per node.
 
 mod error;
 mod infer;
@@ -79,13 +87,14 @@ pub trait ExternalData {
     fn read(&self, location: &str, offset: u64, length: usize) -> Result<Vec<u8>, String>;
 }
 pub use replay::Source;
+pub use trace::TRACE_SEGMENT_OPS;
 
 #[cfg(doc)]
 use deed_types::Tensor;
 use deed_types::{DType, Hash32, TensorSet};
 
 /// The version of the engine's semantics, recorded in every receipt.
-pub const SPEC_VERSION: &str = "deed-engine/2";
+pub const SPEC_VERSION: &str = "deed-engine/3";
 
 /// Bounds on everything that comes from outside. Loading or running past one is an
 /// error, never a crash or an unbounded allocation.
@@ -182,7 +191,7 @@ impl Default for RunOptions {
 pub struct RunOutput {
     /// Exactly the graph outputs, by name.
     pub outputs: TensorSet,
-    /// One hash per node in execution order (empty when tracing was off).
+    /// One hash per trace segment, in execution order (empty when tracing was off).
     pub trace: Vec<Hash32>,
 }
 

@@ -586,7 +586,11 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits, ext: Option<&dyn ExternalData>
     for (name, &id) in &ids {
         value_names[id] = name.clone();
     }
+    let segments = crate::trace::plan_segments(&nodes, &output_ids, consts.len(), |slot| {
+        consts[slot].is_some() && !input_ids.contains(&slot)
+    });
     let mut model = Model {
+        segments,
         opset,
         shapes: facts.into_iter().map(|f| f.shape).collect(),
         value_names,

@@ -38,6 +38,8 @@ pub struct Model {
     pub(crate) consts: Vec<Option<Tensor>>,
     /// Per node position: slots to free after it ran.
     pub(crate) free_after: Vec<Vec<usize>>,
+    /// The trace's segments, one per trace entry, covering `nodes` in order.
+    pub(crate) segments: Vec<crate::trace::Segment>,
     pub(crate) limits: Limits,
     /// Per value slot, the shape load-time inference found (`None`: rank unknown).
     pub(crate) shapes: Vec<Option<Vec<Dim>>>,
@@ -107,9 +109,14 @@ impl Model {
         self.nodes[pos].outputs.iter().map(|o| o.and_then(|o| self.shapes[o].clone())).collect()
     }
 
-    /// Number of nodes (and of trace entries).
+    /// Number of nodes.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Number of trace entries: one per [`crate::TRACE_SEGMENT_OPS`] nodes.
+    pub fn trace_len(&self) -> usize {
+        self.segments.len()
     }
 
     pub(crate) fn check_inputs(&self, inputs: &TensorSet) -> Result<(), RunError> {
@@ -189,7 +196,7 @@ impl Model {
         for (info, &id) in self.inputs.iter().zip(&self.input_ids) {
             values[id] = Some(Cow::Borrowed(&inputs.0[&info.name]));
         }
-        let mut trace = Vec::with_capacity(if opts.trace { self.nodes.len() } else { 0 });
+        let mut trace = Vec::with_capacity(if opts.trace { self.segments.len() } else { 0 });
         let mut profile = profile_enabled().then(BTreeMap::<&str, (u32, std::time::Duration)>::new);
         for (pos, node) in self.nodes.iter().enumerate() {
             let started = profile.as_ref().map(|_| std::time::Instant::now());
@@ -234,18 +241,22 @@ impl Model {
                     eprintln!("  {:>9.3} ms  {}  in {shapes:?}", t.elapsed().as_secs_f64() * 1e3, node.label);
                 }
             }
-            if opts.trace {
-                let started = profile.as_ref().map(|_| std::time::Instant::now());
-                let named = outs.iter().zip(&node.outputs).filter(|(_, slot)| slot.is_some()).map(|(t, _)| &**t);
-                trace.push(crate::trace::hash_encodings(named, threads));
-                if let (Some(p), Some(t)) = (profile.as_mut(), started) {
-                    let e = p.entry("(trace hashing)").or_default();
-                    *e = (e.0 + 1, e.1 + t.elapsed());
-                }
-            }
             for (out, slot) in outs.into_iter().zip(&node.outputs) {
                 if let Some(o) = slot {
                     values[*o] = Some(out);
+                }
+            }
+            // A segment's entry is hashed after its last node, before anything is freed:
+            // what it commits to is read by later segments or is a graph output, so it
+            // is still held.
+            if opts.trace && self.segments[trace.len()].nodes.end == pos + 1 {
+                let started = profile.as_ref().map(|_| std::time::Instant::now());
+                let exports = self.segments[trace.len()].exports.iter();
+                let held = exports.map(|&s| values[s].as_deref().expect("a segment's exports are held to its end"));
+                trace.push(crate::trace::hash_encodings(held, threads));
+                if let (Some(p), Some(t)) = (profile.as_mut(), started) {
+                    let e = p.entry("(trace hashing)").or_default();
+                    *e = (e.0 + 1, e.1 + t.elapsed());
                 }
             }
             for &id in &self.free_after[pos] {

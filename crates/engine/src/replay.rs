@@ -1,12 +1,12 @@
-//! Single-op replay for fraud proofs, and whole runs that keep every node's outputs
-//! for the challengers who build them.
+//! Segment replay for fraud proofs, and whole runs that keep what challengers need.
 //!
-//! A receipt's trace entry for node `j` is BLAKE3 over the concatenated canonical
-//! encodings of `j`'s named outputs — the same bytes as a blob holding them, so the
-//! trace entry *is* that blob's content id. A fraud proof names one node; validators
-//! rebuild its inputs (graph inputs from the job's input set, weights from the model,
-//! intermediate values from producer blobs authenticated by the trace) and replay
-//! just that node with [`Model::replay_node`].
+//! A receipt's trace entry `i` is BLAKE3 over the concatenated canonical encodings of
+//! the values segment `i` exports (see the crate docs, *Trace*) — the same bytes as a
+//! blob holding them, so the trace entry *is* that blob's content id, its *producer
+//! blob*. A fraud proof names one segment; validators rebuild the values it reads (graph
+//! inputs from the job's input set, weights from the model, earlier segments' exports
+//! from their producer blobs, authenticated by the trace) and replay just its nodes with
+//! [`Model::replay_entry`].
 
 use crate::model::Model;
 use crate::ops::{Ctx, KernelError, Op};
@@ -14,22 +14,20 @@ use crate::{RunError, RunOptions, RunOutput};
 use deed_types::{Hash32, Tensor, TensorSet};
 use std::collections::BTreeMap;
 
-/// Where one input of a node (or one graph output) comes from.
+/// Where a value a segment reads (or a graph output) comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     /// A graph input, by name.
     Input(String),
     /// A weight or constant stored in the model.
     Const,
-    /// Output position `output` of the node at execution position `node`.
-    Node {
-        /// Execution position of the producing node.
-        node: usize,
-        /// Position among that node's outputs.
-        output: usize,
+    /// Position `value` among the exports of trace entry `entry` (its producer blob).
+    Entry {
+        /// The trace entry (segment) that exports it.
+        entry: usize,
+        /// Position among that segment's exports.
+        value: usize,
     },
-    /// An optional input that is not given.
-    Absent,
 }
 
 impl Model {
@@ -40,17 +38,27 @@ impl Model {
         if self.consts.get(slot).is_some_and(Option::is_some) {
             return Source::Const;
         }
-        for (pos, n) in self.nodes.iter().enumerate() {
-            if let Some(k) = n.outputs.iter().position(|o| *o == Some(slot)) {
-                return Source::Node { node: pos, output: k };
+        for (entry, seg) in self.segments.iter().enumerate() {
+            if let Some(value) = seg.exports.iter().position(|&s| s == slot) {
+                return Source::Entry { entry, value };
             }
         }
-        unreachable!("every value slot is an input, a constant or a node output (checked at load)")
+        unreachable!("a value read across segments is an input, a constant or an export (planned at load)")
     }
 
-    /// Where each input of the node at execution position `pos` comes from.
-    pub fn node_sources(&self, pos: usize) -> Vec<Source> {
-        self.nodes[pos].inputs.iter().map(|s| s.map_or(Source::Absent, |s| self.source_of(s))).collect()
+    fn check_entry(&self, entry: usize) -> Result<&crate::trace::Segment, RunError> {
+        self.segments.get(entry).ok_or_else(|| RunError::Op {
+            node: format!("trace entry #{entry}"),
+            op: "?".into(),
+            reason: format!("the model's trace has {} entries", self.segments.len()),
+        })
+    }
+
+    /// Where each value trace entry `entry` reads comes from (graph inputs and earlier
+    /// entries' exports; weights are not listed), in the order [`Model::replay_entry`]
+    /// takes them. Empty for an entry that does not exist.
+    pub fn entry_sources(&self, entry: usize) -> Vec<Source> {
+        self.segments.get(entry).map_or_else(Vec::new, |s| s.reads.iter().map(|&r| self.source_of(r)).collect())
     }
 
     /// Where each graph output comes from, by output name.
@@ -63,64 +71,61 @@ impl Model {
         &self.nodes[pos].label
     }
 
-    /// Splits a producer blob (the concatenated encodings of a node's named outputs, as
-    /// hashed into the trace) into one tensor per output position (`None` where the
-    /// output is unnamed).
-    pub fn split_node_outputs(&self, pos: usize, mut blob: &[u8]) -> Result<Vec<Option<Tensor>>, RunError> {
-        let node = &self.nodes[pos];
-        let mut out = Vec::with_capacity(node.outputs.len());
-        for slot in &node.outputs {
-            if slot.is_some() {
-                let t = Tensor::decode_from(&mut blob).map_err(|e| RunError::Op {
-                    node: node.label.clone(),
-                    op: node.op_type.clone(),
-                    reason: format!("producer blob does not decode: {e}"),
-                })?;
-                out.push(Some(t));
-            } else {
-                out.push(None);
-            }
+    /// Execution positions of the nodes trace entry `entry` covers (empty if there is none).
+    pub fn entry_nodes(&self, entry: usize) -> std::ops::Range<usize> {
+        self.segments.get(entry).map_or(0..0, |s| s.nodes.clone())
+    }
+
+    /// A readable label for trace entry `entry`, e.g.
+    /// `ops #16–#31 (node 'conv3' (Conv) … node 'relu9' (Relu))`.
+    pub fn entry_label(&self, entry: usize) -> String {
+        let r = self.entry_nodes(entry);
+        if r.is_empty() {
+            return format!("trace entry #{entry}");
+        }
+        let (a, b) = (r.start, r.end - 1);
+        if a == b {
+            return format!("op #{a} ({})", self.nodes[a].label);
+        }
+        format!("ops #{a}–#{b} ({} … {})", self.nodes[a].label, self.nodes[b].label)
+    }
+
+    /// Splits a producer blob (the concatenated encodings of an entry's exports, as
+    /// hashed into the trace) into one tensor per export.
+    pub fn split_entry_values(&self, entry: usize, mut blob: &[u8]) -> Result<Vec<Tensor>, RunError> {
+        let seg = self.check_entry(entry)?;
+        let bad = |reason: String| RunError::Op { node: self.entry_label(entry), op: "segment".into(), reason };
+        let mut out = Vec::with_capacity(seg.exports.len());
+        for _ in &seg.exports {
+            out.push(Tensor::decode_from(&mut blob).map_err(|e| bad(format!("producer blob does not decode: {e}")))?);
         }
         if !blob.is_empty() {
-            return Err(RunError::Op {
-                node: node.label.clone(),
-                op: node.op_type.clone(),
-                reason: "producer blob has trailing bytes".into(),
-            });
+            return Err(bad("producer blob has trailing bytes".into()));
         }
         Ok(out)
     }
 
-    /// Runs one node. `inputs` has one entry per input position: the tensor for
-    /// graph-input and node-output sources; ignored (may be `None`) for constants, which
-    /// come from the model, and for absent inputs.
-    fn exec_one(&self, pos: usize, inputs: &[Option<Tensor>], threads: usize) -> Result<Vec<Tensor>, RunError> {
+    /// Runs the node at execution position `pos`, its inputs taken from `values` by slot
+    /// (weights from the model).
+    fn exec_one(&self, pos: usize, values: &[Option<Tensor>], threads: usize) -> Result<Vec<Tensor>, RunError> {
         let node = &self.nodes[pos];
-        let sources = self.node_sources(pos);
-        if inputs.len() != sources.len() {
-            return Err(RunError::Op {
-                node: node.label.clone(),
-                op: node.op_type.clone(),
-                reason: format!("{} inputs given, the node has {}", inputs.len(), sources.len()),
+        let err = |reason: String| RunError::Op { node: node.label.clone(), op: node.op_type.clone(), reason };
+        let mut ins: Vec<Option<&Tensor>> = Vec::with_capacity(node.inputs.len());
+        for slot in &node.inputs {
+            ins.push(match slot {
+                None => None,
+                Some(s) => Some(
+                    values[*s]
+                        .as_ref()
+                        .or(self.consts[*s].as_ref())
+                        .ok_or_else(|| err("an input needed for replay is missing".into()))?,
+                ),
             });
-        }
-        let mut ins: Vec<Option<&Tensor>> = Vec::with_capacity(sources.len());
-        for ((src, given), slot) in sources.iter().zip(inputs).zip(&node.inputs) {
-            let t = match src {
-                Source::Absent => None,
-                Source::Const => self.consts[slot.expect("a constant source has a slot")].as_ref(),
-                _ => Some(given.as_ref().ok_or_else(|| RunError::Op {
-                    node: node.label.clone(),
-                    op: node.op_type.clone(),
-                    reason: "an input needed for replay is missing".into(),
-                })?),
-            };
-            ins.push(t);
         }
         let kernels = crate::kernels::KernelPath::from_env().map_err(RunError::Kernels)?;
         let ctx = Ctx { limits: &self.limits, threads, kernels };
         let kerr = |e| match e {
-            KernelError::Invalid(reason) => RunError::Op { node: node.label.clone(), op: node.op_type.clone(), reason },
+            KernelError::Invalid(reason) => err(reason),
             KernelError::OverLimit { what, value, max } => {
                 RunError::OverLimit { what: format!("{}: {what}", node.label), value, max }
             }
@@ -131,85 +136,94 @@ impl Model {
             op => vec![op.run(&ins, &ctx).map_err(kerr)?],
         };
         if outs.len() != node.outputs.len() {
-            return Err(RunError::Op {
-                node: node.label.clone(),
-                op: node.op_type.clone(),
-                reason: "kernel produced the wrong number of outputs".into(),
-            });
+            return Err(err("kernel produced the wrong number of outputs".into()));
         }
         Ok(outs)
     }
 
-    /// The trace entry of a node given its outputs.
-    fn trace_entry(&self, pos: usize, outs: &[Tensor]) -> Hash32 {
-        let mut buf = Vec::new();
-        for (t, slot) in outs.iter().zip(&self.nodes[pos].outputs) {
-            if slot.is_some() {
-                t.encode_into(&mut buf);
+    /// Runs nodes `range` on `values` (by slot), storing their named outputs there.
+    fn exec_range(
+        &self,
+        range: std::ops::Range<usize>,
+        values: &mut [Option<Tensor>],
+        threads: usize,
+    ) -> Result<(), RunError> {
+        for pos in range {
+            let outs = self.exec_one(pos, values, threads)?;
+            for (t, slot) in outs.into_iter().zip(&self.nodes[pos].outputs) {
+                if let Some(s) = slot {
+                    values[*s] = Some(t);
+                }
             }
         }
-        Hash32::of(&buf)
+        Ok(())
     }
 
-    /// Replays the node at execution position `pos` on `inputs` (see [`Model::node_sources`]
-    /// for what each position needs) and returns its trace entry. Single-threaded: the
+    /// The producer blob of segment `entry`: its exports' encodings, from `values`.
+    fn entry_blob(&self, entry: usize, values: &[Option<Tensor>]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        for &s in &self.segments[entry].exports {
+            values[s].as_ref().expect("a segment's exports were computed").encode_into(&mut buf);
+        }
+        buf
+    }
+
+    /// Replays the nodes of trace entry `entry` on `inputs` (one tensor per
+    /// [`Model::entry_sources`] position) and returns the entry. Single-threaded: the
     /// bits do not depend on it.
-    pub fn replay_node(&self, pos: usize, inputs: &[Option<Tensor>]) -> Result<Hash32, RunError> {
-        if pos >= self.nodes.len() {
+    pub fn replay_entry(&self, entry: usize, inputs: &[Tensor]) -> Result<Hash32, RunError> {
+        let seg = self.check_entry(entry)?;
+        if inputs.len() != seg.reads.len() {
             return Err(RunError::Op {
-                node: format!("#{pos}"),
-                op: "?".into(),
-                reason: format!("the model has {} nodes", self.nodes.len()),
+                node: self.entry_label(entry),
+                op: "segment".into(),
+                reason: format!("{} inputs given, the segment reads {}", inputs.len(), seg.reads.len()),
             });
         }
-        let outs = self.exec_one(pos, inputs, 1)?;
-        Ok(self.trace_entry(pos, &outs))
+        let mut values: Vec<Option<Tensor>> = vec![None; self.consts.len()];
+        for (&slot, t) in seg.reads.iter().zip(inputs) {
+            values[slot] = Some(t.clone());
+        }
+        self.exec_range(seg.nodes.clone(), &mut values, 1)?;
+        Ok(Hash32::of(&self.entry_blob(entry, &values)))
     }
 
-    /// Runs the whole model node by node and keeps every node's outputs (as producer
-    /// blobs: the bytes its trace entry hashes). For challengers and auditors; uses more
-    /// memory than [`Model::run`], same bits.
-    pub fn run_keep_all(&self, inputs: &TensorSet, opts: &RunOptions) -> Result<(RunOutput, Vec<Vec<u8>>), RunError> {
+    /// Runs the whole model and keeps every node's outputs: one list per node in
+    /// execution order, `None` for an unnamed output. For tests and auditors; holds
+    /// every intermediate value, same bits as [`Model::run`].
+    pub fn run_every_node(&self, inputs: &TensorSet, threads: usize) -> Result<Vec<Vec<Option<Tensor>>>, RunError> {
+        let values = self.run_all_values(inputs, threads)?;
+        Ok(self.nodes.iter().map(|n| n.outputs.iter().map(|o| o.and_then(|s| values[s].clone())).collect()).collect())
+    }
+
+    /// Every value slot after a whole run, nothing freed.
+    fn run_all_values(&self, inputs: &TensorSet, threads: usize) -> Result<Vec<Option<Tensor>>, RunError> {
         self.check_inputs(inputs)?;
-        let threads = match opts.threads {
+        let threads = match threads {
             0 => crate::pool::cores(),
             n => n,
         };
-        let mut produced: Vec<Vec<Tensor>> = Vec::with_capacity(self.nodes.len());
-        let mut blobs = Vec::with_capacity(self.nodes.len());
-        let mut trace = Vec::with_capacity(self.nodes.len());
-        let value = |src: &Source, produced: &Vec<Vec<Tensor>>| -> Option<Tensor> {
-            match src {
-                Source::Input(name) => inputs.0.get(name).cloned(),
-                Source::Node { node, output } => Some(produced[*node][*output].clone()),
-                Source::Const | Source::Absent => None,
-            }
-        };
-        for pos in 0..self.nodes.len() {
-            let ins: Vec<Option<Tensor>> = self.node_sources(pos).iter().map(|s| value(s, &produced)).collect();
-            let outs = self.exec_one(pos, &ins, threads)?;
-            let mut buf = Vec::new();
-            for (t, slot) in outs.iter().zip(&self.nodes[pos].outputs) {
-                if slot.is_some() {
-                    t.encode_into(&mut buf);
-                }
-            }
-            trace.push(Hash32::of(&buf));
-            blobs.push(buf);
-            produced.push(outs);
+        let mut values: Vec<Option<Tensor>> = vec![None; self.consts.len()];
+        for (info, &id) in self.inputs.iter().zip(&self.input_ids) {
+            values[id] = Some(inputs.0[&info.name].clone());
         }
+        self.exec_range(0..self.nodes.len(), &mut values, threads)?;
+        Ok(values)
+    }
+
+    /// Runs the whole model and keeps every trace entry's producer blob (the bytes its
+    /// entry hashes). For challengers and auditors; uses more memory than
+    /// [`Model::run`], same bits.
+    pub fn run_keep_all(&self, inputs: &TensorSet, opts: &RunOptions) -> Result<(RunOutput, Vec<Vec<u8>>), RunError> {
+        let values = self.run_all_values(inputs, opts.threads)?;
+        let blobs: Vec<Vec<u8>> = (0..self.segments.len()).map(|e| self.entry_blob(e, &values)).collect();
+        let trace = if opts.trace { blobs.iter().map(|b| Hash32::of(b)).collect() } else { Vec::new() };
         let mut outputs = BTreeMap::new();
-        for (name, src) in self.output_sources() {
-            let t = match &src {
-                Source::Const => {
-                    let slot = self.output_ids[self.outputs.iter().position(|o| o.name == name).expect("named output")];
-                    self.consts[slot].clone().expect("constant output")
-                }
-                s => value(s, &produced).expect("graph outputs are computed"),
-            };
-            outputs.insert(name, t);
+        for (info, &s) in self.outputs.iter().zip(&self.output_ids) {
+            let t = values[s].as_ref().or(self.consts[s].as_ref()).expect("graph outputs are computed");
+            outputs.insert(info.name.clone(), t.clone());
         }
-        Ok((RunOutput { outputs: TensorSet(outputs), trace: if opts.trace { trace } else { Vec::new() } }, blobs))
+        Ok((RunOutput { outputs: TensorSet(outputs), trace }, blobs))
     }
 
     /// A constant graph output's value (graphs whose output is a weight directly).

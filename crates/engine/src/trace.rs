@@ -264,3 +264,64 @@ mod tests {
         }
     }
 }
+
+/// Nodes per trace segment: the trace has one entry per run of this many nodes in
+/// execution order (the last run may be shorter). Part of the spec ([`crate::SPEC_VERSION`]).
+pub const TRACE_SEGMENT_OPS: usize = 16;
+
+/// One trace entry's share of the graph, fixed at load.
+#[derive(Clone, Debug)]
+pub(crate) struct Segment {
+    /// Execution positions of its nodes.
+    pub nodes: std::ops::Range<usize>,
+    /// The values it commits to: those its nodes produce that a later segment reads or
+    /// that are graph outputs, by (node position, output position).
+    pub exports: Vec<usize>,
+    /// The values its nodes read that neither they produce nor the model stores (graph
+    /// inputs and earlier segments' exports), in order of first read.
+    pub reads: Vec<usize>,
+}
+
+/// Cuts `nodes` (in execution order) into segments of [`TRACE_SEGMENT_OPS`] and finds
+/// what each one commits to and reads. `is_const(slot)`: a weight or initializer.
+pub(crate) fn plan_segments(
+    nodes: &[crate::model::Node],
+    output_ids: &[usize],
+    slots: usize,
+    is_const: impl Fn(usize) -> bool,
+) -> Vec<Segment> {
+    let seg_of = |pos: usize| pos / TRACE_SEGMENT_OPS;
+    // The segment that produces each slot (None: graph input or weight).
+    let mut producer = vec![None; slots];
+    for (pos, n) in nodes.iter().enumerate() {
+        for &o in n.outputs.iter().flatten() {
+            producer[o] = Some(seg_of(pos));
+        }
+    }
+    let mut exported = vec![false; slots];
+    for &o in output_ids {
+        exported[o] = producer[o].is_some();
+    }
+    for (pos, n) in nodes.iter().enumerate() {
+        for &i in n.inputs.iter().flatten() {
+            if producer[i].is_some_and(|s| s < seg_of(pos)) {
+                exported[i] = true;
+            }
+        }
+    }
+    let mut segments = Vec::with_capacity(nodes.len().div_ceil(TRACE_SEGMENT_OPS));
+    for start in (0..nodes.len()).step_by(TRACE_SEGMENT_OPS) {
+        let range = start..(start + TRACE_SEGMENT_OPS).min(nodes.len());
+        let here = &nodes[range.clone()];
+        let exports = here.iter().flat_map(|n| n.outputs.iter().flatten().copied()).filter(|&o| exported[o]).collect();
+        let mut reads = Vec::new();
+        for &i in here.iter().flat_map(|n| n.inputs.iter().flatten()) {
+            let inside = producer[i] == Some(seg_of(start));
+            if !inside && !is_const(i) && !reads.contains(&i) {
+                reads.push(i);
+            }
+        }
+        segments.push(Segment { nodes: range, exports, reads });
+    }
+    segments
+}

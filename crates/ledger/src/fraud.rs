@@ -1,4 +1,4 @@
-//! Deciding a fraud proof: replay at most one op of the model with the engine.
+//! Deciding a fraud proof: replay at most one trace segment of the model with the engine.
 //!
 //! The ledger stays a pure function of (state, block, content): models, inputs and the
 //! challenger's producer blobs are read by content id through [`BlobSource`], and any
@@ -124,34 +124,34 @@ pub(crate) fn proven(blobs: &dyn BlobSource, job: &Job, r: &Receipt, proof: &Fra
     // different engine spec), nothing about it can be proven here.
     let model = load_model(blobs, &model_bytes)
         .map_err(|e| TxError::NotChallengeable(format!("the model does not load with this engine: {e}")))?;
-    let n = model.node_count();
+    let n = model.trace_len();
     let input = || -> Result<TensorSet, TxError> {
         let b = fetch(blobs, &job.input, "input")?;
         TensorSet::decode(&b).map_err(|e| TxError::NotChallengeable(format!("the job's input does not decode: {e}")))
     };
-    let mut producers: BTreeMap<usize, Vec<Option<Tensor>>> = BTreeMap::new();
+    let mut producers: BTreeMap<usize, Vec<Tensor>> = BTreeMap::new();
     let mut input_set: Option<TensorSet> = None;
     // The value a source names, taken from what the receipt committed to.
     let mut value = |src: &Source| -> Result<Option<Tensor>, TxError> {
         Ok(match src {
-            Source::Absent | Source::Const => None,
+            Source::Const => None,
             Source::Input(name) => {
                 if input_set.is_none() {
                     input_set = Some(input()?);
                 }
                 input_set.as_ref().expect("just set").0.get(name).cloned()
             }
-            Source::Node { node, output } => {
-                if !producers.contains_key(node) {
-                    let blob = fetch(blobs, &Cid(r.trace[*node]), "producer blob")?;
+            Source::Entry { entry, value } => {
+                if !producers.contains_key(entry) {
+                    let blob = fetch(blobs, &Cid(r.trace[*entry]), "producer blob")?;
                     // Bytes the trace commits to but that do not decode: the executor
-                    // committed garbage; the proof should name that node instead.
-                    let outs = model.split_node_outputs(*node, &blob).map_err(|e| {
-                        TxError::NotChallengeable(format!("producer blob of node #{node} does not decode: {e}"))
+                    // committed garbage; the proof should name that entry instead.
+                    let outs = model.split_entry_values(*entry, &blob).map_err(|e| {
+                        TxError::NotChallengeable(format!("producer blob of trace entry #{entry} does not decode: {e}"))
                     })?;
-                    producers.insert(*node, outs);
+                    producers.insert(*entry, outs);
                 }
-                producers[node].get(*output).cloned().flatten()
+                producers[entry].get(*value).cloned()
             }
         })
     };
@@ -160,19 +160,20 @@ pub(crate) fn proven(blobs: &dyn BlobSource, job: &Job, r: &Receipt, proof: &Fra
         _ if r.trace.len() != n => Err(TxError::NotChallengeable(
             "the trace has the wrong length: prove that instead (kind trace_length)".into(),
         )),
-        FraudProof::Op { index } => {
+        FraudProof::Segment { index } => {
             let i = *index as usize;
             if i >= n {
-                return Err(TxError::NotChallengeable(format!("node {i} does not exist; the model has {n}")));
+                return Err(TxError::NotChallengeable(format!("trace entry {i} does not exist; the trace has {n}")));
             }
-            let sources = model.node_sources(i);
-            let mut inputs = Vec::with_capacity(sources.len());
-            for s in &sources {
-                inputs.push(value(s)?);
+            let mut inputs = Vec::new();
+            for s in &model.entry_sources(i) {
+                // A graph input the job's input set lacks: the job could not run at all.
+                let Some(t) = value(s)? else { return Ok(false) };
+                inputs.push(t);
             }
             // A replay that fails means the committed inputs are inconsistent: an earlier
-            // node is wrong, and that is the one to prove.
-            match model.replay_node(i, &inputs) {
+            // segment is wrong, and that is the one to prove.
+            match model.replay_entry(i, &inputs) {
                 Ok(h) => Ok(h != r.trace[i]),
                 Err(_) => Ok(false),
             }

@@ -8,8 +8,8 @@
 //! transaction root, and the receipt among them — with the certificate check alone shown
 //! apart; re-execution time relative to the original
 //! inference (the same engine run again), the cost of deciding a fraud proof (load the
-//! model, replay one node) as a fraction of a full inference — for the median node and
-//! the most expensive node, with the model load a validator also pays shown apart —
+//! model, replay one trace segment) as a fraction of a full inference — for the median
+//! segment and the most expensive one, with the model load a validator also pays shown apart —
 //! and the receipt's size.
 //!
 //! Usage: `verify_bench [--runs N] MODEL.onnx...` (release build). Inputs are generated
@@ -77,8 +77,8 @@ fn main() {
     );
     let pinned = genesis.hash();
     println!(
-        "| model | nodes | receipt bytes | check w/o re-exec (µs) | of which certificate (µs) | inference (ms) | \
-         re-exec / inference | replay, median node (ms / fraction) | replay, costliest node (ms / fraction) | \
+        "| model | trace entries | receipt bytes | check w/o re-exec (µs) | of which certificate (µs) | inference (ms) | \
+         re-exec / inference | replay, median segment (ms / fraction) | replay, costliest segment (ms / fraction) | \
          model load (ms) | load + costliest replay / inference |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
@@ -164,29 +164,29 @@ fn main() {
             );
         });
 
-        // Fraud proofs: load the model and replay one node on its committed inputs.
+        // Fraud proofs: load the model and replay one segment on its committed inputs.
         let (_, (_, blobs)) = time(1, || model.run_keep_all(&inputs, &opts).expect("runs"));
-        let n = model.node_count();
+        let n = model.trace_len();
         let replay = |i: usize| {
-            let ins: Vec<Option<Tensor>> = model
-                .node_sources(i)
+            let ins: Vec<Tensor> = model
+                .entry_sources(i)
                 .iter()
                 .map(|s| match s {
-                    Source::Input(name) => inputs.0.get(name).cloned(),
-                    Source::Node { node, output } => {
-                        model.split_node_outputs(*node, &blobs[*node]).expect("decodes")[*output].clone()
+                    Source::Input(name) => inputs.0[name].clone(),
+                    Source::Entry { entry, value } => {
+                        model.split_entry_values(*entry, &blobs[*entry]).expect("decodes")[*value].clone()
                     }
-                    _ => None,
+                    Source::Const => unreachable!("weights are not listed"),
                 })
                 .collect();
             let t = Instant::now();
-            let h = model.replay_node(i, &ins).expect("replays");
+            let h = model.replay_entry(i, &ins).expect("replays");
             assert_eq!(h, out.trace[i]);
             t.elapsed().as_secs_f64() * 1e3
         };
         let (load_ms, _) = time(runs.min(3), || Model::load(&bytes).expect("loads"));
-        let per_node: Vec<f64> = (0..n).map(|i| median((0..runs.min(3)).map(|_| replay(i)).collect())).collect();
-        let mut sorted = per_node.clone();
+        let per_entry: Vec<f64> = (0..n).map(|i| median((0..runs.min(3)).map(|_| replay(i)).collect())).collect();
+        let mut sorted = per_entry.clone();
         sorted.sort_by(|a, b| a.total_cmp(b));
         let (med, worst) = (sorted[n / 2], sorted[n - 1]);
         let name = std::path::Path::new(path).file_name().and_then(|f| f.to_str()).unwrap_or(path);

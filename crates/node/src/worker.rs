@@ -8,7 +8,7 @@
 //! [0, 1), is below the audit rate — nobody can predict or bias that when signing a
 //! receipt. Disputed jobs (replicated executors that disagree) are always checked.
 //! A lie is proven with the cheapest fraud proof: a trace of the wrong length, else the
-//! first op whose trace entry differs (uploading the producer blobs its inputs need),
+//! first trace segment whose entry differs (uploading the producer blobs its inputs need),
 //! else the outputs.
 
 use deed_engine::{Model, RunOptions, Source};
@@ -404,7 +404,7 @@ pub fn audit_sampled(block: &Hash32, job: &Hash32, rate: f64) -> bool {
 }
 
 /// The cheapest fraud proof against `r` given an honest run (its outputs and every
-/// node's producer blob), and the producer blobs validators will need.
+/// trace entry's producer blob), and the producer blobs validators will need.
 pub fn build_proof(
     model: &Model,
     r: &Receipt,
@@ -415,16 +415,16 @@ pub fn build_proof(
         return (FraudProof::TraceLength, Vec::new());
     }
     let needed = |sources: Vec<Source>| -> Vec<Vec<u8>> {
-        let mut nodes: BTreeSet<usize> = BTreeSet::new();
+        let mut entries: BTreeSet<usize> = BTreeSet::new();
         for s in sources {
-            if let Source::Node { node, .. } = s {
-                nodes.insert(node);
+            if let Source::Entry { entry, .. } = s {
+                entries.insert(entry);
             }
         }
-        nodes.into_iter().map(|n| blobs[n].clone()).collect()
+        entries.into_iter().map(|e| blobs[e].clone()).collect()
     };
     match r.trace.iter().zip(&honest.trace).position(|(a, b)| a != b) {
-        Some(i) => (FraudProof::Op { index: i as u32 }, needed(model.node_sources(i))),
+        Some(i) => (FraudProof::Segment { index: i as u32 }, needed(model.entry_sources(i))),
         None => (FraudProof::Output, needed(model.output_sources().into_iter().map(|(_, s)| s).collect())),
     }
 }

@@ -209,23 +209,25 @@ impl<'de> Deserialize<'de> for JobMode {
     }
 }
 
-/// Why a receipt is wrong, checked by every validator by replaying at most one op.
+/// Why a receipt is wrong, checked by every validator by replaying at most one trace
+/// segment (a run of `deed_engine::TRACE_SEGMENT_OPS` nodes).
 ///
-/// Intermediate tensors are never carried in the transaction: the output of node `j`
-/// in a receipt's trace is committed by `trace[j]` = BLAKE3 of the concatenated
-/// canonical encodings of that node's outputs, which is exactly the content id of a
-/// blob holding those bytes. The challenger uploads those blobs; validators fetch them
-/// by id, so the trace itself authenticates them.
+/// Intermediate tensors are never carried in the transaction: what segment `j` exports
+/// (the values it produces that later segments read, and graph outputs) is committed by
+/// `trace[j]` = BLAKE3 of their concatenated canonical encodings, which is exactly the
+/// content id of a blob holding those bytes. The challenger uploads those blobs;
+/// validators fetch them by id, so the trace itself authenticates them.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FraudProof {
-    /// The trace does not have one entry per node of the model.
+    /// The trace does not have one entry per segment of the model.
     TraceLength,
-    /// Node `index` (in execution order), replayed on its inputs — graph inputs from
-    /// the job's input, weights from the model, intermediate values from the blobs named
-    /// by the receipt's own trace — does not hash to `trace[index]`.
-    Op {
-        /// The node.
+    /// Segment `index` (its nodes in execution order), replayed on what it reads —
+    /// graph inputs from the job's input, weights from the model, earlier segments'
+    /// exports from the blobs named by the receipt's own trace — does not hash to
+    /// `trace[index]`.
+    Segment {
+        /// The trace entry.
         index: u32,
     },
     /// Every graph output, taken from the blobs its producing nodes' trace entries name,

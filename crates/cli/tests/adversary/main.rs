@@ -454,7 +454,7 @@ fn wrong_trace_by_a_challenger(f: Fixture) {
     let receipt = r["receipt"].as_str().unwrap();
     // The receipt does not verify; the challenge proves it.
     let err = fails(&n.home, &["--node", n.url(), "verify", receipt], 3);
-    assert!(err.contains("op #"), "{err}");
+    assert!(err.contains("trace entry #"), "{err}");
     let c = ok_json(&n.home, &["--node", n.url(), "--key", "dev3", "challenge", receipt]);
     assert_eq!(c["proven"], true, "{c}");
     b.assert_fraud_paid(&n, r["job"].as_str().unwrap(), 1);

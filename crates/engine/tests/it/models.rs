@@ -62,25 +62,71 @@ fn mlp_hand_computed() {
     assert_eq!(out.outputs.0["label"].data, TensorData::I64(vec![0, 1]));
     assert_eq!(out.outputs.0.len(), 2);
     assert_eq!(out.output_hash(), out.outputs.hash());
-    assert_eq!(out.trace.len(), 6);
+    // Six nodes: one trace segment.
+    assert_eq!(out.trace.len(), 1);
 }
 
 #[test]
 fn trace_definition() {
-    let m = Model::load(&mlp()).unwrap();
-    let x = Tensor::f32(vec![1, 2], vec![0.5, -0.25]);
-    let out = m.run(&set(vec![("x", x.clone())]), &RunOptions::default()).unwrap();
-    // Recompute node by node: h, hr, z0, z, probs, label.
-    let h = Tensor::f32(vec![1, 3], vec![0.5, -0.25, 1.25]);
-    let hr = Tensor::f32(vec![1, 3], vec![0.5, 0.0, 1.25]);
-    let z0 = Tensor::f32(vec![1, 2], vec![3.0, 0.0]);
-    let z = z0.clone();
-    let probs = out.outputs.0["probs"].clone();
-    let label = Tensor::new(vec![1], TensorData::I64(vec![0])).unwrap();
-    let want: Vec<Hash32> = [h, hr, z0, z, probs, label].iter().map(|t| Hash32::of(&t.encode())).collect();
+    // A chain of 40 Adds, v_i = v_{i-1} + x (v_{-1} = x), except node 20, which adds v_3:
+    // three segments (nodes 0–15, 16–31, 32–39). Segment 0 exports v_3 (read by node 20),
+    // v_10 (a graph output) and v_15 (read by node 16); segment 1 exports v_31; segment 2
+    // exports v_39, the other graph output. Internal values are not hashed.
+    let name = |i: usize| format!("v{i}");
+    let nodes: Vec<_> = (0..40)
+        .map(|i| {
+            let prev = if i == 0 { "x".to_string() } else { name(i - 1) };
+            let other = if i == 20 { name(3) } else { "x".to_string() };
+            node("Add", &[&prev, &other], &[&name(i)], vec![])
+        })
+        .collect();
+    let bytes = G::new(
+        nodes,
+        vec![vi("x", DType::F32, &[D::N(2)])],
+        vec![vi("v39", DType::F32, &[D::N(2)]), vi("v10", DType::F32, &[D::N(2)])],
+    )
+    .bytes();
+    let m = Model::load(&bytes).unwrap();
+    assert_eq!((m.node_count(), m.trace_len()), (40, 3));
+    let x = [0.5f32, -0.25];
+    let mut v = Vec::new();
+    for i in 0..40 {
+        let prev = if i == 0 { x } else { v[i - 1] };
+        let other = if i == 20 { v[3] } else { x };
+        v.push([prev[0] + other[0], prev[1] + other[1]]);
+    }
+    let enc = |ids: &[usize]| {
+        let mut buf = Vec::new();
+        for &i in ids {
+            Tensor::f32(vec![2], v[i].to_vec()).encode_into(&mut buf);
+        }
+        Hash32::of(&buf)
+    };
+    let want = vec![enc(&[3, 10, 15]), enc(&[31]), enc(&[39])];
+    let out = m.run(&set(vec![("x", Tensor::f32(vec![2], x.to_vec()))]), &RunOptions::default()).unwrap();
+    assert_eq!(out.outputs.0["v39"], Tensor::f32(vec![2], v[39].to_vec()));
     assert_eq!(out.trace, want);
     assert_eq!(out.trace_root(), deed_types::merkle::root(&want));
-    let quiet = m.run(&set(vec![("x", x)]), &RunOptions { threads: 1, trace: false }).unwrap();
+    // What a fraud proof replays: segment 1 reads v_15 and v_3 (in order of first read)
+    // and x, and hashes to its entry; the producer blobs split back into the exports.
+    assert_eq!(
+        m.entry_sources(1),
+        vec![
+            deed_engine::Source::Entry { entry: 0, value: 2 },
+            deed_engine::Source::Input("x".into()),
+            deed_engine::Source::Entry { entry: 0, value: 0 },
+        ]
+    );
+    assert_eq!(m.entry_nodes(1), 16..32);
+    let t = |i: usize| Tensor::f32(vec![2], v[i].to_vec());
+    assert_eq!(m.replay_entry(1, &[t(15), Tensor::f32(vec![2], x.to_vec()), t(3)]).unwrap(), want[1]);
+    assert_ne!(m.replay_entry(1, &[t(14), Tensor::f32(vec![2], x.to_vec()), t(3)]).unwrap(), want[1]);
+    let (kept, blobs) = m.run_keep_all(&set(vec![("x", Tensor::f32(vec![2], x.to_vec()))]), &RunOptions::default()).unwrap();
+    assert_eq!(kept.trace, want);
+    assert_eq!(m.split_entry_values(0, &blobs[0]).unwrap(), vec![t(3), t(10), t(15)]);
+    assert!(m.split_entry_values(1, &blobs[0]).is_err());
+    let quiet = m.run(&set(vec![("x", Tensor::f32(vec![2], x.to_vec()))]), &RunOptions { threads: 1, trace: false });
+    let quiet = quiet.unwrap();
     assert!(quiet.trace.is_empty());
     assert_eq!(quiet.output_hash(), out.output_hash());
 }
@@ -153,9 +199,12 @@ fn execution_order_is_topological_and_stable() {
     // Order: Mul (#2) and Constant (#3) are ready; #2 first, then #3, Reshape, Identity.
     let shape = Tensor::new(vec![2], TensorData::I64(vec![-1, 2])).unwrap();
     let x2 = Tensor::f32(vec![4], vec![1., 4., 9., 16.]);
-    assert_eq!(out.trace[0], Hash32::of(&x2.encode()));
-    assert_eq!(out.trace[1], Hash32::of(&shape.encode()));
-    assert_eq!(out.trace.len(), 4);
+    let every = m.run_every_node(&set(vec![("x", Tensor::f32(vec![4], vec![1., 2., 3., 4.]))]), 1).unwrap();
+    assert_eq!(every[0], vec![Some(x2)]);
+    assert_eq!(every[1], vec![Some(shape)]);
+    assert_eq!(every.len(), 4);
+    // One segment; it exports `y` only (`x` is a graph input, not a node's output).
+    assert_eq!(out.trace, vec![Hash32::of(&out.outputs.0["y"].encode())]);
 }
 
 #[test]

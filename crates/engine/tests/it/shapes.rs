@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 /// same rank where the rank is inferred, same size for every known dim, and one size per
 /// symbolic name over the whole run. Returns how many dims were known.
 pub fn check_inferred(model: &Model, inputs: &TensorSet) -> Result<usize, String> {
-    let (_, blobs) =
-        model.run_keep_all(inputs, &RunOptions { threads: 1, trace: true }).map_err(|e| format!("run: {e}"))?;
+    let every = model.run_every_node(inputs, 1).map_err(|e| format!("run: {e}"))?;
     let mut syms: BTreeMap<String, (usize, String)> = BTreeMap::new();
     let mut known = 0;
     // Graph inputs bind the symbols first.
@@ -25,8 +24,7 @@ pub fn check_inferred(model: &Model, inputs: &TensorSet) -> Result<usize, String
             }
         }
     }
-    for (pos, blob) in blobs.iter().enumerate() {
-        let actual = model.split_node_outputs(pos, blob).map_err(|e| e.to_string())?;
+    for (pos, actual) in every.iter().enumerate() {
         let inferred = model.inferred_node_outputs(pos);
         assert_eq!(actual.len(), inferred.len());
         for (k, (t, dims)) in actual.iter().zip(&inferred).enumerate() {

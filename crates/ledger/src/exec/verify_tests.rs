@@ -1,5 +1,5 @@
 //! The verification protocol on the ledger: challenge windows, replicated jobs,
-//! disputes, fraud proofs decided by replaying one op of a real model, slashing, bonds,
+//! disputes, fraud proofs decided by replaying one trace segment of a real model, slashing, bonds,
 //! refunds and timeouts.
 
 use super::tests::{CHAIN, Chain, FEE, key, test_genesis};
@@ -10,7 +10,9 @@ use deed_types::{
     SignedReceipt, Tensor, TensorSet, TxBody,
 };
 
-const MODEL: &[u8] = include_bytes!("../../../../fixtures/mlp.onnx");
+/// A small residual CNN: 42 nodes, three trace segments, so that proofs against the
+/// later segments read earlier segments' producer blobs.
+const MODEL: &[u8] = include_bytes!("../../../../fixtures/arch/resnet_mini.onnx");
 const OTHER_MODEL: &[u8] = include_bytes!("../../../../fixtures/cnn.onnx");
 const PRICE: Amount = 100;
 const EXEC_FEE: Amount = 7;
@@ -19,11 +21,12 @@ const BOND: Amount = 1_000;
 
 fn input(seed: f32) -> TensorSet {
     let mut s = TensorSet::default();
-    s.0.insert("x".into(), Tensor::f32(vec![1, 16], (0..16).map(|i| (i as f32 - 7.5) * 0.1 * seed).collect()));
+    let x = (0..3 * 32 * 32).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.02 * seed).collect();
+    s.0.insert("image".into(), Tensor::f32(vec![1, 3, 32, 32], x));
     s
 }
 
-/// A chain with the mlp model registered by alice, two staked executors with money for
+/// A chain with the resnet_mini model registered by alice, two staked executors with money for
 /// fees, carol as a challenger, and the given job rules.
 fn setup(jobs: JobParams) -> Chain {
     let mut g = test_genesis();
@@ -161,13 +164,14 @@ fn wrong_output_is_proven_the_liar_slashed_and_the_payer_refunded() {
 }
 
 #[test]
-fn wrong_trace_is_proven_at_the_first_differing_op() {
+fn wrong_trace_is_proven_at_the_first_differing_segment() {
     let mut c = setup(rules());
     let exec = key("exec");
     let inp = input(1.0);
     let job = request(&mut c, &inp, JobMode::Single);
     let (mut r, blobs) = honest(&job, &inp, MODEL, &exec);
     let k = r.trace.len() / 2;
+    assert!(k >= 1 && !Model::load(MODEL).unwrap().entry_sources(k).is_empty());
     r.trace[k] = Hash32::of(b"made up");
     r.trace_root = deed_types::merkle::root(&r.trace);
     submit(&mut c, &exec, r.clone()).unwrap();
@@ -176,19 +180,19 @@ fn wrong_trace_is_proven_at_the_first_differing_op() {
     let first = h.trace.iter().zip(&r.trace).position(|(a, b)| a != b).unwrap();
     assert_eq!(first, k);
     upload(&mut c, &blobs);
-    // Pointing at an op that is right is a failed challenge: the bond goes to the executor.
+    // Pointing at a segment that is right is a failed challenge: the bond goes to the executor.
     let exec0 = c.balance(&exec.address());
-    challenge(&mut c, &job, &exec, FraudProof::Op { index: (k - 1) as u32 }).unwrap();
+    challenge(&mut c, &job, &exec, FraudProof::Segment { index: (k - 1) as u32 }).unwrap();
     assert_eq!(c.balance(&exec.address()), exec0 + BOND);
     assert!(matches!(status(&c, &job), JobStatus::Challengeable { .. }));
-    challenge(&mut c, &job, &exec, FraudProof::Op { index: k as u32 }).unwrap();
+    challenge(&mut c, &job, &exec, FraudProof::Segment { index: k as u32 }).unwrap();
     assert_eq!(stake(&c, &exec), STAKE / 2);
     assert!(matches!(status(&c, &job), JobStatus::Refunded { .. }));
 }
 
 #[test]
 fn stale_output_and_substituted_model_are_proven() {
-    // Stale: the trace of another input. The first op reading the input differs.
+    // Stale: the trace of another input. The first segment reading the input differs.
     let mut c = setup(rules());
     let exec = key("exec");
     let inp = input(1.0);
@@ -199,7 +203,7 @@ fn stale_output_and_substituted_model_are_proven() {
     let (h, blobs) = honest(&job, &inp, MODEL, &exec);
     upload(&mut c, &blobs);
     let first = h.trace.iter().zip(&stale.trace).position(|(a, b)| a != b).unwrap();
-    challenge(&mut c, &job, &exec, FraudProof::Op { index: first as u32 }).unwrap();
+    challenge(&mut c, &job, &exec, FraudProof::Segment { index: first as u32 }).unwrap();
     assert!(matches!(status(&c, &job), JobStatus::Refunded { .. }));
 
     // Substituted model: the trace of another graph has the wrong length.
@@ -244,8 +248,9 @@ fn honest_receipt_survives_every_challenge_and_challengers_lose_bonds() {
 }
 
 #[test]
-fn every_op_of_an_honest_receipt_replays_to_its_trace() {
-    let mut c = setup(rules());
+fn every_segment_of_an_honest_receipt_replays_to_its_trace() {
+    // One challenge per block: the window must outlast all three.
+    let mut c = setup(JobParams { challenge_window_blocks: 10, ..rules() });
     let exec = key("exec");
     let inp = input(0.7);
     let job = request(&mut c, &inp, JobMode::Single);
@@ -253,10 +258,11 @@ fn every_op_of_an_honest_receipt_replays_to_its_trace() {
     let n = r.trace.len();
     submit(&mut c, &exec, r).unwrap();
     upload(&mut c, &blobs);
-    for i in 0..n.min(2) {
+    assert_eq!(n, 3);
+    for i in 0..n {
         let before = c.balance(&exec.address());
-        challenge(&mut c, &job, &exec, FraudProof::Op { index: i as u32 }).unwrap();
-        assert_eq!(c.balance(&exec.address()), before + BOND, "op {i} replayed differently");
+        challenge(&mut c, &job, &exec, FraudProof::Segment { index: i as u32 }).unwrap();
+        assert_eq!(c.balance(&exec.address()), before + BOND, "segment {i} replayed differently");
     }
 }
 

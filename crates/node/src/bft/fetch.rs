@@ -861,18 +861,15 @@ pub fn blobs_needed(app: &App, tx: &SignedTx) -> Vec<(Cid, u64)> {
             let Ok(model) = app.model(&job.model) else { return out };
             let sources = match proof {
                 FraudProof::TraceLength => Vec::new(),
-                FraudProof::Op { index } if (*index as usize) < model.node_count() => {
-                    model.node_sources(*index as usize)
-                }
-                FraudProof::Op { .. } => Vec::new(),
+                FraudProof::Segment { index } => model.entry_sources(*index as usize),
                 FraudProof::Output => model.output_sources().into_iter().map(|(_, s)| s).collect(),
             };
             let trace = &receipt.receipt.trace;
             for s in sources {
-                if let Source::Node { node, .. } = s
-                    && let Some(h) = trace.get(node)
+                if let Source::Entry { entry, .. } = s
+                    && let Some(h) = trace.get(entry)
                 {
-                    // A producer blob holds one node's outputs: bounded like a model.
+                    // A producer blob holds one segment's exports: bounded like a model.
                     out.push((Cid(*h), app.config.model_bytes_max));
                 }
             }
