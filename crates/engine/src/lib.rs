@@ -1,4 +1,4 @@
-//! Deterministic ONNX inference: parse under limits, plan, reproducible kernels, per-op trace commitments.
+//! Deterministic ONNX inference: parse under limits, plan, reproducible kernels, per-segment trace commitments.
 //!
 //! ```text
 //! let model = Model::load(&bytes)?;                       // every check happens here
@@ -49,7 +49,7 @@
 //! A fraud proof names one segment; validators replay its nodes from the values it
 //! reads ([`Model::replay_entry`]). Values internal to a segment are not hashed: that is
 //! what keeps tracing cheap (under `deed-engine/2` every node's outputs were hashed,
-//! 269 MB per BERT-base run; per segment it is 38 MB).
+//! 269 MB per BERT-base run; per segment it is 22 MB).
 //!
 //! # Spec version
 //!

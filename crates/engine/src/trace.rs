@@ -267,7 +267,7 @@ mod tests {
 
 /// Nodes per trace segment: the trace has one entry per run of this many nodes in
 /// execution order (the last run may be shorter). Part of the spec ([`crate::SPEC_VERSION`]).
-pub const TRACE_SEGMENT_OPS: usize = 16;
+pub const TRACE_SEGMENT_OPS: usize = 32;
 
 /// One trace entry's share of the graph, fixed at load.
 #[derive(Clone, Debug)]

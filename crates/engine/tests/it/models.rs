@@ -68,47 +68,52 @@ fn mlp_hand_computed() {
 
 #[test]
 fn trace_definition() {
-    // A chain of 40 Adds, v_i = v_{i-1} + x (v_{-1} = x), except node 20, which adds v_3:
-    // three segments (nodes 0–15, 16–31, 32–39). Segment 0 exports v_3 (read by node 20),
-    // v_10 (a graph output) and v_15 (read by node 16); segment 1 exports v_31; segment 2
-    // exports v_39, the other graph output. Internal values are not hashed.
+    // A chain of 2K + K/2 Adds (K = TRACE_SEGMENT_OPS), v_i = v_{i-1} + x (v_{-1} = x),
+    // except node K + 4, which adds v_3: three segments. Segment 0 exports v_3 (read by
+    // node K + 4), v_10 (a graph output) and v_{K-1} (read by node K); segment 1 exports
+    // v_{2K-1}; segment 2 exports v_{n-1}, the other graph output. Internal values are
+    // not hashed.
+    let k = deed_engine::TRACE_SEGMENT_OPS;
+    let n = 2 * k + k / 2;
     let name = |i: usize| format!("v{i}");
-    let nodes: Vec<_> = (0..40)
+    let nodes: Vec<_> = (0..n)
         .map(|i| {
             let prev = if i == 0 { "x".to_string() } else { name(i - 1) };
-            let other = if i == 20 { name(3) } else { "x".to_string() };
+            let other = if i == k + 4 { name(3) } else { "x".to_string() };
             node("Add", &[&prev, &other], &[&name(i)], vec![])
         })
         .collect();
     let bytes = G::new(
         nodes,
         vec![vi("x", DType::F32, &[D::N(2)])],
-        vec![vi("v39", DType::F32, &[D::N(2)]), vi("v10", DType::F32, &[D::N(2)])],
+        vec![vi(&name(n - 1), DType::F32, &[D::N(2)]), vi("v10", DType::F32, &[D::N(2)])],
     )
     .bytes();
     let m = Model::load(&bytes).unwrap();
-    assert_eq!((m.node_count(), m.trace_len()), (40, 3));
+    assert_eq!((m.node_count(), m.trace_len()), (n, 3));
     let x = [0.5f32, -0.25];
     let mut v = Vec::new();
-    for i in 0..40 {
+    for i in 0..n {
         let prev = if i == 0 { x } else { v[i - 1] };
-        let other = if i == 20 { v[3] } else { x };
+        let other = if i == k + 4 { v[3] } else { x };
         v.push([prev[0] + other[0], prev[1] + other[1]]);
     }
+    let t = |i: usize| Tensor::f32(vec![2], v[i].to_vec());
+    let xt = Tensor::f32(vec![2], x.to_vec());
     let enc = |ids: &[usize]| {
         let mut buf = Vec::new();
         for &i in ids {
-            Tensor::f32(vec![2], v[i].to_vec()).encode_into(&mut buf);
+            t(i).encode_into(&mut buf);
         }
         Hash32::of(&buf)
     };
-    let want = vec![enc(&[3, 10, 15]), enc(&[31]), enc(&[39])];
-    let out = m.run(&set(vec![("x", Tensor::f32(vec![2], x.to_vec()))]), &RunOptions::default()).unwrap();
-    assert_eq!(out.outputs.0["v39"], Tensor::f32(vec![2], v[39].to_vec()));
+    let want = vec![enc(&[3, 10, k - 1]), enc(&[2 * k - 1]), enc(&[n - 1])];
+    let out = m.run(&set(vec![("x", xt.clone())]), &RunOptions::default()).unwrap();
+    assert_eq!(out.outputs.0[&name(n - 1)], t(n - 1));
     assert_eq!(out.trace, want);
     assert_eq!(out.trace_root(), deed_types::merkle::root(&want));
-    // What a fraud proof replays: segment 1 reads v_15 and v_3 (in order of first read)
-    // and x, and hashes to its entry; the producer blobs split back into the exports.
+    // What a fraud proof replays: segment 1 reads v_{K-1}, x and v_3 (in order of first
+    // read) and hashes to its entry; producer blobs split back into the exports.
     assert_eq!(
         m.entry_sources(1),
         vec![
@@ -117,16 +122,15 @@ fn trace_definition() {
             deed_engine::Source::Entry { entry: 0, value: 0 },
         ]
     );
-    assert_eq!(m.entry_nodes(1), 16..32);
-    let t = |i: usize| Tensor::f32(vec![2], v[i].to_vec());
-    assert_eq!(m.replay_entry(1, &[t(15), Tensor::f32(vec![2], x.to_vec()), t(3)]).unwrap(), want[1]);
-    assert_ne!(m.replay_entry(1, &[t(14), Tensor::f32(vec![2], x.to_vec()), t(3)]).unwrap(), want[1]);
-    let (kept, blobs) = m.run_keep_all(&set(vec![("x", Tensor::f32(vec![2], x.to_vec()))]), &RunOptions::default()).unwrap();
+    assert_eq!(m.entry_nodes(1), k..2 * k);
+    assert_eq!(m.replay_entry(1, &[t(k - 1), xt.clone(), t(3)]).unwrap(), want[1]);
+    assert_ne!(m.replay_entry(1, &[t(k - 2), xt.clone(), t(3)]).unwrap(), want[1]);
+    assert!(m.replay_entry(1, &[t(k - 1), xt.clone()]).is_err());
+    let (kept, blobs) = m.run_keep_all(&set(vec![("x", xt.clone())]), &RunOptions::default()).unwrap();
     assert_eq!(kept.trace, want);
-    assert_eq!(m.split_entry_values(0, &blobs[0]).unwrap(), vec![t(3), t(10), t(15)]);
+    assert_eq!(m.split_entry_values(0, &blobs[0]).unwrap(), vec![t(3), t(10), t(k - 1)]);
     assert!(m.split_entry_values(1, &blobs[0]).is_err());
-    let quiet = m.run(&set(vec![("x", Tensor::f32(vec![2], x.to_vec()))]), &RunOptions { threads: 1, trace: false });
-    let quiet = quiet.unwrap();
+    let quiet = m.run(&set(vec![("x", xt)]), &RunOptions { threads: 1, trace: false }).unwrap();
     assert!(quiet.trace.is_empty());
     assert_eq!(quiet.output_hash(), out.output_hash());
 }

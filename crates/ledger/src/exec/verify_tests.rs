@@ -10,8 +10,8 @@ use deed_types::{
     SignedReceipt, Tensor, TensorSet, TxBody,
 };
 
-/// A small residual CNN: 42 nodes, three trace segments, so that proofs against the
-/// later segments read earlier segments' producer blobs.
+/// A small residual CNN: 42 nodes, two trace segments, so that a proof against the
+/// second reads the first's producer blob.
 const MODEL: &[u8] = include_bytes!("../../../../fixtures/arch/resnet_mini.onnx");
 const OTHER_MODEL: &[u8] = include_bytes!("../../../../fixtures/cnn.onnx");
 const PRICE: Amount = 100;
@@ -249,7 +249,7 @@ fn honest_receipt_survives_every_challenge_and_challengers_lose_bonds() {
 
 #[test]
 fn every_segment_of_an_honest_receipt_replays_to_its_trace() {
-    // One challenge per block: the window must outlast all three.
+    // One challenge per block: the window must outlast them all.
     let mut c = setup(JobParams { challenge_window_blocks: 10, ..rules() });
     let exec = key("exec");
     let inp = input(0.7);
@@ -258,7 +258,7 @@ fn every_segment_of_an_honest_receipt_replays_to_its_trace() {
     let n = r.trace.len();
     submit(&mut c, &exec, r).unwrap();
     upload(&mut c, &blobs);
-    assert_eq!(n, 3);
+    assert_eq!(n, 2);
     for i in 0..n {
         let before = c.balance(&exec.address());
         challenge(&mut c, &job, &exec, FraudProof::Segment { index: i as u32 }).unwrap();

@@ -2,6 +2,7 @@
 //! one validator down does not stop them; two down stops finality; bringing one back
 //! resumes it; the last one back catches up to the same state root.
 
+use crate::free_port;
 use deed_node::bft::{BftConfig, BftProducer};
 use deed_node::{NodeConfig, NodeHandle};
 use deed_types::{Hash32, Keypair, Tx, TxBody};
@@ -10,10 +11,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const N: usize = 4;
-
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
 
 struct Net {
     keys: Vec<Keypair>,

@@ -4,6 +4,7 @@
 //! a peer serving corrupted pieces is refused and avoided, and the blob still arrives from
 //! an honest peer.
 
+use crate::free_port;
 use deed_node::bft::actor::{Adversary, Stats};
 use deed_node::bft::fetch::{FetchStatus, PIECE_BYTES};
 use deed_node::bft::{BftConfig, BftProducer};
@@ -16,10 +17,6 @@ use std::time::{Duration, Instant};
 
 const N: usize = 4;
 const CHAIN: &str = "deed-blob-test";
-
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
 
 struct Net {
     keys: Vec<Keypair>,

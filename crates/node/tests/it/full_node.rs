@@ -9,6 +9,7 @@
 //! block whose finalization certificate verifies, and stops loudly on a certified block
 //! it cannot execute.
 
+use crate::free_port;
 use commonware_codec::DecodeExt;
 use commonware_cryptography::ed25519;
 use commonware_p2p::simulated::{Config as NetConfig, Link, Network};
@@ -57,10 +58,6 @@ impl Drop for ExitOnPanic {
             std::process::exit(101);
         }
     }
-}
-
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 struct Net {
