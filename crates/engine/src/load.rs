@@ -586,6 +586,17 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits, ext: Option<&dyn ExternalData>
     for (name, &id) in &ids {
         value_names[id] = name.clone();
     }
+    // Elementwise nodes whose first input dies with them may compute in its buffer.
+    let in_place = nodes
+        .iter()
+        .enumerate()
+        .map(|(pos, n)| match n.inputs.first() {
+            Some(Some(id)) => {
+                n.op.can_run_in_place() && free_after[pos].contains(id) && !n.inputs[1..].contains(&Some(*id))
+            }
+            _ => false,
+        })
+        .collect();
     let segments = crate::trace::plan_segments(&nodes, &output_ids, consts.len(), |slot| {
         consts[slot].is_some() && !input_ids.contains(&slot)
     });
@@ -602,6 +613,7 @@ pub(crate) fn load(bytes: &[u8], limits: &Limits, ext: Option<&dyn ExternalData>
         nodes,
         consts,
         free_after,
+        in_place,
         limits: limits.clone(),
     };
     crate::plan::pack_constant_weights(&mut model);

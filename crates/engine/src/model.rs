@@ -38,6 +38,9 @@ pub struct Model {
     pub(crate) consts: Vec<Option<Tensor>>,
     /// Per node position: slots to free after it ran.
     pub(crate) free_after: Vec<Vec<usize>>,
+    /// Per node position: its first input dies with it and the op can compute in that
+    /// input's buffer ([`Op::run_in_place`]) — taken when the run owns the buffer.
+    pub(crate) in_place: Vec<bool>,
     /// The trace's segments, one per trace entry, covering `nodes` in order.
     pub(crate) segments: Vec<crate::trace::Segment>,
     pub(crate) limits: Limits,
@@ -203,25 +206,44 @@ impl Model {
             let in_shapes: Option<Vec<Option<Vec<usize>>>> = profile_nodes().then(|| {
                 node.inputs.iter().map(|id| id.and_then(|id| values[id].as_ref()).map(|t| t.shape.clone())).collect()
             });
-            let outs: Vec<Cow<'_, Tensor>> = {
-                let ins: Vec<Option<&Tensor>> = node
-                    .inputs
-                    .iter()
-                    .map(|id| id.map(|id| values[id].as_deref().expect("inputs computed before use")))
-                    .collect();
-                let kerr = |e| match e {
-                    KernelError::Invalid(reason) => {
-                        RunError::Op { node: node_name(&node.label), op: node.op_type.clone(), reason }
+            // A first input that dies here and that this run owns (not a weight, not a
+            // graph input) lends its buffer to an elementwise node; declined (another
+            // dtype or broadcast), it goes back where it was.
+            let mut in_place = None;
+            if self.in_place[pos]
+                && let Some(id) = node.inputs[0]
+                && matches!(values[id], Some(Cow::Owned(_)))
+            {
+                let Some(Cow::Owned(t)) = values[id].take() else { unreachable!("just matched") };
+                let rest: Vec<Option<&Tensor>> =
+                    node.inputs[1..].iter().map(|i| i.and_then(|i| values[i].as_deref())).collect();
+                match node.op.run_in_place(t, &rest, &ctx) {
+                    Ok(out) => in_place = Some(out),
+                    Err(t) => values[id] = Some(Cow::Owned(t)),
+                }
+            }
+            let outs: Vec<Cow<'_, Tensor>> = match in_place {
+                Some(out) => vec![Cow::Owned(out)],
+                None => {
+                    let ins: Vec<Option<&Tensor>> = node
+                        .inputs
+                        .iter()
+                        .map(|id| id.map(|id| values[id].as_deref().expect("inputs computed before use")))
+                        .collect();
+                    let kerr = |e| match e {
+                        KernelError::Invalid(reason) => {
+                            RunError::Op { node: node_name(&node.label), op: node.op_type.clone(), reason }
+                        }
+                        KernelError::OverLimit { what, value, max } => {
+                            RunError::OverLimit { what: format!("{}: {what}", node.label), value, max }
+                        }
+                    };
+                    match &node.op {
+                        // Constants are borrowed from the model, not copied.
+                        Op::Constant(t) => vec![Cow::Borrowed(t)],
+                        Op::Ext(k) => k.run(&ins, &ctx).map_err(kerr)?.into_iter().map(Cow::Owned).collect(),
+                        op => vec![Cow::Owned(op.run(&ins, &ctx).map_err(kerr)?)],
                     }
-                    KernelError::OverLimit { what, value, max } => {
-                        RunError::OverLimit { what: format!("{}: {what}", node.label), value, max }
-                    }
-                };
-                match &node.op {
-                    // Constants are borrowed from the model, not copied.
-                    Op::Constant(t) => vec![Cow::Borrowed(t)],
-                    Op::Ext(k) => k.run(&ins, &ctx).map_err(kerr)?.into_iter().map(Cow::Owned).collect(),
-                    op => vec![Cow::Owned(op.run(&ins, &ctx).map_err(kerr)?)],
                 }
             };
             assert_eq!(outs.len(), node.dtypes.len(), "{}: kernel output count", node.label);

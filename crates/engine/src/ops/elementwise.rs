@@ -321,6 +321,96 @@ pub(crate) fn unary(op: UnOp, x: &Tensor, threads: usize, path: KernelPath) -> T
     Tensor { shape: x.shape.clone(), data }
 }
 
+/// `v[i] = f(v[i])` in place, split over `threads` like [`par_map`].
+fn par_map_in_place<F: Fn(f32) -> f32 + Sync + Copy>(v: &mut [f32], threads: usize, path: KernelPath, f: F) {
+    super::util::par_chunks(v, threads, UNARY_PAR_MIN, |_, o| crate::kernels::with_fma(path, MapInPlace { f, v: o }));
+}
+
+/// `v[i] = f(v[i])`, as FMA work (see [`par_map`]).
+struct MapInPlace<'a, F> {
+    f: F,
+    v: &'a mut [f32],
+}
+
+impl<F: Fn(f32) -> f32> crate::kernels::FmaWork for MapInPlace<'_, F> {
+    type Out = ();
+    #[inline(always)]
+    fn run(self) {
+        for y in self.v.iter_mut() {
+            *y = (self.f)(*y);
+        }
+    }
+}
+
+/// [`unary`] computed in `x`'s own buffer, for a value nobody reads after this node:
+/// the same function on every element, so the same bits. `Err(x)` back when it does not
+/// apply (not float32).
+pub(crate) fn unary_in_place(op: UnOp, mut x: Tensor, threads: usize, path: KernelPath) -> Result<Tensor, Tensor> {
+    let TensorData::F32(v) = &mut x.data else { return Err(x) };
+    let reference = path == KernelPath::Reference;
+    match op {
+        UnOp::Relu => par_map_in_place(v, threads, path, |a: f32| if a < 0.0 { 0.0 } else { a }),
+        UnOp::Sigmoid if reference => par_map_in_place(v, threads, path, crate::math::sigmoid),
+        UnOp::Tanh if reference => par_map_in_place(v, threads, path, crate::math::tanh),
+        UnOp::Exp if reference => par_map_in_place(v, threads, path, crate::math::exp),
+        UnOp::Sigmoid => par_map_in_place(v, threads, path, crate::math::sigmoid_lanes),
+        UnOp::Tanh => par_map_in_place(v, threads, path, crate::math::tanh_lanes),
+        UnOp::Exp => par_map_in_place(v, threads, path, crate::math::exp_lanes),
+    }
+    Ok(x)
+}
+
+/// [`binary`] computed in `a`'s own buffer, for a value nobody reads after this node,
+/// when the result has `a`'s shape and `b` is float32 of the same shape, one element, or
+/// a broadcast over `a`'s last dims (a bias): each element is `f(a[i], b[j])` for the
+/// same `j` as the broadcast, so the same bits. `Err(a)` back when it does not apply.
+pub(crate) fn binary_in_place(op: BinOp, mut a: Tensor, b: &Tensor, threads: usize) -> Result<Tensor, Tensor> {
+    let (TensorData::F32(x), TensorData::F32(y)) = (&mut a.data, &b.data) else { return Err(a) };
+    if broadcast_shape(&a.shape, &b.shape).as_deref() != Some(&a.shape[..]) {
+        return Err(a);
+    }
+    // `b`'s shape without leading 1s must be a suffix of `a`'s: then element `i` of `a`
+    // meets `b[i % b.len()]`.
+    let core = &b.shape[b.shape.iter().take_while(|&&d| d == 1).count()..];
+    // Short cycles other than a scalar would run in many short pieces: left to `binary`.
+    if !a.shape.ends_with(core) || y.is_empty() || (y.len() > 1 && y.len() < CYCLE_MIN && y.len() != x.len()) {
+        return Err(a);
+    }
+    match op {
+        BinOp::Add => zip_cycle(x, y, threads, |p, q| p + q),
+        BinOp::Sub => zip_cycle(x, y, threads, |p, q| p - q),
+        BinOp::Mul => zip_cycle(x, y, threads, |p, q| p * q),
+        BinOp::Div => zip_cycle(x, y, threads, |p, q| p / q),
+    }
+    Ok(a)
+}
+
+/// The shortest broadcast operand other than a scalar that [`binary_in_place`] takes.
+const CYCLE_MIN: usize = 64;
+
+/// `x[i] = f(x[i], y[i % y.len()])`, split over `threads` (each element on its own: the
+/// split changes no bit).
+fn zip_cycle(x: &mut [f32], y: &[f32], threads: usize, f: impl Fn(f32, f32) -> f32 + Sync + Copy) {
+    let t = if x.len() < 2 * BINARY_PAR_MIN { 1 } else { threads };
+    super::util::par_chunks(x, t, BINARY_PAR_MIN, |off, chunk| {
+        if let [q] = y {
+            chunk.iter_mut().for_each(|p| *p = f(*p, *q));
+            return;
+        }
+        let mut j = off % y.len();
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let run = rest.len().min(y.len() - j);
+            let (now, later) = rest.split_at_mut(run);
+            for (p, &q) in now.iter_mut().zip(&y[j..j + run]) {
+                *p = f(*p, q);
+            }
+            rest = later;
+            j = 0;
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,7 +566,76 @@ mod tests {
         })
     }
 
+    /// Float values with the awkward ones among them: ±0, ±∞, NaNs of both signs, subnormals.
+    fn awkward(n: usize, seed: u32) -> Vec<f32> {
+        let special = [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN, 1e-40, -3e-39];
+        (0..n)
+            .map(|i| {
+                let h = (i as u32).wrapping_mul(2_654_435_761) ^ seed;
+                if h % 11 == 0 { special[(h / 11) as usize % special.len()] } else { (h % 2001) as f32 / 37.0 - 27.0 }
+            })
+            .collect()
+    }
+
+    /// The bits the encoding and the trace see: every NaN canonical (which NaN an
+    /// instruction returns depends on operand order, which compilers may swap).
+    fn bits(t: &Tensor) -> Vec<u32> {
+        match &t.data {
+            TensorData::F32(v) => v.iter().map(|&x| deed_types::tensor::canonical_f32(x).to_bits()).collect(),
+            _ => unreachable!(),
+        }
+    }
+
     proptest! {
+        /// In place or not, the same bits (NaNs canonical, as everywhere bits are
+        /// compared): a value the run owns and nobody reads again may lend its buffer, and
+        /// that must change nothing.
+        #[test]
+        fn in_place_matches_out_of_place(
+            lead in proptest::collection::vec(1usize..4, 0..3),
+            tail in proptest::collection::vec(1usize..40, 1..3),
+            form in 0usize..5,
+            threads in 1usize..4,
+            seed in any::<u32>(),
+        ) {
+            let ash: Vec<usize> = lead.iter().chain(&tail).copied().collect();
+            let bsh: Vec<usize> = match form {
+                0 => ash.clone(),
+                1 => tail.clone(),
+                2 => std::iter::once(1).chain(tail.iter().copied()).collect(),
+                3 => vec![],
+                _ => vec![1; ash.len()],
+            };
+            let na: usize = ash.iter().product();
+            let nb: usize = bsh.iter().product();
+            let a = Tensor::f32(ash.clone(), awkward(na, seed));
+            let b = Tensor::f32(bsh.clone(), awkward(nb, seed.rotate_left(7)));
+            let l = Limits::default();
+            for path in crate::kernels::KernelPath::available() {
+                let cx = Ctx { limits: &l, threads, kernels: path };
+                for op in [BinOp::Add, BinOp::Sub, BinOp::Mul, BinOp::Div] {
+                    let want = binary(op, &a, &b, &cx).unwrap();
+                    let keeps_shape = broadcast_shape(&ash, &bsh).as_deref() == Some(&ash[..]);
+                    let expect_taken = keeps_shape && (nb == 1 || nb == na || nb >= CYCLE_MIN);
+                    match binary_in_place(op, a.clone(), &b, threads) {
+                        Ok(got) => {
+                            prop_assert_eq!(&got.shape, &want.shape);
+                            prop_assert_eq!(bits(&got), bits(&want), "{:?} {:?} {:?}", op, ash, bsh);
+                        }
+                        Err(back) => {
+                            prop_assert!(!expect_taken, "declined {:?} {:?} {:?}", op, ash, bsh);
+                            prop_assert_eq!(bits(&back), bits(&a));
+                        }
+                    }
+                }
+                for op in [UnOp::Relu, UnOp::Sigmoid, UnOp::Tanh, UnOp::Exp] {
+                    let want = unary(op, &a, threads, path);
+                    let got = unary_in_place(op, a.clone(), threads, path).unwrap();
+                    prop_assert_eq!(bits(&got), bits(&want), "{:?} on {:?}", op, path);
+                }
+            }
+        }
+
         #[test]
         fn broadcast_matches_reference((ash, bsh) in shape_pair(), seed in any::<u32>()) {
             let out = broadcast_shape(&ash, &bsh).unwrap();

@@ -473,6 +473,27 @@ impl Op {
         }
     }
 
+    /// Whether [`Op::run_in_place`] may take its first input's buffer.
+    pub(crate) fn can_run_in_place(&self) -> bool {
+        matches!(self, Op::Unary(_) | Op::Binary(_))
+    }
+
+    /// Runs the operator in `first`'s buffer (its first input, which nobody reads after
+    /// this node; `rest` are the other inputs): the same bits as [`Op::run`]. `Err(first)`
+    /// back when this op, dtype or shape cannot be done in place.
+    pub(crate) fn run_in_place(
+        &self,
+        first: Tensor,
+        rest: &[Option<&Tensor>],
+        ctx: &Ctx<'_>,
+    ) -> Result<Tensor, Tensor> {
+        match (self, rest) {
+            (Op::Unary(op), []) => elementwise::unary_in_place(*op, first, ctx.threads, ctx.kernels),
+            (Op::Binary(op), [Some(b)]) => elementwise::binary_in_place(*op, first, b, ctx.threads),
+            _ => Err(first),
+        }
+    }
+
     /// Runs the operator; inputs were checked for presence and dtype at load.
     pub(crate) fn run(&self, ins: &[Option<&Tensor>], ctx: &Ctx<'_>) -> KResult<Tensor> {
         let req = |i: usize| ins[i].expect("required input present (checked at load)");

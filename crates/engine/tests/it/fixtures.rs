@@ -77,6 +77,12 @@ fn check_tol(model_path: &Path, tol: f64) -> Vec<String> {
     if one.output_hash() != two.output_hash() || one.trace_root() != two.trace_root() {
         fails.push(format!("{label}: 1 and 2 threads differ"));
     }
+    // The node-by-node run (what challengers and fraud proofs use: no buffer lent in
+    // place, nothing freed) gives the same trace and outputs as the run loop.
+    let (kept, _) = model.run_keep_all(&inputs, &RunOptions { threads: 2, trace: true }).unwrap();
+    if kept.trace != one.trace || kept.output_hash() != one.output_hash() {
+        fails.push(format!("{label}: run_keep_all differs from run"));
+    }
     if one.outputs.0.keys().collect::<Vec<_>>() != expected.0.keys().collect::<Vec<_>>() {
         fails.push(format!("{label}: outputs {:?}, expected {:?}", one.outputs.0.keys(), expected.0.keys()));
     }
