@@ -572,7 +572,11 @@ mod tests {
         (0..n)
             .map(|i| {
                 let h = (i as u32).wrapping_mul(2_654_435_761) ^ seed;
-                if h.is_multiple_of(11) { special[(h / 11) as usize % special.len()] } else { (h % 2001) as f32 / 37.0 - 27.0 }
+                if h.is_multiple_of(11) {
+                    special[(h / 11) as usize % special.len()]
+                } else {
+                    (h % 2001) as f32 / 37.0 - 27.0
+                }
             })
             .collect()
     }
