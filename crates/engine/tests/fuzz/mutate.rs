@@ -40,74 +40,16 @@ pub enum Mutation {
     DropNode { node: u16 },
 }
 
-/// Operator types a node may be switched to: every family the engine implements.
-const OPS: &[&str] = &[
-    "Add",
-    "ArgMax",
-    "Cast",
-    "Constant",
-    "Conv",
-    "Div",
-    "Exp",
-    "Flatten",
-    "Gemm",
-    "Identity",
-    "MatMul",
-    "MaxPool",
-    "Mul",
-    "Relu",
-    "Reshape",
-    "Sigmoid",
-    "Softmax",
-    "Sub",
-    "Tanh",
-    "AveragePool",
-    "BatchNormalization",
-    "Clip",
-    "ConvTranspose",
-    "Gelu",
-    "GlobalAveragePool",
-    "InstanceNormalization",
-    "LRN",
-    "LayerNormalization",
-    "PRelu",
-    "Erf",
-    "Pow",
-    "Where",
-    "Mod",
-    "BitShift",
-    "CumSum",
-    "LogSoftmax",
-    "ReduceMean",
-    "ReduceProd",
-    "ReduceLogSumExp",
-    "TopK",
-    "Hardmax",
-    "Concat",
-    "ConstantOfShape",
-    "Expand",
-    "Gather",
-    "GatherElements",
-    "Pad",
-    "Range",
-    "Shape",
-    "Slice",
-    "Split",
-    "Squeeze",
-    "Unsqueeze",
-    "Tile",
-    "Transpose",
-    "Resize",
-    "Einsum",
-    "ScatterND",
-    "OneHot",
-    "DepthToSpace",
-    "NonZero",
-    "TreeEnsembleClassifier",
-    "SVMClassifier",
-    "QuantizeLinear",
-    "DequantizeLinear",
-];
+/// Operator types a node may be switched to, with their domain: every one the engine
+/// implements (`ops::SUPPORTED_OPS`, `ops::EXT_OPS` and the `ai.onnx.ml` ones).
+fn ops() -> &'static [(&'static str, &'static str)] {
+    use deed_engine::ops::{EXT_OPS, ML_DOMAIN, SUPPORTED_OPS, ml::ML_OPS};
+    static OPS: std::sync::OnceLock<Vec<(&str, &str)>> = std::sync::OnceLock::new();
+    OPS.get_or_init(|| {
+        let default = SUPPORTED_OPS.iter().chain(EXT_OPS).map(|op| ("", *op));
+        default.chain(ML_OPS.iter().map(|op| (ML_DOMAIN, *op))).collect()
+    })
+}
 
 const DTYPES: &[i32] = &[1, 6, 7, 9, 11, 2, 3, 4, 5, 12, 13, 10, 8, 0, 16];
 
@@ -199,7 +141,9 @@ pub fn apply(m: &Mutation, bytes: &mut Vec<u8>, seeds: &[Vec<u8>]) {
             let Some(g) = p.graph.as_mut() else { return };
             if !g.node.is_empty() {
                 let n = node as usize % g.node.len();
-                g.node[n].op_type = OPS[op as usize % OPS.len()].into();
+                let (domain, op) = ops()[op as usize % ops().len()];
+                g.node[n].op_type = op.into();
+                g.node[n].domain = domain.into();
             }
         }),
         Mutation::Dtype { nth, code } => edit_model(bytes, |p| {
