@@ -1,5 +1,6 @@
-//! A loaded model and its run loop: check inputs, run nodes in order, hash each node's
-//! outputs, free values after their last reader, collect the graph outputs.
+//! A loaded model and its run loop: check inputs, run nodes in order (elementwise ones in
+//! a dying input's buffer), hash each trace segment's exports, free values after their
+//! last reader, collect the graph outputs.
 
 use crate::kernels::KernelPath;
 use crate::ops::{Ctx, KernelError, Op};
