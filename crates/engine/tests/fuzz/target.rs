@@ -172,9 +172,9 @@ fn inputs(m: &Model, dyn_dim: usize) -> Option<TensorSet> {
 }
 
 /// Runs `m` with the reference kernels on one thread and the default kernels on two:
-/// both fail, or both give the same bits, except for the sign and payload of NaNs, which
-/// only MatMul, Gemm and Conv canonicalize so far (docs/PROTOCOL.md, "NaN bits in the
-/// trace"). When the traces differ, every node's outputs are compared modulo NaN bits.
+/// both fail, or both give the same output hash and trace (NaNs are hashed canonically),
+/// and so does the node-by-node run (`run_keep_all`). When the traces differ, every
+/// node's outputs are compared modulo NaN bits to name the node.
 fn run(m: &Model, dyn_dim: usize) -> Outcome {
     let Some(x) = inputs(m, dyn_dim) else { return Outcome::NotRun };
     let a = m.run_with_kernels(&x, &RunOptions { threads: 1, trace: true }, KernelPath::Reference);
@@ -182,6 +182,13 @@ fn run(m: &Model, dyn_dim: usize) -> Outcome {
     match (a, b) {
         (Ok(a), Ok(b)) => {
             STATS[3].fetch_add(1, Relaxed);
+            // The node-by-node run (what fraud proofs replay: no buffer lent in place,
+            // nothing freed) commits to the same trace and outputs as the run loop.
+            let (kept, _) = m.run_keep_all(&x, &RunOptions { threads: 2, trace: true }).expect("ran once already");
+            assert!(
+                kept.trace == b.trace && kept.output_hash() == b.output_hash(),
+                "the node-by-node run differs from the run loop"
+            );
             if a.trace != b.trace || a.output_hash() != b.output_hash() {
                 STATS[4].fetch_add(1, Relaxed);
                 let path = KernelPath::from_env().expect("ran on it");
