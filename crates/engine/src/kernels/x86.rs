@@ -7,7 +7,7 @@
 //! independent output columns changes no bit; nothing is reassociated.
 //!
 //! Besides the SIMD modules, the engine's only `unsafe` code is one lifetime erasure in
-//! `crate::pool`. Each tile type can only be built after runtime detection of its CPU
+//! `crate::pool` and the aligned weight buffer of `super::huge`. Each tile type can only be built after runtime detection of its CPU
 //! features, and every safe entry point checks the slice bounds that the unchecked loads
 //! and stores rely on.
 #![allow(unsafe_code)]
@@ -108,7 +108,7 @@ macro_rules! tile_impl {
     )*};
 }
 
-tile_impl!(Avx512, kern512, finish512, 16, (2, 4), (12, 2), (6, 4));
+tile_impl!(Avx512, kern512, finish512, 16, (2, 8), (12, 2), (6, 4));
 tile_impl!(Avx2, kern256, finish256, 8, (6, 2), (2, 8));
 
 /// [`Epilogue::apply`] compiled for AVX-512 (16 lanes): the same operations.
