@@ -498,11 +498,20 @@ impl PackedB {
                         row[..w].copy_from_slice(&b.data[s..s + w]);
                     }
                 } else {
-                    // Column-major source (a transposed B): read each column contiguously.
-                    for j in 0..w {
-                        let col = (j0 + j) * b.cs + kb * b.rs;
-                        for kk in 0..kc {
-                            chunk[kk * width + j] = b.data[col + kk * b.rs];
+                    // Column-major source (a transposed B, as `transB` weights are stored):
+                    // copied in 16 × 16 blocks, so that the reads and the writes of a block
+                    // each stay within 16 cache lines (column by column, every write went
+                    // to another line: 1.7 GB/s, a quarter of mlp_b1's load).
+                    const T: usize = 16;
+                    for jt in (0..w).step_by(T) {
+                        for kt in (0..kc).step_by(T) {
+                            let kn = T.min(kc - kt);
+                            for j in jt..(jt + T).min(w) {
+                                let col = (j0 + j) * b.cs + (kb + kt) * b.rs;
+                                for kk in 0..kn {
+                                    chunk[(kt + kk) * width + j] = b.data[col + kk * b.rs];
+                                }
+                            }
                         }
                     }
                 }
