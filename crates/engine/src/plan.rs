@@ -6,7 +6,8 @@
 //! [`PackedB::transposed`]). Packing moves values, never combines them: the same bits
 //! again.
 
-use crate::kernels::{Mat, PackedB};
+use crate::infer::Dim;
+use crate::kernels::{Mat, NARROW_ROWS, PackedB};
 use crate::model::Model;
 use crate::ops::Op;
 use deed_types::TensorData;
@@ -25,6 +26,8 @@ pub(crate) fn pack_constant_weights(model: &mut Model) {
         // Every use must be input 1 of MatMul or Gemm, all with the same transB.
         let mut trans = None;
         let mut ok = true;
+        // Whether a use may be a matrix-vector product, which streams B once per run.
+        let mut streamed = false;
         for node in &model.nodes {
             for (pos, input) in node.inputs.iter().enumerate() {
                 if *input != Some(id) {
@@ -39,6 +42,8 @@ pub(crate) fn pack_constant_weights(model: &mut Model) {
                     }
                 };
                 ok &= *trans.get_or_insert(t) == t;
+                let a = node.inputs[0].and_then(|a| model.shapes[a].as_deref());
+                streamed |= product_rows(&node.op, a).is_none_or(|m| m <= NARROW_ROWS);
             }
         }
         let (Some(trans), true) = (trans, ok) else { continue };
@@ -48,7 +53,7 @@ pub(crate) fn pack_constant_weights(model: &mut Model) {
         // B' = B ([K, N]) or, with transB, B seen transposed ([N, K] stored).
         let (k, n, b) =
             if trans { (c, r, Mat { data: v, rs: 1, cs: c }) } else { (r, c, Mat { data: v, rs: c, cs: 1 }) };
-        let packed = Arc::new(PackedB::new(b, k, n));
+        let packed = Arc::new(PackedB::new(b, k, n, streamed));
         *v = Vec::new();
         for node in &mut model.nodes {
             if node.inputs.get(1) == Some(&Some(id)) {
@@ -59,5 +64,38 @@ pub(crate) fn pack_constant_weights(model: &mut Model) {
                 }
             }
         }
+    }
+}
+
+/// The rows of the product a MatMul or Gemm with A of inferred shape `a` makes (a MatMul
+/// multiplies every leading index of A), if its shape fixes them at load.
+fn product_rows(op: &Op, a: Option<&[Dim]>) -> Option<usize> {
+    let known = |d: &Dim| if let Dim::Known(n) = d { Some(*n) } else { None };
+    let a = a?;
+    match op {
+        Op::Gemm(g) => known(a.get(usize::from(g.trans_a))?),
+        _ => a.split_last().map_or(Some(1), |(_, lead)| lead.iter().try_fold(1usize, |r, d| r.checked_mul(known(d)?))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::linalg::GemmAttrs;
+
+    #[test]
+    fn product_rows_from_inferred_shapes() {
+        let k = |n| Dim::Known(n);
+        let matmul = Op::MatMul { packed_b: None };
+        assert_eq!(product_rows(&matmul, Some(&[k(784)])), Some(1));
+        assert_eq!(product_rows(&matmul, Some(&[k(1), k(784)])), Some(1));
+        assert_eq!(product_rows(&matmul, Some(&[k(2), k(3), k(784)])), Some(6));
+        assert_eq!(product_rows(&matmul, Some(&[Dim::Sym("batch".into()), k(784)])), None);
+        assert_eq!(product_rows(&matmul, Some(&[k(usize::MAX), k(2), k(784)])), None);
+        assert_eq!(product_rows(&matmul, None), None);
+        let gemm = |trans_a| Op::Gemm(GemmAttrs { alpha: 1.0, beta: 1.0, trans_a, trans_b: false, packed_b: None });
+        assert_eq!(product_rows(&gemm(false), Some(&[k(64), k(784)])), Some(64));
+        assert_eq!(product_rows(&gemm(true), Some(&[k(784), k(1)])), Some(1));
+        assert_eq!(product_rows(&gemm(false), Some(&[Dim::Unknown, k(784)])), None);
     }
 }

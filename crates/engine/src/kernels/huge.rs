@@ -1,5 +1,6 @@
-//! A zeroed `f32` buffer for packed constant weights: from 2 MiB on, 2 MiB-aligned and
-//! advised onto transparent huge pages (on Linux).
+//! A zeroed `f32` buffer for packed constant weights: for a matrix that a matrix-vector
+//! product streams, from 2 MiB on, 2 MiB-aligned and advised onto transparent huge pages
+//! (on Linux).
 //!
 //! A matrix-vector product streams its packed weight matrix once per run. With 4 KiB
 //! pages, every 4 KiB is a TLB miss and a point where the hardware prefetcher's stream
@@ -17,7 +18,9 @@
 //! - an over-allocated `Vec` aligned by hand: zeroing its slack touches it (+110 MB).
 //!
 //! The price of alignment here is heap fragmentation: up to 2 MiB of slack per matrix
-//! that other allocations may reuse (BERT-base's peak memory 714 → 800 MB).
+//! that other allocations may reuse (BERT-base's peak memory 714 → 800 MB when all its
+//! matrices were aligned). Products of many rows reuse each part of B from the cache, and
+//! measured no faster aligned (BERT-base, mlp_b64), so only the streamed matrices are.
 #![allow(unsafe_code)]
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
@@ -30,6 +33,8 @@ const HUGE: usize = 2 << 20;
 pub(crate) struct HugeBuf {
     ptr: NonNull<f32>,
     len: usize,
+    /// Asked for huge pages (part of the layout).
+    huge: bool,
 }
 
 // SAFETY: a HugeBuf owns its elements exclusively, like a Vec<f32>; shared references give
@@ -39,10 +44,11 @@ unsafe impl Send for HugeBuf {}
 unsafe impl Sync for HugeBuf {}
 
 impl HugeBuf {
-    /// `len` zeros: aligned to 2 MiB when they span at least that, else to a cache line.
-    pub(crate) fn zeroed(len: usize) -> HugeBuf {
-        let Some(layout) = layout(len) else {
-            return HugeBuf { ptr: NonNull::dangling(), len: 0 };
+    /// `len` zeros: with `huge`, aligned to 2 MiB and advised onto huge pages when they
+    /// span at least that; otherwise aligned to a cache line.
+    pub(crate) fn zeroed(len: usize, huge: bool) -> HugeBuf {
+        let Some(layout) = layout(len, huge) else {
+            return HugeBuf { ptr: NonNull::dangling(), len: 0, huge };
         };
         // SAFETY: the layout's size is not zero (`layout` is None for len 0).
         let raw = unsafe { alloc(layout) };
@@ -53,14 +59,14 @@ impl HugeBuf {
         // SAFETY: `raw` is a fresh allocation of `len` f32s; all-zero bytes are +0.0. The
         // pages are touched only now, after the advice.
         unsafe { std::ptr::write_bytes(ptr.as_ptr(), 0, len) };
-        HugeBuf { ptr, len }
+        HugeBuf { ptr, len, huge }
     }
 }
 
 /// The layout of a buffer of `len` f32s; `None` when nothing is allocated.
-fn layout(len: usize) -> Option<Layout> {
+fn layout(len: usize, huge: bool) -> Option<Layout> {
     let bytes = len.checked_mul(std::mem::size_of::<f32>()).expect("buffer size overflows");
-    let align = if bytes >= HUGE { HUGE } else { 64 };
+    let align = if huge && bytes >= HUGE { HUGE } else { 64 };
     (bytes > 0).then(|| Layout::from_size_align(bytes, align).expect("buffer layout"))
 }
 
@@ -81,7 +87,7 @@ fn advise_huge(p: *mut u8, bytes: usize) {
 
 impl Drop for HugeBuf {
     fn drop(&mut self) {
-        if let Some(layout) = layout(self.len) {
+        if let Some(layout) = layout(self.len, self.huge) {
             // SAFETY: `ptr` was allocated by `zeroed` with this very layout.
             unsafe { dealloc(self.ptr.as_ptr().cast(), layout) }
         }
@@ -105,7 +111,7 @@ impl std::ops::DerefMut for HugeBuf {
 
 impl Clone for HugeBuf {
     fn clone(&self) -> HugeBuf {
-        let mut c = HugeBuf::zeroed(self.len);
+        let mut c = HugeBuf::zeroed(self.len, self.huge);
         c.copy_from_slice(self);
         c
     }
@@ -123,11 +129,14 @@ mod tests {
 
     #[test]
     fn zeroed_aligned_and_owned() {
-        for len in [0, 1, 17, HUGE / 4 - 1, HUGE / 4, 3 * HUGE / 4 + 5, 5 * HUGE / 4 + 1024] {
-            let mut b = HugeBuf::zeroed(len);
+        for (len, huge) in [0, 1, 17, HUGE / 4 - 1, HUGE / 4, 3 * HUGE / 4 + 5, 5 * HUGE / 4 + 1024]
+            .into_iter()
+            .flat_map(|len| [(len, false), (len, true)])
+        {
+            let mut b = HugeBuf::zeroed(len, huge);
             assert_eq!(b.len(), len);
             assert!(b.iter().all(|&x| x.to_bits() == 0));
-            let align = if len * 4 >= HUGE { HUGE } else { 64 };
+            let align = if huge && len * 4 >= HUGE { HUGE } else { 64 };
             assert!(len == 0 || (b.as_ptr() as usize).is_multiple_of(align), "len {len}");
             if len > 0 {
                 b[0] = -2.0;

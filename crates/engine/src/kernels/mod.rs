@@ -449,7 +449,7 @@ pub(crate) fn gemm_rows(
 
 /// Row counts up to which the driver uses its wide, short tiles (a matrix-vector
 /// product, bound by streaming B once).
-const NARROW_ROWS: usize = 2;
+pub(crate) const NARROW_ROWS: usize = 2;
 
 /// Columns per chunk of a [`PackedB`] that has more than one: a multiple of every tile's
 /// `NR`, so that no tile straddles two chunks.
@@ -475,16 +475,19 @@ pub(crate) struct PackedB {
     chunks: usize,
     /// Columns per chunk.
     width: usize,
-    /// 2 MiB-aligned, on huge pages where granted (see [`huge`]).
+    /// For a streamed matrix, 2 MiB-aligned and on huge pages where granted (see
+    /// [`huge`]).
     data: HugeBuf,
 }
 
 impl PackedB {
-    /// Packs the `k × n` matrix `b`.
-    pub(crate) fn new(b: Mat<'_>, k: usize, n: usize) -> PackedB {
+    /// Packs the `k × n` matrix `b`. `streamed` says that a product of at most
+    /// [`NARROW_ROWS`] rows may read it, which streams it once per run: it then goes on
+    /// huge pages (see [`huge`]).
+    pub(crate) fn new(b: Mat<'_>, k: usize, n: usize, streamed: bool) -> PackedB {
         let width = CHUNK.min(n.next_multiple_of(GROUP)).max(GROUP);
         let chunks = n.div_ceil(width);
-        let mut p = PackedB { k, n, chunks, width, data: HugeBuf::zeroed(k * chunks * width) };
+        let mut p = PackedB { k, n, chunks, width, data: HugeBuf::zeroed(k * chunks * width, streamed) };
         for kb in (0..k).step_by(DOT_BLOCK) {
             let kc = DOT_BLOCK.min(k - kb);
             let at = p.block(kb);
@@ -1017,7 +1020,7 @@ mod tests {
         let want_bias: Vec<u32> =
             dots.iter().enumerate().map(|(i, &y)| canonical(y + bias[i / n.max(1)]).to_bits()).collect();
         let ldc = n + ldc_extra;
-        let packed = PackedB::new(b, k, n);
+        let packed = PackedB::new(b, k, n, seed.is_multiple_of(2));
         assert_eq!(packed.dims(), (k, n));
         // Unpacking gives B back, transposed.
         let bt: Vec<u32> = (0..n * k).map(|i| b.data[(i % k) * b.rs + (i / k) * b.cs].to_bits()).collect();

@@ -435,7 +435,7 @@ mod tests {
             let wb: Vec<u32> = data(&want).iter().map(|x| x.to_bits()).collect();
             // A constant 2-D B is packed at load and keeps only its shape; every path then
             // reads the packed copy.
-            let packed = bcast_b.then(|| PackedB::new(Mat { data: f32s(&b), rs: n, cs: 1 }, k, n));
+            let packed = bcast_b.then(|| PackedB::new(Mat { data: f32s(&b), rs: n, cs: 1 }, k, n, m <= 2));
             let shape_only = Tensor { shape: b.shape.clone(), data: TensorData::F32(Vec::new()) };
             for path in KernelPath::available() {
                 for threads in [1, 3] {
@@ -466,7 +466,7 @@ mod tests {
             prop_assert_eq!(&y1, &y4);
             // B packed as at load (B' = B or B transposed).
             let bm = if tb { Mat { data: &bv, rs: 1, cs: k } } else { Mat { data: &bv, rs: n, cs: 1 } };
-            let gp = GemmAttrs { packed_b: Some(Arc::new(PackedB::new(bm, k, n))), ..g.clone() };
+            let gp = GemmAttrs { packed_b: Some(Arc::new(PackedB::new(bm, k, n, ta))), ..g.clone() };
             let shape_only = Tensor { shape: b.shape.clone(), data: TensorData::F32(Vec::new()) };
             for path in KernelPath::available() {
                 for threads in [1, 2] {
