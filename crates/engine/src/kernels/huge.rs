@@ -23,7 +23,7 @@
 //! measured no faster aligned (BERT-base, mlp_b64), so only the streamed matrices are.
 #![allow(unsafe_code)]
 
-use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+use std::alloc::{Layout, alloc, alloc_zeroed, dealloc, handle_alloc_error};
 use std::ptr::NonNull;
 
 /// Huge page size on x86-64 and aarch64 Linux.
@@ -45,17 +45,22 @@ unsafe impl Sync for HugeBuf {}
 
 impl HugeBuf {
     /// `len` zeros: with `huge`, aligned to 2 MiB and advised onto huge pages when they
-    /// span at least that; otherwise aligned to a cache line.
+    /// span at least that; otherwise aligned to 16 bytes.
     pub(crate) fn zeroed(len: usize, huge: bool) -> HugeBuf {
         let Some(layout) = layout(len, huge) else {
             return HugeBuf { ptr: NonNull::dangling(), len: 0, huge };
         };
-        // SAFETY: the layout's size is not zero (`layout` is None for len 0).
+        if layout.align() < HUGE {
+            // SAFETY: the layout's size is not zero (`layout` is None for len 0). Zeroed by
+            // the allocator: fresh pages from the kernel are not written twice.
+            let raw = unsafe { alloc_zeroed(layout) };
+            let Some(ptr) = NonNull::new(raw.cast::<f32>()) else { handle_alloc_error(layout) };
+            return HugeBuf { ptr, len, huge };
+        }
+        // SAFETY: as above.
         let raw = unsafe { alloc(layout) };
         let Some(ptr) = NonNull::new(raw.cast::<f32>()) else { handle_alloc_error(layout) };
-        if layout.align() == HUGE {
-            advise_huge(raw, layout.size());
-        }
+        advise_huge(raw, layout.size());
         // SAFETY: `raw` is a fresh allocation of `len` f32s; all-zero bytes are +0.0. The
         // pages are touched only now, after the advice.
         unsafe { std::ptr::write_bytes(ptr.as_ptr(), 0, len) };
@@ -66,7 +71,8 @@ impl HugeBuf {
 /// The layout of a buffer of `len` f32s; `None` when nothing is allocated.
 fn layout(len: usize, huge: bool) -> Option<Layout> {
     let bytes = len.checked_mul(std::mem::size_of::<f32>()).expect("buffer size overflows");
-    let align = if huge && bytes >= HUGE { HUGE } else { 64 };
+    // 16 bytes, what the system allocator gives anyway: it then zeroes with `calloc`.
+    let align = if huge && bytes >= HUGE { HUGE } else { 16 };
     (bytes > 0).then(|| Layout::from_size_align(bytes, align).expect("buffer layout"))
 }
 
@@ -136,7 +142,7 @@ mod tests {
             let mut b = HugeBuf::zeroed(len, huge);
             assert_eq!(b.len(), len);
             assert!(b.iter().all(|&x| x.to_bits() == 0));
-            let align = if huge && len * 4 >= HUGE { HUGE } else { 64 };
+            let align = if huge && len * 4 >= HUGE { HUGE } else { 16 };
             assert!(len == 0 || (b.as_ptr() as usize).is_multiple_of(align), "len {len}");
             if len > 0 {
                 b[0] = -2.0;

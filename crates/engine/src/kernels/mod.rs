@@ -451,21 +451,29 @@ pub(crate) fn gemm_rows(
 /// product, bound by streaming B once).
 pub(crate) const NARROW_ROWS: usize = 2;
 
-/// Columns per chunk of a [`PackedB`] that has more than one: a multiple of every tile's
-/// `NR`, so that no tile straddles two chunks.
-pub(crate) const CHUNK: usize = 128;
+/// Columns per chunk of a streamed [`PackedB`] that has more than one: the width of the
+/// matrix-vector tile, so that it reads whole chunks.
+pub(crate) const CHUNK_STREAMED: usize = 128;
+
+/// Columns per chunk of any other [`PackedB`] that has more than one: the width of the
+/// widest many-row tile (64 against 128: mlp_b64 5% faster at one thread, BERT-base the
+/// same).
+pub(crate) const CHUNK: usize = 64;
 
 /// A constant `[K, N]` B packed once (at load) into the layout the tiles read, so that a
 /// product neither packs it again nor reads it across rows. K block `kb` (a multiple of
 /// [`DOT_BLOCK`], `kc` long) starts at `kb * chunks * width`; within it, the `width`
 /// columns from `c * width` are a `kc × width` row-major block at `c * kc * width`, the
-/// last one zero-padded. `width` is [`CHUNK`], or N rounded up to [`GROUP`] if that is
-/// less (one chunk: a narrow B is not padded to a whole chunk).
+/// last one zero-padded. `width` is [`CHUNK_STREAMED`] for a matrix that a matrix-vector
+/// product may stream, else [`CHUNK`] — or N rounded up to [`GROUP`] if that is less (one
+/// chunk: a narrow B is not padded to a whole chunk). A tile never straddles two chunks:
+/// it starts at a multiple of its `NR`, which divides the width of a B of several chunks.
 ///
 /// A matrix-vector product, whose tiles are a whole chunk wide, so streams all of B front
 /// to back in one sequential run: about 20% more bandwidth from L3 than the four
 /// interleaved [`GROUP`]-wide panels it read before (a C microbenchmark of both layouts:
-/// 102 against 80 GB/s; mlp_b1's 2048 × 2048 product 0.234 → 0.195 ms). Values are moved,
+/// 102 against 80 GB/s; mlp_b1's 2048 × 2048 product 0.234 → 0.195 ms). A tile of many
+/// rows reads its whole chunk per K block as one contiguous block. Values are moved,
 /// never combined: products with it give the same bits as with the original B.
 #[derive(Clone, PartialEq)]
 pub(crate) struct PackedB {
@@ -485,7 +493,7 @@ impl PackedB {
     /// [`NARROW_ROWS`] rows may read it, which streams it once per run: it then goes on
     /// huge pages (see [`huge`]).
     pub(crate) fn new(b: Mat<'_>, k: usize, n: usize, streamed: bool) -> PackedB {
-        let width = CHUNK.min(n.next_multiple_of(GROUP)).max(GROUP);
+        let width = (if streamed { CHUNK_STREAMED } else { CHUNK }).min(n.next_multiple_of(GROUP)).max(GROUP);
         let chunks = n.div_ceil(width);
         let mut p = PackedB { k, n, chunks, width, data: HugeBuf::zeroed(k * chunks * width, streamed) };
         for kb in (0..k).step_by(DOT_BLOCK) {
@@ -627,10 +635,14 @@ fn gemm_with(
     match path {
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx512 => {
-            if m <= NARROW_ROWS {
-                // A whole PackedB chunk (128 columns) per tile, so that the product
-                // streams B front to back (see PackedB).
+            if m <= NARROW_ROWS && matches!(b, BOp::Packed(p, _) if p.width == CHUNK_STREAMED) {
+                // A whole chunk per tile, so that the product streams B front to back (see
+                // PackedB).
                 split(&x86::Avx512::<2, 8>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc, epi)
+            } else if m <= NARROW_ROWS {
+                // 4 column panels (of 16) side by side: measured 2-4% faster than 8 on
+                // mlp_b1 when it read B from such panels.
+                split(&x86::Avx512::<2, 4>::new().expect("path checked"), threads, m, n, k, a, b, out, ldc, epi)
             } else {
                 // Wide tiles (measured about 8% faster on MatMul and 1% on Conv), unless N is
                 // so narrow that rounding it up to 64 columns pads it by more than a
@@ -780,8 +792,9 @@ fn drive_in<T: Tile>(
     // No zero fill: every tile of C is written by its first K block (`first`), which
     // does not read C.
     let (mr_max, nr) = (T::MR, T::NR);
-    // A tile never straddles two chunks of a PackedB.
-    const { assert!(CHUNK.is_multiple_of(T::NR)) };
+    if let BOp::Packed(p, _) = b {
+        assert!(p.chunks == 1 || p.width.is_multiple_of(nr), "a tile never straddles two chunks of a PackedB");
+    }
     // A strided B is read in place only when its columns are contiguous, its rows do not
     // overlap (a [N, 1] matrix seen as [1, N] has column stride 1 and row stride 1) and
     // either a panel is used by one row tile only or its rows are close (Conv's im2col
@@ -1077,8 +1090,12 @@ mod tests {
         check(20, 1100, 300, false, false, 1, 9, true);
         // A packed B of several chunks, the last one partial, split over threads at
         // columns inside a chunk.
-        check(2, 2 * CHUNK + 5, 40, false, true, 0, 10, true);
-        check(7, 3 * CHUNK - 1, 20, true, false, 1, 11, true);
+        check(2, 2 * CHUNK_STREAMED + 5, 40, false, true, 0, 10, true);
+        check(7, 3 * CHUNK_STREAMED - 1, 20, true, false, 1, 11, true);
+        // The other way round: a matrix-vector product on narrower chunks, and many rows
+        // on streamed ones (an odd seed packs B as not streamed).
+        check(1, 3 * CHUNK + 7, 70, false, false, 0, 13, true);
+        check(9, 2 * CHUNK_STREAMED + 3, 50, false, true, 2, 14, true);
     }
 
     #[test]

@@ -108,7 +108,7 @@ macro_rules! tile_impl {
     )*};
 }
 
-tile_impl!(Avx512, kern512, finish512, 16, (2, 8), (12, 2), (6, 4));
+tile_impl!(Avx512, kern512, finish512, 16, (2, 4), (2, 8), (12, 2), (6, 4));
 tile_impl!(Avx2, kern256, finish256, 8, (6, 2), (2, 8));
 
 /// [`Epilogue::apply`] compiled for AVX-512 (16 lanes): the same operations.
