@@ -13,6 +13,9 @@ use crate::ops::Op;
 use deed_types::TensorData;
 use std::sync::Arc;
 
+/// The most a packed copy may outgrow its matrix (any N ≥ 8 stays within it).
+const MAX_GROWTH: f64 = 2.0;
+
 /// Packs each constant 2-D f32 tensor whose every use is as B of MatMul or Gemm (one
 /// orientation) into a [`PackedB`] those nodes hold, and leaves the constant holding only
 /// its shape (see the module docs): weights are not stored twice. Constants are done one
@@ -49,6 +52,12 @@ pub(crate) fn pack_constant_weights(model: &mut Model) {
         let (Some(trans), true) = (trans, ok) else { continue };
         let Some(t) = model.consts[id].as_mut() else { continue };
         let (r, c) = (t.shape[0], t.shape[1]);
+        // A matrix of few columns would grow up to 16 times in its zero-padded chunks (a
+        // hostile [2^29, 1] initializer to 32 GiB): such a B stays as it is, and the
+        // products pack it per call, a K block at a time.
+        if PackedB::growth(if trans { r } else { c }, streamed) > MAX_GROWTH {
+            continue;
+        }
         let TensorData::F32(v) = &mut t.data else { continue };
         // B' = B ([K, N]) or, with transB, B seen transposed ([N, K] stored).
         let (k, n, b) =
@@ -82,6 +91,17 @@ fn product_rows(op: &Op, a: Option<&[Dim]>) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::ops::linalg::GemmAttrs;
+
+    #[test]
+    fn narrow_matrices_are_not_padded_beyond_twice_their_size() {
+        for streamed in [false, true] {
+            assert_eq!(PackedB::growth(1, streamed), 16.0);
+            assert!(PackedB::growth(7, streamed) > MAX_GROWTH);
+            for n in (8..2000).chain([4095, 4097, 1 << 20]) {
+                assert!(PackedB::growth(n, streamed) <= MAX_GROWTH, "n {n} streamed {streamed}");
+            }
+        }
+    }
 
     #[test]
     fn product_rows_from_inferred_shapes() {

@@ -493,8 +493,7 @@ impl PackedB {
     /// [`NARROW_ROWS`] rows may read it, which streams it once per run: it then goes on
     /// huge pages (see [`huge`]).
     pub(crate) fn new(b: Mat<'_>, k: usize, n: usize, streamed: bool) -> PackedB {
-        let width = (if streamed { CHUNK_STREAMED } else { CHUNK }).min(n.next_multiple_of(GROUP)).max(GROUP);
-        let chunks = n.div_ceil(width);
+        let (chunks, width) = Self::chunks(n, streamed);
         let mut p = PackedB { k, n, chunks, width, data: HugeBuf::zeroed(k * chunks * width, streamed) };
         for kb in (0..k).step_by(DOT_BLOCK) {
             let kc = DOT_BLOCK.min(k - kb);
@@ -529,6 +528,19 @@ impl PackedB {
             }
         }
         p
+    }
+
+    /// Chunks and columns per chunk of a packed matrix of `n` columns.
+    fn chunks(n: usize, streamed: bool) -> (usize, usize) {
+        let width = (if streamed { CHUNK_STREAMED } else { CHUNK }).min(n.next_multiple_of(GROUP)).max(GROUP);
+        (n.div_ceil(width), width)
+    }
+
+    /// How many times the matrix's own size its packed copy takes (the last chunk is
+    /// zero-padded: up to 16 times for a single column).
+    pub(crate) fn growth(n: usize, streamed: bool) -> f64 {
+        let (chunks, width) = Self::chunks(n, streamed);
+        (chunks * width) as f64 / n.max(1) as f64
     }
 
     /// Where K block `kb` starts.
