@@ -15,6 +15,10 @@ if cargo clippy --version >/dev/null 2>&1; then
 else
   echo "==> clippy not installed: skipping lints"
 fi
+# ~25 s after clippy (which has checked the dependencies): broken or private links in
+# the public docs.
+echo "==> cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 if [ -x .venv/bin/python ] && .venv/bin/python -c "import onnx" 2>/dev/null; then
   # ~10 s: the ONNX backend node tests for crates/engine/tests/it/conformance.rs.
   echo "==> ONNX node test cases (scripts/onnx_node_tests.py)"

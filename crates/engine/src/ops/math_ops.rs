@@ -6,7 +6,7 @@
 //! its own input elements. Exact IEEE operations (`Abs`, `Neg`, `Sqrt`, `Floor`, `Ceil`,
 //! `Round` — half to even —, `Reciprocal` = `1 / x`, comparisons) work in the input's
 //! float type. Transcendental functions take the f32 input to f64, run the engine's own
-//! f64 cores from [`math`](crate::math) and round once to f32 (float64 inputs to them are
+//! f64 cores from [`math`] and round once to f32 (float64 inputs to them are
 //! refused at load). Where an activation has the form `a·x + b` it is one `fma`.
 //! Formulas, with `x` the f64 value:
 //! - `Erf`: `erf64(x)`; `Log`: `log`; `Softplus`: `x > 30 ⇒ x`, `x < −30 ⇒ exp(x)`, else
@@ -19,7 +19,7 @@
 //!   `x · HardSigmoid(x)` with alpha = 1/6, beta = 0.5;
 //! - `LeakyRelu`: `x < 0 ⇒ alpha·x` (f32); `ThresholdedRelu`: `x > alpha ⇒ x`, else 0;
 //! - `PRelu`: `x < 0 ⇒ slope·x`, slope broadcast to x;
-//! - `Pow` (f32 base): [`math::pow`](crate::math::pow) with the exponent converted to f32
+//! - `Pow` (f32 base): [`math::pow`] with the exponent converted to f32
 //!   (as `as` does); integer base: exact repeated squaring with wrapping, a negative
 //!   exponent gives `1/x^n` truncated (so 0 unless |x| = 1), `0^−n` is an error;
 //! - `Min`/`Max`: NaN if either operand is NaN, else the smaller/larger (for ±0 the

@@ -57,7 +57,7 @@ pub fn is_supported(domain: &str, op_type: &str) -> bool {
     }
 }
 
-/// Default-domain operators implemented as [`Kernel`]s in the op-family modules.
+/// Default-domain operators implemented as `Kernel`s in the op-family modules.
 pub const EXT_OPS: &[&str] = &[
     // nn
     "AveragePool",
