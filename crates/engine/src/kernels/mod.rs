@@ -453,12 +453,12 @@ pub(crate) const NARROW_ROWS: usize = 2;
 
 /// Columns per chunk of a streamed [`PackedB`] that has more than one: the width of the
 /// matrix-vector tile, so that it reads whole chunks.
-pub(crate) const CHUNK_STREAMED: usize = 128;
+const CHUNK_STREAMED: usize = 128;
 
 /// Columns per chunk of any other [`PackedB`] that has more than one: the width of the
 /// widest many-row tile (64 against 128: mlp_b64 5% faster at one thread, BERT-base the
 /// same).
-pub(crate) const CHUNK: usize = 64;
+const CHUNK: usize = 64;
 
 /// A constant `[K, N]` B packed once (at load) into the layout the tiles read, so that a
 /// product neither packs it again nor reads it across rows. K block `kb` (a multiple of

@@ -7,9 +7,9 @@
 //! independent output columns changes no bit; nothing is reassociated.
 //!
 //! Besides the SIMD modules, the engine's only `unsafe` code is one lifetime erasure in
-//! `crate::pool` and the aligned weight buffer of `super::huge`. Each tile type can only be built after runtime detection of its CPU
-//! features, and every safe entry point checks the slice bounds that the unchecked loads
-//! and stores rely on.
+//! `crate::pool` and the aligned weight buffer of `super::huge`. Each tile type can only
+//! be built after runtime detection of its CPU features, and every safe entry point
+//! checks the slice bounds that the unchecked loads and stores rely on.
 #![allow(unsafe_code)]
 
 use super::{Epilogue, GROUP, Mat, Tile, check_tile};
